@@ -1,0 +1,94 @@
+"""The things that flow through newswatch: items, matches, summaries and alerts.
+
+Everything here is immutable and free of I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Field = Literal["title", "summary", "content"]
+FIELDS: tuple[Field, ...] = ("title", "summary", "content")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One entry of a feed, its text already converted from HTML to plain text.
+
+    ``key`` identifies the item within its feed (guid, else canonical link, else
+    a hash); ``story_keys`` identify the story across feeds (canonical link,
+    normalized title).
+    """
+
+    feed_id: str
+    key: str
+    title: str
+    link: str | None = None
+    summary: str = ""
+    content: str = ""
+    published: datetime | None = None
+    author: str | None = None
+    story_keys: tuple[str, ...] = ()
+
+    def text(self, name: Field) -> str:
+        return getattr(self, name)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What a feed document yields; ``warning`` is set when a lenient parse recovered it."""
+
+    title: str | None
+    link: str | None
+    items: tuple[Item, ...]
+    warning: str | None = None
+    ttl_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One matched term: the normalized tokens that matched, and in which field."""
+
+    term: str
+    field: Field
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule matched an item; ``hits`` explain why (every positive term found)."""
+
+    rule_id: str
+    hits: tuple[Hit, ...]
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(h.term for h in self.hits))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A short extract of the item's text with the spans to emphasise (start, end offsets)."""
+
+    text: str
+    highlights: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Everything needed to render one alert, stored in the outbox before it is sent."""
+
+    rule_id: str
+    rule_title: str
+    destination: str
+    feed_id: str
+    source: str
+    item_key: str
+    title: str
+    link: str | None
+    published: datetime | None
+    first_seen: datetime
+    summary: Summary
+    terms: tuple[str, ...]
+    also_reported_by: tuple[str, ...] = field(default=())
