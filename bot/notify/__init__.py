@@ -1,0 +1,54 @@
+"""Destinations: where alerts go. Each kind lives in its own module behind :class:`Notifier`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from bot.model import Alert
+from bot.settings import (
+    ConsoleDestination,
+    Destination,
+    EmailDestination,
+    SlackDestination,
+)
+
+
+class Notifier(Protocol):
+    """Sends rendered alerts to one destination.
+
+    Calls are blocking (run them in a worker thread from async code). Every
+    failure is a :class:`bot.errors.DeliveryError` saying whether a retry can help.
+    """
+
+    destination_id: str
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        """One alert as its own message, or several as one digest message grouped by rule."""
+
+    def send_notice(self, title: str, text: str) -> None:
+        """A message that is not an alert: feed failure or recovery, ``send-test``."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def build_notifier(destination_id: str, destination: Destination) -> Notifier:
+    """The notifier for one configured destination; imports each kind only when used."""
+    if isinstance(destination, ConsoleDestination):
+        from bot.notify.console import ConsoleNotifier
+
+        return ConsoleNotifier(destination_id, destination)
+    if isinstance(destination, SlackDestination):
+        from bot.notify.slack import SlackNotifier
+
+        return SlackNotifier(destination_id, destination)
+    if isinstance(destination, EmailDestination):
+        from bot.notify.email import EmailNotifier
+
+        return EmailNotifier(destination_id, destination)
+    raise TypeError(f"unknown destination type {type(destination).__name__}")
+
+
+def build_notifiers(destinations: Mapping[str, Destination]) -> dict[str, Notifier]:
+    return {dest_id: build_notifier(dest_id, dest) for dest_id, dest in destinations.items()}
