@@ -1,0 +1,255 @@
+"""Feed bytes → :class:`ParsedFeed`: RSS 0.9x/1.0/2.0 and Atom via feedparser, JSON Feed here.
+
+feedparser is the only module that imports feedparser. It is called with
+sanitising off (its sanitiser costs far more than the parse itself) because
+items carry plain text, which :func:`bot.htmltext.html_to_text` produces.
+
+Bytes are decoded here rather than by feedparser: a declared encoding that the
+bytes contradict (UTF-8 declared as windows-1252, Latin-1 declared as UTF-8) is
+common, and valid UTF-8 is almost never anything else. The document handed to
+feedparser is then always UTF-8 without an XML declaration.
+"""
+
+from __future__ import annotations
+
+import calendar
+import codecs
+import io
+import re
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+
+from bot.errors import FetchError
+from bot.htmltext import html_to_text
+from bot.identity import item_key, story_keys
+from bot.jsonfeed import Document, Entry, looks_like_json, parse_date, read_json_feed
+from bot.model import Item, ParsedFeed
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_DECLARATION = re.compile(rb"<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
+_XML_DECLARATION = re.compile(r"<\?xml\s[^>]*\?>")
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_ROOT = re.compile(r"<([A-Za-z][\w.:-]*)")
+_FEED_ELEMENT = re.compile(r"<(?:[\w-]+:)?(?:rss|feed|RDF|channel)[\s>]")
+_FALLBACK = "windows-1252"
+_SAFE_SCHEMES = ("http", "https")
+
+
+def parse_feed(
+    body: bytes, *, feed_id: str, url: str, content_type: str | None = None
+) -> ParsedFeed:
+    """Read a feed document; ``not_a_feed`` for HTML and other documents, ``malformed``
+    when nothing can be recovered. Lenient recoveries set ``warning``."""
+    if not body.strip():
+        raise FetchError("malformed", "empty document")
+    document = read_json_feed(body) if looks_like_json(body) else _read_xml(body, content_type, url)
+    return _to_parsed(document, feed_id=feed_id, base=url)
+
+
+def _read_xml(body: bytes, content_type: str | None, url: str) -> Document:
+    text, encoding_warning = _decode(body, content_type)
+    _refuse_html(text)
+    data = _XML_DECLARATION.sub("", text.lstrip(), count=1).encode("utf-8")
+    result = feedparser.parse(
+        io.BytesIO(data),  # never bytes or str: feedparser would open them as a path or URL
+        response_headers={
+            "content-type": "application/xml; charset=utf-8",
+            "content-location": url,
+        },
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    entries = tuple(_xml_entry(entry) for entry in result.entries)
+    feed = result.feed
+    if not result.version and not entries:
+        reason = "malformed" if result.bozo and not feed.get("title") else "not_a_feed"
+        raise FetchError(reason, _describe(result.get("bozo_exception")) or "no feed found")
+    warning = _describe(result.get("bozo_exception")) if result.bozo else None
+    if warning is not None and not entries and not feed.get("title"):
+        raise FetchError("malformed", warning)
+    return Document(
+        title=feed.get("title"),
+        link=feed.get("link"),
+        entries=entries,
+        warning="; ".join(w for w in (encoding_warning, warning) if w) or None,
+        ttl_seconds=_ttl(feed.get("ttl")),
+    )
+
+
+def _describe(error: object) -> str | None:
+    if error is None:
+        return None
+    message = getattr(error, "getMessage", None)
+    return message() if callable(message) else str(error)
+
+
+def _decode(body: bytes, content_type: str | None) -> tuple[str, str | None]:
+    """The document as text, and a warning when its declared encoding was wrong."""
+    for bom, encoding in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(encoding, errors="replace"), None
+    declared = _declared(body, content_type)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if declared not in (None, "utf-8", "ascii") and not body.isascii():
+            return text, f"declared encoding {declared} is wrong: read as UTF-8"
+        return text, None
+    if declared not in (None, "utf-8"):
+        try:
+            return body.decode(declared), None
+        except UnicodeDecodeError:
+            pass
+    return body.decode(_FALLBACK, errors="replace"), (
+        f"declared encoding {declared or 'utf-8'} is wrong: read as {_FALLBACK}"
+    )
+
+
+def _declared(body: bytes, content_type: str | None) -> str | None:
+    """The encoding the document claims (XML declaration, else HTTP charset), if Python knows it."""
+    match = _DECLARATION.search(body, 0, 512)
+    label = match.group(1).decode("ascii") if match else None
+    if label is None and content_type:
+        charset = _CHARSET.search(content_type)
+        label = charset.group(1) if charset else None
+    if label is None:
+        return None
+    try:
+        return codecs.lookup(label).name.replace("_", "-")
+    except LookupError:
+        return None
+
+
+def _refuse_html(text: str) -> None:
+    """An HTML page (a site's home page, a login wall) is ``not_a_feed``, not a broken feed."""
+    head = text[:4096]
+    root = _ROOT.search(head)
+    if root is None:
+        if "<" not in head:
+            raise FetchError("not_a_feed", "no markup")
+        return
+    if root.group(1).lower() == "html" and not _FEED_ELEMENT.search(text):
+        raise FetchError("not_a_feed", "an HTML page")
+
+
+def _xml_entry(entry: feedparser.FeedParserDict) -> Entry:
+    contents = [c.get("value", "") for c in entry.get("content", ())]
+    return Entry(
+        guid=entry.get("id"),
+        link=entry.get("link"),
+        title=entry.get("title", ""),
+        summary=entry.get("summary", ""),
+        content=max(contents, key=len, default=""),
+        published=_entry_date(entry),
+        author=entry.get("author"),
+    )
+
+
+def _entry_date(entry: feedparser.FeedParserDict) -> datetime | None:
+    """feedparser's parsed date, else our own reading of the raw text (e.g. Unix time)."""
+    for name in ("published", "updated", "created"):
+        parsed = entry.get(f"{name}_parsed")
+        if parsed:
+            return _from_struct(parsed)
+    for name in ("published", "updated", "created"):
+        moment = _raw_date(entry.get(name))
+        if moment is not None:
+            return moment
+    return None
+
+
+def _from_struct(parsed: time.struct_time) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _raw_date(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if value.isdigit() and 9 <= len(value) <= 10:
+        return datetime.fromtimestamp(int(value), UTC)
+    return parse_date(value.replace("/", "-"))
+
+
+def _ttl(value: object) -> int | None:
+    """RSS ``<ttl>`` is in minutes."""
+    try:
+        minutes = int(str(value).strip())
+    except ValueError:
+        return None
+    return minutes * 60 if minutes > 0 else None
+
+
+def _to_parsed(document: Document, *, feed_id: str, base: str) -> ParsedFeed:
+    """Plain text, absolute links and keys, one item per key."""
+    return ParsedFeed(
+        title=html_to_text(document.title or "") or None,
+        link=_absolute(document.link, base),
+        items=_unique(_items(document.entries, feed_id, base)),
+        warning=document.warning,
+        ttl_seconds=document.ttl_seconds,
+    )
+
+
+def _items(entries: tuple[Entry, ...], feed_id: str, base: str) -> list[Item]:
+    """Items keyed by guid, except that an item whose guid repeats in the feed falls back to
+    its link: some CMSs give every item the same guid."""
+    repeated = {guid for guid, n in Counter(e.guid for e in entries if e.guid).items() if n > 1}
+    return [_item(e, feed_id, base, None if e.guid in repeated else e.guid) for e in entries]
+
+
+def _unique(items: list[Item]) -> tuple[Item, ...]:
+    """Drop exact repeats; items that differ but share a key are told apart by their text.
+
+    The text hash changes when such an item is edited, a cost only broken feeds pay.
+    """
+    by_key = Counter(item.key for item in items)
+    unique: dict[str, Item] = {}
+    for item in items:
+        if by_key[item.key] > 1:
+            text = f"{item.key} {item.link} {item.title} {item.summary} {item.content}"
+            item = replace(item, key=item_key(None, None, text, item.published))
+        unique.setdefault(item.key, item)
+    return tuple(unique.values())
+
+
+def _item(entry: Entry, feed_id: str, base: str, guid: str | None) -> Item:
+    title = html_to_text(entry.title)
+    link = _absolute(entry.link, base)
+    summary = html_to_text(entry.summary)
+    content = html_to_text(entry.content)
+    return Item(
+        feed_id=feed_id,
+        key=item_key(guid, link, title, entry.published),
+        title=title,
+        link=link,
+        summary=summary,
+        content="" if content == summary else content,
+        published=entry.published,
+        author=html_to_text(entry.author or "") or None,
+        story_keys=story_keys(link, title),
+    )
+
+
+def _absolute(link: str | None, base: str) -> str | None:
+    """``link`` resolved against the feed URL; only http(s) links survive (no ``javascript:``)."""
+    if not link or not link.strip():
+        return None
+    absolute = urljoin(base, link.strip())
+    return absolute if urlsplit(absolute).scheme.lower() in _SAFE_SCHEMES else None

@@ -1,0 +1,81 @@
+"""Who an item is: its key within a feed, and the keys of the story it tells (SPEC §4).
+
+Keys are plain strings with a kind prefix (``guid:``, ``link:``, ``hash:``,
+``title:``) so that a guid can never collide with a link or a hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from bot.text import tokens
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_TRACKING = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid"})
+
+
+def canonical_link(url: str) -> str:
+    """``url`` with what varies between sightings of one page removed.
+
+    Lower-case scheme and host, no fragment, no default port, no tracking
+    parameters (``utm_*``, ``fbclid``, ``gclid`` ...); the rest is kept as given,
+    since paths and other parameters can be case- and order-sensitive.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    if parts.username is not None:
+        netloc = parts.netloc.rpartition("@")[0] + "@" + netloc
+    query = _strip_tracking(parts.query)
+    return urlunsplit((scheme, netloc, parts.path or ("/" if netloc else ""), query, ""))
+
+
+def _strip_tracking(query: str) -> str:
+    if not query:
+        return ""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not _is_tracking(k.lower())]
+    return query if len(kept) == len(pairs) else urlencode(kept)
+
+
+def _is_tracking(name: str) -> bool:
+    return name.startswith("utm_") or name in _TRACKING
+
+
+def item_key(guid: str | None, link: str | None, title: str, published: datetime | None) -> str:
+    """The item's identity within its feed: guid, else canonical link, else a content hash."""
+    if guid and guid.strip():
+        return "guid:" + guid.strip()
+    if link and link.strip():
+        return "link:" + canonical_link(link)
+    stamp = published.isoformat() if published is not None else ""
+    return "hash:" + _sha256(_normalized_title(title) + "\n" + stamp)
+
+
+def story_keys(link: str | None, title: str) -> tuple[str, ...]:
+    """Keys under which the same story is recognised across feeds (link, normalized title)."""
+    keys = []
+    if link and link.strip():
+        keys.append("link:" + canonical_link(link))
+    normalized = _normalized_title(title)
+    if normalized:
+        keys.append("title:" + _sha256(normalized))
+    return tuple(keys)
+
+
+def _normalized_title(title: str) -> str:
+    return " ".join(tokens(title))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,184 @@
+"""JSON Feed 1.0/1.1 (https://jsonfeed.org), which feedparser does not read.
+
+Also Dave Winer's RSS-in-JSON (``{"rss": {"channel": {"item": [...]}}}``).
+Yields the same :class:`Document` of :class:`Entry` values that the XML path
+builds from feedparser's output, so one function turns both into items. A
+document truncated mid-item is recovered item by item, with a warning.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from bot.errors import FetchError
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One feed entry as published: text fields are HTML (plain text is escaped)."""
+
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str
+    content: str
+    published: datetime | None
+    author: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """What any feed format yields before text conversion and identity."""
+
+    title: str | None
+    link: str | None
+    entries: tuple[Entry, ...]
+    warning: str | None = None
+    ttl_seconds: int | None = None
+
+
+_DECODER = json.JSONDecoder(strict=False)
+_ITEMS = re.compile(r'"items"\s*:\s*\[')
+_VERSION = re.compile(r"https?://jsonfeed\.org/version/")
+_FEED_KEY = re.compile(r'"(?:version|feed_url|home_page_url)"\s*:')
+
+
+def looks_like_json(body: bytes) -> bool:
+    """True for a JSON document (an object), the only thing a feed starting with ``{`` can be."""
+    return body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
+
+
+def read_json_feed(body: bytes) -> Document:
+    """Parse a JSON Feed; raise ``not_a_feed`` for other JSON, ``malformed`` for broken JSON.
+
+    Control characters inside strings are accepted (``strict=False``): feeds
+    publish raw tabs and newlines in their HTML.
+    """
+    text = body.decode("utf-8-sig", errors="replace")
+    try:
+        data = json.loads(text, strict=False)
+    except ValueError as error:
+        return _recover(text, error)
+    if isinstance(data, dict) and _VERSION.match(str(data.get("version", ""))):
+        return Document(
+            title=_string(data.get("title")),
+            link=_string(data.get("home_page_url")),
+            entries=tuple(_entry(item) for item in _objects(data.get("items"))),
+        )
+    channel = data.get("rss", {}).get("channel") if isinstance(data, dict) else None
+    if isinstance(channel, dict):
+        return _rss_in_json(channel)
+    raise FetchError("not_a_feed", "JSON document is not a JSON Feed")
+
+
+def _objects(value: object) -> list[dict[str, Any]]:
+    """The JSON objects of a list; a single object counts as a list of one."""
+    if isinstance(value, dict):
+        return [value]
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _rss_in_json(channel: dict[str, Any]) -> Document:
+    entries = (
+        Entry(
+            guid=_identifier(item.get("guid")),
+            link=_string(item.get("link")),
+            title=_string(item.get("title")) or "",
+            summary=_string(item.get("description")) or "",
+            content="",
+            published=parse_date(item.get("pubDate")),
+            author=_string(item.get("author")),
+        )
+        for item in _objects(channel.get("item"))
+    )
+    return Document(
+        title=_string(channel.get("title")),
+        link=_string(channel.get("link")),
+        entries=tuple(entries),
+    )
+
+
+def _recover(text: str, error: ValueError) -> Document:
+    """Read every complete item of a truncated or broken JSON Feed."""
+    start = _ITEMS.search(text)
+    if start is None or not _FEED_KEY.search(text):
+        raise FetchError("malformed", f"invalid JSON: {error}")
+    entries: list[Entry] = []
+    position = start.end()
+    while True:
+        while position < len(text) and text[position] in " \t\r\n,":
+            position += 1
+        try:
+            item, position = _DECODER.raw_decode(text, position)
+        except ValueError:
+            break
+        if isinstance(item, dict):
+            entries.append(_entry(item))
+    if not entries:
+        raise FetchError("malformed", f"invalid JSON: {error}")
+    title = re.search(r'"title"\s*:\s*("(?:[^"\\]|\\.)*")', text[: start.start()])
+    return Document(
+        title=json.loads(title.group(1)) if title else None,
+        link=None,
+        entries=tuple(entries),
+        warning=f"invalid JSON, {len(entries)} items recovered: {error}",
+    )
+
+
+def _entry(item: dict[str, Any]) -> Entry:
+    content = _string(item.get("content_html")) or html.escape(
+        _string(item.get("content_text")) or "", quote=False
+    )
+    return Entry(
+        guid=_identifier(item.get("id")),
+        link=_string(item.get("url")) or _string(item.get("external_url")),
+        title=_string(item.get("title")) or "",
+        summary=_string(item.get("summary")) or "",
+        content=content,
+        published=parse_date(item.get("date_published")) or parse_date(item.get("date_modified")),
+        author=_author(item),
+    )
+
+
+def _author(item: dict[str, Any]) -> str | None:
+    authors = item.get("authors")
+    if isinstance(authors, list) and authors and isinstance(authors[0], dict):
+        return _string(authors[0].get("name"))
+    author = item.get("author")
+    return _string(author.get("name")) if isinstance(author, dict) else None
+
+
+def _identifier(value: object) -> str | None:
+    """JSON Feed ids are strings, but some feeds publish numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    return _string(value)
+
+
+def _string(value: object) -> str | None:
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def parse_date(value: object) -> datetime | None:
+    """RFC 3339 (as JSON Feed requires), else RFC 822; timezone-aware UTC, or None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
