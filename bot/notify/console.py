@@ -1,0 +1,47 @@
+"""The console destination: alerts printed to stdout, the default and ``--dry-run`` output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TextIO
+
+from bot.model import Alert
+from bot.render import clean_text, one_line, text_message
+from bot.settings import ConsoleDestination
+
+
+class ConsoleNotifier:
+    """Prints each alert as a plain-text block, blocks separated by a blank line."""
+
+    def __init__(
+        self,
+        destination_id: str,
+        destination: ConsoleDestination | None = None,
+        *,
+        stream: TextIO | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.destination_id = destination_id
+        self._stream = stream
+        self._clock = clock
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        now = self._clock()
+        self._write("".join(text_message(alert, now) + "\n\n" for alert in alerts))
+
+    def send_notice(self, title: str, text: str) -> None:
+        self._write(f"{one_line(title)}\n{clean_text(text)}\n\n")
+
+    def close(self) -> None:
+        """Nothing to release: stdout belongs to the process."""
+
+    def _write(self, text: str) -> None:
+        # Looked up at write time so pytest's capsys and redirections see the output.
+        stream = self._stream or sys.stdout
+        stream.write(text)
+        stream.flush()
+
+    def __repr__(self) -> str:
+        return f"ConsoleNotifier({self.destination_id!r})"
