@@ -91,6 +91,13 @@ def tokens(text: str) -> list[str]:
     return _token_regex(text := normalize(text)).findall(text)
 
 
+def token_text(text: str) -> str:
+    """``tokens(text)`` joined by single spaces: what the matcher scans in one pass."""
+    if text.isascii():
+        return " ".join(_ASCII_TOKEN.findall(text.lower()))
+    return " ".join(_token_regex(text := normalize(text)).findall(text))
+
+
 def _token_regex(normalized: str) -> re.Pattern[str]:
     return _ASTRAL_TOKEN if normalized and max(normalized) > "\uffff" else _TOKEN
 
@@ -145,4 +152,3 @@ def _alignment(whole: str, local: str) -> list[int]:
             last = b + size - 1
         cursor = a + size
     return mapping
-
