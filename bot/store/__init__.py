@@ -1,0 +1,161 @@
+"""Durable state: feeds (with leases), seen items, the outbox. One interface, several engines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from bot.model import Alert, Item
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """A feed as configured, to be synced into the store."""
+
+    feed_id: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What the store knows of a feed: caching headers, schedule, health."""
+
+    feed_id: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    next_poll_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_error: str | None = None
+    last_error_detail: str | None = None
+    consecutive_failures: int = 0
+    failing_since: datetime | None = None
+    failure_notified: bool = False
+    warning: str | None = None
+    item_count: int = 0
+    title: str | None = None
+
+    @property
+    def baselined(self) -> bool:
+        """Whether a fetch ever succeeded: until then, items are marked seen, not alerted."""
+        return self.last_success_at is not None
+
+    @property
+    def status(self) -> str:
+        if self.last_error:
+            return "failing"
+        if self.last_success_at is None:
+            return "new"
+        return "warning" if self.warning else "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedAlert:
+    """An alert to queue, when and how: ``digest`` rows wait for their batch to close."""
+
+    alert: Alert
+    story_keys: tuple[str, ...]
+    deliver_at: datetime
+    digest: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """Everything one poll of one feed writes, applied in one transaction.
+
+    ``alerts`` are candidates: the store queues only those whose item it
+    inserts now (an item already seen is never alerted again).
+    """
+
+    feed_id: str
+    owner: str
+    at: datetime
+    next_poll_at: datetime
+    error: str | None = None
+    error_detail: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    title: str | None = None
+    warning: str | None = None
+    not_modified: bool = False
+    items: Sequence[Item] = ()
+    alerts: Sequence[QueuedAlert] = ()
+    failure_notified: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """What recording a poll did."""
+
+    applied: bool
+    new_items: int = 0
+    queued: int = 0
+    duplicates: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: int
+    alert: Alert
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    also_reported_by: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCounts:
+    pending: int = 0
+    waiting_digest: int = 0
+    sent: int = 0
+    dead: int = 0
+
+
+class Store(Protocol):
+    """The durable state newswatch needs; every write is one short transaction.
+
+    Feeds and outbox rows are *claimed* with a lease (owner, expiry) so several
+    processes can share a store: a claimed row is invisible to others until the
+    lease ends, and a write by an owner whose lease was taken over changes nothing.
+    """
+
+    def migrate(self) -> None: ...
+    def sync_feeds(self, feeds: Sequence[FeedRow], now: datetime) -> None: ...
+    def feed_states(self) -> list[FeedState]: ...
+    def claim_feeds(
+        self, owner: str, now: datetime, lease_seconds: float, limit: int, *, due_only: bool
+    ) -> list[FeedState]: ...
+    def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]: ...
+    def record_poll(self, outcome: PollOutcome) -> PollRecord: ...
+    def claim_outbox(
+        self, owner: str, now: datetime, lease_seconds: float, limit: int, *, due_only: bool
+    ) -> list[OutboxEntry]: ...
+    def mark_sent(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None: ...
+    def mark_retry(
+        self, entry_ids: Sequence[int], owner: str, next_attempt_at: datetime, error: str
+    ) -> None: ...
+    def mark_dead(self, entry_ids: Sequence[int], owner: str, now: datetime, error: str) -> None: ...
+    def release(self, entry_ids: Sequence[int], owner: str) -> None: ...
+    def outbox_counts(self, now: datetime) -> OutboxCounts: ...
+    def ping(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+def open_store(url: str, *, read_only: bool = False) -> Store:
+    """The store for ``url`` (``sqlite:PATH`` or ``postgresql://…``).
+
+    ``read_only`` never creates or changes anything (``--dry-run``); a missing
+    SQLite file then reads as an empty store.
+    """
+    if url.startswith("sqlite:"):
+        from bot.store.sqlite import open_sqlite
+
+        return open_sqlite(url, read_only=read_only)
+    if url.startswith(("postgresql://", "postgres://")):
+        from bot.store.postgres import open_postgres
+
+        return open_postgres(url, read_only=read_only)
+    raise ValueError(f"unsupported store URL {url!r}")

@@ -1,0 +1,109 @@
+"""The composition root: turns a validated config into the running parts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, SecretStr
+
+from bot.configfile import Config
+from bot.fetch import Fetcher
+from bot.notify import Notifier, build_notifiers
+from bot.pipeline import CycleReport, Pipeline, utcnow
+from bot.store import FeedRow, Store, open_store
+
+log = logging.getLogger("newswatch.app")
+
+ONCE_RETRY_WINDOW = timedelta(seconds=30)
+
+
+def secrets_of(model: BaseModel) -> Iterator[str]:
+    """Every secret value in the settings, so logs can scrub them."""
+    for value in model.__dict__.values():
+        yield from _secrets_in(value)
+
+
+def _secrets_in(value: object) -> Iterator[str]:
+    if isinstance(value, SecretStr):
+        yield value.get_secret_value()
+    elif isinstance(value, BaseModel):
+        yield from secrets_of(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _secrets_in(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _secrets_in(v)
+
+
+def open_synced_store(config: Config, *, read_only: bool = False) -> Store:
+    """The configured store, migrated, with the configured feeds synced into it."""
+    store = open_store(config.settings.store, read_only=read_only)
+    if not read_only:
+        feeds = [FeedRow(f.id, f.url) for f in config.settings.feeds if f.enabled]
+        store.sync_feeds(feeds, utcnow())
+    return store
+
+
+@dataclass
+class OnceResult:
+    cycle: CycleReport
+    sent: int
+    undelivered: int
+
+
+@asynccontextmanager
+async def running_pipeline(
+    config: Config, store: Store, notifiers: dict[str, Notifier]
+) -> AsyncIterator[Pipeline]:
+    async with Fetcher(config.settings.http) as fetcher:
+        yield Pipeline(config.settings, config.rules, store, fetcher, notifiers)
+
+
+async def run_once(
+    config: Config, store: Store, notifiers: dict[str, Notifier], *, backfill: float | None,
+    dry_run: bool,
+) -> OnceResult:
+    """One poll of every feed, then every pending alert tried (and retried while the wait is short)."""
+    async with running_pipeline(config, store, notifiers) as pipeline:
+        cycle = await pipeline.poll(due_only=False, backfill=backfill, dry_run=dry_run)
+        if dry_run:
+            return OnceResult(cycle, 0, 0)
+        report = await pipeline.deliver(due_only=False)
+        sent = report.sent
+        while report.next_retry_at is not None and (
+            report.next_retry_at - utcnow() < ONCE_RETRY_WINDOW
+        ):
+            await asyncio.sleep(max(0.0, (report.next_retry_at - utcnow()).total_seconds()))
+            report = await pipeline.deliver()
+            sent += report.sent
+        counts = store.outbox_counts(utcnow())
+        return OnceResult(cycle, sent, counts.pending)
+
+
+def close_all(store: Store, notifiers: dict[str, Notifier]) -> None:
+    for notifier in notifiers.values():
+        notifier.close()
+    store.close()
+
+
+def relative(then: datetime | None, now: datetime) -> str:
+    if then is None:
+        return "-"
+    seconds = (now - then).total_seconds()
+    future, seconds = seconds < 0, abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            text = f"{int(seconds // size)}{unit}"
+            break
+    else:
+        text = f"{int(seconds)}s"
+    return f"in {text}" if future else f"{text} ago"
+
+
+__all__ = ["OnceResult", "build_notifiers", "close_all", "open_synced_store", "run_once"]

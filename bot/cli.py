@@ -1,0 +1,203 @@
+"""The ``newswatch`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot import __version__
+from bot.app import close_all, open_synced_store, relative, run_once, secrets_of
+from bot.configfile import Config, load_config
+from bot.durations import parse_duration
+from bot.errors import ConfigError, DeliveryError, NewswatchError
+from bot.logs import setup_logging
+from bot.notify import build_notifier, build_notifiers
+from bot.pipeline import utcnow
+from bot.render import text_message
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Context:
+    config_dir: Path
+    log_format: str
+    verbosity: int
+
+    def load(self) -> Config:
+        """The validated config, or every problem on stderr and exit 2."""
+        try:
+            config = load_config(self.config_dir, os.environ)
+        except ConfigError as err:
+            for problem in err.problems:
+                click.echo(str(problem), err=True)
+            click.echo(f"{len(err.problems)} problem(s) in {self.config_dir}", err=True)
+            raise SystemExit(2) from None
+        setup_logging(self.log_format, self.verbosity, secrets_of(config.settings))
+        return config
+
+
+class DurationType(click.ParamType):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+def handles_errors(func: F) -> F:
+    """Operational failures end as one clear line and exit 1, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except NewswatchError as err:
+            click.echo(f"newswatch: {err}", err=True)
+            raise SystemExit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="newswatch")
+@click.option(
+    "--config", "config_dir", type=click.Path(file_okay=False, path_type=Path),
+    envvar="NEWSWATCH_CONFIG", default="config", show_default=True,
+    help="Config directory (settings.yaml, rules.yaml, rules/*.yaml). Env: NEWSWATCH_CONFIG.",
+)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Log line format (on stderr).")
+@click.option("-v", "--verbose", count=True, help="More logging (-v: debug).")
+@click.option("-q", "--quiet", count=True, help="Less logging (warnings and errors only).")
+@click.pass_context
+def main(ctx: click.Context, config_dir: Path, log_format: str, verbose: int, quiet: int) -> None:
+    """Watch news feeds and alert Slack or email when stories match your rules."""
+    ctx.obj = Context(config_dir, log_format, verbose - quiet)
+    setup_logging(log_format, verbose - quiet)
+
+
+@main.command()
+@click.pass_obj
+def check(obj: Context) -> None:
+    """Validate settings and rules; print every problem; send nothing."""
+    config = obj.load()
+    s = config.settings
+    click.echo(
+        f"{obj.config_dir}: OK — {len(s.feeds)} feeds, {len(config.rules)} rules, "
+        f"{len(s.destinations)} destinations ({', '.join(sorted(s.destinations))})"
+    )
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True,
+              help="Print alerts instead of sending them; change no state at all.")
+@click.option("--backfill", type=DurationType(), default=None, metavar="DURATION",
+              help="On a feed's first fetch, alert items published within DURATION.")
+@click.pass_obj
+@handles_errors
+def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
+    """Poll every feed once, deliver pending alerts, and exit (1 if any is undelivered)."""
+    config = obj.load()
+    store = open_synced_store(config, read_only=dry_run)
+    notifiers = {} if dry_run else build_notifiers(config.settings.destinations)
+    try:
+        result = asyncio.run(
+            run_once(config, store, notifiers, backfill=backfill, dry_run=dry_run)
+        )
+    finally:
+        close_all(store, notifiers)
+    now = utcnow()
+    if dry_run:
+        for alert in result.cycle.alerts:
+            click.echo(text_message(alert, now))
+            click.echo()
+    cycle = result.cycle
+    click.echo(
+        f"{len(cycle.feeds)} feeds polled, {len(cycle.failed)} failed, "
+        f"{sum(f.new_items for f in cycle.feeds)} new items, {len(cycle.alerts)} alerts"
+        + ("" if dry_run else f", {result.sent} sent, {result.undelivered} undelivered"),
+        err=True,
+    )
+    for failed in cycle.failed:
+        click.echo(f"  {failed.feed_id}: {failed.status} {failed.detail}".rstrip(), err=True)
+    if result.undelivered:
+        raise SystemExit(1)
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def feeds(ctx: click.Context) -> None:
+    """Show every feed's health: last fetch, status, items, next poll, error."""
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.obj
+    config = obj.load()
+    store = open_synced_store(config, read_only=True)
+    try:
+        states = {s.feed_id: s for s in store.feed_states()}
+        counts = store.outbox_counts(utcnow())
+    finally:
+        store.close()
+    now = utcnow()
+    rows = [("FEED", "STATUS", "LAST SUCCESS", "ERROR", "ITEMS", "NEXT POLL", "FAILURES")]
+    for feed in config.settings.feeds:
+        s = states.get(feed.id)
+        if s is None:
+            rows.append((feed.id, "new", "-", "-", "0", "now", "0"))
+            continue
+        rows.append((
+            feed.id, s.status if feed.enabled else "disabled", relative(s.last_success_at, now),
+            s.last_error or (f"warning: {s.warning}" if s.warning else "-"), str(s.item_count),
+            relative(s.next_poll_at, now), str(s.consecutive_failures),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(
+        f"\noutbox: {counts.pending} pending, {counts.waiting_digest} waiting for a digest, "
+        f"{counts.sent} sent, {counts.dead} dead"
+    )
+
+
+@main.command("send-test")
+@click.argument("destination_id")
+@click.pass_obj
+def send_test(obj: Context, destination_id: str) -> None:
+    """Send one test message to DESTINATION_ID to check its credentials."""
+    config = obj.load()
+    destination = config.settings.destinations.get(destination_id)
+    if destination is None:
+        known = ", ".join(sorted(config.settings.destinations))
+        raise click.UsageError(f"unknown destination {destination_id!r} (known: {known})")
+    notifier = build_notifier(destination_id, destination)
+    try:
+        notifier.send_notice(
+            "newswatch test message",
+            f"If you can read this, newswatch can post to {destination_id}.",
+        )
+    except DeliveryError as err:
+        click.echo(f"send-test {destination_id}: failed: {err}", err=True)
+        raise SystemExit(1) from None
+    finally:
+        notifier.close()
+    click.echo(f"send-test {destination_id}: sent")
+
+
+def run() -> None:
+    """Entry point that never shows a traceback for a broken pipe (``newswatch feeds | head``)."""
+    try:
+        main(prog_name="newswatch")
+    except BrokenPipeError:
+        sys.stderr.close()
+        raise SystemExit(0) from None

@@ -1,0 +1,41 @@
+"""Alerts to and from JSON, and datetimes to and from epoch seconds, as the store keeps them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.model import Alert, Summary
+
+
+def to_epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def from_epoch(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def alert_to_json(alert: Alert) -> str:
+    data = asdict(alert)
+    data["published"] = alert.published.isoformat() if alert.published else None
+    data["first_seen"] = alert.first_seen.isoformat()
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
+    data: dict[str, Any] = json.loads(text)
+    summary = data.pop("summary")
+    published = data.pop("published")
+    return Alert(
+        **{
+            **data,
+            "published": datetime.fromisoformat(published) if published else None,
+            "first_seen": datetime.fromisoformat(data["first_seen"]),
+            "summary": Summary(summary["text"], tuple(map(tuple, summary["highlights"]))),
+            "terms": tuple(data["terms"]),
+            "also_reported_by": tuple(dict.fromkeys((*data["also_reported_by"], *also_reported_by))),
+        }
+    )

@@ -1,0 +1,105 @@
+"""`newswatch check`: every broken config is a located `file:line: message`, exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import REPO, ConfigDir, run_cli
+
+SETTINGS = """
+    store: sqlite:state.db
+    feeds:
+      - id: news
+        url: https://news.example/rss
+        tags: [canada]
+    destinations:
+      console: {type: console}
+"""
+RULES = """
+    rules:
+      - id: watch
+        title: Watch
+        query: 'RCMP AND Iraq'
+"""
+
+
+def check(cfg: ConfigDir, settings: str = SETTINGS, rules: str = RULES, **env: str):
+    cfg.write("settings.yaml", settings)
+    cfg.write("rules.yaml", rules)
+    return run_cli("--config", str(cfg.path), "check", env=env)
+
+
+def test_the_shipped_config_is_valid_without_any_environment() -> None:
+    result = run_cli("--config", str(REPO / "config"), "check")
+    assert result.code == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_a_valid_config_passes(config_dir: ConfigDir) -> None:
+    result = check(config_dir)
+    assert result.code == 0, result.stderr
+    assert "1 feeds, 1 rules" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("settings", "rules", "expected"),
+    [
+        pytest.param(SETTINGS.replace("tags: [canada]", "tags: [canada"), RULES,
+                     "settings.yaml:7: YAML syntax error", id="yaml-syntax"),
+        pytest.param(SETTINGS.replace("tags:", "tagz:"), RULES,
+                     "settings.yaml:5: feeds[0].tagz: unknown key", id="unknown-key"),
+        pytest.param(SETTINGS.replace("url: https://news.example/rss\n", ""), RULES,
+                     "settings.yaml:4: feeds[0].url: missing required key", id="missing-key"),
+        pytest.param(SETTINGS.replace("https://news.example/rss", "ftp://x"), RULES,
+                     "settings.yaml:5: feeds[0].url: 'ftp://x' is not an http(s) URL",
+                     id="bad-url"),
+        pytest.param(SETTINGS + "    schedule: {interval: soon}\n", RULES,
+                     "settings.yaml:9: schedule.interval: 'soon' is not a duration",
+                     id="bad-duration"),
+        pytest.param(SETTINGS, RULES + "        notify: [slack-desk]\n",
+                     "rules.yaml:5: rule 'watch': notify[0]: unknown destination 'slack-desk'",
+                     id="unknown-destination"),
+        pytest.param(SETTINGS, RULES + "        feeds: [tag:police]\n",
+                     "rules.yaml:5: rule 'watch': feeds[0]: no feed has tag 'police'",
+                     id="unknown-tag"),
+        pytest.param(SETTINGS, RULES.replace("'RCMP AND Iraq'", "'RCMP AND (Iraq'"),
+                     "rules.yaml:4: rule 'watch': query: column 10:", id="bad-query"),
+        pytest.param(SETTINGS, RULES + RULES.replace("    rules:\n", ""),
+                     "rules.yaml:5: rules[1].id: duplicate rule id 'watch'", id="duplicate-rule"),
+        pytest.param(SETTINGS.replace("store: sqlite:state.db", "store: ${NOPE_STORE}"), RULES,
+                     "settings.yaml:1: store: environment variable NOPE_STORE is not set",
+                     id="unset-env"),
+        pytest.param(SETTINGS + "      x: {type: slack, channel: '#a'}\n", RULES,
+                     "settings.yaml:8: destinations.x: a slack destination needs exactly one of",
+                     id="slack-without-credentials"),
+    ],
+)
+def test_broken_configs_are_located_errors(
+    config_dir: ConfigDir, settings: str, rules: str, expected: str
+) -> None:
+    result = check(config_dir, settings, rules)
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    lines = [line.removeprefix(str(config_dir.path) + "/") for line in result.stderr.splitlines()]
+    assert any(line.startswith(expected) for line in lines), result.stderr
+
+
+def test_every_problem_is_reported_not_just_the_first(config_dir: ConfigDir) -> None:
+    settings = SETTINGS.replace("tags:", "tagz:").replace("https://news.example/rss", "nope")
+    result = check(config_dir, settings, RULES.replace("title: Watch\n", ""))
+    assert result.code == 2
+    assert "feeds[0].tagz: unknown key" in result.stderr
+    assert "feeds[0].url:" in result.stderr
+    assert "rules[0].title: missing required key" in result.stderr
+
+
+def test_env_default_and_value(config_dir: ConfigDir) -> None:
+    settings = SETTINGS.replace("store: sqlite:state.db", "store: ${MY_STORE:-sqlite:a.db}")
+    assert check(config_dir, settings).code == 0
+    assert check(config_dir, settings, MY_STORE="nonsense").code == 2
+
+
+def test_missing_config_directory_is_a_located_error(tmp_path) -> None:
+    result = run_cli("--config", str(tmp_path / "nowhere"), "check")
+    assert result.code == 2
+    assert "settings.yaml: file not found" in result.stderr

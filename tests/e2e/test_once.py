@@ -1,0 +1,194 @@
+"""`newswatch once` end to end: real feed server, real Slack emulator, real SQLite, the CLI."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import ConfigDir, run_cli
+from tests.peers.feed_server import FeedServer
+from tests.peers.rss import Entry, rss
+from tests.peers.slack_emulator import Fault, SlackEmulator
+
+NOW = datetime.now(UTC)
+
+OLD = Entry("Budget tabled in Ottawa", "Nothing to see.", "https://news.example/old",
+            published=NOW - timedelta(days=3))
+MOSUL = Entry(
+    "Canada to send officers to Iraq to help establish a police presence in liberated Mosul",
+    "Canada will send up to 20 police officers to Iraq. The RCMP will lead the deployment.",
+    "https://news.example/mosul?utm_source=rss", published=NOW - timedelta(hours=1),
+)
+SUSPENDED = Entry(
+    "Canadian police training mission in Iraq suspended amid turmoil",
+    "The RCMP has temporarily called off its police training mission in Iraq.",
+    "https://news.example/suspended", published=NOW - timedelta(minutes=5),
+)
+UNRELATED = Entry("Hockey night", "The Leafs won again.", "https://news.example/hockey",
+                  published=NOW - timedelta(minutes=1))
+
+
+def configure(cfg: ConfigDir, feeds: dict[str, str], slack: SlackEmulator) -> None:
+    feed_lines = "".join(f"  - {{id: {fid}, url: '{url}'}}\n" for fid, url in feeds.items())
+    cfg.write("settings.yaml", f"""
+        store: sqlite:{cfg.store}
+        http: {{timeout: 5s}}
+        feeds:
+        {feed_lines}
+        destinations:
+          desk:
+            type: slack
+            channel: "#iraq"
+            token: ${{SLACK_TEST_TOKEN}}
+            base_url: {slack.base_url}
+    """.replace("        feeds:\n        ", "        feeds:\n"))
+    cfg.write("rules.yaml", """
+        rules:
+          - id: canada-police-iraq
+            title: Canadian police mission in Iraq
+            query: '(RCMP OR "Canadian police") AND (Iraq OR Mosul)'
+            notify: [desk]
+    """)
+
+
+@pytest.fixture
+def setup(config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator):
+    url = feed_server.serve("/news.xml", rss([OLD]))
+    configure(config_dir, {"news": url}, slack)
+    return config_dir, feed_server, slack
+
+
+def test_first_run_baselines_then_new_items_alert_once(setup) -> None:
+    cfg, server, slack = setup
+    first = run_cli("--config", str(cfg.path), "once")
+    assert first.code == 0, first.stderr
+    assert slack.messages == []
+
+    server.serve("/news.xml", rss([MOSUL, UNRELATED, OLD]))
+    second = run_cli("--config", str(cfg.path), "once")
+    assert second.code == 0, second.stderr
+    assert len(slack.messages) == 1
+    posted = slack.messages[0]
+    assert posted.channel == "#iraq"
+    assert "liberated Mosul" in posted.text
+    assert posted.payload.get("unfurl_links") is False
+    assert "Canadian police mission in Iraq" in str(posted.blocks)
+
+    third = run_cli("--config", str(cfg.path), "once")
+    assert third.code == 0, third.stderr
+    assert len(slack.messages) == 1
+
+
+def test_unchanged_feed_is_fetched_conditionally(setup) -> None:
+    cfg, server, _ = setup
+    assert run_cli("--config", str(cfg.path), "once").code == 0
+    assert run_cli("--config", str(cfg.path), "once").code == 0
+    second_request = [h for _, p, h in server.requests if p == "/news.xml"][1]
+    assert second_request.get("If-None-Match") == server.routes["/news.xml"].etag
+
+
+def test_dry_run_prints_alerts_and_changes_nothing(setup) -> None:
+    cfg, server, slack = setup
+    assert run_cli("--config", str(cfg.path), "once").code == 0
+    server.serve("/news.xml", rss([SUSPENDED, OLD]))
+    before = _dump(cfg)
+
+    dry = run_cli("--config", str(cfg.path), "once", "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert "suspended amid turmoil" in dry.stdout
+    assert slack.messages == []
+    assert _dump(cfg) == before
+
+    real = run_cli("--config", str(cfg.path), "once")
+    assert real.code == 0, real.stderr
+    assert len(slack.messages) == 1
+
+
+def test_dry_run_on_a_fresh_machine_creates_no_store(setup) -> None:
+    cfg, _, slack = setup
+    dry = run_cli("--config", str(cfg.path), "once", "--dry-run", "--backfill", "1d")
+    assert dry.code == 0, dry.stderr
+    assert not cfg.store.exists()
+    assert slack.messages == []
+
+
+def test_backfill_alerts_recent_items_on_first_fetch(setup) -> None:
+    cfg, server, slack = setup
+    stale = Entry("RCMP officers return from Iraq", "RCMP officers came home from Iraq.",
+                  "https://news.example/stale", published=NOW - timedelta(days=5))
+    server.serve("/news.xml", rss([MOSUL, stale]))
+    result = run_cli("--config", str(cfg.path), "once", "--backfill", "24h")
+    assert result.code == 0, result.stderr
+    assert [m.text.count("liberated Mosul") > 0 for m in slack.messages] == [True]
+
+
+def test_a_failing_feed_does_not_stop_the_others(
+    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator
+) -> None:
+    good = feed_server.serve("/good.xml", rss([OLD]))
+    bad = feed_server.serve("/bad.xml", "", status=500)
+    configure(config_dir, {"bad": bad, "good": good}, slack)
+    assert run_cli("--config", str(config_dir.path), "once").code == 0
+    feed_server.serve("/good.xml", rss([MOSUL, OLD]))
+
+    result = run_cli("--config", str(config_dir.path), "once")
+    assert result.code == 0, result.stderr
+    assert len(slack.messages) == 1
+    assert "bad: http_5xx" in result.stderr
+
+    table = run_cli("--config", str(config_dir.path), "feeds")
+    assert table.code == 0, table.stderr
+    bad_row = next(line for line in table.stdout.splitlines() if line.startswith("bad "))
+    assert "failing" in bad_row and "http_5xx" in bad_row
+
+
+def test_slack_outage_keeps_the_alert_and_the_next_run_delivers_it(setup) -> None:
+    cfg, server, slack = setup
+    assert run_cli("--config", str(cfg.path), "once").code == 0
+    server.serve("/news.xml", rss([MOSUL, OLD]))
+    slack.fail_next(Fault("ratelimited", retry_after=60))
+
+    down = run_cli("--config", str(cfg.path), "once")
+    assert down.code == 1, down.stderr
+    assert "1 undelivered" in down.stderr
+    assert slack.messages == []
+
+    up = run_cli("--config", str(cfg.path), "once")
+    assert up.code == 0, up.stderr
+    assert len(slack.messages) == 1
+
+
+def test_short_retry_after_is_honoured_within_the_run(setup) -> None:
+    cfg, server, slack = setup
+    assert run_cli("--config", str(cfg.path), "once").code == 0
+    server.serve("/news.xml", rss([MOSUL, OLD]))
+    slack.fail_next(Fault("ratelimited", retry_after=1), Fault("server_error"))
+
+    result = run_cli("--config", str(cfg.path), "once")
+    assert result.code == 0, result.stderr
+    assert len(slack.messages) == 1
+    attempts = [path for path, _ in slack.requests if path.endswith("chat.postMessage")]
+    assert len(attempts) == 3  # 429, then 503, then accepted
+
+
+def test_permanent_slack_error_is_not_retried(setup) -> None:
+    cfg, server, slack = setup
+    assert run_cli("--config", str(cfg.path), "once").code == 0
+    server.serve("/news.xml", rss([MOSUL, OLD]))
+    slack.fail_next(Fault("error", code="channel_not_found"))
+    result = run_cli("--config", str(cfg.path), "once")
+    assert "channel_not_found" in result.stderr
+    assert run_cli("--config", str(cfg.path), "once").code == 0
+    assert slack.messages == []
+    table = run_cli("--config", str(cfg.path), "feeds")
+    assert "1 dead" in table.stdout
+
+
+def _dump(cfg: ConfigDir) -> list[str]:
+    conn = sqlite3.connect(cfg.store)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()

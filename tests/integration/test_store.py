@@ -1,0 +1,200 @@
+"""The store contract, run against every engine: SQLite always, PostgreSQL when
+``NEWSWATCH_TEST_POSTGRES`` names a server (``.ci/run`` always sets it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.model import Alert, Item, Summary
+from bot.store import FeedRow, PollOutcome, QueuedAlert, Store, open_store
+from tests.peers.postgres import postgres_dsn, temporary_database
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+POSTGRES, NO_POSTGRES = postgres_dsn()
+
+
+def _engines() -> list[object]:
+    marks = [pytest.mark.postgres]
+    if POSTGRES is None:
+        marks.append(pytest.mark.skip(reason=NO_POSTGRES))
+    return ["sqlite", pytest.param("postgresql", marks=marks)]
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:{tmp_path / 'store.db'}"
+        return
+    with temporary_database(POSTGRES or "") as url:
+        yield url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+pytestmark = pytest.mark.parametrize("store_url", _engines(), indirect=True)
+
+
+def item(key: str, link: str | None = None, title: str = "A story", feed: str = "a") -> Item:
+    keys = tuple(k for k in (f"link:{link}" if link else None, f"title:{title}") if k)
+    return Item(feed_id=feed, key=key, title=title, link=link, story_keys=keys)
+
+
+def alert(it: Item, dest: str = "desk", rule: str = "r1", source: str = "Feed A") -> QueuedAlert:
+    a = Alert(rule_id=rule, rule_title="Rule", destination=dest, feed_id=it.feed_id, source=source,
+              item_key=it.key, title=it.title, link=it.link, published=None, first_seen=T0,
+              summary=Summary("text", ((0, 4),)), terms=("rcmp",))
+    return QueuedAlert(a, it.story_keys, T0)
+
+
+def poll(store: Store, feed: str, owner: str, items: list[Item], alerts: list[QueuedAlert],
+         at: datetime = T0) -> object:
+    return store.record_poll(PollOutcome(feed, owner, at, at + timedelta(minutes=10),
+                                         items=items, alerts=alerts))
+
+
+def claim_all(store: Store, owner: str, at: datetime = T0) -> list[str]:
+    return [s.feed_id for s in store.claim_feeds(owner, at, 60, 100, due_only=False)]
+
+
+def test_migrate_is_idempotent(store: Store) -> None:
+    store.migrate()
+    store.migrate()
+    assert store.ping()
+
+
+def test_sync_adds_deactivates_and_resets_caching_on_url_change(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    assert [s.feed_id for s in store.feed_states()] == ["a", "b"]
+    assert claim_all(store, "w1") == ["a", "b"]
+    store.record_poll(PollOutcome("a", "w1", T0, T0, etag='"e1"', last_modified="lm"))
+    store.sync_feeds([FeedRow("a", "http://x/a2")], T0)
+    (state,) = store.feed_states()
+    assert (state.feed_id, state.url, state.etag, state.last_modified) == ("a", "http://x/a2",
+                                                                           None, None)
+
+
+def test_a_claimed_feed_is_invisible_to_others_until_its_lease_ends(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    first = store.claim_feeds("w1", T0, 60, 1, due_only=True)
+    second = store.claim_feeds("w2", T0, 60, 5, due_only=True)
+    assert len(first) == 1 and len(second) == 1
+    assert first[0].feed_id != second[0].feed_id
+    assert store.claim_feeds("w3", T0 + timedelta(seconds=30), 60, 5, due_only=False) == []
+    later = store.claim_feeds("w3", T0 + timedelta(seconds=61), 60, 5, due_only=False)
+    assert sorted(s.feed_id for s in later) == ["a", "b"]
+
+
+def test_due_only_respects_the_next_poll_time(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    assert claim_all(store, "w1") == ["a"]
+    poll(store, "a", "w1", [], [])
+    assert store.claim_feeds("w1", T0 + timedelta(minutes=5), 60, 5, due_only=True) == []
+    due = store.claim_feeds("w1", T0 + timedelta(minutes=11), 60, 5, due_only=True)
+    assert [s.feed_id for s in due] == ["a"]
+
+
+def test_a_write_after_the_lease_was_taken_over_changes_nothing(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    assert claim_all(store, "w1") == ["a"]
+    assert claim_all(store, "w2", T0 + timedelta(seconds=61)) == ["a"]
+    it = item("k1", "http://n/1")
+    late = poll(store, "a", "w1", [it], [alert(it)])
+    assert late.applied is False
+    assert store.seen_keys("a", ["k1"]) == set()
+    assert store.outbox_counts(T0).pending == 0
+
+
+def test_items_are_recorded_once_and_only_new_items_queue_alerts(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    claim_all(store, "w1")
+    one, two = item("k1", "http://n/1", "One"), item("k2", "http://n/2", "Two")
+    record = poll(store, "a", "w1", [one, two], [alert(one)])
+    assert (record.applied, record.new_items, record.queued) == (True, 2, 1)
+    assert store.seen_keys("a", ["k1", "k2", "k3"]) == {"k1", "k2"}
+    claim_all(store, "w1", T0 + timedelta(minutes=20))
+    again = poll(store, "a", "w1", [one, two], [alert(one), alert(two)], T0 + timedelta(minutes=20))
+    assert (again.new_items, again.queued) == (0, 0)
+    assert store.feed_states()[0].item_count == 2
+
+
+def test_the_same_story_alerts_once_per_rule_and_destination(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    claim_all(store, "w1")
+    in_a = item("k1", "http://n/story", "Police mission", feed="a")
+    in_b = item("other-guid", "http://n/story", "Police mission (updated)", feed="b")
+    retitled = item("k9", "http://n/elsewhere", "Police mission", feed="b")
+    assert poll(store, "a", "w1", [in_a], [alert(in_a), alert(in_a, dest="mail")]).queued == 2
+    record = poll(store, "b", "w1", [in_b, retitled],
+                  [alert(in_b, source="Feed B"), alert(retitled, source="Feed C"),
+                   alert(in_b, rule="r2")])
+    assert (record.queued, record.duplicates) == (1, 2)
+    entries = store.claim_outbox("s", T0, 60, 10, due_only=True)
+    desk = next(e for e in entries if e.alert.destination == "desk" and e.alert.rule_id == "r1")
+    assert sorted(desk.also_reported_by) == ["Feed B", "Feed C"]
+
+
+def test_outbox_claims_leases_retries_and_counts(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    claim_all(store, "w1")
+    its = [item(f"k{i}", f"http://n/{i}", f"Story {i}") for i in range(3)]
+    digest = alert(its[2], dest="digest")
+    digest = QueuedAlert(digest.alert, digest.story_keys, T0 + timedelta(hours=1), digest=True)
+    poll(store, "a", "w1", its, [alert(its[0]), alert(its[1]), digest])
+    assert store.outbox_counts(T0).pending == 2
+    assert store.outbox_counts(T0).waiting_digest == 1
+
+    claimed = store.claim_outbox("s1", T0, 60, 10, due_only=True)
+    assert [e.alert.item_key for e in claimed] == ["k0", "k1"]
+    assert store.claim_outbox("s2", T0, 60, 10, due_only=False) == []
+
+    store.mark_sent([claimed[0].id], "s1", T0)
+    store.mark_retry([claimed[1].id], "s1", T0 + timedelta(minutes=5), "boom")
+    store.mark_sent([claimed[1].id], "intruder", T0)  # not the owner any more: ignored
+    counts = store.outbox_counts(T0)
+    assert (counts.pending, counts.sent) == (1, 1)
+    assert store.claim_outbox("s2", T0, 60, 10, due_only=True) == []
+    retry = store.claim_outbox("s2", T0, 60, 10, due_only=False)
+    assert [(e.alert.item_key, e.attempts) for e in retry] == [("k1", 1)]
+    store.mark_dead([retry[0].id], "s2", T0, "gave up")
+    assert store.outbox_counts(T0).dead == 1
+
+    at_digest = store.claim_outbox("s3", T0 + timedelta(hours=1), 60, 10, due_only=True)
+    assert [e.alert.destination for e in at_digest] == ["digest"]
+    store.release([at_digest[0].id], "s3")
+    assert len(store.claim_outbox("s4", T0 + timedelta(hours=1), 60, 10, due_only=True)) == 1
+
+
+def test_failures_are_counted_and_cleared_by_a_success(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    for minute in (0, 20):
+        at = T0 + timedelta(minutes=minute)
+        claim_all(store, "w1", at)
+        store.record_poll(PollOutcome("a", "w1", at, at, error="timeout", error_detail="slow"))
+    (state,) = store.feed_states()
+    assert (state.status, state.last_error, state.consecutive_failures) == ("failing", "timeout", 2)
+    assert state.failing_since == T0
+    claim_all(store, "w1", T0 + timedelta(hours=1))
+    poll(store, "a", "w1", [], [], T0 + timedelta(hours=1))
+    (state,) = store.feed_states()
+    assert (state.status, state.consecutive_failures, state.failing_since) == ("ok", 0, None)
+
+
+def test_read_only_store_refuses_writes(store_url: str, store: Store) -> None:
+    reader = open_store(store_url, read_only=True)
+    try:
+        with pytest.raises(PermissionError):
+            reader.sync_feeds([FeedRow("a", "http://x/a")], T0)
+        assert reader.feed_states() == []
+    finally:
+        reader.close()
+
+
