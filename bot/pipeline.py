@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +54,25 @@ class FetchResultLike(Protocol):
     etag: str | None
     last_modified: str | None
     max_age: float | None
+
+
+class PipelineEvents(Protocol):
+    """What the pipeline reports as it works (metrics, progress); every method is cheap."""
+
+    def feed_done(self, feed_id: str, outcome: str, seconds: float, new_items: int) -> None: ...
+    def matched(self, rule_id: str) -> None: ...
+    def delivered(self, destination: str, outcome: str, count: int) -> None: ...
+
+
+class NoEvents:
+    def feed_done(self, feed_id: str, outcome: str, seconds: float, new_items: int) -> None:
+        pass
+
+    def matched(self, rule_id: str) -> None:
+        pass
+
+    def delivered(self, destination: str, outcome: str, count: int) -> None:
+        pass
 
 
 class FeedFetcher(Protocol):
@@ -105,6 +125,7 @@ class Pipeline:
         owner: str | None = None,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
+        events: PipelineEvents | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -113,6 +134,7 @@ class Pipeline:
         self.owner = owner or new_owner()
         self.clock = clock
         self.rng = rng or random.Random()
+        self.events: PipelineEvents = events or NoEvents()
         self.feeds = {f.id: f for f in settings.feeds if f.enabled}
         self.set_rules(rules)
 
@@ -145,6 +167,14 @@ class Pipeline:
         self, state: FeedState, *, backfill: float | None, dry_run: bool
     ) -> FeedReport:
         feed = self.feeds[state.feed_id]
+        started = time.monotonic()
+        report = await self._poll_feed_guarded(feed, state, backfill, dry_run)
+        self.events.feed_done(feed.id, report.status, time.monotonic() - started, report.new_items)
+        return report
+
+    async def _poll_feed_guarded(
+        self, feed: Feed, state: FeedState, backfill: float | None, dry_run: bool
+    ) -> FeedReport:
         try:
             return await self._poll_feed_unguarded(feed, state, backfill, dry_run)
         except FetchError as err:
@@ -233,6 +263,7 @@ class Pipeline:
         queued: list[QueuedAlert] = []
         for item in items:
             for match in self.ruleset.match(item, tags):
+                self.events.matched(match.rule_id)
                 queued.extend(self._queue_match(item, match, source, now))
         return queued
 
@@ -320,8 +351,9 @@ class Pipeline:
     ) -> None:
         notifier = self.notifiers.get(dest_id)
         if notifier is None:
-            self._fail(entries, DeliveryError("unknown_destination",
-                       f"destination {dest_id!r} is no longer configured", retryable=True), report)
+            gone = DeliveryError("unknown_destination",
+                                 f"destination {dest_id!r} is no longer configured", retryable=True)
+            self.events.delivered(dest_id, self._fail(entries, gone, report), len(entries))
             return
         digest = getattr(self.settings.destinations.get(dest_id), "digest", None)
         batches = [entries] if digest is not None else [[e] for e in entries]
@@ -329,14 +361,16 @@ class Pipeline:
             try:
                 await asyncio.to_thread(notifier.send, [e.alert for e in batch])
             except DeliveryError as err:
-                self._fail(batch, err, report)
+                self.events.delivered(dest_id, self._fail(batch, err, report), len(batch))
                 continue
             self.store.mark_sent([e.id for e in batch], self.owner, self.clock())
+            self.events.delivered(dest_id, "sent", len(batch))
             report.sent += len(batch)
             log.info("delivered %d alert(s) to %s", len(batch), dest_id,
                      extra={"destination": dest_id, "event": "delivered", "count": len(batch)})
 
-    def _fail(self, batch: list[OutboxEntry], err: DeliveryError, report: DeliveryReport) -> None:
+    def _fail(self, batch: list[OutboxEntry], err: DeliveryError, report: DeliveryReport) -> str:
+        """Reschedule or bury ``batch``; returns which ("retry" or "dead")."""
         now = self.clock()
         ids = [e.id for e in batch]
         dest = batch[0].alert.destination
@@ -349,7 +383,7 @@ class Pipeline:
                       extra={"destination": dest, "code": err.code, "event": "delivery_dead"})
             self.store.mark_dead(ids, self.owner, now, str(err))
             report.dead += len(batch)
-            return
+            return "dead"
         attempts = max(e.attempts for e in batch)
         at = now + timedelta(seconds=retry_delay(attempts, self.rng, err.retry_after))
         log.warning("delivery to %s failed, retrying at %s: %s", dest, at.isoformat(), err,
@@ -357,3 +391,4 @@ class Pipeline:
         self.store.mark_retry(ids, self.owner, at, str(err))
         report.retrying += len(batch)
         report.next_retry_at = min(filter(None, (report.next_retry_at, at)))
+        return "retry"
