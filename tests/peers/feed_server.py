@@ -1,13 +1,22 @@
-"""A loopback feed server: real HTTP, real feed files, ETag/Last-Modified, scripted faults."""
+"""A loopback feed server: real HTTP, real feed files, ETag/Last-Modified, scripted faults.
+
+Faults beyond a status code: ``redirect`` (chains and loops), ``stall`` (headers
+then silence), ``endless`` (a body that never ends) and ``serve_encoded``
+(gzip, deflate or brotli bodies).
+"""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
+
+import brotli
 
 from tests.peers.httpbase import LoopbackServer, QuietHandler
 
@@ -49,12 +58,68 @@ class FeedServer(LoopbackServer):
     def serve_file(self, path: str, fixture: str, **kwargs: object) -> str:
         return self.serve(path, (FIXTURES / fixture).read_bytes(), **kwargs)
 
+    def serve_encoded(self, path: str, body: bytes | str, encoding: str, **kwargs: object) -> str:
+        """Publish ``body`` compressed with ``encoding`` (gzip, deflate or br)."""
+        data = body.encode() if isinstance(body, str) else body
+        headers = {"Content-Encoding": encoding, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        return self.serve(path, _COMPRESS[encoding](data), headers=headers, **kwargs)
+
+    def redirect(self, path: str, target: str, status: int = 302) -> str:
+        """Answer ``path`` with a redirect to ``target`` (a path or a URL)."""
+        return self.serve(path, b"", status=status, headers={"Location": target})
+
+    def stall(self, path: str, seconds: float, *, prefix: bytes = b"<rss>") -> str:
+        """Send headers and ``prefix``, then nothing for ``seconds`` (or until closed)."""
+
+        def handler(request: QuietHandler) -> None:
+            request.send_response(200)
+            request.send_header("Content-Type", "application/rss+xml")
+            request.send_header("Content-Length", str(len(prefix) + 1000))
+            request.end_headers()
+            request.wfile.write(prefix)
+            request.wfile.flush()
+            self.closing.wait(seconds)
+
+        return self.serve(path, b"", custom=handler)
+
+    def endless(self, path: str, *, chunk: bytes = b"<item>" + b"x" * 65_530 + b"</item>") -> str:
+        """A body that never ends: chunks are written until the client hangs up."""
+
+        def handler(request: QuietHandler) -> None:
+            request.send_response(200)
+            request.send_header("Content-Type", "application/rss+xml")
+            request.send_header("Connection", "close")
+            request.end_headers()
+            request.close_connection = True
+            try:
+                request.wfile.write(b"<rss><channel>")
+                while not self.closing.is_set():
+                    request.wfile.write(chunk)
+            except OSError:
+                return
+
+        return self.serve(path, b"", custom=handler)
+
     def hits(self, path: str) -> int:
         with self._lock:
             return sum(1 for _, p, _ in self.requests if p == path)
 
 
+_COMPRESS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+}
+
+
 class _FeedHandler(QuietHandler):
+    def handle(self) -> None:
+        """Clients hanging up (aborted downloads, failed TLS handshakes) are what tests test."""
+        try:
+            super().handle()
+        except ConnectionError:
+            self.close_connection = True
+
     def do_GET(self) -> None:
         server: FeedServer = self.owner
         with server._lock:

@@ -1,0 +1,192 @@
+"""Fetcher against the real loopback feed server: every fault ends in its stable reason."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import pytest
+
+from bot.errors import FetchError
+from bot.fetch import Fetcher, FetchResult
+from bot.settings import Http
+from tests.peers.feed_server import FeedServer
+
+T = TypeVar("T")
+RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"
+
+
+def run(http: Http, work: Callable[[Fetcher], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with Fetcher(http) as fetcher:
+            return await work(fetcher)
+
+    return asyncio.run(main())
+
+
+def fetch(url: str, http: Http | None = None, **kwargs: str | None) -> FetchResult:
+    return run(http or Http(timeout=5), lambda f: f.fetch(url, **kwargs))
+
+
+def reason(url: str, http: Http | None = None) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        fetch(url, http)
+    return caught.value
+
+
+def test_fetches_body_headers_and_final_url(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/feed", RSS, headers={"Cache-Control": "public, max-age=300"})
+    result = fetch(url)
+    assert result.body == RSS
+    assert not result.not_modified
+    assert result.url == url
+    assert result.content_type == "application/rss+xml; charset=utf-8"
+    assert result.etag and result.last_modified
+    assert result.max_age == 300.0
+    assert result.elapsed > 0
+    headers = feed_server.requests[-1][2]
+    assert headers["User-Agent"].startswith("newswatch/")
+    assert "br" in headers["Accept-Encoding"]
+
+
+def test_conditional_get_by_etag_and_by_date(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/feed", RSS)
+    first = fetch(url)
+    by_etag = fetch(url, etag=first.etag)
+    assert by_etag.not_modified and by_etag.body == b"" and by_etag.etag == first.etag
+    by_date = fetch(url, last_modified=first.last_modified)
+    assert by_date.not_modified and by_date.last_modified == first.last_modified
+    assert feed_server.requests[-1][2]["If-Modified-Since"] == first.last_modified
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_compressed_bodies_are_decoded(feed_server: FeedServer, encoding: str) -> None:
+    body = RSS * 100
+    url = feed_server.serve_encoded("/feed", body, encoding)
+    assert fetch(url).body == body
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(404, "http_404"), (410, "http_4xx"), (403, "http_4xx"), (500, "http_5xx"), (502, "http_5xx")],
+)
+def test_http_errors(feed_server: FeedServer, status: int, expected: str) -> None:
+    url = feed_server.serve("/feed", b"nope", status=status, content_type="text/plain")
+    assert reason(url).reason == expected
+
+
+def test_retry_after_is_surfaced_on_429_and_503(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/a", b"", status=429, headers={"Retry-After": "120"})
+    error = reason(url)
+    assert (error.reason, error.retry_after) == ("http_429", 120.0)
+    url = feed_server.serve(
+        "/b", b"", status=503, headers={"Retry-After": "Wed, 21 Oct 2037 07:28:00 GMT"}
+    )
+    error = reason(url)
+    assert error.reason == "http_5xx"
+    assert error.retry_after is not None and error.retry_after > 86400
+
+
+def test_redirects_are_followed_to_the_final_url(feed_server: FeedServer) -> None:
+    feed_server.redirect("/old", "/older", status=301)
+    feed_server.redirect("/older", feed_server.url + "/feed", status=308)
+    final = feed_server.serve("/feed", RSS)
+    result = fetch(feed_server.url + "/old")
+    assert (result.body, result.url) == (RSS, final)
+
+
+def test_redirect_loop(feed_server: FeedServer) -> None:
+    feed_server.redirect("/a", "/b")
+    feed_server.redirect("/b", "/a")
+    assert reason(feed_server.url + "/a").reason == "redirect_loop"
+    assert feed_server.hits("/a") == 1
+
+
+def test_too_many_redirects(feed_server: FeedServer) -> None:
+    for n in range(5):
+        feed_server.redirect(f"/r{n}", f"/r{n + 1}")
+    feed_server.serve("/r5", RSS)
+    assert reason(feed_server.url + "/r0", Http(max_redirects=3)).reason == "redirect_loop"
+    assert fetch(feed_server.url + "/r0", Http(max_redirects=5)).body == RSS
+
+
+def test_declared_huge_body_is_refused_unread(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/big", b"x" * 2_000_000)
+    error = reason(url, Http(max_bytes=1_000_000, timeout=5))
+    assert error.reason == "too_large"
+
+
+def test_endless_body_is_cut_off(feed_server: FeedServer) -> None:
+    url = feed_server.endless("/endless")
+    started = time.monotonic()
+    assert reason(url, Http(max_bytes=1_000_000, timeout=10)).reason == "too_large"
+    assert time.monotonic() - started < 5
+
+
+def test_compressed_body_is_limited_after_decoding(feed_server: FeedServer) -> None:
+    url = feed_server.serve_encoded("/bomb", b"\0" * 5_000_000, "gzip")
+    assert reason(url, Http(max_bytes=1_000_000)).reason == "too_large"
+
+
+def test_stalled_body_ends_at_the_deadline(feed_server: FeedServer) -> None:
+    url = feed_server.stall("/stall", 30)
+    started = time.monotonic()
+    assert reason(url, Http(timeout=0.5)).reason == "timeout"
+    assert time.monotonic() - started < 3
+
+
+def test_refused_port() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert reason(f"http://127.0.0.1:{port}/feed").reason == "refused"
+
+
+def test_unknown_host_is_dns() -> None:
+    assert reason("http://newswatch-test.invalid/feed", Http(timeout=10)).reason in (
+        "dns",
+        "timeout",
+    )
+
+
+def test_tls_failure(feed_server: FeedServer) -> None:
+    """An https URL answered by a plain-HTTP server fails the handshake."""
+    assert reason(f"https://127.0.0.1:{feed_server.port}/feed").reason == "tls"
+
+
+def test_bad_url() -> None:
+    assert reason("ftp://example.org/feed").reason == "bad_url"
+
+
+def test_a_stalled_feed_does_not_slow_the_others(feed_server: FeedServer) -> None:
+    stalled = feed_server.stall("/stall", 30)
+    good = [feed_server.serve(f"/feed{n}", RSS) for n in range(20)]
+
+    async def work(fetcher: Fetcher) -> tuple[list[object], float]:
+        slow = asyncio.create_task(fetcher.fetch(stalled))
+        started = time.monotonic()
+        results = await asyncio.gather(*(fetcher.fetch(u) for u in good), return_exceptions=True)
+        took = time.monotonic() - started
+        with pytest.raises(FetchError):
+            await slow
+        return results, took
+
+    results, took = run(Http(timeout=2, concurrency=4, per_host=8), work)
+    assert all(isinstance(r, FetchResult) and r.body == RSS for r in results)
+    assert took < 1.5
+
+
+def test_per_host_limit_bounds_concurrent_requests(feed_server: FeedServer) -> None:
+    urls = [feed_server.stall(f"/s{n}", 0.3, prefix=b"") for n in range(6)]
+
+    async def work(fetcher: Fetcher) -> list[object]:
+        return await asyncio.gather(*(fetcher.fetch(u) for u in urls), return_exceptions=True)
+
+    started = time.monotonic()
+    results = run(Http(timeout=0.2, per_host=2, concurrency=50), work)
+    took = time.monotonic() - started
+    assert all(isinstance(r, FetchError) and r.reason == "timeout" for r in results)
+    assert took >= 0.55  # three rounds of two, each ending at its own deadline
