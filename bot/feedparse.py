@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import codecs
+import html
 import io
 import re
 import time
@@ -42,6 +43,7 @@ _XML_DECLARATION = re.compile(r"<\?xml\s[^>]*\?>")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _ROOT = re.compile(r"<([A-Za-z][\w.:-]*)")
 _FEED_ELEMENT = re.compile(r"<(?:[\w-]+:)?(?:rss|feed|RDF|channel)[\s>]")
+_SLASH_DATE = re.compile(r"\d{4}/\d\d/\d\d(?:[ T]\d\d:\d\d(?::\d\d)?)?$")
 _FALLBACK = "windows-1252"
 _SAFE_SCHEMES = ("http", "https")
 
@@ -53,24 +55,23 @@ def parse_feed(
     when nothing can be recovered. Lenient recoveries set ``warning``."""
     if not body.strip():
         raise FetchError("malformed", "empty document")
-    document = read_json_feed(body) if looks_like_json(body) else _read_xml(body, content_type, url)
-    return _to_parsed(document, feed_id=feed_id, base=url)
+    document = read_json_feed(body) if looks_like_json(body) else _read_xml(body, content_type)
+    return _to_parsed(document, feed_id=feed_id, url=url)
 
 
-def _read_xml(body: bytes, content_type: str | None, url: str) -> Document:
+def _read_xml(body: bytes, content_type: str | None) -> Document:
     text, encoding_warning = _decode(body, content_type)
     _refuse_html(text)
     data = _XML_DECLARATION.sub("", text.lstrip(), count=1).encode("utf-8")
     result = feedparser.parse(
         io.BytesIO(data),  # never bytes or str: feedparser would open them as a path or URL
-        response_headers={
-            "content-type": "application/xml; charset=utf-8",
-            "content-location": url,
-        },
+        # No Content-Location: feedparser would resolve non-URL guids against it.
+        response_headers={"content-type": "application/xml; charset=utf-8"},
         sanitize_html=False,
         resolve_relative_uris=False,
     )
-    entries = tuple(_xml_entry(entry) for entry in result.entries)
+    plain_text = "text/plain" if result.version.startswith("atom") else None
+    entries = tuple(_xml_entry(entry, plain_text) for entry in result.entries)
     feed = result.feed
     if not result.version and not entries:
         reason = "malformed" if result.bozo and not feed.get("title") else "not_a_feed"
@@ -113,9 +114,8 @@ def _decode(body: bytes, content_type: str | None) -> tuple[str, str | None]:
             return body.decode(declared), None
         except UnicodeDecodeError:
             pass
-    return body.decode(_FALLBACK, errors="replace"), (
-        f"declared encoding {declared or 'utf-8'} is wrong: read as {_FALLBACK}"
-    )
+    claim = f"declared encoding {declared} is wrong" if declared else "not UTF-8"
+    return body.decode(_FALLBACK, errors="replace"), f"{claim}: read as {_FALLBACK}"
 
 
 def _declared(body: bytes, content_type: str | None) -> str | None:
@@ -145,13 +145,27 @@ def _refuse_html(text: str) -> None:
         raise FetchError("not_a_feed", "an HTML page")
 
 
-def _xml_entry(entry: feedparser.FeedParserDict) -> Entry:
-    contents = [c.get("value", "") for c in entry.get("content", ())]
+def _xml_entry(entry: feedparser.FeedParserDict, plain_text: str | None) -> Entry:
+    """``plain_text`` is the content type whose text is escaped so it survives as text:
+    Atom's explicit ``type="text"``, never RSS, where feedparser only guesses."""
+
+    def html_of(detail: dict[str, str] | None, value: str) -> str:
+        plain = detail is not None and detail.get("type") == plain_text
+        return html.escape(value, quote=False) if plain else value
+
+    contents = [html_of(c, c.get("value", "")) for c in entry.get("content", ())]
+    link = entry.get("link")
+    if entry.get("guidislink") and not _is_web_url(link):
+        link = None  # a non-URL guid that feedparser promoted to a link
     return Entry(
         guid=entry.get("id"),
-        link=entry.get("link"),
-        title=entry.get("title", ""),
-        summary=entry.get("summary", ""),
+        link=link,
+        title=html_of(entry.get("title_detail"), entry.get("title", "")),
+        # Without its own detail, the summary is feedparser's copy of the content.
+        summary=html_of(
+            entry.get("summary_detail") or next(iter(entry.get("content", ())), None),
+            entry.get("summary", ""),
+        ),
         content=max(contents, key=len, default=""),
         published=_entry_date(entry),
         author=entry.get("author"),
@@ -159,13 +173,19 @@ def _xml_entry(entry: feedparser.FeedParserDict) -> Entry:
 
 
 def _entry_date(entry: feedparser.FeedParserDict) -> datetime | None:
-    """feedparser's parsed date, else our own reading of the raw text (e.g. Unix time)."""
+    """The first date of published, updated, created that can be read.
+
+    Unix times and ``YYYY/MM/DD`` dates are read here first: feedparser turns
+    them into wrong dates rather than none. Then feedparser's reading, then ours.
+    """
     for name in ("published", "updated", "created"):
-        parsed = entry.get(f"{name}_parsed")
-        if parsed:
-            return _from_struct(parsed)
-    for name in ("published", "updated", "created"):
-        moment = _raw_date(entry.get(name))
+        raw = dict.get(entry, name)  # not entry.get: it maps missing keys to others
+        moment = _numeric_date(raw)
+        parsed = dict.get(entry, f"{name}_parsed")
+        if moment is None and parsed:
+            moment = _from_struct(parsed)
+        if moment is None:
+            moment = parse_date(raw)
         if moment is not None:
             return moment
     return None
@@ -178,13 +198,15 @@ def _from_struct(parsed: time.struct_time) -> datetime | None:
         return None
 
 
-def _raw_date(value: object) -> datetime | None:
+def _numeric_date(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     value = value.strip()
     if value.isdigit() and 9 <= len(value) <= 10:
         return datetime.fromtimestamp(int(value), UTC)
-    return parse_date(value.replace("/", "-"))
+    if _SLASH_DATE.match(value):
+        return parse_date(value.replace("/", "-", 2))
+    return None
 
 
 def _ttl(value: object) -> int | None:
@@ -196,12 +218,17 @@ def _ttl(value: object) -> int | None:
     return minutes * 60 if minutes > 0 else None
 
 
-def _to_parsed(document: Document, *, feed_id: str, base: str) -> ParsedFeed:
-    """Plain text, absolute links and keys, one item per key."""
+def _to_parsed(document: Document, *, feed_id: str, url: str) -> ParsedFeed:
+    """Plain text, absolute links and keys, one item per key.
+
+    Relative item links are resolved against the site's link when the feed gives
+    one (feeds are often served from elsewhere), else against the feed's URL.
+    """
+    site = _absolute(document.link, url)
     return ParsedFeed(
         title=html_to_text(document.title or "") or None,
-        link=_absolute(document.link, base),
-        items=_unique(_items(document.entries, feed_id, base)),
+        link=site,
+        items=_unique(_items(document.entries, feed_id, site or url)),
         warning=document.warning,
         ttl_seconds=document.ttl_seconds,
     )
@@ -248,8 +275,13 @@ def _item(entry: Entry, feed_id: str, base: str, guid: str | None) -> Item:
 
 
 def _absolute(link: str | None, base: str) -> str | None:
-    """``link`` resolved against the feed URL; only http(s) links survive (no ``javascript:``)."""
+    """``link`` resolved against ``base``; only http(s) links survive (no ``javascript:``)."""
     if not link or not link.strip():
         return None
     absolute = urljoin(base, link.strip())
-    return absolute if urlsplit(absolute).scheme.lower() in _SAFE_SCHEMES else None
+    return absolute if _is_web_url(absolute) else None
+
+
+def _is_web_url(link: str | None) -> bool:
+    parts = urlsplit(link or "")
+    return parts.scheme.lower() in _SAFE_SCHEMES and bool(parts.netloc)
