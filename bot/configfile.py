@@ -227,7 +227,11 @@ def _read(
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else 0
-        problems.add(name, line, f"YAML syntax error: {err.problem or err.context}")
+        message = f"YAML syntax error: {err.problem or err.context}"
+        if err.context and err.context_mark is not None and err.problem:
+            started = err.context.removeprefix("while parsing a ")
+            message += f" (in the {started} started at line {err.context_mark.line + 1})"
+        problems.add(name, line, message)
         return None
     except YAMLError as err:
         problems.add(name, 0, f"YAML error: {err}")
@@ -293,6 +297,7 @@ def _pydantic_problems(err: ValidationError, doc: _Document) -> Iterator[ConfigP
         if kind == "extra_forbidden":
             line, message = doc.line(loc, key=True), f"{where}: unknown key"
         elif kind == "missing":
+            where = _dotted((*_yaml_path(loc[:-1], doc), loc[-1]))
             line, message = doc.line(loc[:-1]), f"{where}: missing required key"
         else:
             line, message = doc.line(loc), f"{where}: {_message(detail)}"

@@ -45,16 +45,17 @@ def test_a_valid_config_passes(config_dir: ConfigDir) -> None:
     ("settings", "rules", "expected"),
     [
         pytest.param(SETTINGS.replace("tags: [canada]", "tags: [canada"), RULES,
-                     "settings.yaml:7: YAML syntax error", id="yaml-syntax"),
+                     "settings.yaml:6: YAML syntax error: expected ',' or ']', but got ':' (in the flow"
+                     " sequence started at line 5)", id="yaml-syntax"),
         pytest.param(SETTINGS.replace("tags:", "tagz:"), RULES,
                      "settings.yaml:5: feeds[0].tagz: unknown key", id="unknown-key"),
-        pytest.param(SETTINGS.replace("url: https://news.example/rss\n", ""), RULES,
+        pytest.param(SETTINGS.replace("        url: https://news.example/rss\n", ""), RULES,
                      "settings.yaml:4: feeds[0].url: missing required key", id="missing-key"),
         pytest.param(SETTINGS.replace("https://news.example/rss", "ftp://x"), RULES,
-                     "settings.yaml:5: feeds[0].url: 'ftp://x' is not an http(s) URL",
+                     "settings.yaml:4: feeds[0].url: 'ftp://x' is not an http(s) URL",
                      id="bad-url"),
         pytest.param(SETTINGS + "    schedule: {interval: soon}\n", RULES,
-                     "settings.yaml:9: schedule.interval: 'soon' is not a duration",
+                     "settings.yaml:8: schedule.interval: 'soon' is not a duration",
                      id="bad-duration"),
         pytest.param(SETTINGS, RULES + "        notify: [slack-desk]\n",
                      "rules.yaml:5: rule 'watch': notify[0]: unknown destination 'slack-desk'",
@@ -65,7 +66,7 @@ def test_a_valid_config_passes(config_dir: ConfigDir) -> None:
         pytest.param(SETTINGS, RULES.replace("'RCMP AND Iraq'", "'RCMP AND (Iraq'"),
                      "rules.yaml:4: rule 'watch': query: column 10:", id="bad-query"),
         pytest.param(SETTINGS, RULES + RULES.replace("    rules:\n", ""),
-                     "rules.yaml:5: rules[1].id: duplicate rule id 'watch'", id="duplicate-rule"),
+                     "rules.yaml:6: rules[1].id: duplicate rule id 'watch' (first in ", id="duplicate-rule"),
         pytest.param(SETTINGS.replace("store: sqlite:state.db", "store: ${NOPE_STORE}"), RULES,
                      "settings.yaml:1: store: environment variable NOPE_STORE is not set",
                      id="unset-env"),
@@ -86,7 +87,7 @@ def test_broken_configs_are_located_errors(
 
 def test_every_problem_is_reported_not_just_the_first(config_dir: ConfigDir) -> None:
     settings = SETTINGS.replace("tags:", "tagz:").replace("https://news.example/rss", "nope")
-    result = check(config_dir, settings, RULES.replace("title: Watch\n", ""))
+    result = check(config_dir, settings, RULES.replace("        title: Watch\n", ""))
     assert result.code == 2
     assert "feeds[0].tagz: unknown key" in result.stderr
     assert "feeds[0].url:" in result.stderr

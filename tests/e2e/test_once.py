@@ -31,19 +31,18 @@ UNRELATED = Entry("Hockey night", "The Leafs won again.", "https://news.example/
 
 
 def configure(cfg: ConfigDir, feeds: dict[str, str], slack: SlackEmulator) -> None:
-    feed_lines = "".join(f"  - {{id: {fid}, url: '{url}'}}\n" for fid, url in feeds.items())
+    feed_list = ", ".join(f"{{id: {fid}, url: '{url}'}}" for fid, url in feeds.items())
     cfg.write("settings.yaml", f"""
         store: sqlite:{cfg.store}
         http: {{timeout: 5s}}
-        feeds:
-        {feed_lines}
+        feeds: [{feed_list}]
         destinations:
           desk:
             type: slack
             channel: "#iraq"
             token: ${{SLACK_TEST_TOKEN}}
             base_url: {slack.base_url}
-    """.replace("        feeds:\n        ", "        feeds:\n"))
+    """)
     cfg.write("rules.yaml", """
         rules:
           - id: canada-police-iraq
