@@ -50,7 +50,7 @@ def test_a_valid_config_passes(config_dir: ConfigDir) -> None:
         pytest.param(SETTINGS.replace("tags:", "tagz:"), RULES,
                      "settings.yaml:5: feeds[0].tagz: unknown key", id="unknown-key"),
         pytest.param(SETTINGS.replace("        url: https://news.example/rss\n", ""), RULES,
-                     "settings.yaml:4: feeds[0].url: missing required key", id="missing-key"),
+                     "settings.yaml:3: feeds[0].url: missing required key", id="missing-key"),
         pytest.param(SETTINGS.replace("https://news.example/rss", "ftp://x"), RULES,
                      "settings.yaml:4: feeds[0].url: 'ftp://x' is not an http(s) URL",
                      id="bad-url"),
