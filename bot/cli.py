@@ -22,6 +22,7 @@ from bot.logs import setup_logging
 from bot.notify import build_notifier, build_notifiers
 from bot.pipeline import utcnow
 from bot.render import text_message
+from bot.service import serve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,6 +134,14 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
         click.echo(f"  {failed.feed_id}: {failed.status} {failed.detail}".rstrip(), err=True)
     if result.undelivered:
         raise SystemExit(1)
+
+
+@main.command("run")
+@click.pass_obj
+@handles_errors
+def run_daemon(obj: Context) -> None:
+    """Run the daemon: poll feeds, deliver alerts, serve /healthz and /metrics (SIGHUP reloads)."""
+    raise SystemExit(serve(obj.load(), os.environ))
 
 
 @main.group(invoke_without_command=True)
