@@ -1,0 +1,352 @@
+"""``newswatch run``: the daemon. APScheduler ticks, rule-file watching, signals, health.
+
+Two in-memory APScheduler jobs drive the pipeline: *poll* claims the feeds that
+are due (each feed carries its own next poll time in the store, so a tick is
+cheap) and *deliver* sends due outbox rows. Coordination between replicas lives
+in the store's leases, never in a shared APScheduler job store.
+
+Signals: SIGTERM/SIGINT stop claiming work, let in-flight work finish (bounded),
+close the store and return 0; SIGHUP reloads settings.yaml by rebuilding
+everything (an invalid config keeps the running one). Rule files are checked at
+every poll tick and applied from the next cycle when valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.app import close_all, open_synced_store, secrets_of
+from bot.configfile import Config, load_config, load_rules, rule_file_paths
+from bot.errors import ConfigError
+from bot.fetch import Fetcher
+from bot.health import HealthServer, evaluate, json_response, metrics_response
+from bot.logs import SecretFilter
+from bot.metrics import Metrics
+from bot.notify import Notifier, build_notifiers
+from bot.pipeline import Pipeline, new_owner, utcnow
+from bot.store import Store
+
+log = logging.getLogger("newswatch.service")
+
+POLL_JOB = "poll"
+DELIVER_JOB = "deliver"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How often the jobs tick and how long shutdown may wait: internal, not config.
+
+    ``poll_instances`` > 1 lets a new tick claim newly due feeds while a cycle
+    with a slow feed is still running (leases keep them apart), so one slow feed
+    never delays the others by more than a tick.
+    """
+
+    poll_every: float = 2.0
+    deliver_every: float = 5.0
+    misfire_grace: float = 30.0
+    poll_instances: int = 4
+    drain: float = 7.0
+
+
+RuleStamp = tuple[tuple[str, int, int], ...]
+
+
+def rule_stamp(directory: Path) -> RuleStamp:
+    """Which rule files exist and their mtimes and sizes: cheap to compare every tick."""
+    stamp = []
+    for path in rule_file_paths(directory):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        stamp.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(stamp)
+
+
+@dataclass
+class _Generation:
+    """Everything built from one config; SIGHUP replaces it as a whole."""
+
+    config: Config
+    store: Store
+    notifiers: dict[str, Notifier]
+    pipeline: Pipeline
+    scheduler: AsyncIOScheduler
+    exits: AsyncExitStack
+    rules_stamp: RuleStamp
+    inflight: set[asyncio.Task[object]] = field(default_factory=set)
+    stopping: bool = False
+
+    @contextmanager
+    def tracked(self) -> Iterator[None]:
+        """Marks the current job as in flight, so a stop waits for it."""
+        task = asyncio.current_task()
+        if task is None:  # not in a task: nothing to wait for
+            yield
+            return
+        self.inflight.add(task)
+        try:
+            yield
+        finally:
+            self.inflight.discard(task)
+
+
+class Service:
+    """The daemon's state across reloads: owner name, metrics, health server, signals."""
+
+    def __init__(
+        self, config: Config, environ: Mapping[str, str], timing: Timing | None = None
+    ) -> None:
+        self.config = config
+        self.environ = environ
+        self.timing = timing or Timing()
+        self.owner = new_owner()
+        self.metrics = Metrics()
+        self.started_at = utcnow()
+        self.last_poll: datetime | None = None
+        self._gen: _Generation | None = None
+        self._health: HealthServer | None = None
+        self._events: asyncio.Queue[str] = asyncio.Queue()
+
+    # -- lifecycle -------------------------------------------------------------
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 when it could not start."""
+        loop = asyncio.get_running_loop()
+        for sig, event in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"),
+                           (signal.SIGHUP, "reload")):
+            loop.add_signal_handler(sig, self._events.put_nowait, event)
+        try:
+            self._gen = await self._start(self.config)
+            await self._serve_health(self.config)
+        except Exception as err:
+            log.critical("cannot start: %s", err, exc_info=True, extra={"event": "start_failed"})
+            await self._shutdown()
+            return 1
+        try:
+            while await self._events.get() != "stop":
+                await self._reload()
+            log.info("stopping: finishing in-flight work", extra={"event": "stopping"})
+        except Exception as err:
+            log.critical("giving up: %s", err, exc_info=True, extra={"event": "fatal"})
+            return 1
+        finally:
+            await self._shutdown()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        log.info("stopped", extra={"event": "stopped"})
+        return 0
+
+    async def _start(self, config: Config) -> _Generation:
+        settings = config.settings
+        exits = AsyncExitStack()
+        store = open_synced_store(config)
+        notifiers: dict[str, Notifier] = {}
+        try:
+            notifiers = build_notifiers(settings.destinations)
+            fetcher = await exits.enter_async_context(Fetcher(settings.http))
+        except BaseException:
+            await exits.aclose()
+            close_all(store, notifiers)
+            raise
+        pipeline = Pipeline(settings, config.rules, store, fetcher, notifiers, owner=self.owner,
+                            events=self.metrics)
+        scheduler = AsyncIOScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": AsyncIOExecutor()},
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": int(self.timing.misfire_grace)},
+            timezone=UTC,
+        )
+        gen = _Generation(config, store, notifiers, pipeline, scheduler, exits,
+                          rule_stamp(config.directory))
+        now = datetime.now(UTC)
+        scheduler.add_job(self._poll_job, "interval", args=[gen], id=POLL_JOB, name=POLL_JOB,
+                          seconds=self.timing.poll_every, next_run_time=now,
+                          max_instances=self.timing.poll_instances)
+        scheduler.add_job(self._deliver_job, "interval", args=[gen], id=DELIVER_JOB,
+                          name=DELIVER_JOB, seconds=self.timing.deliver_every,
+                          next_run_time=now + timedelta(seconds=0.5))
+        scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        scheduler.start()
+        self.metrics.watch_outbox(lambda: store.outbox_counts(utcnow()))
+        log.info(
+            "running: %d feeds, %d rules, %d destinations, store %s",
+            len([f for f in settings.feeds if f.enabled]), len(config.rules),
+            len(settings.destinations), settings.store.split("://")[0].split(":")[0],
+            extra={"event": "started", "owner": self.owner},
+        )
+        return gen
+
+    async def _stop(self, gen: _Generation) -> None:
+        """Stop claiming, let in-flight jobs finish within the drain time, then close.
+
+        APScheduler's asyncio executor cancels running jobs at shutdown, so our
+        own jobs are waited for first; whatever still runs after the drain time
+        is cancelled at an await point: its feed and outbox leases expire and
+        another run picks the work up again.
+        """
+        gen.stopping = True
+        gen.scheduler.pause()
+        if gen.inflight:
+            _, late = await asyncio.wait(set(gen.inflight), timeout=self.timing.drain)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("%d job(s) cancelled after %.0fs", len(late), self.timing.drain,
+                            extra={"event": "drain_timeout"})
+                await asyncio.gather(*late, return_exceptions=True)
+        gen.scheduler.shutdown(wait=False)
+        self.metrics.watch_outbox(None)
+        await gen.exits.aclose()
+        close_all(gen.store, gen.notifiers)
+
+    async def _shutdown(self) -> None:
+        if self._gen is not None:
+            gen, self._gen = self._gen, None
+            await self._stop(gen)
+        if self._health is not None:
+            await self._health.close()
+            self._health = None
+
+    async def _reload(self) -> None:
+        """SIGHUP: rebuild everything from the config on disk; keep the old one when invalid."""
+        log.info("SIGHUP: reloading %s", self.config.directory, extra={"event": "reload"})
+        try:
+            config = load_config(self.config.directory, self.environ)
+        except ConfigError as err:
+            for problem in err.problems:
+                log.error("%s", problem, extra={"event": "config_invalid"})
+            log.error("config invalid: keeping the running one", extra={"event": "reload_failed"})
+            return
+        add_secrets(secrets_of(config.settings))
+        old = self._gen
+        if old is not None:
+            self._gen = None
+            await self._stop(old)
+        try:
+            self._gen = await self._start(config)
+        except Exception as err:
+            log.error("reload failed, restoring the previous config: %s", err, exc_info=True,
+                      extra={"event": "reload_failed"})
+            self._gen = await self._start(self.config)
+            return
+        self.config = config
+        await self._serve_health(config)
+
+    async def _serve_health(self, config: Config) -> None:
+        """(Re)bind the health server when the configured address changed."""
+        server = config.settings.server
+        current = self._health
+        if current is not None and (current.host, current.requested_port) == (
+            server.host, server.port
+        ):
+            return
+        if current is not None:
+            await current.close()
+        health = HealthServer(server.host, server.port,
+                              {"/healthz": self._healthz, "/metrics": self._metrics})
+        port = await health.start()
+        self._health = health
+        log.info("serving /healthz and /metrics on http://%s:%d", server.host, port,
+                 extra={"event": "listening", "host": server.host, "port": port})
+
+    # -- jobs --------------------------------------------------------------------
+    async def _poll_job(self, gen: _Generation) -> None:
+        """Apply edited rule files, then claim and poll the feeds that are due."""
+        if gen.stopping:
+            return
+        started = time.monotonic()
+        with gen.tracked():
+            self._check_rules(gen)
+            report = await gen.pipeline.poll(due_only=True)
+        self.last_poll = utcnow()
+        self.metrics.last_poll.set(time.time())
+        self.metrics.cycle_seconds.labels(POLL_JOB).observe(time.monotonic() - started)
+        if report.alerts and not gen.stopping:
+            gen.scheduler.modify_job(DELIVER_JOB, next_run_time=datetime.now(UTC))
+
+    async def _deliver_job(self, gen: _Generation) -> None:
+        if gen.stopping:
+            return
+        started = time.monotonic()
+        with gen.tracked():
+            await gen.pipeline.deliver()
+        self.metrics.cycle_seconds.labels(DELIVER_JOB).observe(time.monotonic() - started)
+
+    def _check_rules(self, gen: _Generation) -> None:
+        stamp = rule_stamp(gen.config.directory)
+        if stamp == gen.rules_stamp:
+            return
+        gen.rules_stamp = stamp
+        try:
+            rules = load_rules(gen.config.directory, gen.config.settings, self.environ)
+        except ConfigError as err:
+            for problem in err.problems:
+                log.error("%s", problem, extra={"event": "rules_invalid"})
+            log.error("rule files invalid: keeping the %d active rules", len(gen.pipeline.rules),
+                      extra={"event": "rules_rejected"})
+            self.metrics.rule_reloads.labels("rejected").inc()
+            return
+        gen.pipeline.set_rules(rules)
+        self.metrics.rule_reloads.labels("applied").inc()
+        log.info("rules reloaded: %d rules", len(rules), extra={"event": "rules_reloaded"})
+
+    def _job_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            self.metrics.job_errors.labels(event.job_id, "missed").inc()
+            log.warning("job %s missed its run at %s", event.job_id,
+                        event.scheduled_run_time.isoformat(),
+                        extra={"event": "job_missed", "job": event.job_id})
+            return
+        self.metrics.job_errors.labels(event.job_id, "error").inc()
+        log.error("job %s failed: %r", event.job_id, event.exception,
+                  exc_info=(type(event.exception), event.exception,
+                            event.exception.__traceback__),
+                  extra={"event": "job_error", "job": event.job_id})
+
+    # -- HTTP --------------------------------------------------------------------
+    async def _healthz(self) -> tuple[int, str, bytes]:
+        gen = self._gen
+        store_ok, counts = False, None
+        if gen is not None and gen.store.ping():
+            try:
+                counts = gen.store.outbox_counts(utcnow())
+                store_ok = True
+            except Exception as err:
+                log.warning("healthz: outbox counts failed: %s", err)
+        health = evaluate(utcnow(), self.started_at, self.last_poll, self.timing.poll_every,
+                          store_ok, counts)
+        return json_response(health)
+
+    async def _metrics(self) -> tuple[int, str, bytes]:
+        return metrics_response(self.metrics.render())
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Teach the log scrubber new secret values (a reload may bring new credentials)."""
+    values = list(secrets)
+    for handler in logging.getLogger().handlers:
+        for filt in handler.filters:
+            if isinstance(filt, SecretFilter):
+                filt.add(values)
+
+
+def serve(config: Config, environ: Mapping[str, str], timing: Timing | None = None) -> int:
+    """Run the daemon on a validated config until a stop signal; the process exit code."""
+    return asyncio.run(Service(config, environ, timing).run())
+
+
+__all__ = ["Service", "Timing", "serve"]
