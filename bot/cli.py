@@ -15,13 +15,15 @@ import click
 
 from bot import __version__
 from bot.app import close_all, open_synced_store, relative, run_once, secrets_of
-from bot.configfile import Config, load_config
+from bot.configfile import SETTINGS_FILE, Config, load_config
 from bot.durations import parse_duration
 from bot.errors import ConfigError, DeliveryError, NewswatchError
 from bot.logs import setup_logging
 from bot.notify import build_notifier, build_notifiers
+from bot.opml import OpmlError, parse_opml
 from bot.pipeline import utcnow
 from bot.render import text_message
+from bot.settings_edit import add_feeds
 from bot.service import serve
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -177,6 +179,33 @@ def feeds(ctx: click.Context) -> None:
         f"\noutbox: {counts.pending} pending, {counts.waiting_digest} waiting for a digest, "
         f"{counts.sent} sent, {counts.dead} dead"
     )
+
+
+@feeds.command("import")
+@click.argument("opml_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def feeds_import(obj: Context, opml_file: Path) -> None:
+    """Add the feeds of OPML_FILE to settings.yaml (comments kept, duplicates skipped)."""
+    obj.load()
+    try:
+        found = parse_opml(opml_file.read_bytes())
+    except OpmlError as err:
+        click.echo(f"{opml_file}: {err}", err=True)
+        raise SystemExit(2) from None
+    settings_file = obj.config_dir / SETTINGS_FILE
+    original = settings_file.read_text(encoding="utf-8")
+    added, skipped = add_feeds(settings_file, found)
+    try:
+        load_config(obj.config_dir, os.environ)
+    except ConfigError as err:
+        settings_file.write_text(original, encoding="utf-8")
+        click.echo("the imported feeds would make the config invalid; nothing changed:", err=True)
+        for problem in err.problems:
+            click.echo(f"  {problem}", err=True)
+        raise SystemExit(2) from None
+    for url in skipped:
+        click.echo(f"skipped (already configured): {url}")
+    click.echo(f"added {len(added)} feed(s) to {settings_file}: {', '.join(added) or '-'}")
 
 
 @main.command("send-test")
