@@ -106,6 +106,13 @@ class DigestCron(Strict):
     cron: str
     timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
 
+    @model_validator(mode="after")
+    def _valid_cron(self) -> DigestCron:
+        from bot.digest import check_cron
+
+        check_cron(self.cron, self.timezone)
+        return self
+
 
 Digest = DigestEvery | DigestCron
 
