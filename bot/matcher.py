@@ -1,12 +1,15 @@
 """Matching items against a set of rules, fast enough to run on every item.
 
-A :class:`RuleSet` interns every term of every rule once and builds one
-Aho-Corasick automaton over them. Per item, each field is tokenized once and
-joined with spaces (`` canadian police in iraq ``); one automaton pass finds
-every term, phrase and prefix at once (a term is `` police ``, a phrase
-`` canadian police ``, a prefix `` train``). Only rules that one of their
-*trigger* terms hit (a set of terms at least one of which any match needs) are
-then evaluated, as closures compiled from the query tree.
+Per item, each field is tokenized once into a space-joined, space-padded text
+(`` canadian police in iraq ``), in which a term is a substring: a word is
+`` police ``, a phrase `` canadian police ``, a prefix `` train``.
+
+A :class:`RuleSet` gives every rule a set of *trigger* keys, at least one of
+which must occur for the rule to match: a word of one of its terms, or the first
+letters of a prefix. Per item, one C-level set intersection of the field's
+tokens with all trigger keys selects the few candidate rules; only those are
+evaluated, as closures compiled once from the query tree, each term check being
+one substring search.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import ahocorasick
 import re2
 
 from bot.errors import QueryError
@@ -100,13 +102,8 @@ def _scoped_term(term: Term, fields: tuple[Field, ...]) -> Term:
 
 
 def term_pattern(term: Term) -> str:
-    """The string a term is found as in a space-joined, space-padded token text."""
+    """The substring a term is, in a space-joined, space-padded token text."""
     return " " + " ".join(term.tokens) + ("" if term.prefix else " ")
-
-
-def joined_tokens(text: str) -> str:
-    """A field's tokens joined and padded with spaces, the text the automaton scans."""
-    return f" {token_text(text)} "
 
 
 def leaves(node: Node, negated: bool = False) -> Iterable[tuple[Term | Regex, bool]]:
@@ -128,16 +125,15 @@ def leaves(node: Node, negated: bool = False) -> Iterable[tuple[Term | Regex, bo
 
 
 class _ItemState:
-    """What one item's fields contain: term hits per field, and lazily, regex results."""
+    """One item's fields as padded token texts, plus regex results computed on demand."""
 
-    __slots__ = ("found", "item", "joined", "normalized", "regex_results", "regexes")
+    __slots__ = ("item", "normalized", "padded", "regex_results", "regexes")
 
-    def __init__(self, item: Item, regexes: list[re2._Regexp]) -> None:
+    def __init__(self, item: Item, padded: list[str], regexes: list[re2._Regexp]) -> None:
         self.item = item
-        self.found: list[dict[int, list[int]]] = [{}, {}, {}]
-        self.joined = ["", "", ""]
-        self.normalized: list[str | None] = [None, None, None]
+        self.padded = padded
         self.regexes = regexes
+        self.normalized: list[str | None] = [None, None, None]
         self.regex_results: dict[tuple[int, int], bool] = {}
 
     def regex(self, regex_id: int, field: int) -> bool:
@@ -153,30 +149,32 @@ class _ItemState:
 
 
 Condition = Callable[[_ItemState], bool]
+Report = tuple[str, str | None, int | None, tuple[int, ...]]  # (text, pattern, regex id, fields)
+# Trigger keys: a token, or PREFIX_MARK + the first PREFIX_HEAD letters of a prefix.
+PREFIX_MARK = "\x00"
+PREFIX_HEAD = 3
 
 
-TermInfo = tuple[int, int, int]  # (term id, pattern length, number of tokens)
-Report = tuple[str, int | None, int | None, tuple[int, ...]]  # (text, term id, regex id, fields)
+def _positions(padded: str, pattern: str) -> list[int]:
+    """Token positions where ``pattern`` starts in a padded token text."""
+    found = []
+    start = padded.find(pattern)
+    while start >= 0:
+        found.append(padded.count(" ", 0, start))
+        start = padded.find(pattern, start + 1)
+    return found
 
 
-def _near_in(state: _ItemState, field: int, left: TermInfo, right: TermInfo, distance: int) -> bool:
-    """Whether an occurrence of each term lies within ``distance`` token positions."""
-    found = state.found[field]
-    left_ends = found.get(left[0])
-    right_ends = found.get(right[0])
-    if not left_ends or not right_ends:
-        return False
-    joined = state.joined[field]
-    a = [_token_span(joined, end, left) for end in left_ends]
-    b = [_token_span(joined, end, right) for end in right_ends]
-    return any(max(s2 - e1, s1 - e2, 0) <= distance for s1, e1 in a for s2, e2 in b)
+def _near_in(padded: str, left: Term, right: Term, distance: int) -> bool:
+    """Whether an occurrence of each term lies within ``distance`` token positions.
 
-
-def _token_span(joined: str, end: int, term: TermInfo) -> tuple[int, int]:
-    """First and last token positions of a term occurrence ending at char ``end``."""
-    _, length, count = term
-    first = joined.count(" ", 0, end - length + 1)
-    return first, first + count - 1
+    The distance between two occurrences is the number of token positions from
+    the end of one to the start of the other (0 when they overlap).
+    """
+    a = _positions(padded, term_pattern(left))
+    b = _positions(padded, term_pattern(right)) if a else []
+    n, m = len(left.tokens) - 1, len(right.tokens) - 1
+    return any(max(s2 - s1 - n, s1 - s2 - m, 0) <= distance for s1 in a for s2 in b)
 
 
 # ---------------------------------------------------------------- the rule set
@@ -187,49 +185,35 @@ class RuleSet:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = [compile_rule(r) for r in rules if r.enabled]
-        self._terms: dict[str, int] = {}
-        self._term_info: list[TermInfo] = []
         self._regex_ids: dict[str, int] = {}
         self._regexes: list[re2._Regexp] = []
         self._conditions = [self._compile(r.condition) for r in self.rules]
         self._reports = [self._reporters(r.condition) for r in self.rules]
-        self._triggered_by: list[list[int]] = []
+        self._triggers: dict[str, list[int]] = {}
         self._always: list[int] = []
-        self._index_triggers()
-        self._automaton = self._build_automaton()
-        self._fields = sorted(
-            {
-                f
-                for r in self.rules
-                for leaf, _ in leaves(r.condition)
-                for f in _field_indices(leaf.fields)
-            }
-        )
+        for index, rule in enumerate(self.rules):
+            self._add_triggers(index, rule.condition)
+        self._has_prefix_triggers = any(k.startswith(PREFIX_MARK) for k in self._triggers)
+        used = {f for r in self.rules for leaf, _ in leaves(r.condition) for f in _fields(leaf)}
+        self._fields = sorted(used)
 
     def __len__(self) -> int:
         return len(self.rules)
 
     def match(self, item: Item, tags: frozenset[str] = frozenset()) -> list[Match]:
         """Every rule the item matches, in rule order, each with the positive terms found."""
-        state = _ItemState(item, self._regexes)
-        hit: set[int] = set()
-        automaton = self._automaton
+        padded = ["", "", ""]
+        keys: set[str] = set()
         for field in self._fields:
             text = item.text(FIELDS[field])
-            if not text:
-                continue
-            joined = state.joined[field] = joined_tokens(text)
-            found = state.found[field]
-            for end, term_id in automaton.iter(joined):
-                ends = found.get(term_id)
-                if ends is None:
-                    found[term_id] = [end]
-                else:
-                    ends.append(end)
-            hit.update(found)
+            joined = token_text(text) if text else ""
+            if joined:
+                padded[field] = f" {joined} "
+                keys |= self._trigger_keys(joined.split(" "))
         candidates = set(self._always)
-        for term_id in hit:
-            candidates.update(self._triggered_by[term_id])
+        for key in keys:
+            candidates.update(self._triggers[key])
+        state = _ItemState(item, padded, self._regexes)
         matches = []
         for index in sorted(candidates):
             rule = self.rules[index]
@@ -237,14 +221,14 @@ class RuleSet:
                 matches.append(Match(rule.rule.id, self._hits(index, state)))
         return matches
 
-    # -- compilation
+    def _trigger_keys(self, words: list[str]) -> set[str]:
+        keys = self._triggers.keys() & words
+        if self._has_prefix_triggers:
+            heads = {PREFIX_MARK + w[:PREFIX_HEAD] for w in words}
+            keys |= self._triggers.keys() & heads
+        return keys
 
-    def _term_id(self, term: Term) -> TermInfo:
-        pattern = term_pattern(term)
-        term_id = self._terms.setdefault(pattern, len(self._terms))
-        if term_id == len(self._term_info):
-            self._term_info.append((term_id, len(pattern), len(term.tokens)))
-        return self._term_info[term_id]
+    # -- compilation
 
     def _regex_id(self, pattern: str) -> int:
         regex_id = self._regex_ids.setdefault(pattern, len(self._regex_ids))
@@ -255,11 +239,11 @@ class RuleSet:
     def _compile(self, node: Node) -> Condition:
         match node:
             case Term():
-                return _any_field(self._term_id(node)[0], _field_indices(node.fields))
+                return _term_condition(term_pattern(node), _fields(node))
             case Regex():
-                return _any_regex(self._regex_id(node.pattern), _field_indices(node.fields))
+                return _regex_condition(self._regex_id(node.pattern), _fields(node))
             case Near(left=left, right=right, distance=distance):
-                return self._near(left, right, distance)
+                return _near_condition(left, right, distance)
             case Not(child=child):
                 inner = self._compile(child)
                 return lambda state: not inner(state)
@@ -269,83 +253,79 @@ class RuleSet:
                 return _any_of([self._compile(c) for c in _cheap_first(children)])
         raise TypeError(node)
 
-    def _near(self, left: Term, right: Term, distance: int) -> Condition:
-        a, b = self._term_id(left), self._term_id(right)
-        shared = [f for f in _field_indices(left.fields) if f in _field_indices(right.fields)]
-        return lambda state: any(_near_in(state, f, a, b, distance) for f in shared)
-
     def _reporters(self, condition: Node) -> list[Report]:
         """What to report of each positive leaf, deduplicated, in query order."""
         seen: dict[tuple[str, tuple[int, ...]], Report] = {}
         for leaf, negated in leaves(condition):
             if negated:
                 continue
-            fields = _field_indices(leaf.fields)
             if isinstance(leaf, Term):
-                report = (leaf.text, self._term_id(leaf)[0], None, fields)
+                report = (leaf.text, term_pattern(leaf), None, _fields(leaf))
             else:
-                report = (leaf.text, None, self._regex_id(leaf.pattern), fields)
-            seen.setdefault((leaf.text, fields), report)
+                report = (leaf.text, None, self._regex_id(leaf.pattern), _fields(leaf))
+            seen.setdefault((leaf.text, _fields(leaf)), report)
         return list(seen.values())
 
     def _hits(self, index: int, state: _ItemState) -> tuple[Hit, ...]:
         hits: dict[Hit, None] = {}
-        for text, term_id, regex_id, fields in self._reports[index]:
+        for text, pattern, regex_id, fields in self._reports[index]:
             for field in fields:
-                if _present(state, term_id, regex_id, field):
+                if _present(state, pattern, regex_id, field):
                     hits[Hit(text, FIELDS[field])] = None
         return tuple(hits)
 
-    def _index_triggers(self) -> None:
-        self._triggered_by = [[] for _ in self._terms]
-        for index, rule in enumerate(self.rules):
-            cover = _cover(rule.condition, self._terms)
-            if cover is None:
-                self._always.append(index)
-                continue
-            for term_id in cover:
-                self._triggered_by[term_id].append(index)
-
-    def _build_automaton(self) -> ahocorasick.Automaton:
-        automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
-        for pattern, term_id in self._terms.items():
-            automaton.add_word(pattern, term_id)
-        if self._terms:
-            automaton.make_automaton()
-        return automaton
+    def _add_triggers(self, index: int, condition: Node) -> None:
+        cover = _cover(condition)
+        if cover is None:
+            self._always.append(index)
+            return
+        for key in cover:
+            self._triggers.setdefault(key, []).append(index)
 
 
-def _present(state: _ItemState, term_id: int | None, regex_id: int | None, field: int) -> bool:
-    if term_id is not None:
-        return term_id in state.found[field]
+def _present(state: _ItemState, pattern: str | None, regex_id: int | None, field: int) -> bool:
+    if pattern is not None:
+        return pattern in state.padded[field]
     return regex_id is not None and state.regex(regex_id, field)
 
 
-def _field_indices(fields: tuple[Field, ...] | None) -> tuple[int, ...]:
-    return tuple(FIELDS.index(f) for f in fields or FIELDS)
+def _fields(leaf: Term | Regex) -> tuple[int, ...]:
+    return tuple(FIELDS.index(f) for f in leaf.fields or FIELDS)
 
 
-def _any_field(term_id: int, fields: tuple[int, ...]) -> Condition:
+def _term_condition(pattern: str, fields: tuple[int, ...]) -> Condition:
     if len(fields) == 1:
         (field,) = fields
-        return lambda state: term_id in state.found[field]
-    return lambda state: any(term_id in state.found[f] for f in fields)
+        return lambda state: pattern in state.padded[field]
+    return lambda state: any(pattern in state.padded[f] for f in fields)
 
 
-def _any_regex(regex_id: int, fields: tuple[int, ...]) -> Condition:
+def _regex_condition(regex_id: int, fields: tuple[int, ...]) -> Condition:
     return lambda state: any(state.regex(regex_id, f) for f in fields)
+
+
+def _near_condition(left: Term, right: Term, distance: int) -> Condition:
+    """NEAR holds in a field both operands are scoped to (none shared: never)."""
+    shared = [f for f in _fields(left) if f in _fields(right)]
+    return lambda state: any(_near_in(state.padded[f], left, right, distance) for f in shared)
 
 
 def _all_of(conditions: list[Condition]) -> Condition:
     def check(state: _ItemState) -> bool:
-        return all(c(state) for c in conditions)
+        for condition in conditions:  # noqa: SIM110 -- a plain loop beats all(<genexpr>)
+            if not condition(state):
+                return False
+        return True
 
     return check
 
 
 def _any_of(conditions: list[Condition]) -> Condition:
     def check(state: _ItemState) -> bool:
-        return any(c(state) for c in conditions)
+        for condition in conditions:  # noqa: SIM110 -- a plain loop beats any(<genexpr>)
+            if condition(state):
+                return True
+        return False
 
     return check
 
@@ -359,22 +339,32 @@ def _cheap_first(children: tuple[Node, ...]) -> list[Node]:
     return sorted(children, key=_has_regex)
 
 
-def _cover(node: Node, terms: dict[str, int]) -> frozenset[int] | None:
-    """Terms at least one of which must be present for ``node`` to hold; None if no such set."""
+def _term_key(term: Term) -> str | None:
+    """The trigger key of a term: its longest whole word (likely the rarest), else its prefix."""
+    words = term.tokens[:-1] if term.prefix else term.tokens
+    if words:
+        return max(words, key=len)
+    head = term.tokens[-1]
+    return PREFIX_MARK + head[:PREFIX_HEAD] if len(head) >= PREFIX_HEAD else None
+
+
+def _cover(node: Node) -> frozenset[str] | None:
+    """Trigger keys at least one of which occurs whenever ``node`` holds; None if unknown."""
     match node:
         case Term():
-            return frozenset((terms[term_pattern(node)],))
-        case Near(left=left):
-            return frozenset((terms[term_pattern(left)],))
+            key = _term_key(node)
+            return frozenset((key,)) if key else None
+        case Near(left=left, right=right):
+            return _cover(left) or _cover(right)
         case Not(child=Not(child=child)):
-            return _cover(child, terms)
+            return _cover(child)
         case And(children=children):
-            covers = [c for c in (_cover(child, terms) for child in children) if c is not None]
+            covers = [c for c in map(_cover, children) if c is not None]
             return min(covers, key=len, default=None)
         case Or(children=children):
-            union: set[int] = set()
+            union: set[str] = set()
             for child in children:
-                cover = _cover(child, terms)
+                cover = _cover(child)
                 if cover is None:
                     return None
                 union |= cover

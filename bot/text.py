@@ -7,6 +7,7 @@ slow path that also maps each token back to offsets in the original text.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from bisect import bisect_right
@@ -45,7 +46,6 @@ def _token_pattern(mark: str) -> re.Pattern[str]:
 
 _TOKEN = _token_pattern(_BMP_MARK)
 _ASTRAL_TOKEN = _token_pattern(_ANY_MARK)
-_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
 # One combining sequence (a character and the marks attached to it), or a run of
 # Hangul jamo, which compose into syllables: the units normalization keeps local.
 _CHUNK = re.compile(
@@ -72,6 +72,12 @@ _TRANSLATE = str.maketrans(
 )
 
 
+_NEEDS_TRANSLATE = re.compile(
+    "[" + re.escape(_DASHES + _SINGLE_QUOTES + _DOUBLE_QUOTES + "".join(_UNDECOMPOSABLE)) + "]"
+    f"|[{_ARABIC_MARKS}]"
+)
+
+
 def normalize(text: str) -> str:
     """NFKC, case fold, strip Latin/Greek/Cyrillic accents and Arabic diacritics.
 
@@ -79,23 +85,79 @@ def normalize(text: str) -> str:
     """
     if text.isascii():
         return text.lower()
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = _ACCENTS.sub(r"\1", unicodedata.normalize("NFD", text))
-    return unicodedata.normalize("NFC", text).translate(_TRANSLATE)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    text = _ACCENTS.sub(r"\1", unicodedata.normalize("NFD", text.casefold()))
+    text = unicodedata.normalize("NFC", text)
+    return text.translate(_TRANSLATE) if _NEEDS_TRANSLATE.search(text) else text
 
 
-def tokens(text: str) -> list[str]:
-    """The normalized word tokens of ``text``: runs of letters, marks and digits."""
-    if text.isascii():
-        return _ASCII_TOKEN.findall(text.lower())
-    return _token_regex(text := normalize(text)).findall(text)
+# Tokenizing works on UTF-8 bytes: ASCII punctuation becomes a space in one
+# ``bytes.translate``, and ASCII words are final once lower-cased. Of the other
+# words (runs between ASCII spaces and punctuation), those made of "plain"
+# letters only need case folding; the rest go through full normalization, one
+# cached word at a time. The result is the tokens of ``normalize(text)``, up to
+# exotic cases where normalization would combine across ASCII punctuation
+# ("=" + U+0338 is "≠").
+_ASCII_SEPARATORS = bytes(b if b >= 0x80 or chr(b).isalnum() else 0x20 for b in range(256))
+_ASCII_SEPARATOR = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
+_UTF8 = ("utf-8", "surrogatepass")
+_HANGUL_JAMO = re.compile("[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff\u3130-\u318f]")
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+
+
+def _is_plain(char: str) -> bool:
+    """A letter or digit that normalization leaves alone, and that composes with nothing."""
+    return (
+        _LETTER_OR_DIGIT.match(char) is not None
+        and not unicodedata.decomposition(char)
+        and not _HANGUL_JAMO.match(char)
+        and char not in _ARABIC_MARKS
+        and char not in _UNDECOMPOSABLE
+    )
+
+
+@functools.cache
+def _special_word() -> re.Pattern[str]:
+    """Words holding a non-ASCII character that is not plain (built on first use: ~0.2 s)."""
+    plain = []
+    for code in range(0x80, 0x10000):
+        char = chr(code)
+        folded = char.casefold()
+        if _is_plain(char) and len(folded) == 1 and _is_plain(folded):
+            plain.append(char)
+    ordinary = "0-9a-z" + re.escape("".join(plain))
+    # From a word start, skip ordinary characters without backtracking, then
+    # require a special one: linear in the length of the text.
+    return re.compile(f"(?<![^ ])[{ordinary}]*+[^ {ordinary}][^ ]*")
+
+
+@functools.lru_cache(maxsize=65536)
+def _word_tokens(word: str) -> str:
+    """The space-joined tokens of one word (no ASCII separators, ASCII lower-cased)."""
+    normalized = normalize(word)
+    return " ".join(_token_regex(normalized).findall(normalized))
+
+
+def _fix_word(match: re.Match[str]) -> str:
+    return _word_tokens(match.group())
 
 
 def token_text(text: str) -> str:
     """``tokens(text)`` joined by single spaces: what the matcher scans in one pass."""
-    if text.isascii():
-        return " ".join(_ASCII_TOKEN.findall(text.lower()))
-    return " ".join(_token_regex(text := normalize(text)).findall(text))
+    data = text.encode(*_UTF8).lower().translate(_ASCII_SEPARATORS)
+    if data.isascii():
+        return b" ".join(data.split()).decode("ascii")
+    words = b" ".join(data.split()).decode(*_UTF8)
+    folded = _special_word().sub(_fix_word, words).casefold()
+    return (
+        folded if "  " not in folded and folded.strip(" ") == folded else " ".join(folded.split())
+    )
+
+
+def tokens(text: str) -> list[str]:
+    """The normalized word tokens of ``text``: runs of letters, marks and digits."""
+    return token_text(text).split()
 
 
 def _token_regex(normalized: str) -> re.Pattern[str]:
@@ -105,36 +167,54 @@ def _token_regex(normalized: str) -> re.Pattern[str]:
 def token_spans(text: str) -> list[tuple[str, int, int]]:
     """Each token of ``tokens(text)`` with its (start, end) offsets in ``text``.
 
-    Normalizes one combining sequence at a time to know where each normalized
-    character came from; in the rare case this differs from normalizing the whole
-    string, the whole-string result wins and offsets are aligned approximately.
+    The slow path (summaries, highlighting): splits at ASCII separators like
+    :func:`token_text`, then maps each word's tokens back to the original text.
     """
+    spans: list[tuple[str, int, int]] = []
+    start = 0
+    for separator in [*_ASCII_SEPARATOR.finditer(text), None]:
+        end = separator.start() if separator else len(text)
+        if start < end:
+            word = text[start:end]
+            if not _special_word().search(word):
+                spans.append((word.casefold(), start, end))
+            else:
+                spans += [(t, start + a, start + b) for t, a, b in _word_spans(word)]
+        start = separator.end() if separator else end
+    return spans
+
+
+def _word_spans(word: str) -> list[tuple[str, int, int]]:
+    """Tokens of one word with offsets, normalizing one combining sequence at a time.
+
+    When that differs from normalizing the whole word (rare), the whole-word
+    result wins and offsets are aligned approximately.
+    """
+    word = word.translate(_ASCII_LOWER)
     starts: list[int] = []  # normalized offset where each chunk's output begins
     origins: list[tuple[int, int]] = []
     pieces: list[str] = []
     position = 0
-    for chunk in _CHUNK.finditer(text):
+    for chunk in _CHUNK.finditer(word):
         starts.append(position)
         origins.append(chunk.span())
         piece = normalize(chunk.group())
         pieces.append(piece)
         position += len(piece)
     local = "".join(pieces)
-    whole = normalize(text)
+    whole = normalize(word)
 
     def origin(offset: int) -> tuple[int, int]:
         return origins[bisect_right(starts, offset) - 1]
 
-    if local == whole:
-        return [
-            (m.group(), origin(m.start())[0], origin(m.end() - 1)[1])
-            for m in _token_regex(whole).finditer(whole)
-        ]
-    to_local = _alignment(whole, local)
+    to_local = list(range(len(whole))) if local == whole else _alignment(whole, local)
     return [
         (m.group(), origin(to_local[m.start()])[0], origin(to_local[m.end() - 1])[1])
         for m in _token_regex(whole).finditer(whole)
     ]
+
+
+_ASCII_LOWER = str.maketrans({c: c.lower() for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})
 
 
 def _alignment(whole: str, local: str) -> list[int]:
