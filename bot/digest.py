@@ -4,6 +4,7 @@ Crontab expressions follow classic cron semantics; APScheduler 3's triggers do t
 time-zone and DST arithmetic. Two of its deviations from cron are corrected here:
 it numbers weekdays from Monday (cron: 0 and 7 are Sunday), and it requires both
 day of month and day of week to match (cron: either, when both are restricted).
+Like cron, a fixed-time schedule fires once when a wall time repeats (DST ends).
 """
 
 from __future__ import annotations
@@ -35,10 +36,26 @@ def next_digest_at(digest: DigestEvery | DigestCron, now: datetime) -> datetime:
         period = max(round(digest.every * 1_000_000), 1)
         elapsed = (now - _EPOCH) // _MICROSECOND
         return _EPOCH + _MICROSECOND * ((elapsed // period + 1) * period)
-    fire = cron_trigger(digest.cron, digest.timezone).get_next_fire_time(None, now + _MICROSECOND)
+    trigger = cron_trigger(digest.cron, digest.timezone)
+    fire = trigger.get_next_fire_time(None, now + _MICROSECOND)
+    while fire is not None and _repeated_wall_time(fire, digest):
+        fire = trigger.get_next_fire_time(None, fire.astimezone(UTC) + _MICROSECOND)
     if fire is None:
         raise ValueError(f"cron {digest.cron!r} never fires")
     return fire.astimezone(UTC)
+
+
+def _repeated_wall_time(fire: datetime, digest: DigestCron) -> bool:
+    """The second pass through a wall time when clocks go back, for a fixed-time schedule.
+
+    Like cron, a schedule with a fixed minute and hour fires once on that night;
+    one with a wildcard minute or hour fires in both passes.
+    """
+    minute, hour = digest.cron.split()[:2]
+    if minute.startswith("*") or hour.startswith("*"):
+        return False
+    local = fire.astimezone(ZoneInfo(digest.timezone))
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
 def check_cron(expr: str, timezone: str = "UTC") -> str:
