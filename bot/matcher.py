@@ -87,7 +87,11 @@ def scope(node: Node, fields: tuple[Field, ...]) -> Node:
         case Term() | Regex():
             return node
         case Near(left=left, right=right, distance=distance):
-            return Near(_scoped_term(left, fields), _scoped_term(right, fields), distance)
+            return Near(
+                tuple(_scoped_term(t, fields) for t in left),
+                tuple(_scoped_term(t, fields) for t in right),
+                distance,
+            )
         case Not(child=child):
             return Not(scope(child, fields))
         case And(children=children):
@@ -112,8 +116,8 @@ def leaves(node: Node, negated: bool = False) -> Iterable[tuple[Term | Regex, bo
         case Term() | Regex():
             yield node, negated
         case Near(left=left, right=right):
-            yield left, negated
-            yield right, negated
+            for term in (*left, *right):
+                yield term, negated
         case Not(child=child):
             yield from leaves(child, not negated)
         case And(children=children) | Or(children=children):
@@ -165,16 +169,24 @@ def _positions(padded: str, pattern: str) -> list[int]:
     return found
 
 
-def _near_in(padded: str, left: Term, right: Term, distance: int) -> bool:
-    """Whether an occurrence of each term lies within ``distance`` token positions.
+def _occurrences(padded: str, terms: tuple[Term, ...]) -> list[tuple[int, int]]:
+    """(first, last) token positions of every occurrence of any of ``terms``."""
+    return [
+        (start, start + len(term.tokens) - 1)
+        for term in terms
+        for start in _positions(padded, term_pattern(term))
+    ]
+
+
+def near_in(padded: str, left: tuple[Term, ...], right: tuple[Term, ...], distance: int) -> bool:
+    """Whether occurrences of a left and a right term lie within ``distance`` positions.
 
     The distance between two occurrences is the number of token positions from
-    the end of one to the start of the other (0 when they overlap).
+    the end of one to the start of the other (0 when they overlap): ``a b`` is 1.
     """
-    a = _positions(padded, term_pattern(left))
-    b = _positions(padded, term_pattern(right)) if a else []
-    n, m = len(left.tokens) - 1, len(right.tokens) - 1
-    return any(max(s2 - s1 - n, s1 - s2 - m, 0) <= distance for s1 in a for s2 in b)
+    a = _occurrences(padded, left)
+    b = _occurrences(padded, right) if a else []
+    return any(max(s2 - e1, s1 - e2, 0) <= distance for s1, e1 in a for s2, e2 in b)
 
 
 # ---------------------------------------------------------------- the rule set
@@ -304,10 +316,15 @@ def _regex_condition(regex_id: int, fields: tuple[int, ...]) -> Condition:
     return lambda state: any(state.regex(regex_id, f) for f in fields)
 
 
-def _near_condition(left: Term, right: Term, distance: int) -> Condition:
-    """NEAR holds in a field both operands are scoped to (none shared: never)."""
-    shared = [f for f in _fields(left) if f in _fields(right)]
-    return lambda state: any(_near_in(state.padded[f], left, right, distance) for f in shared)
+def _near_condition(left: tuple[Term, ...], right: tuple[Term, ...], distance: int) -> Condition:
+    """NEAR holds in one field, looking only at the terms scoped to it."""
+    per_field = []
+    for field in range(len(FIELDS)):
+        a = tuple(t for t in left if field in _fields(t))
+        b = tuple(t for t in right if field in _fields(t))
+        if a and b:
+            per_field.append((field, a, b))
+    return lambda state: any(near_in(state.padded[f], a, b, distance) for f, a, b in per_field)
 
 
 def _all_of(conditions: list[Condition]) -> Condition:
@@ -355,7 +372,7 @@ def _cover(node: Node) -> frozenset[str] | None:
             key = _term_key(node)
             return frozenset((key,)) if key else None
         case Near(left=left, right=right):
-            return _cover(left) or _cover(right)
+            return _cover(Or(left)) or _cover(Or(right))
         case Not(child=Not(child=child)):
             return _cover(child)
         case And(children=children):

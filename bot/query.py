@@ -4,7 +4,7 @@ Grammar, loosest binding first::
 
     or    := and ("OR" and)*
     and   := near (["AND"] near)*           adjacent operands are an implicit AND
-    near  := unary ("NEAR/n" unary)*        both sides must be terms, phrases or prefixes
+    near  := unary ("NEAR/n" unary)*        each side: a term, phrase or prefix, or an OR of them
     unary := ("NOT" | "-") unary | primary
     primary := "(" or ")" | FIELD ":" primary | word | "phrase" | /regex/
 
@@ -58,10 +58,13 @@ class Regex:
 
 @dataclass(frozen=True, slots=True)
 class Near:
-    """Both terms occur in one field with token positions at most ``distance`` apart."""
+    """One term of each side occurs in one field, at most ``distance`` token positions apart.
 
-    left: Term
-    right: Term
+    Each side is one term, or several from a parenthesized OR: ``veteran* NEAR/4 (Iraq OR war)``.
+    """
+
+    left: tuple[Term, ...]
+    right: tuple[Term, ...]
     distance: int
 
 
@@ -278,13 +281,7 @@ class _Parser:
             self.take()
             self.need_operand(token, "NEAR needs a term on both sides")
             right = self.unary(scope)
-            if not isinstance(left, Term) or not isinstance(right, Term):
-                raise QueryError(
-                    "NEAR joins two terms, phrases or prefixes "
-                    "(not a group, a regex, a NOT or another NEAR)",
-                    token.column,
-                )
-            left = Near(left, right, token.distance)
+            left = Near(_near_side(left, token), _near_side(right, token), token.distance)
         return left
 
     def unary(self, scope: Scope) -> Node:
@@ -367,6 +364,18 @@ class _Parser:
             "(police NOT army)",
             negation.column,
         )
+
+
+def _near_side(node: Node, near: _Token) -> tuple[Term, ...]:
+    if isinstance(node, Term):
+        return (node,)
+    if isinstance(node, Or) and all(isinstance(c, Term) for c in node.children):
+        return cast(tuple[Term, ...], node.children)
+    raise QueryError(
+        "NEAR joins terms, phrases or prefixes, or (a OR b) groups of them "
+        "(not a regex, a NOT, an AND or another NEAR)",
+        near.column,
+    )
 
 
 def _matches_empty(node: Node) -> bool:
