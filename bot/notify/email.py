@@ -1,0 +1,152 @@
+"""The email destination: one SMTP connection per message, TLS verified, auth only over TLS.
+
+SMTP answers map onto :class:`DeliveryError`: 4xx (try later) is retryable, 5xx
+(will never work) is not. Once the server has accepted the message, the send
+counts as done even if closing the connection fails, so nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from bot.errors import DeliveryError
+from bot.model import Alert
+from bot.render import email_message, notice_email, one_line
+from bot.settings import EmailDestination, Smtp
+
+log = logging.getLogger("newswatch.notify.email")
+
+
+class EmailNotifier:
+    """Mails alerts (one message each, or a digest) to the configured recipients only."""
+
+    def __init__(
+        self,
+        destination_id: str,
+        destination: EmailDestination,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.destination_id = destination_id
+        self._sender = destination.from_
+        self._recipients = tuple(destination.to)
+        self._smtp = destination.smtp
+        self._clock = clock
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        if not alerts:
+            return
+        self._deliver(
+            email_message(
+                alerts, self._clock(), sender=self._sender, recipients=self._recipients
+            )
+        )
+
+    def send_notice(self, title: str, text: str) -> None:
+        self._deliver(
+            notice_email(
+                title, text, self._clock(), sender=self._sender, recipients=self._recipients
+            )
+        )
+
+    def close(self) -> None:
+        """Nothing to release: each message uses its own connection."""
+
+    def __repr__(self) -> str:
+        smtp = self._smtp
+        return (
+            f"EmailNotifier({self.destination_id!r}, smtp={smtp.host}:{smtp.port}, "
+            f"security={smtp.security!r})"
+        )
+
+    def _deliver(self, message: EmailMessage) -> None:
+        try:
+            client = _connect(self._smtp)
+        except (smtplib.SMTPException, OSError) as error:
+            raise _failure(error, self._smtp) from None
+        try:
+            refused = client.send_message(
+                message, from_addr=self._sender, to_addrs=list(self._recipients)
+            )
+        except (smtplib.SMTPException, OSError) as error:
+            client.close()
+            raise _failure(error, self._smtp) from None
+        _quit(client)
+        if refused:
+            log.warning(
+                "%s: delivered, but the server refused %s",
+                self.destination_id,
+                _describe(refused),
+            )
+
+
+def _connect(smtp: Smtp) -> smtplib.SMTP:
+    """An open SMTP session, TLS established and verified first, then authenticated."""
+    context = ssl.create_default_context(cafile=smtp.ca_file)
+    client: smtplib.SMTP
+    if smtp.security == "ssl":
+        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
+    else:
+        client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+    try:
+        client.ehlo()
+        if smtp.security == "starttls":
+            client.starttls(context=context)  # raises when the server does not offer it
+            client.ehlo()
+        if smtp.security != "none" and smtp.username and smtp.password is not None:
+            client.login(smtp.username, smtp.password.get_secret_value())
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _quit(client: smtplib.SMTP) -> None:
+    """End the session politely; the message is already accepted, so errors here do not count."""
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
+
+
+def _failure(error: BaseException, smtp: Smtp) -> DeliveryError:
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return _all_refused(error.recipients)
+    if isinstance(error, smtplib.SMTPResponseException):
+        code = error.smtp_code
+        detail = _redact(_text(error.smtp_error), smtp)
+        return DeliveryError(f"smtp_{code}", detail, retryable=400 <= code < 500)
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return DeliveryError("smtp_unsupported", str(error), retryable=False)
+    if isinstance(error, ssl.SSLError):
+        # A certificate can be renewed or the CA fixed: keep the alert and retry.
+        return DeliveryError("tls", one_line(str(error)), retryable=True)
+    code = "timeout" if isinstance(error, TimeoutError) else "connection"
+    return DeliveryError(code, f"{type(error).__name__}: {one_line(str(error))}", retryable=True)
+
+
+def _all_refused(refused: Mapping[str, tuple[int, bytes]]) -> DeliveryError:
+    """Every recipient refused: retryable only if one of them was a temporary (4xx) refusal."""
+    temporary = any(400 <= code < 500 for code, _ in refused.values())
+    detail = f"every recipient was refused: {_describe(refused)}"
+    return DeliveryError("recipients_refused", detail, retryable=temporary)
+
+
+def _describe(refused: Mapping[str, tuple[int, bytes]]) -> str:
+    return ", ".join(f"{addr} ({code} {_text(text)})" for addr, (code, text) in refused.items())
+
+
+def _text(value: bytes | str) -> str:
+    raw = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return one_line(raw)[:300]
+
+
+def _redact(text: str, smtp: Smtp) -> str:
+    if smtp.password is None:
+        return text
+    return text.replace(smtp.password.get_secret_value(), "[secret]")
