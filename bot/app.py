@@ -66,10 +66,14 @@ async def running_pipeline(
 
 
 async def run_once(
-    config: Config, store: Store, notifiers: dict[str, Notifier], *, backfill: float | None,
+    config: Config,
+    store: Store,
+    notifiers: dict[str, Notifier],
+    *,
+    backfill: float | None,
     dry_run: bool,
 ) -> OnceResult:
-    """One poll of every feed, then every pending alert tried (and retried while the wait is short)."""
+    """Polls every feed, then tries every pending alert (retrying while the wait is short)."""
     async with running_pipeline(config, store, notifiers) as pipeline:
         cycle = await pipeline.poll(due_only=False, backfill=backfill, dry_run=dry_run)
         if dry_run:

@@ -23,8 +23,8 @@ from bot.notify import build_notifier, build_notifiers
 from bot.opml import OpmlError, parse_opml
 from bot.pipeline import utcnow
 from bot.render import text_message
-from bot.settings_edit import add_feeds
 from bot.service import serve
+from bot.settings_edit import add_feeds
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +51,9 @@ class Context:
 class DurationType(click.ParamType):
     name = "duration"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         try:
             return parse_duration(value)
         except ValueError as err:
@@ -75,12 +77,21 @@ def handles_errors(func: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newswatch")
 @click.option(
-    "--config", "config_dir", type=click.Path(file_okay=False, path_type=Path),
-    envvar="NEWSWATCH_CONFIG", default="config", show_default=True,
+    "--config",
+    "config_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="NEWSWATCH_CONFIG",
+    default="config",
+    show_default=True,
     help="Config directory (settings.yaml, rules.yaml, rules/*.yaml). Env: NEWSWATCH_CONFIG.",
 )
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Log line format (on stderr).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log line format (on stderr).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-v: debug).")
 @click.option("-q", "--quiet", count=True, help="Less logging (warnings and errors only).")
 @click.pass_context
@@ -103,10 +114,16 @@ def check(obj: Context) -> None:
 
 
 @main.command()
-@click.option("--dry-run", is_flag=True,
-              help="Print alerts instead of sending them; change no state at all.")
-@click.option("--backfill", type=DurationType(), default=None, metavar="DURATION",
-              help="On a feed's first fetch, alert items published within DURATION.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print alerts instead of sending them; change no state at all."
+)
+@click.option(
+    "--backfill",
+    type=DurationType(),
+    default=None,
+    metavar="DURATION",
+    help="On a feed's first fetch, alert items published within DURATION.",
+)
 @click.pass_obj
 @handles_errors
 def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
@@ -115,9 +132,7 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
     store = open_synced_store(config, read_only=dry_run)
     notifiers = {} if dry_run else build_notifiers(config.settings.destinations)
     try:
-        result = asyncio.run(
-            run_once(config, store, notifiers, backfill=backfill, dry_run=dry_run)
-        )
+        result = asyncio.run(run_once(config, store, notifiers, backfill=backfill, dry_run=dry_run))
     finally:
         close_all(store, notifiers)
     now = utcnow()
@@ -167,11 +182,17 @@ def feeds(ctx: click.Context) -> None:
         if s is None:
             rows.append((feed.id, "new", "-", "-", "0", "now", "0"))
             continue
-        rows.append((
-            feed.id, s.status if feed.enabled else "disabled", relative(s.last_success_at, now),
-            s.last_error or (f"warning: {s.warning}" if s.warning else "-"), str(s.item_count),
-            relative(s.next_poll_at, now), str(s.consecutive_failures),
-        ))
+        rows.append(
+            (
+                feed.id,
+                s.status if feed.enabled else "disabled",
+                relative(s.last_success_at, now),
+                s.last_error or (f"warning: {s.warning}" if s.warning else "-"),
+                str(s.item_count),
+                relative(s.next_poll_at, now),
+                str(s.consecutive_failures),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -187,7 +187,9 @@ def _check_rule(
         if (tag is not None and tag not in tags) or (tag is None and entry not in feed_ids):
             what = f"no feed has tag {tag!r}" if tag is not None else f"unknown feed {entry!r}"
             problems.add(
-                doc.file, doc.line((*where, "feeds", index)), f"rule {rule.id!r}: feeds[{index}]: {what}"
+                doc.file,
+                doc.line((*where, "feeds", index)),
+                f"rule {rule.id!r}: feeds[{index}]: {what}",
             )
 
 
@@ -271,7 +273,8 @@ def _expand(
         problems.add(
             doc.file,
             doc.line(path),
-            f"{_dotted(path)}: environment variable {name} is not set (or write ${{{name}:-default}})",
+            f"{_dotted(path)}: environment variable {name} is not set"
+            f" (or write ${{{name}:-default}})",
         )
         return ""
     return value
@@ -308,7 +311,9 @@ def _yaml_path(loc: Sequence[str | int], doc: _Document) -> Path_:
     """``loc`` without the steps pydantic adds for unions (tags, model names)."""
     node, kept = doc.data, []
     for step in loc:
-        if (isinstance(node, dict) and step in node) or (isinstance(node, list) and isinstance(step, int) and step < len(node)):
+        if (isinstance(node, dict) and step in node) or (
+            isinstance(node, list) and isinstance(step, int) and step < len(node)
+        ):
             node = node[step]
         elif isinstance(node, dict | list):
             continue

@@ -1,4 +1,4 @@
-"""Human durations (``30s``, ``10m``, ``2h``, ``1d``, or plain seconds) and byte sizes (``10MB``)."""
+"""Human durations (``30s``, ``10m``, ``2h``, ``1d``, plain seconds) and sizes (``10MB``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
-    "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3, None: 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    None: 1,
 }
 
 

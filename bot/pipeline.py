@@ -147,7 +147,7 @@ class Pipeline:
     async def poll(
         self, *, due_only: bool, backfill: float | None = None, dry_run: bool = False
     ) -> CycleReport:
-        """Poll feeds (all, or only those due) and queue their alerts; ``dry_run`` writes nothing."""
+        """Polls feeds (all, or those due) and queues their alerts; ``dry_run`` writes nothing."""
         now = self.clock()
         if dry_run:
             known = {s.feed_id: s for s in self.store.feed_states()}
@@ -179,7 +179,9 @@ class Pipeline:
             return await self._poll_feed_unguarded(feed, state, backfill, dry_run)
         except FetchError as err:
             log.warning(
-                "feed %s failed: %s", feed.id, err,
+                "feed %s failed: %s",
+                feed.id,
+                err,
                 extra={"feed": feed.id, "reason": err.reason, "event": "feed_failed"},
             )
             if not dry_run:
@@ -205,14 +207,19 @@ class Pipeline:
                 delay = next_poll_delay(interval, jitter, self.rng, max_age=result.max_age)
                 self.store.record_poll(
                     PollOutcome(
-                        feed.id, self.owner, now, now + timedelta(seconds=delay),
-                        not_modified=True, warning=state.warning,
+                        feed.id,
+                        self.owner,
+                        now,
+                        now + timedelta(seconds=delay),
+                        not_modified=True,
+                        warning=state.warning,
                         failure_notified=self._recovered(feed, state),
                     )
                 )
             return FeedReport(feed.id, "not_modified")
-        parsed = parse_feed(result.body, feed_id=feed.id, url=result.url,
-                            content_type=result.content_type)
+        parsed = parse_feed(
+            result.body, feed_id=feed.id, url=result.url, content_type=result.content_type
+        )
         items = self._unseen(feed.id, parsed.items)
         window = backfill if backfill is not None else feed.backfill
         if not state.baselined:
@@ -232,9 +239,16 @@ class Pipeline:
         )
         record = self.store.record_poll(
             PollOutcome(
-                feed.id, self.owner, now, now + timedelta(seconds=delay),
-                etag=result.etag, last_modified=result.last_modified, title=parsed.title,
-                warning=parsed.warning, items=items, alerts=queued,
+                feed.id,
+                self.owner,
+                now,
+                now + timedelta(seconds=delay),
+                etag=result.etag,
+                last_modified=result.last_modified,
+                title=parsed.title,
+                warning=parsed.warning,
+                items=items,
+                alerts=queued,
                 failure_notified=self._recovered(feed, state),
             )
         )
@@ -242,9 +256,16 @@ class Pipeline:
             log.warning("feed %s: lease lost, result dropped", feed.id, extra={"feed": feed.id})
             return FeedReport(feed.id, "lease_lost")
         log.info(
-            "feed %s: %d new items, %d alerts queued", feed.id, record.new_items, record.queued,
-            extra={"feed": feed.id, "new_items": record.new_items, "queued": record.queued,
-                   "event": "feed_polled"},
+            "feed %s: %d new items, %d alerts queued",
+            feed.id,
+            record.new_items,
+            record.queued,
+            extra={
+                "feed": feed.id,
+                "new_items": record.new_items,
+                "queued": record.queued,
+                "event": "feed_polled",
+            },
         )
         return report
 
@@ -277,9 +298,17 @@ class Pipeline:
         for dest_id in rule.notify if rule.notify is not None else self.settings.destinations:
             digest = getattr(self.settings.destinations[dest_id], "digest", None)
             alert = Alert(
-                rule_id=rule.id, rule_title=rule.title, destination=dest_id,
-                feed_id=item.feed_id, source=source, item_key=item.key, title=item.title,
-                link=item.link, published=item.published, first_seen=now, summary=summary,
+                rule_id=rule.id,
+                rule_title=rule.title,
+                destination=dest_id,
+                feed_id=item.feed_id,
+                source=source,
+                item_key=item.key,
+                title=item.title,
+                link=item.link,
+                published=item.published,
+                first_seen=now,
+                summary=summary,
                 terms=match.terms,
             )
             deliver_at = next_digest_at(digest, now) if digest is not None else now
@@ -289,13 +318,20 @@ class Pipeline:
     def _record_failure(self, feed: Feed, state: FeedState, err: FetchError) -> None:
         now = self.clock()
         delay = next_poll_delay(
-            self.settings.feed_interval(feed), self.settings.schedule.jitter, self.rng,
-            failures=state.consecutive_failures + 1, retry_after=err.retry_after,
+            self.settings.feed_interval(feed),
+            self.settings.schedule.jitter,
+            self.rng,
+            failures=state.consecutive_failures + 1,
+            retry_after=err.retry_after,
         )
         self.store.record_poll(
             PollOutcome(
-                feed.id, self.owner, now, now + timedelta(seconds=delay),
-                error=err.reason, error_detail=err.detail[:500],
+                feed.id,
+                self.owner,
+                now,
+                now + timedelta(seconds=delay),
+                error=err.reason,
+                error_detail=err.detail[:500],
                 failure_notified=self._failure_due(feed, state, now),
             )
         )
@@ -305,11 +341,18 @@ class Pipeline:
         """Tell the on_feed_failure destinations once a feed has failed for long enough."""
         policy = self.settings.on_feed_failure
         since = state.failing_since or now
-        if policy is None or state.failure_notified or now - since < timedelta(seconds=policy.after):
+        if (
+            policy is None
+            or state.failure_notified
+            or now - since < timedelta(seconds=policy.after)
+        ):
             return None
-        self._notice(policy.notify, f"Feed {feed.id} is failing",
-                     f"{feed.url} has failed since {since:%Y-%m-%d %H:%M} UTC "
-                     f"({state.consecutive_failures + 1} attempts); last error: {state.last_error}")
+        self._notice(
+            policy.notify,
+            f"Feed {feed.id} is failing",
+            f"{feed.url} has failed since {since:%Y-%m-%d %H:%M} UTC "
+            f"({state.consecutive_failures + 1} attempts); last error: {state.last_error}",
+        )
         return True
 
     def _recovered(self, feed: Feed, state: FeedState) -> bool | None:
@@ -324,8 +367,12 @@ class Pipeline:
             try:
                 self.notifiers[dest_id].send_notice(title, text)
             except DeliveryError as err:
-                log.warning("notice to %s failed: %s", dest_id, err.code,
-                            extra={"destination": dest_id, "code": err.code})
+                log.warning(
+                    "notice to %s failed: %s",
+                    dest_id,
+                    err.code,
+                    extra={"destination": dest_id, "code": err.code},
+                )
 
     # -- delivery -----------------------------------------------------------
     async def deliver(self, *, due_only: bool = True) -> DeliveryReport:
@@ -351,8 +398,11 @@ class Pipeline:
     ) -> None:
         notifier = self.notifiers.get(dest_id)
         if notifier is None:
-            gone = DeliveryError("unknown_destination",
-                                 f"destination {dest_id!r} is no longer configured", retryable=True)
+            gone = DeliveryError(
+                "unknown_destination",
+                f"destination {dest_id!r} is no longer configured",
+                retryable=True,
+            )
             self.events.delivered(dest_id, self._fail(entries, gone, report), len(entries))
             return
         digest = getattr(self.settings.destinations.get(dest_id), "digest", None)
@@ -366,28 +416,43 @@ class Pipeline:
             self.store.mark_sent([e.id for e in batch], self.owner, self.clock())
             self.events.delivered(dest_id, "sent", len(batch))
             report.sent += len(batch)
-            log.info("delivered %d alert(s) to %s", len(batch), dest_id,
-                     extra={"destination": dest_id, "event": "delivered", "count": len(batch)})
+            log.info(
+                "delivered %d alert(s) to %s",
+                len(batch),
+                dest_id,
+                extra={"destination": dest_id, "event": "delivered", "count": len(batch)},
+            )
 
     def _fail(self, batch: list[OutboxEntry], err: DeliveryError, report: DeliveryReport) -> str:
         """Reschedule or bury ``batch``; returns which ("retry" or "dead")."""
         now = self.clock()
         ids = [e.id for e in batch]
         dest = batch[0].alert.destination
-        expired = min(e.created_at for e in batch) + timedelta(
-            seconds=self.settings.delivery.retry_for
-        ) <= now
+        expired = (
+            min(e.created_at for e in batch) + timedelta(seconds=self.settings.delivery.retry_for)
+            <= now
+        )
         if not err.retryable or expired:
             why = "not retryable" if not err.retryable else "retry_for exhausted"
-            log.error("delivery to %s failed for good (%s): %s", dest, why, err,
-                      extra={"destination": dest, "code": err.code, "event": "delivery_dead"})
+            log.error(
+                "delivery to %s failed for good (%s): %s",
+                dest,
+                why,
+                err,
+                extra={"destination": dest, "code": err.code, "event": "delivery_dead"},
+            )
             self.store.mark_dead(ids, self.owner, now, str(err))
             report.dead += len(batch)
             return "dead"
         attempts = max(e.attempts for e in batch)
         at = now + timedelta(seconds=retry_delay(attempts, self.rng, err.retry_after))
-        log.warning("delivery to %s failed, retrying at %s: %s", dest, at.isoformat(), err,
-                    extra={"destination": dest, "code": err.code, "event": "delivery_retry"})
+        log.warning(
+            "delivery to %s failed, retrying at %s: %s",
+            dest,
+            at.isoformat(),
+            err,
+            extra={"destination": dest, "code": err.code, "event": "delivery_retry"},
+        )
         self.store.mark_retry(ids, self.owner, at, str(err))
         report.retrying += len(batch)
         report.next_retry_at = min(filter(None, (report.next_retry_at, at)))

@@ -33,9 +33,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 def _check_id(value: str) -> str:
     if not _ID.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid id (lower-case letters, digits, '-', '_', '.')"
-        )
+        raise ValueError(f"{value!r} is not a valid id (lower-case letters, digits, '-', '_', '.')")
     return value
 
 
@@ -189,9 +187,7 @@ class Settings(Strict):
     @model_validator(mode="after")
     def _known_store(self) -> Settings:
         if not self.store.startswith(("sqlite:", "postgresql://", "postgres://")):
-            raise ValueError(
-                f"store {self.store!r} must start with sqlite: or postgresql://"
-            )
+            raise ValueError(f"store {self.store!r} must start with sqlite: or postgresql://")
         return self
 
     def feed_interval(self, feed: Feed) -> float:

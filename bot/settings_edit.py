@@ -1,4 +1,4 @@
-"""Edits settings.yaml in place, keeping the user's comments, order and layout (ruamel round-trip)."""
+"""Edits settings.yaml in place, keeping the user's comments, order and layout."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bot.opml import OpmlFeed, feed_id
 
 
 def add_feeds(settings_file: Path, feeds: Sequence[OpmlFeed]) -> tuple[list[str], list[str]]:
-    """Append ``feeds`` not already configured (same canonical URL); returns (added ids, skipped urls)."""
+    """Appends ``feeds`` not configured yet (by canonical URL); returns (added, skipped)."""
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096

@@ -61,14 +61,20 @@ class Result:
     stderr: str
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 120) -> Result:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> Result:
     """Runs ``python -m bot`` in a subprocess, exactly as a user would run ``newswatch``."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
     environment.update({"SLACK_TEST_TOKEN": TOKEN, **(env or {})})
     proc = subprocess.run(
-        [sys.executable, "-m", "bot", *args], capture_output=True, text=True,
-        env=environment, cwd=cwd or REPO, timeout=timeout, check=False,
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd or REPO,
+        timeout=timeout,
+        check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 

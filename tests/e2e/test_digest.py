@@ -16,7 +16,9 @@ def test_digest_waits_for_its_period_then_sends_one_message(
     config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator
 ) -> None:
     url = feed_server.serve("/news.xml", rss([OLD]))
-    config_dir.write("settings.yaml", f"""
+    config_dir.write(
+        "settings.yaml",
+        f"""
         store: sqlite:{config_dir.store}
         feeds: [{{id: news, url: '{url}'}}]
         destinations:
@@ -24,8 +26,11 @@ def test_digest_waits_for_its_period_then_sends_one_message(
             type: slack
             webhook_url: {slack.webhook_url}
             digest: {{every: 3s}}
-    """)
-    config_dir.write("rules.yaml", """
+    """,
+    )
+    config_dir.write(
+        "rules.yaml",
+        """
         rules:
           - id: mission
             title: Police mission
@@ -33,7 +38,8 @@ def test_digest_waits_for_its_period_then_sends_one_message(
           - id: mosul
             title: Mosul
             query: Mosul
-    """)
+    """,
+    )
     assert run_cli("--config", str(config_dir.path), "once").code == 0
     feed_server.serve("/news.xml", rss([MOSUL, SUSPENDED, UNRELATED, OLD]))
 

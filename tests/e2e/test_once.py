@@ -14,25 +14,37 @@ from tests.peers.slack_emulator import Fault, SlackEmulator
 
 NOW = datetime.now(UTC)
 
-OLD = Entry("Budget tabled in Ottawa", "Nothing to see.", "https://news.example/old",
-            published=NOW - timedelta(days=3))
+OLD = Entry(
+    "Budget tabled in Ottawa",
+    "Nothing to see.",
+    "https://news.example/old",
+    published=NOW - timedelta(days=3),
+)
 MOSUL = Entry(
     "Canada to send officers to Iraq to help establish a police presence in liberated Mosul",
     "Canada will send up to 20 police officers to Iraq. The RCMP will lead the deployment.",
-    "https://news.example/mosul?utm_source=rss", published=NOW - timedelta(hours=1),
+    "https://news.example/mosul?utm_source=rss",
+    published=NOW - timedelta(hours=1),
 )
 SUSPENDED = Entry(
     "Canadian police training mission in Iraq suspended amid turmoil",
     "The RCMP has temporarily called off its police training mission in Iraq.",
-    "https://news.example/suspended", published=NOW - timedelta(minutes=5),
+    "https://news.example/suspended",
+    published=NOW - timedelta(minutes=5),
 )
-UNRELATED = Entry("Hockey night", "The Leafs won again.", "https://news.example/hockey",
-                  published=NOW - timedelta(minutes=1))
+UNRELATED = Entry(
+    "Hockey night",
+    "The Leafs won again.",
+    "https://news.example/hockey",
+    published=NOW - timedelta(minutes=1),
+)
 
 
 def configure(cfg: ConfigDir, feeds: dict[str, str], slack: SlackEmulator) -> None:
     feed_list = ", ".join(f"{{id: {fid}, url: '{url}'}}" for fid, url in feeds.items())
-    cfg.write("settings.yaml", f"""
+    cfg.write(
+        "settings.yaml",
+        f"""
         store: sqlite:{cfg.store}
         http: {{timeout: 5s}}
         feeds: [{feed_list}]
@@ -42,14 +54,18 @@ def configure(cfg: ConfigDir, feeds: dict[str, str], slack: SlackEmulator) -> No
             channel: "#iraq"
             token: ${{SLACK_TEST_TOKEN}}
             base_url: {slack.base_url}
-    """)
-    cfg.write("rules.yaml", """
+    """,
+    )
+    cfg.write(
+        "rules.yaml",
+        """
         rules:
           - id: canada-police-iraq
             title: Canadian police mission in Iraq
             query: '(RCMP OR "Canadian police") AND (Iraq OR Mosul)'
             notify: [desk]
-    """)
+    """,
+    )
 
 
 @pytest.fixture
@@ -115,8 +131,12 @@ def test_dry_run_on_a_fresh_machine_creates_no_store(setup) -> None:
 
 def test_backfill_alerts_recent_items_on_first_fetch(setup) -> None:
     cfg, server, slack = setup
-    stale = Entry("RCMP officers return from Iraq", "RCMP officers came home from Iraq.",
-                  "https://news.example/stale", published=NOW - timedelta(days=5))
+    stale = Entry(
+        "RCMP officers return from Iraq",
+        "RCMP officers came home from Iraq.",
+        "https://news.example/stale",
+        published=NOW - timedelta(days=5),
+    )
     server.serve("/news.xml", rss([MOSUL, stale]))
     result = run_cli("--config", str(cfg.path), "once", "--backfill", "24h")
     assert result.code == 0, result.stderr

@@ -47,7 +47,7 @@ class LoopbackServer:
 class QuietHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Keep test output clean; the servers keep their own request logs."""
 
     @property

@@ -32,8 +32,7 @@ def test_server_hints_only_lengthen_the_wait(
 def test_failing_feeds_back_off_within_bounds(
     failures: int, retry_after: float | None, seed: int
 ) -> None:
-    delay = next_poll_delay(60, 30, random.Random(seed), failures=failures,
-                            retry_after=retry_after)
+    delay = next_poll_delay(60, 30, random.Random(seed), failures=failures, retry_after=retry_after)
     assert delay >= 60
     assert delay >= (retry_after or 0)
     assert delay <= max(MAX_BACKOFF, retry_after or 0)
@@ -41,8 +40,10 @@ def test_failing_feeds_back_off_within_bounds(
 
 def test_backoff_grows_with_failures() -> None:
     rng = random.Random(1)
-    typical = [sorted(next_poll_delay(10, 0, rng, failures=n) for _ in range(50))[25]
-               for n in (1, 3, 6, 10)]
+    typical = [
+        sorted(next_poll_delay(10, 0, rng, failures=n) for _ in range(50))[25]
+        for n in (1, 3, 6, 10)
+    ]
     assert typical == sorted(typical)
     assert typical[-1] > 10 * typical[0]
 
