@@ -102,6 +102,9 @@ class HealthServer:
                 + (b"" if head else body)
             )
             await writer.drain()
+            if status >= 400:  # read what the client still sends, so closing is no reset
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(reader.read(MAX_REQUEST * 8), 0.2)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
