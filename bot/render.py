@@ -126,7 +126,8 @@ def safe_url(url: str | None) -> str | None:
     """``url`` percent-encoded so it cannot break out of a link, or None unless http(s)."""
     if not url:
         return None
-    url = "".join(clean_text(url).split())
+    # Like browsers: surrounding whitespace goes, tabs and newlines inside are dropped.
+    url = re.sub(r"[\t\n\r]", "", clean_text(url).strip())
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
@@ -197,9 +198,17 @@ def _emphasised(
 ) -> str:
     """The summary escaped, highlights wrapped by ``strong``, cut to ``limit`` between words."""
 
+    def emphasise(piece: str) -> str:
+        # Spaces stay outside the markers: Slack ignores "* bold *".
+        core = piece.strip()
+        if not core:
+            return escape(piece)
+        lead, trail = piece[: piece.index(core)], piece[piece.index(core) + len(core) :]
+        return escape(lead) + strong(escape(core)) + escape(trail)
+
     def render(prefix: str, cut: bool) -> str:
         pieces = (
-            strong(escape(piece)) if emphasised and piece.strip() else escape(piece)
+            emphasise(piece) if emphasised else escape(piece)
             for piece, emphasised in _segments(summary, len(prefix))
         )
         return "".join(pieces) + (ELLIPSIS if cut else "")
@@ -251,10 +260,10 @@ def _slack_terms(terms: Sequence[str], limit: int = 1000) -> str:
     )
 
 
-def _slack_meta(alert: Alert, now: datetime) -> str:
+def _slack_meta(alert: Alert, now: datetime, terms_limit: int = 1000) -> str:
     meta = f"{_slack_line(_source(alert), 300)} · {when(alert, now)}"
     if alert.terms:
-        meta += f" · Matched: {_slack_terms(alert.terms)}"
+        meta += f" · Matched: {_slack_terms(alert.terms, terms_limit)}"
     return meta
 
 
@@ -262,9 +271,9 @@ def _slack_summary(summary: Summary, limit: int) -> str:
     return _emphasised(summary, limit, slack_escape, _slack_bold)
 
 
-def _also_reported(alert: Alert, escape: Callable[[str], str]) -> str:
-    names = fit(", ".join(one_line(n) for n in alert.also_reported_by), 1000, _plain)
-    return f"Also reported by: {escape(names)}"
+def _also_reported(alert: Alert, escape: Callable[[str], str], limit: int = 1000) -> str:
+    names = ", ".join(one_line(name) for name in alert.also_reported_by)
+    return "Also reported by: " + fit(names, limit, lambda p, cut: escape(_plain(p, cut)))
 
 
 def slack_message(alert: Alert, now: datetime) -> SlackMessage:
@@ -303,11 +312,12 @@ def group_by_rule(alerts: Iterable[Alert]) -> list[list[Alert]]:
 
 
 def _digest_item(alert: Alert, now: datetime) -> dict[str, Any]:
-    lines = [_slack_bold(slack_link(alert.link, alert.title)), _slack_meta(alert, now)]
+    # At most 500 + 850 + 300 + 520 characters: well within a section's 3,000.
+    lines = [_slack_bold(slack_link(alert.link, alert.title)), _slack_meta(alert, now, 500)]
     if alert.summary.text.strip():
         lines.append(_slack_summary(alert.summary, DIGEST_SUMMARY_MAX))
     if alert.also_reported_by:
-        lines.append(_also_reported(alert, slack_escape))
+        lines.append(_also_reported(alert, slack_escape, 500))
     return {"type": "section", "text": _mrkdwn("\n".join(lines))}
 
 
@@ -490,7 +500,8 @@ def message_id(alerts: Sequence[Alert]) -> str:
     keys = sorted(
         "\x1f".join((a.rule_id, a.destination, a.feed_id, a.item_key)) for a in alerts
     )
-    digest = hashlib.sha256("\x1e".join(keys).encode()).hexdigest()
+    # 128 bits of SHA-256 is unique enough and keeps the header on one line.
+    digest = hashlib.sha256("\x1e".join(keys).encode()).hexdigest()[:32]
     return f"<{digest}@newswatch>"
 
 
