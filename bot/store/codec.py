@@ -36,6 +36,8 @@ def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
             "first_seen": datetime.fromisoformat(data["first_seen"]),
             "summary": Summary(summary["text"], tuple(map(tuple, summary["highlights"]))),
             "terms": tuple(data["terms"]),
-            "also_reported_by": tuple(dict.fromkeys((*data["also_reported_by"], *also_reported_by))),
+            "also_reported_by": tuple(
+                dict.fromkeys((*data["also_reported_by"], *also_reported_by))
+            ),
         }
     )

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
+from psycopg import errors
 
 from bot.errors import StoreError
 from bot.store.sql import Dialect, SqlStore
+
+
+def _retryable(err: BaseException) -> bool:
+    """Deadlocks and serialization failures: the transaction did nothing and can run again."""
+    return isinstance(err, errors.DeadlockDetected | errors.SerializationFailure)
+
 
 POSTGRES = Dialect(
     name="postgresql",
@@ -15,6 +24,9 @@ POSTGRES = Dialect(
     real="DOUBLE PRECISION",
     lock_claimed=" FOR UPDATE SKIP LOCKED",
     migration_lock="SELECT pg_advisory_xact_lock(7325931)",
+    lock_rows=" FOR UPDATE",
+    greatest="GREATEST",
+    retryable=_retryable,
 )
 
 
@@ -34,6 +46,4 @@ def open_postgres(url: str, *, read_only: bool = False) -> SqlStore:
 
 def _without_password(message: str) -> str:
     """psycopg messages can quote the connection string; keep passwords out of them."""
-    import re
-
     return re.sub(r"(password=)\S+", r"\1***", re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", message))

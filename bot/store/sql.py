@@ -1,19 +1,25 @@
 """The store over any DB-API connection; what differs between engines is a :class:`Dialect`.
 
-Every write is one explicit transaction. Claims are a single ``UPDATE … WHERE id
-IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING``, so two processes can
-never claim the same row. Rows are inserted in key order, ``ON CONFLICT DO
-NOTHING``, so concurrent writers neither deadlock nor duplicate.
+Every write is one explicit transaction whose body is a function, so a deadlock
+or serialization failure re-runs the whole body. Claims are a single ``UPDATE …
+WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING``, so two
+processes can never claim the same row. Rows are inserted in batches sorted by
+key, ``ON CONFLICT DO NOTHING``, so concurrent writers take row locks in one
+global order (no deadlock) and never duplicate.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.store import (
     FeedRow,
@@ -26,12 +32,20 @@ from bot.store import (
 )
 from bot.store.codec import alert_from_json, alert_to_json, from_epoch, to_epoch
 
-SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+SCHEMA_VERSION = 2
+CHUNK = 500  # rows per multi-row statement: 500 x 6 parameters is far below every engine's limit
+MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock or lost race is raised
+
+
+def _never(_: BaseException) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
 class Dialect:
-    """What one engine spells differently."""
+    """What one engine spells differently (the defaults are SQLite's)."""
 
     name: str
     placeholder: str  # "?" or "%s"
@@ -40,9 +54,16 @@ class Dialect:
     real: str  # a double-precision column type
     lock_claimed: str  # appended to the claim's sub-select ("" or " FOR UPDATE SKIP LOCKED")
     migration_lock: str | None = None  # serialises concurrent migrations, where needed
+    lock_rows: str = ""  # appended to a select whose rows are then updated (" FOR UPDATE")
+    greatest: str = "max"  # the scalar maximum of two values ("max" or "GREATEST")
+    retryable: Callable[[BaseException], bool] = _never  # deadlocks, serialization failures
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+
+class RaceLost(Exception):
+    """A concurrent transaction committed a row this one meant to insert: run it again."""
 
 
 _FEED_COLUMNS = (
@@ -52,9 +73,9 @@ _FEED_COLUMNS = (
 )
 
 
-def schema(d: Dialect) -> list[str]:
-    return [
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
+    """Each schema version and the statements that bring the previous one to it."""
+    v1 = [
         f"""CREATE TABLE IF NOT EXISTS feeds (
             feed_id TEXT PRIMARY KEY,
             url TEXT NOT NULL,
@@ -107,6 +128,20 @@ def schema(d: Dialect) -> list[str]:
             outbox_id BIGINT NOT NULL,
             PRIMARY KEY (rule_id, destination, story_key))""",
     ]
+    v2 = [
+        # Claims scan these in their ORDER BY instead of sorting every row on each claim.
+        "CREATE INDEX IF NOT EXISTS feeds_due ON feeds (next_poll_at, feed_id) WHERE active = 1",
+        "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE status = 'pending'",
+        f"""CREATE TABLE IF NOT EXISTS rate_slots (
+            slot_key TEXT PRIMARY KEY,
+            next_at {d.real} NOT NULL)""",
+    ]
+    return [(1, v1), (2, v2)]
+
+
+def schema(d: Dialect) -> list[str]:
+    """Every statement of the current schema, for a store that is never migrated (read-only)."""
+    return [statement for _, statements in migrations(d) for statement in statements]
 
 
 def _feed_state(row: Sequence[Any]) -> FeedState:
@@ -129,80 +164,156 @@ def _feed_state(row: Sequence[Any]) -> FeedState:
     )
 
 
+def _chunks(rows: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _values(rows: int, columns: int) -> str:
+    row = "(" + ", ".join("?" * columns) + ")"
+    return ", ".join([row] * rows)
+
+
+@dataclass
+class _Story:
+    """Where a story key of one (rule, destination) points: an outbox row, or one being queued."""
+
+    outbox_id: int | None = None  # an existing row
+    new: int | None = None  # index of a row this transaction inserts
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Existing rows first, oldest first: the row a duplicate is folded into."""
+        return (0, self.outbox_id) if self.outbox_id is not None else (1, self.new or 0)
+
+
 class SqlStore:
-    """:class:`bot.store.Store` over one DB-API connection in autocommit mode."""
+    """:class:`bot.store.Store` over one DB-API connection in autocommit mode.
+
+    The connection is shared by the threads of one process (notifiers reserve
+    rate-limit slots from worker threads), so every statement and transaction
+    holds a lock.
+    """
 
     def __init__(self, conn: Any, dialect: Dialect, *, read_only: bool = False) -> None:
         self._conn = conn
         self._d = dialect
         self._read_only = read_only
+        self._lock = threading.RLock()
 
     # -- plumbing -----------------------------------------------------------
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(self._d.sql(sql), tuple(params))
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._execute(sql, params).fetchall()
+
+    def _transaction(self, body: Callable[[], T]) -> T:
+        """Run ``body`` in one write transaction, re-running all of it after a deadlock,
+        a serialization failure or a lost insert race (so it must only touch the store)."""
         if self._read_only:
             raise PermissionError("this store was opened read-only")
-        self._conn.execute(self._d.begin_write)
-        try:
-            yield
-        except BaseException:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            with self._lock:
+                self._conn.execute(self._d.begin_write)
+                try:
+                    result = body()
+                except BaseException as err:
+                    self._rollback()
+                    if attempt == MAX_ATTEMPTS or not (
+                        isinstance(err, RaceLost) or self._d.retryable(err)
+                    ):
+                        raise
+                else:
+                    self._conn.execute("COMMIT")
+                    return result
+            # Back off outside the lock, with jitter, so the rivals spread out.
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _rollback(self) -> None:
+        """Roll back; a failure here (a dead connection) must not hide the error that led here."""
+        with suppress(Exception):
             self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     def _in(self, values: Sequence[Any]) -> str:
         return "(" + ", ".join("?" for _ in values) + ")"
 
     # -- schema -------------------------------------------------------------
     def migrate(self) -> None:
-        with self._write():
-            if self._d.migration_lock:
-                self._execute(self._d.migration_lock)
-            for statement in schema(self._d):
-                self._execute(statement)
-            row = self._execute("SELECT max(version) FROM schema_version").fetchone()
-            current = row[0] if row and row[0] is not None else 0
-            if current > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"the store has schema version {current}, newer than this newswatch "
-                    f"({SCHEMA_VERSION}): upgrade newswatch"
-                )
-            if current < SCHEMA_VERSION:
-                self._execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        """Bring the schema to :data:`SCHEMA_VERSION`; concurrent callers apply each step once."""
+        self._transaction(self._migrate)
+
+    def _migrate(self) -> None:
+        if self._d.migration_lock:
+            self._execute(self._d.migration_lock)
+        self._execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = self._execute("SELECT max(version) FROM schema_version").fetchone()
+        current = row[0] if row and row[0] is not None else 0
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the store has schema version {current}, newer than this newswatch "
+                f"({SCHEMA_VERSION}): upgrade newswatch"
+            )
+        for version, statements in migrations(self._d):
+            if version > current:
+                for statement in statements:
+                    self._execute(statement)
+                self._execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def schema_versions(self) -> list[int]:
+        """Every version ever applied, in order (each appears once when migrations ran once)."""
+        return [r[0] for r in self._query("SELECT version FROM schema_version ORDER BY version")]
 
     def ping(self) -> bool:
         try:
-            self._execute("SELECT 1").fetchone()
+            self._query("SELECT 1")
         except Exception:
             return False
         return True
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     # -- feeds --------------------------------------------------------------
     def sync_feeds(self, feeds: Sequence[FeedRow], now: datetime) -> None:
-        with self._write():
-            self._execute("UPDATE feeds SET active = 0")
-            for feed in sorted(feeds, key=lambda f: f.feed_id):
-                self._execute(
-                    "INSERT INTO feeds (feed_id, url, next_poll_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (feed_id) DO UPDATE SET active = 1",
-                    (feed.feed_id, feed.url, to_epoch(now)),
-                )
-                self._execute(
-                    "UPDATE feeds SET url = ?, etag = NULL, last_modified = NULL"
-                    " WHERE feed_id = ? AND url <> ?",
-                    (feed.url, feed.feed_id, feed.url),
-                )
+        """Make the active feeds exactly ``feeds``, writing only rows that differ.
+
+        Replicas starting together all run this: unchanged rows are not locked at
+        all (claims go on), and changed rows are written in feed-id order, so
+        concurrent syncs wait for each other instead of deadlocking.
+        """
+        wanted = {f.feed_id: f.url for f in feeds}
+
+        def body() -> None:
+            known = {
+                r[0]: (r[1], bool(r[2]))
+                for r in self._execute("SELECT feed_id, url, active FROM feeds").fetchall()
+            }
+            for feed_id in sorted(wanted.keys() | known.keys()):
+                url, (old_url, active) = wanted.get(feed_id), known.get(feed_id, (None, False))
+                if url is None:
+                    if active:
+                        self._execute(
+                            "UPDATE feeds SET active = 0 WHERE feed_id = ? AND active = 1",
+                            (feed_id,),
+                        )
+                elif not active or url != old_url:
+                    self._execute(
+                        "INSERT INTO feeds (feed_id, url, next_poll_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT (feed_id) DO UPDATE SET active = 1, url = excluded.url,"
+                        " etag = CASE WHEN feeds.url = excluded.url THEN feeds.etag END,"
+                        " last_modified = CASE WHEN feeds.url = excluded.url"
+                        " THEN feeds.last_modified END",
+                        (feed_id, url, to_epoch(now)),
+                    )
+
+        self._transaction(body)
 
     def feed_states(self) -> list[FeedState]:
-        rows = self._execute(
-            f"SELECT {_FEED_COLUMNS} FROM feeds WHERE active = 1 ORDER BY feed_id"
-        ).fetchall()
+        rows = self._query(f"SELECT {_FEED_COLUMNS} FROM feeds WHERE active = 1 ORDER BY feed_id")
         return [_feed_state(r) for r in rows]
 
     def claim_feeds(
@@ -211,48 +322,44 @@ class SqlStore:
         t = to_epoch(now)
         due = " AND next_poll_at <= ?" if due_only else ""
         params: list[Any] = [owner, t + lease_seconds, t] + ([t] if due_only else []) + [limit]
-        with self._write():
-            rows = self._execute(
+        rows = self._transaction(
+            lambda: self._execute(
                 "UPDATE feeds SET lease_owner = ?, lease_until = ? WHERE feed_id IN ("
                 " SELECT feed_id FROM feeds WHERE active = 1"
                 " AND (lease_until IS NULL OR lease_until < ?)" + due + " ORDER BY next_poll_at,"
                 " feed_id LIMIT ?" + self._d.lock_claimed + f") RETURNING {_FEED_COLUMNS}",
                 params,
             ).fetchall()
+        )
         return sorted((_feed_state(r) for r in rows), key=lambda s: s.feed_id)
 
     def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
         seen: set[str] = set()
-        unique = sorted(set(keys))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            rows = self._execute(
+        for chunk in _chunks(sorted(set(keys))):
+            rows = self._query(
                 f"SELECT item_key FROM items WHERE feed_id = ? AND item_key IN {self._in(chunk)}",
                 (feed_id, *chunk),
-            ).fetchall()
+            )
             seen.update(r[0] for r in rows)
         return seen
 
     def record_poll(self, outcome: PollOutcome) -> PollRecord:
-        with self._write():
-            if not self._update_feed(outcome):
-                return PollRecord(applied=False)
-            new = self._insert_items(outcome)
-            queued = duplicates = 0
-            wanted = sorted(
-                (q for q in outcome.alerts if q.alert.item_key in new),
-                key=lambda q: (q.alert.rule_id, q.alert.destination, q.story_keys),
+        return self._transaction(lambda: self._record_poll(outcome))
+
+    def _record_poll(self, o: PollOutcome) -> PollRecord:
+        if not self._update_feed(o):
+            return PollRecord(applied=False)
+        new = self._insert_items(o)
+        wanted = sorted(
+            (q for q in o.alerts if q.alert.item_key in new),
+            key=lambda q: (q.alert.rule_id, q.alert.destination, q.alert.item_key),
+        )
+        queued, duplicates = self._queue(wanted, o.at)
+        if new:
+            self._execute(
+                "UPDATE feeds SET item_count = item_count + ? WHERE feed_id = ?",
+                (len(new), o.feed_id),
             )
-            for queued_alert in wanted:
-                if self._queue(queued_alert, outcome.at):
-                    queued += 1
-                else:
-                    duplicates += 1
-            if new:
-                self._execute(
-                    "UPDATE feeds SET item_count = item_count + ? WHERE feed_id = ?",
-                    (len(new), outcome.feed_id),
-                )
         return PollRecord(applied=True, new_items=len(new), queued=queued, duplicates=duplicates)
 
     def _update_feed(self, o: PollOutcome) -> bool:
@@ -284,67 +391,124 @@ class SqlStore:
         return cursor.rowcount == 1
 
     def _insert_items(self, o: PollOutcome) -> set[str]:
+        """Insert the items not seen yet (multi-row, sorted by key); returns their keys."""
+        items = sorted({i.key: i for i in o.items}.values(), key=lambda i: i.key)
+        first_seen = to_epoch(o.at)
         new: set[str] = set()
-        for item in sorted({i.key: i for i in o.items}.values(), key=lambda i: i.key):
-            row = self._execute(
+        for chunk in _chunks(items):
+            params = [
+                value
+                for i in chunk
+                for value in (o.feed_id, i.key, i.title[:500], i.link, to_epoch(i.published),
+                              first_seen)
+            ]
+            rows = self._execute(
                 "INSERT INTO items (feed_id, item_key, title, link, published, first_seen)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING item_key",
-                (o.feed_id, item.key, item.title[:500], item.link, to_epoch(item.published),
-                 to_epoch(o.at)),
-            ).fetchone()
-            if row is not None:
-                new.add(row[0])
+                f" VALUES {_values(len(chunk), 6)} ON CONFLICT DO NOTHING RETURNING item_key",
+                params,
+            ).fetchall()
+            new.update(r[0] for r in rows)
         return new
 
-    def _queue(self, q: QueuedAlert, now: datetime) -> bool:
-        """Queue ``q`` unless the same story already went to the same destination for the rule."""
-        a = q.alert
-        keys = sorted(set(q.story_keys))
-        existing = self._execute(
-            "SELECT outbox_id FROM story_alerts WHERE rule_id = ? AND destination = ?"
-            f" AND story_key IN {self._in(keys)} ORDER BY outbox_id LIMIT 1",
-            (a.rule_id, a.destination, *keys),
-        ).fetchone()
-        if existing is not None:
-            self._note_also_reported(existing[0], a.source)
-            self._link_keys(a, keys, existing[0])
-            return False
-        outbox_id = self._execute(
-            "INSERT INTO outbox (rule_id, destination, feed_id, item_key, payload, digest,"
-            " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (a.rule_id, a.destination, a.feed_id, a.item_key, alert_to_json(a), int(q.digest),
-             to_epoch(now), to_epoch(q.deliver_at)),
-        ).fetchone()[0]
-        if self._link_keys(a, keys, outbox_id) == len(keys):
-            return True
-        # Another writer queued the same story between our look and our insert.
-        self._execute("DELETE FROM story_alerts WHERE outbox_id = ?", (outbox_id,))
-        self._execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
-        return False
+    def _queue(self, wanted: Sequence[QueuedAlert], now: datetime) -> tuple[int, int]:
+        """Queue ``wanted`` once per story, rule and destination; returns (queued, duplicates).
 
-    def _link_keys(self, a: Any, keys: Sequence[str], outbox_id: int) -> int:
-        linked = 0
-        for key in keys:
-            row = self._execute(
+        Which alert is new and which repeats a story already queued (here or
+        before) is decided in memory from the committed links; then the new outbox
+        rows and the new links are inserted, links sorted by (rule, destination,
+        key). A link a concurrent transaction committed meanwhile means the
+        decision was made on stale data: :class:`RaceLost` re-runs the transaction.
+        """
+        links = self._existing_links(wanted)
+        new_rows: list[QueuedAlert] = []
+        reported: dict[tuple[int, int], list[str]] = defaultdict(list)  # _Story.order → sources
+        new_links: dict[tuple[str, str, str], _Story] = {}
+        for q in wanted:
+            a = q.alert
+            keys = [(a.rule_id, a.destination, k) for k in sorted(set(q.story_keys))]
+            hits = [links[k] for k in keys if k in links]
+            if hits:
+                story = min(hits, key=lambda s: s.order)
+                if a.source not in reported[story.order]:
+                    reported[story.order].append(a.source)
+            else:
+                story = _Story(new=len(new_rows))
+                new_rows.append(q)
+            for k in keys:
+                if k not in links:
+                    links[k] = new_links[k] = story
+        ids = self._insert_outbox(new_rows, reported, now)
+        rows = [(*k, s.outbox_id if s.new is None else ids[s.new]) for k, s in
+                sorted(new_links.items())]
+        for chunk in _chunks(rows):
+            inserted = self._execute(
                 "INSERT INTO story_alerts (rule_id, destination, story_key, outbox_id)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING outbox_id",
-                (a.rule_id, a.destination, key, outbox_id),
-            ).fetchone()
-            linked += row is not None
-        return linked
+                f" VALUES {_values(len(chunk), 4)} ON CONFLICT DO NOTHING RETURNING story_key",
+                [v for row in chunk for v in row],
+            ).fetchall()
+            if len(inserted) < len(chunk):
+                raise RaceLost("a story was queued concurrently")
+        self._note_also_reported(
+            {story[1]: sources for story, sources in reported.items() if story[0] == 0}
+        )
+        return len(new_rows), len(wanted) - len(new_rows)
 
-    def _note_also_reported(self, outbox_id: int, source: str) -> None:
-        row = self._execute(
-            "SELECT also_reported_by FROM outbox WHERE id = ?", (outbox_id,)
-        ).fetchone()
-        if row is None:
-            return
-        sources = json.loads(row[0])
-        if source not in sources:
-            self._execute(
-                "UPDATE outbox SET also_reported_by = ? WHERE id = ?",
-                (json.dumps([*sources, source], ensure_ascii=False), outbox_id),
-            )
+    def _existing_links(self, wanted: Sequence[QueuedAlert]) -> dict[tuple[str, str, str], _Story]:
+        by_target: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for q in wanted:
+            by_target[q.alert.rule_id, q.alert.destination].update(q.story_keys)
+        links: dict[tuple[str, str, str], _Story] = {}
+        for (rule_id, destination), keys in sorted(by_target.items()):
+            for chunk in _chunks(sorted(keys)):
+                rows = self._execute(
+                    "SELECT story_key, outbox_id FROM story_alerts WHERE rule_id = ?"
+                    f" AND destination = ? AND story_key IN {self._in(chunk)}",
+                    (rule_id, destination, *chunk),
+                ).fetchall()
+                for key, outbox_id in rows:
+                    links[rule_id, destination, key] = _Story(outbox_id=outbox_id)
+        return links
+
+    def _insert_outbox(
+        self, rows: Sequence[QueuedAlert], reported: dict[tuple[int, int], list[str]],
+        now: datetime,
+    ) -> list[int]:
+        """Insert ``rows`` (their also-reported sources included); returns their ids, in order."""
+        ids: dict[tuple[str, str, str], int] = {}
+        for start, chunk in enumerate(_chunks(rows)):
+            params: list[Any] = []
+            for n, q in enumerate(chunk, start * CHUNK):
+                a = q.alert
+                also = [s for s in reported.get((1, n), []) if s != a.source]
+                params += [a.rule_id, a.destination, a.feed_id, a.item_key, alert_to_json(a),
+                           int(q.digest), to_epoch(now), to_epoch(q.deliver_at),
+                           json.dumps(also, ensure_ascii=False)]
+            # RETURNING order is unspecified: rows are matched back by their unique columns.
+            for row in self._execute(
+                "INSERT INTO outbox (rule_id, destination, feed_id, item_key, payload, digest,"
+                f" created_at, next_attempt_at, also_reported_by) VALUES {_values(len(chunk), 9)}"
+                " RETURNING id, rule_id, destination, item_key",
+                params,
+            ).fetchall():
+                ids[row[1], row[2], row[3]] = row[0]
+        return [ids[q.alert.rule_id, q.alert.destination, q.alert.item_key] for q in rows]
+
+    def _note_also_reported(self, sources_by_id: dict[int, list[str]]) -> None:
+        """Add sources to existing outbox rows, locked in id order (no lost update, no deadlock)."""
+        for outbox_id in sorted(sources_by_id):
+            row = self._execute(
+                "SELECT also_reported_by FROM outbox WHERE id = ?" + self._d.lock_rows,
+                (outbox_id,),
+            ).fetchone()
+            if row is None:
+                continue
+            known = json.loads(row[0])
+            added = [s for s in sources_by_id[outbox_id] if s not in known]
+            if added:
+                self._execute(
+                    "UPDATE outbox SET also_reported_by = ? WHERE id = ?",
+                    (json.dumps([*known, *added], ensure_ascii=False), outbox_id),
+                )
 
     # -- outbox -------------------------------------------------------------
     def claim_outbox(
@@ -354,8 +518,8 @@ class SqlStore:
         due = "next_attempt_at <= ?" if due_only else (
             "(next_attempt_at <= ? OR NOT (digest = 1 AND attempts = 0))"
         )
-        with self._write():
-            rows = self._execute(
+        rows = self._transaction(
+            lambda: self._execute(
                 "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN ("
                 f" SELECT id FROM outbox WHERE status = 'pending' AND {due}"
                 " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?"
@@ -364,6 +528,7 @@ class SqlStore:
                 " also_reported_by",
                 (owner, t + lease_seconds, t, t, limit),
             ).fetchall()
+        )
         entries = [
             OutboxEntry(
                 id=r[0],
@@ -378,14 +543,18 @@ class SqlStore:
         return sorted(entries, key=lambda e: e.id)
 
     def _finish(self, ids: Sequence[int], owner: str, sets: str, params: Sequence[Any]) -> None:
-        if not ids:
-            return
-        with self._write():
-            self._execute(
-                f"UPDATE outbox SET {sets}, lease_owner = NULL, lease_until = NULL"
-                f" WHERE lease_owner = ? AND id IN {self._in(ids)}",
-                (*params, owner, *sorted(ids)),
-            )
+        """Apply a mark to the rows ``owner`` still holds; rows whose lease was taken over
+        (or already finished) are left alone, so a late writer changes nothing."""
+        def body() -> None:
+            for chunk in _chunks(sorted(set(ids))):
+                self._execute(
+                    f"UPDATE outbox SET {sets}, lease_owner = NULL, lease_until = NULL"
+                    f" WHERE status = 'pending' AND lease_owner = ? AND id IN {self._in(chunk)}",
+                    (*params, owner, *chunk),
+                )
+
+        if ids:
+            self._transaction(body)
 
     def mark_sent(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None:
         self._finish(
@@ -412,7 +581,7 @@ class SqlStore:
         self._finish(entry_ids, owner, "status = status", ())
 
     def outbox_counts(self, now: datetime) -> OutboxCounts:
-        row = self._execute(
+        (row,) = self._query(
             "SELECT"
             " COALESCE(SUM(CASE WHEN status = 'pending' AND NOT (digest = 1 AND attempts = 0"
             "   AND next_attempt_at > ?) THEN 1 ELSE 0 END), 0),"
@@ -422,5 +591,24 @@ class SqlStore:
             " COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0)"
             " FROM outbox",
             (to_epoch(now), to_epoch(now)),
-        ).fetchone()
+        )
         return OutboxCounts(*(int(v) for v in row))
+
+    # -- rate limits --------------------------------------------------------
+    def reserve_slot(self, key: str, interval: float, now: datetime) -> float:
+        """Take the next free slot of ``key`` (at most one per ``interval`` seconds, across
+        every process sharing the store); returns the seconds to wait before using it.
+
+        ``interval`` 0 with a future ``now`` defers the key: no slot before ``now``.
+        """
+        t = to_epoch(now)
+        assert t is not None
+        (next_at,) = self._transaction(
+            lambda: self._execute(
+                "INSERT INTO rate_slots (slot_key, next_at) VALUES (?, ?)"
+                " ON CONFLICT (slot_key) DO UPDATE"
+                f" SET next_at = {self._d.greatest}(rate_slots.next_at, ?) + ? RETURNING next_at",
+                (key, t + interval, t, interval),
+            ).fetchone()
+        )
+        return max(0.0, next_at - interval - t)
