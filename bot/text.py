@@ -185,33 +185,38 @@ def token_spans(text: str) -> list[tuple[str, int, int]]:
 
 
 def _word_spans(word: str) -> list[tuple[str, int, int]]:
-    """Tokens of one word with offsets, normalizing one combining sequence at a time.
+    """Tokens of one word (no ASCII separators) with offsets into it."""
+    whole, origins = normalized_offsets(word.translate(_ASCII_LOWER))
+    return [
+        (m.group(), origins[m.start()][0], origins[m.end() - 1][1])
+        for m in _token_regex(whole).finditer(whole)
+    ]
 
-    When that differs from normalizing the whole word (rare), the whole-word
-    result wins and offsets are aligned approximately.
+
+def normalized_offsets(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """``normalize(text)``, and for each of its characters the span of ``text`` it came from.
+
+    Normalizes one combining sequence at a time to know where each character
+    came from; when that differs from normalizing the whole text (rare), the
+    whole-text result wins and offsets are aligned approximately.
     """
-    word = word.translate(_ASCII_LOWER)
-    starts: list[int] = []  # normalized offset where each chunk's output begins
+    whole = normalize(text)
+    if text.isascii():
+        return whole, [(i, i + 1) for i in range(len(text))]
+    starts: list[int] = []  # where each chunk's normalized output begins
     origins: list[tuple[int, int]] = []
     pieces: list[str] = []
     position = 0
-    for chunk in _CHUNK.finditer(word):
+    for chunk in _CHUNK.finditer(text):
         starts.append(position)
         origins.append(chunk.span())
-        piece = normalize(chunk.group())
-        pieces.append(piece)
-        position += len(piece)
+        pieces.append(normalize(chunk.group()))
+        position += len(pieces[-1])
     local = "".join(pieces)
-    whole = normalize(word)
-
-    def origin(offset: int) -> tuple[int, int]:
-        return origins[bisect_right(starts, offset) - 1]
-
-    to_local = list(range(len(whole))) if local == whole else _alignment(whole, local)
-    return [
-        (m.group(), origin(to_local[m.start()])[0], origin(to_local[m.end() - 1])[1])
-        for m in _token_regex(whole).finditer(whole)
-    ]
+    if not local:
+        return whole, [(0, len(text))] * len(whole)
+    to_local = range(len(whole)) if local == whole else _alignment(whole, local)
+    return whole, [origins[bisect_right(starts, offset) - 1] for offset in to_local]
 
 
 _ASCII_LOWER = str.maketrans({c: c.lower() for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})

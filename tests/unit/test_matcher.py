@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.errors import QueryError
+from bot.explain import explain
 from bot.matcher import RuleSet, compile_rule
 from bot.model import FIELDS, Hit, Item
 from bot.query import And, Near, Node, Not, Or, Regex, Term, parse
@@ -225,3 +226,57 @@ def test_short_prefixes_still_match() -> None:
     ruleset = RuleSet([Rule(id="r", title="t", query="po*")])
     assert ruleset.match(_item("Police"))
     assert not ruleset.match(_item("Army"))
+
+
+# ---------------------------------------------------------------- explain
+
+
+def test_explain_gives_spans_in_the_original_text() -> None:
+    rule = Rule(id="r", title="t", query='"Sûreté du Québec" NEAR/5 (Irak OR Iraq) train* -army')
+    item = _item("La SÛRETÉ du Québec en IRAK : formation", "training, army")
+    explanation = explain(rule, item)
+    assert not explanation.matched
+    assert explanation.feed_selected
+    assert explanation.missing == ("iraq",)
+    shown = {
+        (h.term, h.field, h.negated): [item.text(h.field)[a:b] for a, b in h.spans]
+        for h in explanation.hits
+    }
+    assert shown == {
+        ("surete du quebec", "title", False): ["SÛRETÉ du Québec"],
+        ("irak", "title", False): ["IRAK"],
+        ("train*", "summary", False): ["training"],
+        ("army", "summary", True): ["army"],
+    }
+
+
+def test_explain_regex_spans_map_back_through_normalization() -> None:
+    rule = Rule(id="r", title="t", query="/mos+oul/")
+    item = _item("Policiers à MOSSOUL, Mossoul")
+    explanation = explain(rule, item)
+    assert explanation.matched
+    [hit] = explanation.hits
+    assert [item.title[a:b] for a, b in hit.spans] == ["MOSSOUL", "Mossoul"]
+
+
+def test_explain_reports_feed_selection_and_evaluates_disabled_rules() -> None:
+    rule = Rule(id="r", title="t", query="police", feeds=("cbc",), enabled=False)
+    assert explain(rule, _item("police", feed="cbc")).matched
+    explanation = explain(rule, _item("police", feed="other"))
+    assert not explanation.matched
+    assert not explanation.feed_selected
+
+
+@settings(max_examples=200, deadline=None)
+@given(_query, _text, _text)
+def test_explain_agrees_with_the_ruleset(query: str, title: str, summary: str) -> None:
+    try:
+        parse(query)
+    except QueryError:
+        return
+    rule = Rule(id="r", title="t", query=query)
+    item = _item(title, summary)
+    explanation = explain(rule, item)
+    assert explanation.matched == bool(RuleSet([rule]).match(item))
+    for hit in explanation.hits:
+        assert hit.spans

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import unicodedata
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.text import normalize, token_spans, tokens
+from bot.text import _token_regex, normalize, normalized_offsets, token_spans, tokens
 
 
 @pytest.mark.parametrize(
@@ -99,3 +102,39 @@ def test_tokens_are_normalized_and_never_empty(text: str) -> None:
     for token in tokens(text):
         assert token
         assert " " not in token
+
+
+def _whole_string_tokens(text: str) -> list[str]:
+    """The definition: tokenize the whole normalized text (slow, obviously right)."""
+    normalized = normalize(text)
+    return _token_regex(normalized).findall(normalized)
+
+
+def _no_mark_after_ascii_punctuation(text: str) -> bool:
+    """Exclude the documented exotic case: "=" + U+0338 normalizes to "≠" as a whole only."""
+    return not any(
+        unicodedata.category(b).startswith("M") and a.isascii() and not a.isalnum()
+        for a, b in itertools.pairwise(text)
+    )
+
+
+@settings(max_examples=1000)
+@given(st.text().filter(_no_mark_after_ascii_punctuation))
+def test_fast_tokens_equal_whole_string_tokens(text: str) -> None:
+    assert tokens(text) == _whole_string_tokens(text)
+
+
+@settings(max_examples=300)
+@given(_READABLE)
+def test_fast_tokens_equal_whole_string_tokens_on_news_like_text(text: str) -> None:
+    assert tokens(text) == _whole_string_tokens(text)
+
+
+def test_normalized_offsets_map_back_to_the_original() -> None:
+    text = "À MOSSOUL, ﬁn"
+    normalized, origins = normalized_offsets(text)
+    assert normalized == "a mossoul, fin"
+    assert len(origins) == len(normalized)
+    assert text[origins[0][0] : origins[0][1]] == "À"
+    assert text[origins[-1][0] : origins[-1][1]] == "n"
+    assert origins[-3] == origins[-2] == (11, 12)  # "fi" both come from "ﬁ"
