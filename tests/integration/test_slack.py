@@ -1,0 +1,255 @@
+"""The Slack notifier against the loopback Slack Web API emulator, through the real slack-sdk."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.errors import DeliveryError
+from bot.model import Alert, Summary
+from bot.notify import build_notifier
+from bot.notify.slack import ChannelLimiter, SlackNotifier
+from bot.settings import SlackDestination
+from tests.peers.slack_emulator import TOKEN, Fault, Posted, SlackEmulator, block_kit_violations
+
+NOW = datetime(2024, 5, 1, 15, tzinfo=UTC)
+HOSTILE = "<!channel> <!here> <!everyone> <@U123> <#C456> <!subteam^S1> <https://x.org|y> *a*"
+
+
+def alert(**changes: Any) -> Alert:
+    base = Alert(
+        rule_id="iraq",
+        rule_title="Canadian police mission in Iraq",
+        destination="iraq-desk",
+        feed_id="rcmp",
+        source="RCMP news",
+        item_key="guid-1",
+        title="RCMP officers arrive in Baghdad",
+        link="https://www.rcmp-grc.gc.ca/en/news/1",
+        published=NOW - timedelta(hours=3),
+        first_seen=NOW,
+        summary=Summary("Canadian police officers arrived in Iraq.", ((0, 15),)),
+        terms=("canadian police", "iraq"),
+    )
+    return replace(base, **changes)
+
+
+def api(slack: SlackEmulator, token: str = TOKEN, channel: str = "#iraq") -> SlackNotifier:
+    destination = SlackDestination(
+        type="slack", channel=channel, token=token, base_url=slack.base_url
+    )
+    return SlackNotifier("iraq-desk", destination, clock=lambda: NOW)
+
+
+def webhook(slack: SlackEmulator) -> SlackNotifier:
+    destination = SlackDestination(type="slack", webhook_url=slack.webhook_url)
+    return SlackNotifier("hook", destination, clock=lambda: NOW)
+
+
+def failure(notifier: SlackNotifier, alerts: list[Alert] | None = None) -> DeliveryError:
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send(alerts or [alert()])
+    return caught.value
+
+
+def test_bot_token_posts_with_unfurling_off(slack: SlackEmulator) -> None:
+    notifier = build_notifier(
+        "iraq-desk",
+        SlackDestination(type="slack", channel="#iraq", token=TOKEN, base_url=slack.base_url),
+    )
+    notifier.send([alert()])
+    (posted,) = slack.wait_for(1)
+    assert posted.via == "api" and posted.channel == "#iraq"
+    assert posted.payload["unfurl_links"] is False and posted.payload["unfurl_media"] is False
+    assert posted.blocks[0]["text"]["text"] == "Canadian police mission in Iraq"
+    assert "Canadian police mission in Iraq" in posted.text
+    path, headers = slack.requests[0]
+    assert path == "/api/chat.postMessage"
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_webhook_posts_with_unfurling_off(slack: SlackEmulator) -> None:
+    webhook(slack).send([alert()])
+    (posted,) = slack.wait_for(1)
+    assert posted.via == "webhook"
+    assert posted.payload["unfurl_links"] is False and posted.payload["unfurl_media"] is False
+    assert posted.blocks[1]["text"]["text"].startswith("*<https://www.rcmp-grc.gc.ca/en/news/1|")
+
+
+@pytest.mark.parametrize("make", [api, webhook])
+def test_rate_limited_is_retryable_with_retry_after(slack: SlackEmulator, make: Any) -> None:
+    slack.fail_next(Fault("ratelimited", retry_after=7))
+    error = failure(make(slack))
+    assert (error.code, error.retryable, error.retry_after) == ("ratelimited", True, 7.0)
+    assert slack.messages == []
+
+
+@pytest.mark.parametrize("make", [api, webhook])
+def test_server_errors_are_retryable(slack: SlackEmulator, make: Any) -> None:
+    slack.fail_next(Fault("server_error", status=503))
+    error = failure(make(slack))
+    assert (error.code, error.retryable) == ("http_503", True)
+
+
+@pytest.mark.parametrize("make", [api, webhook])
+def test_disconnect_is_retryable(slack: SlackEmulator, make: Any) -> None:
+    slack.fail_next(Fault("disconnect"))
+    error = failure(make(slack))
+    assert (error.code, error.retryable) == ("connection", True)
+
+
+def test_connection_refused_is_retryable(slack: SlackEmulator) -> None:
+    notifier = api(slack)
+    slack.close()
+    error = failure(notifier)
+    assert (error.code, error.retryable) == ("connection", True)
+
+
+@pytest.mark.parametrize("code", ["channel_not_found", "invalid_blocks", "not_in_channel"])
+def test_ok_false_is_not_retryable(slack: SlackEmulator, code: str) -> None:
+    slack.fail_next(Fault("error", code=code))
+    error = failure(api(slack))
+    assert (error.code, error.retryable) == (code, False)
+
+
+def test_webhook_refusal_is_not_retryable(slack: SlackEmulator) -> None:
+    slack.fail_next(Fault("error", code="no_service"))
+    error = failure(webhook(slack))
+    assert (error.code, error.retryable) == ("no_service", False)
+
+
+def test_a_wrong_token_is_invalid_auth_and_never_shown(
+    slack: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "xoxb-wrong-secret-token"
+    notifier = api(slack, token=secret)
+    error = failure(notifier)
+    assert (error.code, error.retryable) == ("invalid_auth", False)
+    assert secret not in f"{error!s} {error!r} {error.detail} {notifier!r}"
+    assert secret not in caplog.text
+
+
+def test_webhook_url_never_appears_in_errors_logs_or_repr(
+    slack: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    notifier = webhook(slack)
+    notifier.send([alert()])
+    for fault in (Fault("disconnect"), Fault("server_error"), Fault("error", code="no_service")):
+        slack.fail_next(fault)
+        error = failure(notifier)
+        assert "emulatorsecret" not in f"{error!s} {error!r} {error.detail}"
+    assert "emulatorsecret" not in repr(notifier) + caplog.text
+    destination = SlackDestination(type="slack", webhook_url=slack.webhook_url)
+    assert "emulatorsecret" not in repr(destination)
+
+
+def assert_cannot_ping(posted: Posted) -> None:
+    """No text anywhere in the payload holds an unescaped ``<!``, ``<@`` or ``<#``."""
+    nested = re.findall(r'"text": "((?:[^"\\]|\\.)*)"', json.dumps(posted.payload))
+    texts = [posted.text, *nested]
+    for text in texts:
+        assert not re.search(r"<[!@#]", text), text
+
+
+def test_hostile_feed_text_cannot_ping(slack: SlackEmulator) -> None:
+    hostile = alert(
+        title=HOSTILE, source=HOSTILE, summary=Summary(HOSTILE), also_reported_by=(HOSTILE,)
+    )
+    notifier = api(slack)
+    notifier.send([hostile])
+    notifier.send([hostile, replace(hostile, rule_id="other", rule_title=HOSTILE)])
+    for posted in slack.wait_for(2):
+        assert_cannot_ping(posted)
+        assert "&lt;!channel&gt;" in posted.text
+
+
+def test_a_20_kb_item_stays_within_limits(slack: SlackEmulator) -> None:
+    words = "Canadian police & officers <b>in</b> Iraq " * 500
+    big = alert(title=words, source=words, rule_title=words, summary=Summary(words, ((0, 15),)))
+    notifier = api(slack)
+    notifier.send([big])
+    notifier.send([big] * 60)  # a digest, split into messages of at most 50 blocks
+    posted = slack.wait_for(3)
+    assert len(posted) >= 3
+    assert all(not block_kit_violations(p.payload) for p in posted)
+
+
+def test_at_most_one_message_per_second_per_channel(slack: SlackEmulator) -> None:
+    notifier = api(slack)
+    second = api(slack)  # another destination posting to the same channel shares the limit
+    threads = [
+        threading.Thread(target=n.send, args=([alert(item_key=str(i))],))
+        for i, n in enumerate([notifier, notifier, second, notifier])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    arrivals = sorted(p.at for p in slack.wait_for(4))
+    assert len(arrivals) == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.95, gaps
+
+
+def test_other_channels_are_not_slowed_down(slack: SlackEmulator) -> None:
+    api(slack, channel="#a").send([alert()])
+    api(slack, channel="#b").send([alert()])
+    first, second = slack.wait_for(2)
+    assert second.at - first.at < 0.9
+
+
+def test_a_half_sent_digest_resumes_where_it_stopped(slack: SlackEmulator) -> None:
+    class FailSecondPost(ChannelLimiter):
+        calls = 0
+
+        def wait(self) -> None:
+            self.calls += 1
+            if self.calls == 2:
+                slack.fail_next(Fault("server_error"))
+
+    alerts = [alert(item_key=str(i), title=f"Item {i}") for i in range(60)]
+    destination = SlackDestination(type="slack", channel="#c", token=TOKEN, base_url=slack.base_url)
+    notifier = SlackNotifier("d", destination, limiter=FailSecondPost(0), clock=lambda: NOW)
+    assert failure(notifier, alerts).retryable  # part 1 delivered, part 2 failed
+    notifier.send(alerts)  # the retry sends part 2 only
+    notifier.send(alerts)  # and a confirmed digest is not sent again
+    assert [p.text.split(":")[0] for p in slack.wait_for(2)] == [
+        "newswatch digest (part 1/2)",
+        "newswatch digest (part 2/2)",
+    ]
+    assert len(slack.messages) == 2
+
+
+def test_send_notice(slack: SlackEmulator) -> None:
+    api(slack).send_notice("Feed rcmp is failing", "timeout since <!here> 24 h")
+    (posted,) = slack.wait_for(1)
+    assert posted.blocks[0]["text"]["text"] == "Feed rcmp is failing"
+    assert posted.blocks[1]["text"]["text"] == "timeout since &lt;!here&gt; 24 h"
+
+
+def test_channel_limiter_reserves_slots_and_honours_retry_after() -> None:
+    now = [100.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    limiter = ChannelLimiter(clock=lambda: now[0], sleep=sleep)
+    limiter.wait()
+    limiter.wait()
+    limiter.wait()
+    assert sleeps == [1.0, 2.0]
+    now[0] = 110.0
+    limiter.defer(30)
+    limiter.wait()
+    assert sleeps[-1] == 30.0
