@@ -40,7 +40,8 @@ class Received:
     @property
     def message(self) -> EmailMessage:
         """The message as a mail client would parse it."""
-        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        lines = self.data.replace(b"\r\n", b"\n")  # as a mail client stores it
+        parsed = email.message_from_bytes(lines, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         return parsed
 
@@ -109,7 +110,8 @@ class SmtpServer:
         ok = self.users.get(login) == auth_data.password.decode()
         with self.lock:
             self.auth_attempts.append(AuthAttempt(login, _over_tls(server), ok))
-        return AuthResult(success=ok, auth_data=auth_data if ok else None)
+        # handled=False: aiosmtpd sends the 235/535 answer itself.
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     def answer_next(self, command: str, *answers: str) -> None:
         """The next ``command`` (MAIL, RCPT or DATA) gets ``answer`` (e.g. ``451 4.3.0 busy``)."""

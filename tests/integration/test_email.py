@@ -1,0 +1,240 @@
+"""The email notifier against a real loopback SMTP server (aiosmtpd): TLS, auth, errors, content."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from bot.errors import DeliveryError
+from bot.model import Alert, Summary
+from bot.notify import build_notifier
+from bot.notify.email import EmailNotifier
+from bot.settings import EmailDestination
+from tests.peers.smtp_server import HOST, Received, SmtpServer
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # aiosmtpd's own
+
+NOW = datetime(2024, 5, 1, 15, tzinfo=UTC)
+TO = ("analysts@example.org", "desk@example.org")
+
+
+def alert(**changes: Any) -> Alert:
+    base = Alert(
+        rule_id="iraq",
+        rule_title="Canadian police mission in Iraq",
+        destination="analysts",
+        feed_id="rcmp",
+        source="RCMP news",
+        item_key="guid-1",
+        title="RCMP officers arrive in Baghdad",
+        link="https://www.rcmp-grc.gc.ca/en/news/1",
+        published=NOW - timedelta(hours=3),
+        first_seen=NOW,
+        summary=Summary("Canadian police officers arrived in Iraq.", ((0, 15),)),
+        terms=("canadian police", "iraq"),
+    )
+    return replace(base, **changes)
+
+
+def notifier(server: SmtpServer, security: str, **smtp: Any) -> EmailNotifier:
+    destination = EmailDestination.model_validate(
+        {
+            "type": "email",
+            "to": list(TO),
+            "from": "newswatch@example.org",
+            "smtp": {"host": HOST, "port": server.port, "security": security, "timeout": 5, **smtp},
+        }
+    )
+    return EmailNotifier("analysts", destination, clock=lambda: NOW)
+
+
+@pytest.fixture
+def plain() -> Iterator[SmtpServer]:
+    with SmtpServer("plain") as server:
+        yield server
+
+
+@pytest.fixture(params=["starttls", "ssl"])
+def tls(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    with SmtpServer(request.param, users={"bot": "s3cret-pw"}) as server:
+        yield server
+
+
+def sent(server: SmtpServer) -> Received:
+    (received,) = server.messages
+    return received
+
+
+def failure(target: EmailNotifier, alerts: list[Alert] | None = None) -> DeliveryError:
+    with pytest.raises(DeliveryError) as caught:
+        target.send(alerts or [alert()])
+    return caught.value
+
+
+def test_plain_delivery_to_the_configured_recipients_only(plain: SmtpServer) -> None:
+    notifier(plain, "none").send([alert()])
+    received = sent(plain)
+    assert received.mail_from == "newswatch@example.org"
+    assert received.rcpt_tos == TO
+    message = received.message
+    assert message["To"] == ", ".join(TO)
+    assert message["Subject"].strip() == (
+        "[newswatch] Canadian police mission in Iraq: RCMP officers arrive in Baghdad"
+    )
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert re.fullmatch(r"<[0-9a-f]{32}@newswatch>", message["Message-ID"].strip())
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_tls_is_verified_and_auth_happens_only_over_it(tls: SmtpServer) -> None:
+    security = tls.mode
+    error = failure(notifier(tls, security, username="bot", password="s3cret-pw"))
+    assert error.code == "tls" and "CERTIFICATE_VERIFY_FAILED" in error.detail
+    assert tls.messages == [] and tls.auth_attempts == []
+    notifier(tls, security, username="bot", password="s3cret-pw", ca_file=tls.ca_file).send(
+        [alert()]
+    )
+    received = sent(tls)
+    assert received.tls and received.login == "bot"
+    assert [(a.login, a.tls, a.ok) for a in tls.auth_attempts] == [("bot", True, True)]
+
+
+def test_starttls_required_but_not_offered_sends_nothing(plain: SmtpServer) -> None:
+    target = notifier(plain, "starttls", username="bot", password="pw", ca_file=plain.ca_file)
+    error = failure(target)
+    assert (error.code, error.retryable) == ("smtp_unsupported", False)
+    assert plain.messages == [] and plain.auth_attempts == []
+
+
+def test_a_password_without_tls_is_a_config_error() -> None:
+    with pytest.raises(ValidationError, match="without TLS"):
+        EmailDestination.model_validate(
+            {"type": "email", "to": ["a@x.org"], "from": "b@x.org",
+             "smtp": {"host": "x", "security": "none", "username": "u", "password": "p"}}
+        )
+
+
+def test_wrong_password_is_not_retryable_and_not_shown() -> None:
+    with SmtpServer("starttls", users={"bot": "right"}) as server:
+        target = notifier(server, "starttls", username="bot", password="wrong-pw",
+                          ca_file=server.ca_file)
+        error = failure(target)
+        assert error.code == "smtp_535" and not error.retryable
+        assert "wrong-pw" not in f"{error} {error.detail} {target!r}"
+
+
+@pytest.mark.parametrize(
+    ("command", "answer", "code", "retryable"),
+    [
+        ("MAIL", "451 4.3.0 try again later", "smtp_451", True),
+        ("DATA", "452 4.3.1 insufficient storage", "smtp_452", True),
+        ("MAIL", "550 5.7.1 sender rejected", "smtp_550", False),
+        ("DATA", "554 5.6.0 message refused", "smtp_554", False),
+    ],
+)
+def test_4xx_is_retryable_and_5xx_is_not(
+    plain: SmtpServer, command: str, answer: str, code: str, retryable: bool
+) -> None:
+    plain.answer_next(command, answer)
+    error = failure(notifier(plain, "none"))
+    assert (error.code, error.retryable) == (code, retryable)
+    assert plain.messages == []
+
+
+def test_some_recipients_refused_is_delivered_and_reported(
+    plain: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain.refuse("desk@example.org")
+    with caplog.at_level(logging.WARNING, logger="newswatch.notify.email"):
+        notifier(plain, "none").send([alert()])
+    assert sent(plain).rcpt_tos == ("analysts@example.org",)
+    assert "desk@example.org" in caplog.text and "550" in caplog.text
+    assert "analysts@example.org" not in caplog.text
+
+
+def test_every_recipient_refused_fails_naming_them(plain: SmtpServer) -> None:
+    for address in TO:
+        plain.refuse(address)
+    error = failure(notifier(plain, "none"))
+    assert (error.code, error.retryable) == ("recipients_refused", False)
+    assert all(address in error.detail for address in TO)
+
+
+def test_every_recipient_refused_temporarily_is_retryable(plain: SmtpServer) -> None:
+    plain.refuse(TO[0], "450 4.2.1 greylisted")
+    plain.refuse(TO[1], "550 5.1.1 unknown")
+    assert failure(notifier(plain, "none")).retryable
+
+
+def test_connection_refused_is_retryable() -> None:
+    with SmtpServer("plain") as server:
+        target = notifier(server, "none")
+    error = failure(target)
+    assert (error.code, error.retryable) == ("connection", True)
+
+
+def test_hostile_content_arrives_inert(plain: SmtpServer) -> None:
+    hostile = alert(
+        rule_title="Rule *bold* <!channel>",
+        title="Title\r\nBcc: victim@example.org\u2028X-Evil: 1\n",
+        summary=Summary("<script>alert(1)</script> <@U123> *not bold* " + "word " * 4000),
+        link="javascript:alert(2)",
+        source="<img src=x onerror=alert(3)>",
+    )
+    notifier(plain, "none").send([hostile])
+    received = sent(plain)
+    message = received.message
+    assert received.rcpt_tos == TO and message["Bcc"] is None and message["X-Evil"] is None
+    assert len(message.get_all("Subject")) == 1
+    subject = message["Subject"].strip()
+    assert subject == (
+        "[newswatch] Rule *bold* <!channel>: Title Bcc: victim@example.org X-Evil: 1"
+    )
+    html = message.get_body(("html",)).get_content()
+    assert not re.search(r"<(script|img|iframe|form|style)|javascript:", html, re.I)
+    assert "&lt;script&gt;" in html
+    plain_text = message.get_body(("plain",)).get_content()
+    assert "<script>alert(1)</script>" in plain_text  # plain text is shown, never run
+    assert len(received.data) < 200_000
+
+
+def test_non_ascii_subjects_and_bodies(plain: SmtpServer) -> None:
+    notifier(plain, "none").send(
+        [alert(title="Sûreté du Québec — 警察 — وزارة الداخلية", summary=Summary("Ça va: 警察."))]
+    )
+    message = sent(plain).message
+    assert message["Subject"].strip() == (
+        "[newswatch] Canadian police mission in Iraq: Sûreté du Québec — 警察 — وزارة الداخلية"
+    )
+    assert "Ça va: 警察." in message.get_body(("plain",)).get_content()
+    assert "Ça va: 警察." in message.get_body(("html",)).get_content()
+
+
+def test_digest_is_one_message_grouped_by_rule(plain: SmtpServer) -> None:
+    alerts = [alert(item_key="1", title="One"),
+              alert(rule_id="b", rule_title="Rule B", item_key="2", title="Two"),
+              alert(item_key="3", title="Three")]
+    notifier(plain, "none").send(alerts)
+    message = sent(plain).message
+    subject = message["Subject"].strip()
+    assert subject == "[newswatch] 3 alerts: Canadian police mission in Iraq, Rule B"
+    text = message.get_body(("plain",)).get_content()
+    assert text.index("One") < text.index("Three") < text.index("Rule B (1)") < text.index("Two")
+
+
+def test_send_notice_through_the_factory(plain: SmtpServer) -> None:
+    destination = EmailDestination.model_validate(
+        {"type": "email", "to": ["ops@example.org"], "from": "newswatch@example.org",
+         "smtp": {"host": HOST, "port": plain.port, "security": "none"}}
+    )
+    build_notifier("ops", destination).send_notice("Feed rcmp is failing", "timeout\r\nsince 24 h")
+    message = sent(plain).message
+    assert message["Subject"].strip() == "[newswatch] Feed rcmp is failing"
+    assert message.get_content().strip() == "timeout\nsince 24 h"
