@@ -262,10 +262,6 @@ class SqlStore:
                     self._execute(statement)
                 self._execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
-    def schema_versions(self) -> list[int]:
-        """Every version ever applied, in order (each appears once when migrations ran once)."""
-        return [r[0] for r in self._query("SELECT version FROM schema_version ORDER BY version")]
-
     def ping(self) -> bool:
         try:
             self._query("SELECT 1")

@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from bot.model import Alert, Item, Summary
-from bot.store import FeedRow, PollOutcome, QueuedAlert, Store, open_store
+from bot.store import FeedRow, OutboxCounts, PollOutcome, QueuedAlert, Store, open_store
+from bot.store.postgres import POSTGRES as POSTGRES_DIALECT
+from bot.store.sql import SCHEMA_VERSION, migrations
+from bot.store.sqlite import SQLITE, sqlite_path
 from tests.peers.postgres import postgres_dsn, temporary_database
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -65,10 +71,52 @@ def claim_all(store: Store, owner: str, at: datetime = T0) -> list[str]:
     return [s.feed_id for s in store.claim_feeds(owner, at, 60, 100, due_only=False)]
 
 
-def test_migrate_is_idempotent(store: Store) -> None:
+def raw(url: str, *statements: str) -> list[Any]:
+    """Run SQL on the store's database behind its back; returns the last statement's rows."""
+    rows: list[Any] = []
+    if url.startswith("sqlite:"):
+        conn = sqlite3.connect(sqlite_path(url), isolation_level=None)
+        try:
+            for statement in statements:
+                rows = conn.execute(statement).fetchall()
+        finally:
+            conn.close()
+        return rows
+    with psycopg.connect(url, autocommit=True) as pg:
+        for statement in statements:
+            cursor = pg.execute(statement)  # type: ignore[arg-type]
+            rows = cursor.fetchall() if cursor.description else []
+    return rows
+
+
+def test_migrate_is_idempotent(store_url: str, store: Store) -> None:
     store.migrate()
     store.migrate()
     assert store.ping()
+    versions = raw(store_url, "SELECT version FROM schema_version ORDER BY version")
+    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
+    dialect = SQLITE if store_url.startswith("sqlite:") else POSTGRES_DIALECT
+    (_, v1), *_ = migrations(dialect)
+    raw(store_url, "CREATE TABLE schema_version (version INTEGER NOT NULL)", *v1,
+        "INSERT INTO schema_version VALUES (1)",
+        "INSERT INTO feeds (feed_id, url, etag) VALUES ('old', 'http://x/old', 'e')")
+    store = open_store(store_url)
+    try:
+        assert [(s.feed_id, s.etag) for s in store.feed_states()] == [("old", "e")]
+        assert store.reserve_slot("k", 1.0, T0) == 0.0
+    finally:
+        store.close()
+    versions = raw(store_url, "SELECT version FROM schema_version ORDER BY version")
+    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_a_store_newer_than_the_code_is_refused(store_url: str, store: Store) -> None:
+    raw(store_url, f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION + 1})")
+    with pytest.raises(RuntimeError, match="upgrade newswatch"):
+        store.migrate()
 
 
 def test_sync_adds_deactivates_and_resets_caching_on_url_change(store: Store) -> None:
@@ -80,6 +128,20 @@ def test_sync_adds_deactivates_and_resets_caching_on_url_change(store: Store) ->
     (state,) = store.feed_states()
     assert (state.feed_id, state.url, state.etag, state.last_modified) == ("a", "http://x/a2",
                                                                            None, None)
+
+
+def test_sync_is_idempotent_and_reactivation_keeps_caching(store: Store) -> None:
+    feeds = [FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")]
+    store.sync_feeds(feeds, T0)
+    claim_all(store, "w1")
+    store.record_poll(PollOutcome("a", "w1", T0, T0 + timedelta(hours=1), etag='"e1"'))
+    before = store.feed_states()
+    store.sync_feeds(list(reversed(feeds)), T0 + timedelta(days=1))
+    assert store.feed_states() == before
+    store.sync_feeds(feeds[1:], T0)
+    assert [s.feed_id for s in store.feed_states()] == ["b"]
+    store.sync_feeds(feeds, T0 + timedelta(days=2))
+    assert store.feed_states() == before
 
 
 def test_a_claimed_feed_is_invisible_to_others_until_its_lease_ends(store: Store) -> None:
@@ -111,6 +173,86 @@ def test_a_write_after_the_lease_was_taken_over_changes_nothing(store: Store) ->
     assert late.applied is False
     assert store.seen_keys("a", ["k1"]) == set()
     assert store.outbox_counts(T0).pending == 0
+
+
+def test_late_outbox_marks_by_a_replica_whose_lease_was_taken_over_change_nothing(
+    store: Store,
+) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    claim_all(store, "w1")
+    its = [item(f"k{i}", f"http://n/{i}", f"Story {i}") for i in range(4)]
+    poll(store, "a", "w1", its, [alert(i) for i in its])
+    stale = store.claim_outbox("dead", T0, 60, 10, due_only=True)
+    assert len(stale) == 4
+    later = T0 + timedelta(seconds=61)
+    fresh = store.claim_outbox("alive", later, 60, 10, due_only=True)
+    assert [e.id for e in fresh] == [e.id for e in stale]
+    ids = [e.id for e in stale]
+    store.mark_sent(ids[:1], "alive", later)  # the new owner finishes one row...
+    # ...then the old owner wakes up: none of its marks may land.
+    store.mark_sent(ids, "dead", later)
+    store.mark_retry(ids, "dead", later, "late")
+    store.mark_dead(ids, "dead", later, "late")
+    store.release(ids, "dead")
+    assert store.outbox_counts(later) == OutboxCounts(pending=3, sent=1)
+    assert store.claim_outbox("third", later, 60, 10, due_only=False) == []  # still alive's
+    store.mark_retry(ids[1:2], "alive", later, "boom")
+    store.mark_dead(ids[2:3], "alive", later, "gone")
+    store.mark_sent(ids[3:], "alive", later)
+    counts = store.outbox_counts(later + timedelta(hours=1))
+    assert (counts.pending, counts.sent, counts.dead) == (1, 2, 1)
+    store.mark_dead(ids[:1], "alive", later, "twice")  # a finished row stays finished
+    assert store.outbox_counts(later).sent == 2
+
+
+def test_an_expired_lease_nobody_took_over_still_lets_its_owner_finish(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    claim_all(store, "w1")
+    late = T0 + timedelta(minutes=5)
+    it = item("k1", "http://n/1")
+    assert poll(store, "a", "w1", [it], [alert(it)], late).applied is True
+    (entry,) = store.claim_outbox("s1", late, 60, 10, due_only=True)
+    store.mark_sent([entry.id], "s1", late + timedelta(minutes=5))
+    assert store.outbox_counts(late).sent == 1
+
+
+def test_many_items_are_inserted_in_batches_once_each(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    claim_all(store, "w1")
+    its = [item(f"k{i:05d}", f"http://n/{i}", f"Story {i}") for i in range(1234)]
+    alerts = [alert(i) for i in its[::100]]
+    record = poll(store, "a", "w1", [*its, its[0]], alerts)
+    assert (record.new_items, record.queued, record.duplicates) == (1234, 13, 0)
+    assert store.seen_keys("a", [i.key for i in its]) == {i.key for i in its}
+    claim_all(store, "w1", T0 + timedelta(hours=1))
+    more = [item(f"z{i}", f"http://n/z{i}", f"Zed {i}") for i in range(3)]
+    again = poll(store, "a", "w1", [*its, *more], [alert(i) for i in [*its, *more]],
+                 T0 + timedelta(hours=1))
+    assert (again.new_items, again.queued) == (3, 3)
+    assert store.feed_states()[0].item_count == 1237
+
+
+def test_stories_linked_through_shared_keys_in_one_poll_alert_once(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    claim_all(store, "w1")
+    first = item("k1", "http://n/story", "Police mission")
+    same_link = item("k2", "http://n/story", "Police mission, updated")
+    same_title = item("k3", "http://n/other", "Police mission, updated")
+    record = poll(store, "a", "w1", [first, same_link, same_title],
+                  [alert(first), alert(same_link, source="Wire"), alert(same_title, source="AP")])
+    assert (record.queued, record.duplicates) == (1, 2)
+    (entry,) = store.claim_outbox("s", T0, 60, 10, due_only=True)
+    assert entry.alert.item_key == "k1"
+    assert entry.also_reported_by == ("Wire", "AP")
+
+
+def test_reserve_slot_spaces_turns_and_honours_a_deferral(store: Store) -> None:
+    waits = [store.reserve_slot("slack #a", 1.0, T0) for _ in range(3)]
+    assert waits == pytest.approx([0.0, 1.0, 2.0])
+    assert store.reserve_slot("slack #b", 1.0, T0) == 0.0  # keys are independent
+    assert store.reserve_slot("slack #a", 1.0, T0 + timedelta(seconds=10)) == 0.0
+    store.reserve_slot("slack #b", 0.0, T0 + timedelta(seconds=30))  # Retry-After: 30
+    assert store.reserve_slot("slack #b", 1.0, T0 + timedelta(seconds=1)) == pytest.approx(29.0)
 
 
 def test_items_are_recorded_once_and_only_new_items_queue_alerts(store: Store) -> None:
@@ -193,6 +335,8 @@ def test_read_only_store_refuses_writes(store_url: str, store: Store) -> None:
     try:
         with pytest.raises(PermissionError):
             reader.sync_feeds([FeedRow("a", "http://x/a")], T0)
+        with pytest.raises(PermissionError):
+            reader.reserve_slot("k", 1.0, T0)
         assert reader.feed_states() == []
     finally:
         reader.close()
