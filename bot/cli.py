@@ -23,6 +23,7 @@ from bot.notify import build_notifier, build_notifiers
 from bot.opml import OpmlError, parse_opml
 from bot.pipeline import utcnow
 from bot.render import text_message
+from bot.rule_test import explain_all, read_sources, render
 from bot.service import serve
 from bot.settings_edit import add_feeds
 
@@ -159,6 +160,50 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
 def run_daemon(obj: Context) -> None:
     """Run the daemon: poll feeds, deliver alerts, serve /healthz and /metrics (SIGHUP reloads)."""
     raise SystemExit(serve(obj.load(), os.environ))
+
+
+@main.command("test")
+@click.argument("rule_id")
+@click.option(
+    "--feed",
+    "locations",
+    multiple=True,
+    metavar="URL_OR_FILE",
+    help="A feed URL or a feed file to test on (repeatable). Default: the rule's feeds.",
+)
+@click.option("--text", default=None, help="A text to test on (as title, summary and content).")
+@click.option("--all", "show_all", is_flag=True, help="Show items that do not match too.")
+@click.pass_obj
+def test_rule(
+    obj: Context, rule_id: str, locations: tuple[str, ...], text: str | None, show_all: bool
+) -> None:
+    """Show which items RULE_ID matches and why. Changes nothing, sends nothing."""
+    config = obj.load()
+    rule = next((r for r in config.rules if r.id == rule_id), None)
+    if rule is None:
+        known = ", ".join(r.id for r in config.rules)
+        raise click.UsageError(f"unknown rule {rule_id!r} (known: {known})")
+    sources = asyncio.run(read_sources(config, rule, locations, text))
+    tty = sys.stdout.isatty()
+
+    def highlight(fragment: str) -> str:
+        return click.style(fragment, fg="yellow", bold=True) if tty else f"«{fragment}»"
+
+    results = explain_all(rule, sources)
+    for source in sources:
+        if source.error:
+            click.echo(f"{source.name}: {source.error}", err=True)
+    for _, item, explanation in results:
+        if explanation.matched or show_all:
+            for line in render(explanation, item, highlight, show_fields=True):
+                click.echo(line)
+            click.echo()
+    matched = sum(1 for _, _, e in results if e.matched)
+    click.echo(
+        f"{rule.id}: {matched} of {len(results)} items match"
+        f" ({len(sources)} source{'s' if len(sources) != 1 else ''})",
+        err=True,
+    )
 
 
 @main.group(invoke_without_command=True)

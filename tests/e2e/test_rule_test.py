@@ -1,0 +1,91 @@
+"""`newswatch test`: why a rule matches, on feeds, files and text; no state, nothing sent."""
+
+from __future__ import annotations
+
+from tests.conftest import ConfigDir, run_cli
+from tests.e2e.test_once import MOSUL, UNRELATED
+from tests.peers.feed_server import FeedServer
+from tests.peers.rss import rss
+
+RULES = """
+    rules:
+      - id: mission
+        title: Police mission
+        query: '(RCMP OR "police officers") AND (Iraq OR /mos(so)?ul/) -hockey'
+"""
+
+
+def setup(cfg: ConfigDir, feed_url: str) -> None:
+    cfg.write(
+        "settings.yaml",
+        f"""
+        store: sqlite:{cfg.store}
+        feeds: [{{id: news, url: '{feed_url}'}}]
+    """,
+    )
+    cfg.write("rules.yaml", RULES)
+
+
+def test_explains_matches_from_the_rules_feeds(config_dir: ConfigDir, feed_server: FeedServer):
+    setup(config_dir, feed_server.serve("/n.xml", rss([MOSUL, UNRELATED])))
+    result = run_cli("--config", str(config_dir.path), "test", "mission")
+    assert result.code == 0, result.stderr
+    assert "MATCH     Canada to send officers to «Iraq»" not in result.stdout  # title has no RCMP
+    assert result.stdout.startswith("MATCH     Canada to send officers to Iraq")
+    assert "«police officers» to «Iraq»" in result.stdout
+    assert "«RCMP»" in result.stdout and "«Mosul»" in result.stdout
+    assert "Hockey night" not in result.stdout
+    assert "mission: 1 of 2 items match" in result.stderr
+    assert not config_dir.store.exists()
+
+
+def test_all_shows_non_matches_with_what_is_missing(
+    config_dir: ConfigDir, feed_server: FeedServer
+) -> None:
+    setup(config_dir, feed_server.serve("/n.xml", rss([UNRELATED])))
+    result = run_cli("--config", str(config_dir.path), "test", "mission", "--all")
+    assert result.code == 0, result.stderr
+    assert "no match  Hockey night" in result.stdout
+    assert "missing:  rcmp, police officers, iraq" in result.stdout
+
+
+def test_text_and_files(config_dir: ConfigDir, feed_server: FeedServer) -> None:
+    setup(config_dir, feed_server.url + "/unused")
+    feed_file = config_dir.path.parent / "saved.xml"
+    feed_file.write_text(rss([MOSUL]))
+    result = run_cli(
+        "--config",
+        str(config_dir.path),
+        "test",
+        "mission",
+        "--text",
+        "Les policiers de la GRC quittent Mossoul — RCMP police officers leave Mosul",
+        "--feed",
+        str(feed_file),
+        "--feed",
+        str(config_dir.path / "missing.xml"),
+    )
+    assert result.code == 0, result.stderr
+    assert "«Mossoul»" in result.stdout and "«RCMP» «police officers»" in result.stdout
+    assert "missing.xml: cannot read" in result.stderr
+    assert "mission: 2 of 2 items match (3 sources)" in result.stderr
+    assert feed_server.requests == []
+
+
+def test_negated_terms_are_shown_and_unknown_rules_are_usage_errors(
+    config_dir: ConfigDir, feed_server: FeedServer
+) -> None:
+    setup(config_dir, feed_server.url + "/unused")
+    hockey = run_cli(
+        "--config",
+        str(config_dir.path),
+        "test",
+        "mission",
+        "--all",
+        "--text",
+        "RCMP hockey team visits Iraq",
+    )
+    assert "no match" in hockey.stdout and "NOT hockey" in hockey.stdout
+    unknown = run_cli("--config", str(config_dir.path), "test", "nope", "--text", "x")
+    assert unknown.code == 2
+    assert "unknown rule 'nope' (known: mission)" in unknown.stderr
