@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.client import HTTPException
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -39,6 +39,16 @@ _TRANSIENT_ERRORS = frozenset(
 )
 _REMEMBERED_PARTS = 512
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
+
+
+class Limiter(Protocol):
+    """Paces the messages of one channel; a store-backed one can pace several replicas."""
+
+    def wait(self) -> None:
+        """Block until the next message may be sent (and reserve that slot)."""
+
+    def defer(self, seconds: float) -> None:
+        """Send nothing for ``seconds``: Slack said Retry-After."""
 
 
 class ChannelLimiter:
@@ -85,6 +95,20 @@ def channel_limiter(key: str) -> ChannelLimiter:
         return _limiters.setdefault(key, ChannelLimiter())
 
 
+def channel_key(destination: SlackDestination) -> str:
+    """Names the channel a destination posts to, without revealing a webhook URL."""
+    if destination.webhook_url is not None:
+        secret = destination.webhook_url.get_secret_value()
+        return "webhook " + hashlib.sha256(secret.encode()).hexdigest()
+    return f"api {_base_url(destination)} {destination.channel}"
+
+
+def _base_url(destination: SlackDestination) -> str:
+    """slack-sdk joins method names onto the base URL, which therefore needs its final slash."""
+    base_url = destination.base_url or WebClient.BASE_URL
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
 class SlackNotifier:
     """Posts alerts to one Slack channel; one message per alert, or a digest in parts."""
 
@@ -93,7 +117,7 @@ class SlackNotifier:
         destination_id: str,
         destination: SlackDestination,
         *,
-        limiter: ChannelLimiter | None = None,
+        limiter: Limiter | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         timeout: int = 30,
     ) -> None:
@@ -104,24 +128,20 @@ class SlackNotifier:
         self._webhook: WebhookClient | None = None
         if destination.token is not None:
             self._secret = destination.token.get_secret_value()
-            base_url = destination.base_url or WebClient.BASE_URL
-            base_url = base_url if base_url.endswith("/") else base_url + "/"
             self._client = WebClient(
                 token=self._secret,
-                base_url=base_url,
+                base_url=_base_url(destination),
                 timeout=timeout,
                 retry_handlers=[],
                 logger=_sdk_log,
             )
-            key = f"api {base_url} {self._channel}"
         else:
             assert destination.webhook_url is not None  # the settings validator guarantees one
             self._secret = destination.webhook_url.get_secret_value()
             self._webhook = WebhookClient(
                 self._secret, timeout=timeout, retry_handlers=[], logger=_sdk_log
             )
-            key = "webhook " + hashlib.sha256(self._secret.encode()).hexdigest()
-        self._limiter = limiter or channel_limiter(key)
+        self._limiter = limiter or channel_limiter(channel_key(destination))
         # Digest parts already delivered, so retrying a half-sent digest does not repeat them.
         self._sent_parts: OrderedDict[str, None] = OrderedDict()
 
