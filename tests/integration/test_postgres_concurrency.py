@@ -1,0 +1,365 @@
+"""Several replicas on one PostgreSQL, for real: threads and processes, each with its own
+connection, started together on a barrier. Nothing is claimed, queued or migrated twice."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from bot.model import Alert, Item, Summary
+from bot.ratelimit import StoreRateLimiter
+from bot.store import FeedRow, PollOutcome, QueuedAlert, Store, open_store
+from bot.store.postgres import POSTGRES as DIALECT
+from bot.store.sql import SCHEMA_VERSION, SqlStore
+from tests.peers.postgres import postgres_dsn, temporary_database
+
+DSN, NO_POSTGRES = postgres_dsn()
+pytestmark = [pytest.mark.postgres, pytest.mark.skipif(DSN is None, reason=NO_POSTGRES)]
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+WORKERS = 8
+SPAWN = multiprocessing.get_context("spawn")
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    with temporary_database(DSN or "") as database:
+        yield database
+
+
+def _alert(it: Item, source: str) -> QueuedAlert:
+    a = Alert(rule_id="r1", rule_title="Rule", destination="desk", feed_id=it.feed_id,
+              source=source, item_key=it.key, title=it.title, link=it.link, published=None,
+              first_seen=T0, summary=Summary("text"), terms=("t",))
+    return QueuedAlert(a, it.story_keys, T0)
+
+
+def _in_threads(count: int, work: Callable[[int, Store], Any], url: str) -> list[Any]:
+    """Run ``work(n, store)`` in ``count`` threads, each with its own connection, released
+    together; returns their results in order and re-raises the first failure."""
+    stores = [open_store(url) for _ in range(count)]
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[n] = work(n, stores[n])
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for store in stores:
+        store.close()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _in_processes(count: int, target: Callable[..., None], *args: Any) -> list[Any]:
+    """Run ``target(barrier, results, n, *args)`` in ``count`` processes released together."""
+    barrier = SPAWN.Barrier(count)
+    results = SPAWN.Queue()
+    procs = [SPAWN.Process(target=target, args=(barrier, results, n, *args))
+             for n in range(count)]
+    for proc in procs:
+        proc.start()
+    out = [results.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
+    failures = [o for o in out if isinstance(o, str) and o.startswith("error")]
+    assert not failures, failures
+    return out
+
+
+# -- migrations -------------------------------------------------------------------------
+def _first_start(barrier: Any, results: Any, n: int, url: str, feeds: list[FeedRow]) -> None:
+    try:
+        conn = psycopg.connect(url, autocommit=True)
+        store = SqlStore(conn, DIALECT)
+        barrier.wait(timeout=60)
+        store.migrate()
+        store.sync_feeds(feeds, T0)
+        store.close()
+        results.put("ok")
+    except BaseException as err:
+        results.put(f"error {n}: {err!r}")
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_first_starts_migrate_once(url: str, round_: int) -> None:
+    feeds = [FeedRow(f"f{i:03d}", f"http://x/{i}") for i in range(50)]
+    assert _in_processes(6, _first_start, url, feeds) == ["ok"] * 6
+    with psycopg.connect(url) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+        active = conn.execute("SELECT count(*) FROM feeds WHERE active = 1").fetchone()
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    assert active == (50,)
+
+
+# -- claims ---------------------------------------------------------------------------
+def test_concurrent_workers_claim_every_feed_exactly_once(url: str) -> None:
+    setup = open_store(url)
+    setup.sync_feeds([FeedRow(f"f{i:04d}", f"http://x/{i}") for i in range(400)], T0)
+    setup.close()
+
+    def work(n: int, store: Store) -> list[str]:
+        claimed = []
+        while states := store.claim_feeds(f"w{n}", T0, 300, 3, due_only=True):
+            for s in states:
+                record = store.record_poll(
+                    PollOutcome(s.feed_id, f"w{n}", T0, T0 + timedelta(hours=1)))
+                assert record.applied
+                claimed.append(s.feed_id)
+        return claimed
+
+    per_worker = _in_threads(WORKERS, work, url)
+    counts = Counter(f for claimed in per_worker for f in claimed)
+    assert len(counts) == 400 and set(counts.values()) == {1}
+    assert sum(1 for claimed in per_worker if claimed) > 1  # the work really was shared
+
+
+def test_a_dead_workers_feeds_come_back_after_its_lease_and_its_late_write_is_dropped(
+    url: str,
+) -> None:
+    setup = open_store(url)
+    setup.sync_feeds([FeedRow(f"f{i:02d}", f"http://x/{i}") for i in range(40)], T0)
+    dead = {s.feed_id for s in setup.claim_feeds("dead", T0, 60, 10, due_only=True)}
+    setup.close()
+    later = T0 + timedelta(seconds=61)
+
+    def work(n: int, store: Store) -> list[str]:
+        claimed = []
+        while states := store.claim_feeds(f"w{n}", later, 300, 2, due_only=True):
+            for s in states:
+                next_at = later + timedelta(hours=1)
+                store.record_poll(PollOutcome(s.feed_id, f"w{n}", later, next_at))
+                claimed.append(s.feed_id)
+        return claimed
+
+    counts = Counter(f for claimed in _in_threads(4, work, url) for f in claimed)
+    assert len(counts) == 40 and set(counts.values()) == {1}
+    store = open_store(url)
+    try:
+        it = Item(sorted(dead)[0], "k", "A story", story_keys=("s",))
+        late = store.record_poll(PollOutcome(it.feed_id, "dead", later, later, items=[it],
+                                             alerts=[_alert(it, "x")]))
+        assert late.applied is False and store.outbox_counts(later).pending == 0
+    finally:
+        store.close()
+
+
+def test_concurrent_workers_claim_every_outbox_row_exactly_once(url: str) -> None:
+    setup = open_store(url)
+    setup.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    setup.claim_feeds("setup", T0, 60, 1, due_only=False)
+    items = [Item("a", f"k{i:04d}", f"Story {i}", story_keys=(f"s{i}",)) for i in range(1000)]
+    setup.record_poll(PollOutcome("a", "setup", T0, T0, items=items,
+                                  alerts=[_alert(i, "A") for i in items]))
+    setup.close()
+
+    def work(n: int, store: Store) -> list[int]:
+        claimed: list[int] = []
+        while entries := store.claim_outbox(f"s{n}", T0, 300, 5, due_only=True):
+            store.mark_sent([e.id for e in entries], f"s{n}", T0)
+            claimed.extend(e.id for e in entries)
+        return claimed
+
+    per_worker = _in_threads(WORKERS, work, url)
+    counts = Counter(i for claimed in per_worker for i in claimed)
+    assert len(counts) == 1000 and set(counts.values()) == {1}
+    check = open_store(url)
+    assert check.outbox_counts(T0).sent == 1000
+    check.close()
+
+
+# -- stories ----------------------------------------------------------------------------
+@pytest.mark.parametrize("round_", range(3))
+def test_the_same_stories_recorded_concurrently_from_many_feeds_queue_once(
+    url: str, round_: int
+) -> None:
+    feeds = [f"feed{n}" for n in range(WORKERS)]
+    setup = open_store(url)
+    setup.sync_feeds([FeedRow(f, f"http://x/{f}") for f in feeds], T0)
+    setup.claim_feeds("w", T0, 300, WORKERS, due_only=False)
+    setup.close()
+
+    def work(n: int, store: Store) -> tuple[int, int]:
+        # Every feed carries the same 60 stories, under its own guids, in its own order:
+        # unsorted, these inserts would lock the shared story keys in conflicting orders.
+        stories = list(range(60))
+        random.Random(n).shuffle(stories)
+        items = [Item(feeds[n], f"{feeds[n]}-{j}", f"Story {j}", f"http://n/{j}",
+                      story_keys=(f"link:http://n/{j}", f"title:story {j}")) for j in stories]
+        record = store.record_poll(PollOutcome(feeds[n], "w", T0, T0, items=items,
+                                               alerts=[_alert(i, feeds[n]) for i in items]))
+        return record.queued, record.duplicates
+
+    results = _in_threads(WORKERS, work, url)
+    assert sum(q for q, _ in results) == 60
+    assert sum(d for _, d in results) == 60 * (WORKERS - 1)
+    store = open_store(url)
+    try:
+        entries = store.claim_outbox("s", T0, 60, 1000, due_only=True)
+    finally:
+        store.close()
+    assert sorted(e.alert.title for e in entries) == sorted(f"Story {j}" for j in range(60))
+    for entry in entries:
+        assert sorted({entry.alert.source, *entry.also_reported_by}) == feeds
+
+
+def _wait_until(what: str, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+def _waiting_on_a_lock(pid: int) -> Callable[[], bool]:
+    def check() -> bool:
+        with psycopg.connect(DSN or "", autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+        return row is not None and row[0] == "Lock"
+
+    return check
+
+
+def test_a_story_committed_by_a_rival_meanwhile_reruns_the_transaction(url: str) -> None:
+    store = open_store(url)
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    store.claim_feeds("w", T0, 300, 2, due_only=False)
+    rival = psycopg.connect(url)  # a transaction, open until committed below
+    (rival_id,) = rival.execute(
+        "INSERT INTO outbox (rule_id, destination, feed_id, item_key, payload, created_at,"
+        " next_attempt_at) VALUES ('r1', 'desk', 'b', 'kb', '{}', 0, 0) RETURNING id"
+    ).fetchone()
+    rival.execute("INSERT INTO story_alerts VALUES ('r1', 'desk', 'link:http://n/1', %s)",
+                  (rival_id,))
+    it = Item("a", "ka", "Story", "http://n/1", story_keys=("link:http://n/1",))
+    outcome: list[Any] = []
+    recorder = threading.Thread(target=lambda: outcome.append(store.record_poll(
+        PollOutcome("a", "w", T0, T0, items=[it], alerts=[_alert(it, "Feed A")]))))
+    recorder.start()
+    _wait_until("the recorder waits on the rival's story key",
+                _waiting_on_a_lock(store._conn.info.backend_pid))  # type: ignore[attr-defined]
+    rival.commit()
+    recorder.join(timeout=30)
+    rival.close()
+    (record,) = outcome
+    assert (record.new_items, record.queued, record.duplicates) == (1, 0, 1)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT id, also_reported_by FROM outbox").fetchall()
+    store.close()
+    assert rows == [(rival_id, '["Feed A"]')]
+
+
+def test_a_deadlock_reruns_the_whole_transaction(url: str) -> None:
+    store = open_store(url)
+    assert isinstance(store, SqlStore)
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    rival = psycopg.connect(url)
+    rival.execute("SET deadlock_timeout = '20s'")  # the store's session detects it, not this one
+    rival.execute("UPDATE feeds SET title = 'rival' WHERE feed_id = 'b'")
+    runs: list[int] = []
+    rival_done = threading.Event()
+
+    def rival_takes_a() -> None:
+        rival.execute("UPDATE feeds SET title = 'rival' WHERE feed_id = 'a'")
+        rival.commit()
+        rival_done.set()
+
+    def body() -> int:
+        runs.append(1)
+        store._execute("UPDATE feeds SET title = 'store' WHERE feed_id = 'a'")
+        if len(runs) == 1:
+            threading.Thread(target=rival_takes_a).start()
+            _wait_until("the rival waits for feed a", _waiting_on_a_lock(rival.info.backend_pid))
+        store._execute("UPDATE feeds SET title = 'store' WHERE feed_id = 'b'")
+        return len(runs)
+
+    assert store._transaction(body) == 2
+    assert rival_done.wait(timeout=30)
+    rival.close()
+    assert {s.title for s in store.feed_states()} == {"store"}
+    store.close()
+
+
+# -- feed sync ----------------------------------------------------------------------------
+def _syncer(barrier: Any, results: Any, n: int, url: str, count: int, rounds: int) -> None:
+    try:
+        store = open_store(url)
+        feeds = [FeedRow(f"f{i:04d}", f"http://x/{i}") for i in range(count)]
+        barrier.wait(timeout=60)
+        for _ in range(rounds):
+            store.sync_feeds(random.Random(n).sample(feeds, len(feeds)), T0)
+        store.close()
+        results.put("ok")
+    except BaseException as err:
+        results.put(f"error {n}: {err!r}")
+
+
+def test_concurrent_syncs_from_several_processes_neither_deadlock_nor_flap(url: str) -> None:
+    open_store(url).close()
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not stop.is_set():
+                (active,) = conn.execute("SELECT count(*) FROM feeds WHERE active = 1").fetchone()
+                if not seen or seen[-1] != active:
+                    seen.append(active)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert _in_processes(4, _syncer, url, 300, 5) == ["ok"] * 4
+        assert _in_processes(4, _syncer, url, 200, 5) == ["ok"] * 4
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert seen in ([0, 300, 200], [300, 200])  # each change lands once, whole, and stays
+
+
+# -- rate limits ------------------------------------------------------------------------
+def _sender(barrier: Any, results: Any, n: int, url: str, turns: int, interval: float) -> None:
+    try:
+        store = open_store(url)
+        limiter = StoreRateLimiter(store)
+        barrier.wait(timeout=60)
+        times = []
+        for _ in range(turns):
+            limiter.wait_turn("slack #desk", interval)
+            times.append(time.time())
+        store.close()
+        results.put(times)
+    except BaseException as err:
+        results.put(f"error {n}: {err!r}")
+
+
+def test_a_rate_limit_holds_across_processes(url: str) -> None:
+    open_store(url).close()
+    interval = 0.25
+    times = sorted(t for ts in _in_processes(3, _sender, url, 4, interval) for t in ts)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) == 12
+    assert min(gaps) > interval * 0.8, gaps  # a little scheduling slack on a busy machine
+    assert times[-1] - times[0] >= 11 * interval * 0.95
