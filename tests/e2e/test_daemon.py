@@ -158,12 +158,15 @@ def test_polls_delivers_serves_health_and_metrics_and_stops_on_sigterm(
     messages = slack.wait_for(1, timeout=20)
     assert len(messages) == 1 and "Mosul" in messages[0].text
 
-    status, ctype, body = daemon.get("/healthz")
-    assert (status, ctype) == (200, "application/json")
-    health = json.loads(body)
+    def marked_sent() -> dict[str, Any] | None:
+        status, ctype, body = daemon.get("/healthz")
+        assert (status, ctype) == (200, "application/json")
+        health = json.loads(body)
+        return health if health["outbox"] == {"pending": 0, "dead": 0} else None
+
+    health = daemon.wait_for("/healthz to show the alert sent", marked_sent)
     assert health["status"] == "ok" and health["store_ok"] is True
     assert health["last_poll"] is not None
-    assert health["outbox"] == {"pending": 0, "dead": 0}
 
     def sent_counted() -> str | None:
         text = daemon.get("/metrics")[2].decode()
