@@ -4,12 +4,14 @@ Per item, each field is tokenized once into a space-joined, space-padded text
 (`` canadian police in iraq ``), in which a term is a substring: a word is
 `` police ``, a phrase `` canadian police ``, a prefix `` train``.
 
-A :class:`RuleSet` gives every rule a set of *trigger* keys, at least one of
-which must occur for the rule to match: a word of one of its terms, or the first
-letters of a prefix. Per item, one C-level set intersection of the field's
-tokens with all trigger keys selects the few candidate rules; only those are
-evaluated, as closures compiled once from the query tree, each term check being
-one substring search.
+A :class:`RuleSet` reduces every rule to *requirements*: sets of keys (a word
+of a term, or the first letters of a prefix) of which at least one must occur in
+the item for the rule to match -- ``(a OR b) c`` requires {a, b} and {c}. Per
+item, one C-level set intersection of the tokens with all known keys gives the
+keys present; rules are indexed by their smallest requirement, so only rules
+whose index key occurs are looked at, the rest of their requirements are
+checked by set operations, and only the survivors are evaluated, as closures
+compiled once from the query tree, each term check being one substring search.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from bot.errors import QueryError
 from bot.model import FIELDS, Field, Hit, Item, Match
 from bot.query import And, Near, Node, Not, Or, Regex, Term, compile_regex, parse
 from bot.settings import MatchGroup, Rule
-from bot.text import normalize, token_text
+from bot.text import normalize, tokens
 
 Path = tuple[str | int, ...]
 
@@ -131,14 +133,25 @@ def leaves(node: Node, negated: bool = False) -> Iterable[tuple[Term | Regex, bo
 class _ItemState:
     """One item's fields as padded token texts, plus regex results computed on demand."""
 
-    __slots__ = ("item", "normalized", "padded", "regex_results", "regexes")
+    __slots__ = ("item", "joined", "normalized", "padded", "regex_results", "regexes")
 
     def __init__(self, item: Item, padded: list[str], regexes: list[re2._Regexp]) -> None:
         self.item = item
         self.padded = padded
         self.regexes = regexes
+        self.joined: dict[tuple[int, ...], str] = {}
         self.normalized: list[str | None] = [None, None, None]
         self.regex_results: dict[tuple[int, int], bool] = {}
+
+    def text(self, fields: tuple[int, ...]) -> str:
+        """Several fields' padded texts in one string, so one search covers them all.
+
+        The separator never occurs in a term, so no term is found across two fields.
+        """
+        text = self.joined.get(fields)
+        if text is None:
+            text = self.joined[fields] = "\n".join([self.padded[f] for f in fields])
+        return text
 
     def regex(self, regex_id: int, field: int) -> bool:
         key = (regex_id, field)
@@ -169,21 +182,31 @@ def _positions(padded: str, pattern: str) -> list[int]:
     return found
 
 
-def _occurrences(padded: str, terms: tuple[Term, ...]) -> list[tuple[int, int]]:
-    """(first, last) token positions of every occurrence of any of ``terms``."""
+NearSide = tuple[tuple[str, int], ...]  # (pattern, number of tokens) of each term
+
+
+def _near_side(terms: Iterable[Term]) -> NearSide:
+    return tuple((term_pattern(t), len(t.tokens)) for t in terms)
+
+
+def _occurrences(padded: str, side: NearSide) -> list[tuple[int, int]]:
+    """(first, last) token positions of every occurrence of any term of ``side``."""
     return [
-        (start, start + len(term.tokens) - 1)
-        for term in terms
-        for start in _positions(padded, term_pattern(term))
+        (start, start + length - 1)
+        for pattern, length in side
+        if pattern in padded
+        for start in _positions(padded, pattern)
     ]
 
 
-def near_in(padded: str, left: tuple[Term, ...], right: tuple[Term, ...], distance: int) -> bool:
+def near_in(padded: str, left: NearSide, right: NearSide, distance: int) -> bool:
     """Whether occurrences of a left and a right term lie within ``distance`` positions.
 
     The distance between two occurrences is the number of token positions from
     the end of one to the start of the other (0 when they overlap): ``a b`` is 1.
     """
+    if not any(p in padded for p, _ in right):
+        return False
     a = _occurrences(padded, left)
     b = _occurrences(padded, right) if a else []
     return any(max(s2 - e1, s1 - e2, 0) <= distance for s1, e1 in a for s2, e2 in b)
@@ -201,11 +224,17 @@ class RuleSet:
         self._regexes: list[re2._Regexp] = []
         self._conditions = [self._compile(r.condition) for r in self.rules]
         self._reports = [self._reporters(r.condition) for r in self.rules]
-        self._triggers: dict[str, list[int]] = {}
+        self._requirements = [_requirements(r.condition) for r in self.rules]
+        self._index: dict[str, list[int]] = {}
         self._always: list[int] = []
-        for index, rule in enumerate(self.rules):
-            self._add_triggers(index, rule.condition)
-        self._has_prefix_triggers = any(k.startswith(PREFIX_MARK) for k in self._triggers)
+        for index, requirements in enumerate(self._requirements):
+            if requirements:
+                for key in min(requirements, key=len):
+                    self._index.setdefault(key, []).append(index)
+            else:
+                self._always.append(index)
+        self._keys = frozenset(k for reqs in self._requirements for req in reqs for k in req)
+        self._has_prefix_keys = any(k.startswith(PREFIX_MARK) for k in self._keys)
         used = {f for r in self.rules for leaf, _ in leaves(r.condition) for f in _fields(leaf)}
         self._fields = sorted(used)
 
@@ -218,26 +247,32 @@ class RuleSet:
         keys: set[str] = set()
         for field in self._fields:
             text = item.text(FIELDS[field])
-            joined = token_text(text) if text else ""
-            if joined:
-                padded[field] = f" {joined} "
-                keys |= self._trigger_keys(joined.split(" "))
+            words = tokens(text) if text else None
+            if words:
+                padded[field] = f" {' '.join(words)} "
+                keys |= self._present_keys(words)
         candidates = set(self._always)
+        index = self._index
         for key in keys:
-            candidates.update(self._triggers[key])
+            candidates.update(index.get(key, ()))
+        if not candidates:
+            return []
         state = _ItemState(item, padded, self._regexes)
         matches = []
-        for index in sorted(candidates):
-            rule = self.rules[index]
-            if rule.applies_to(item.feed_id, tags) and self._conditions[index](state):
-                matches.append(Match(rule.rule.id, self._hits(index, state)))
+        for i in sorted(candidates):
+            rule = self.rules[i]
+            if (
+                _meets(self._requirements[i], keys)
+                and rule.applies_to(item.feed_id, tags)
+                and self._conditions[i](state)
+            ):
+                matches.append(Match(rule.rule.id, self._hits(i, state)))
         return matches
 
-    def _trigger_keys(self, words: list[str]) -> set[str]:
-        keys = self._triggers.keys() & words
-        if self._has_prefix_triggers:
-            heads = {PREFIX_MARK + w[:PREFIX_HEAD] for w in words}
-            keys |= self._triggers.keys() & heads
+    def _present_keys(self, words: list[str]) -> set[str]:
+        keys = self._keys.intersection(words)
+        if self._has_prefix_keys:
+            keys |= self._keys.intersection({PREFIX_MARK + w[:PREFIX_HEAD] for w in words})
         return keys
 
     # -- compilation
@@ -286,14 +321,6 @@ class RuleSet:
                     hits[Hit(text, FIELDS[field])] = None
         return tuple(hits)
 
-    def _add_triggers(self, index: int, condition: Node) -> None:
-        cover = _cover(condition)
-        if cover is None:
-            self._always.append(index)
-            return
-        for key in cover:
-            self._triggers.setdefault(key, []).append(index)
-
 
 def _present(state: _ItemState, pattern: str | None, regex_id: int | None, field: int) -> bool:
     if pattern is not None:
@@ -309,7 +336,7 @@ def _term_condition(pattern: str, fields: tuple[int, ...]) -> Condition:
     if len(fields) == 1:
         (field,) = fields
         return lambda state: pattern in state.padded[field]
-    return lambda state: any(pattern in state.padded[f] for f in fields)
+    return lambda state: pattern in state.text(fields)
 
 
 def _regex_condition(regex_id: int, fields: tuple[int, ...]) -> Condition:
@@ -320,8 +347,8 @@ def _near_condition(left: tuple[Term, ...], right: tuple[Term, ...], distance: i
     """NEAR holds in one field, looking only at the terms scoped to it."""
     per_field = []
     for field in range(len(FIELDS)):
-        a = tuple(t for t in left if field in _fields(t))
-        b = tuple(t for t in right if field in _fields(t))
+        a = _near_side(t for t in left if field in _fields(t))
+        b = _near_side(t for t in right if field in _fields(t))
         if a and b:
             per_field.append((field, a, b))
     return lambda state: any(near_in(state.padded[f], a, b, distance) for f, a, b in per_field)
@@ -376,8 +403,7 @@ def _cover(node: Node) -> frozenset[str] | None:
         case Not(child=Not(child=child)):
             return _cover(child)
         case And(children=children):
-            covers = [c for c in map(_cover, children) if c is not None]
-            return min(covers, key=len, default=None)
+            return min(_requirements(node), key=len, default=None)
         case Or(children=children):
             union: set[str] = set()
             for child in children:
@@ -387,3 +413,23 @@ def _cover(node: Node) -> frozenset[str] | None:
                 union |= cover
             return frozenset(union)
     return None
+
+
+def _requirements(node: Node) -> tuple[frozenset[str], ...]:
+    """Key sets that must each have a key present for ``node`` to hold (none: no filter)."""
+    match node:
+        case And(children=children):
+            return tuple(r for child in children for r in _requirements(child))
+        case Near(left=left, right=right):
+            return tuple(c for c in (_cover(Or(left)), _cover(Or(right))) if c is not None)
+        case Not(child=Not(child=child)):
+            return _requirements(child)
+    cover = _cover(node)
+    return (cover,) if cover is not None else ()
+
+
+def _meets(requirements: tuple[frozenset[str], ...], keys: set[str]) -> bool:
+    for requirement in requirements:  # noqa: SIM110 -- a plain loop beats all(<genexpr>)
+        if keys.isdisjoint(requirement):
+            return False
+    return True

@@ -143,21 +143,20 @@ def _fix_word(match: re.Match[str]) -> str:
     return _word_tokens(match.group())
 
 
-def token_text(text: str) -> str:
-    """``tokens(text)`` joined by single spaces: what the matcher scans in one pass."""
-    data = text.encode(*_UTF8).lower().translate(_ASCII_SEPARATORS)
-    if data.isascii():
-        return b" ".join(data.split()).decode("ascii")
-    words = b" ".join(data.split()).decode(*_UTF8)
-    folded = _special_word().sub(_fix_word, words).casefold()
-    return (
-        folded if "  " not in folded and folded.strip(" ") == folded else " ".join(folded.split())
-    )
-
-
 def tokens(text: str) -> list[str]:
     """The normalized word tokens of ``text``: runs of letters, marks and digits."""
-    return token_text(text).split()
+    data = text.encode(*_UTF8).lower().translate(_ASCII_SEPARATORS)
+    if data.isascii():
+        return data.decode("ascii").split()
+    words = b" ".join(data.split()).decode(*_UTF8)
+    # Fixed words are normalized tokens joined by spaces (or nothing at all),
+    # and plain characters are never whitespace, so split() finds the tokens.
+    return _special_word().sub(_fix_word, words).casefold().split()
+
+
+def token_text(text: str) -> str:
+    """``tokens(text)`` joined by single spaces."""
+    return " ".join(tokens(text))
 
 
 def _token_regex(normalized: str) -> re.Pattern[str]:
