@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import re2
 
@@ -170,6 +171,7 @@ Report = tuple[str, str | None, int | None, tuple[int, ...]]  # (text, pattern, 
 # Trigger keys: a token, or PREFIX_MARK + the first PREFIX_HEAD letters of a prefix.
 PREFIX_MARK = "\x00"
 PREFIX_HEAD = 3
+_HEAD = itemgetter(slice(PREFIX_HEAD))
 
 
 def _positions(padded: str, pattern: str) -> list[int]:
@@ -234,7 +236,7 @@ class RuleSet:
             else:
                 self._always.append(index)
         self._keys = frozenset(k for reqs in self._requirements for req in reqs for k in req)
-        self._has_prefix_keys = any(k.startswith(PREFIX_MARK) for k in self._keys)
+        self._heads = frozenset(k[1:] for k in self._keys if k.startswith(PREFIX_MARK))
         used = {f for r in self.rules for leaf, _ in leaves(r.condition) for f in _fields(leaf)}
         self._fields = sorted(used)
 
@@ -269,11 +271,10 @@ class RuleSet:
                 matches.append(Match(rule.rule.id, self._hits(i, state)))
         return matches
 
-    def _present_keys(self, words: list[str]) -> set[str]:
+    def _present_keys(self, words: list[str]) -> frozenset[str]:
         keys = self._keys.intersection(words)
-        if self._has_prefix_keys:
-            keys |= self._keys.intersection({PREFIX_MARK + w[:PREFIX_HEAD] for w in words})
-        return keys
+        heads = self._heads.intersection(map(_HEAD, words)) if self._heads else ()
+        return keys.union([PREFIX_MARK + head for head in heads]) if heads else keys
 
     # -- compilation
 
