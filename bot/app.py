@@ -14,7 +14,7 @@ from pydantic import BaseModel, SecretStr
 from bot.configfile import Config
 from bot.fetch import Fetcher
 from bot.notify import Notifier, build_notifiers
-from bot.pipeline import CycleReport, Pipeline, utcnow
+from bot.pipeline import CycleReport, Pipeline, PipelineEvents, utcnow
 from bot.store import FeedRow, Store, open_store
 
 log = logging.getLogger("newswatch.app")
@@ -59,10 +59,13 @@ class OnceResult:
 
 @asynccontextmanager
 async def running_pipeline(
-    config: Config, store: Store, notifiers: dict[str, Notifier]
+    config: Config,
+    store: Store,
+    notifiers: dict[str, Notifier],
+    events: PipelineEvents | None = None,
 ) -> AsyncIterator[Pipeline]:
     async with Fetcher(config.settings.http) as fetcher:
-        yield Pipeline(config.settings, config.rules, store, fetcher, notifiers)
+        yield Pipeline(config.settings, config.rules, store, fetcher, notifiers, events=events)
 
 
 async def run_once(
@@ -72,9 +75,10 @@ async def run_once(
     *,
     backfill: float | None,
     dry_run: bool,
+    events: PipelineEvents | None = None,
 ) -> OnceResult:
     """Polls every feed, then tries every pending alert (retrying while the wait is short)."""
-    async with running_pipeline(config, store, notifiers) as pipeline:
+    async with running_pipeline(config, store, notifiers, events) as pipeline:
         cycle = await pipeline.poll(due_only=False, backfill=backfill, dry_run=dry_run)
         if dry_run:
             return OnceResult(cycle, 0, 0)

@@ -22,6 +22,7 @@ from bot.logs import setup_logging
 from bot.notify import build_notifier, build_notifiers
 from bot.opml import OpmlError, parse_opml
 from bot.pipeline import utcnow
+from bot.progress import Progress
 from bot.render import text_message
 from bot.rule_test import explain_all, read_sources, render
 from bot.service import serve
@@ -132,9 +133,13 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
     config = obj.load()
     store = open_synced_store(config, read_only=dry_run)
     notifiers = {} if dry_run else build_notifiers(config.settings.destinations)
+    progress = Progress(sum(1 for f in config.settings.feeds if f.enabled))
     try:
-        result = asyncio.run(run_once(config, store, notifiers, backfill=backfill, dry_run=dry_run))
+        result = asyncio.run(
+            run_once(config, store, notifiers, backfill=backfill, dry_run=dry_run, events=progress)
+        )
     finally:
+        progress.close()
         close_all(store, notifiers)
     now = utcnow()
     if dry_run:
