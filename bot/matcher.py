@@ -226,17 +226,24 @@ class RuleSet:
         self._regexes: list[re2._Regexp] = []
         self._conditions = [self._compile(r.condition) for r in self.rules]
         self._reports = [self._reporters(r.condition) for r in self.rules]
-        self._requirements = [_requirements(r.condition) for r in self.rules]
+        # Rules are indexed by their smallest requirement, preferring whole words:
+        # prefix heads cost a pass over the item's words, made only when some rule
+        # can be found no other way. Pre-checks use whole-word requirements only.
+        self._requirements: list[tuple[frozenset[str], ...]] = []
         self._index: dict[str, list[int]] = {}
         self._always: list[int] = []
-        for index, requirements in enumerate(self._requirements):
-            if requirements:
-                for key in min(requirements, key=len):
-                    self._index.setdefault(key, []).append(index)
-            else:
+        for index, rule in enumerate(self.rules):
+            requirements = _requirements(rule.condition)
+            words_only = tuple(r for r in requirements if not any(map(_is_head, r)))
+            self._requirements.append(words_only)
+            if not requirements:
                 self._always.append(index)
-        self._keys = frozenset(k for reqs in self._requirements for req in reqs for k in req)
-        self._heads = frozenset(k[1:] for k in self._keys if k.startswith(PREFIX_MARK))
+            for key in min(words_only or requirements, key=len, default=()):
+                self._index.setdefault(key, []).append(index)
+        self._keys = frozenset(k for k in self._index if not _is_head(k)).union(
+            k for reqs in self._requirements for req in reqs for k in req
+        )
+        self._heads = frozenset(k[len(PREFIX_MARK) :] for k in self._index if _is_head(k))
         used = {f for r in self.rules for leaf, _ in leaves(r.condition) for f in _fields(leaf)}
         self._fields = sorted(used)
 
@@ -245,13 +252,12 @@ class RuleSet:
 
     def match(self, item: Item, tags: frozenset[str] = frozenset()) -> list[Match]:
         """Every rule the item matches, in rule order, each with the positive terms found."""
-        padded = ["", "", ""]
+        fields: list[list[str]] = [[], [], []]
         keys: set[str] = set()
         for field in self._fields:
             text = item.text(FIELDS[field])
-            words = tokens(text) if text else None
+            words = fields[field] = tokens(text) if text else []
             if words:
-                padded[field] = f" {' '.join(words)} "
                 keys |= self._present_keys(words)
         candidates = set(self._always)
         index = self._index
@@ -259,6 +265,7 @@ class RuleSet:
             candidates.update(index.get(key, ()))
         if not candidates:
             return []
+        padded = [f" {' '.join(words)} " if words else "" for words in fields]
         state = _ItemState(item, padded, self._regexes)
         matches = []
         for i in sorted(candidates):
@@ -414,6 +421,10 @@ def _cover(node: Node) -> frozenset[str] | None:
                 union |= cover
             return frozenset(union)
     return None
+
+
+def _is_head(key: str) -> bool:
+    return key.startswith(PREFIX_MARK)
 
 
 def _requirements(node: Node) -> tuple[frozenset[str], ...]:
