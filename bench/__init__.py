@@ -1,0 +1,1 @@
+"""newswatch's benchmark suite: ``.venv/bin/python -m bench`` (see bench/README.md)."""
