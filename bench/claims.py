@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -61,10 +62,13 @@ def _alert(feed: str, key: str) -> QueuedAlert:
     return QueuedAlert(a, (f"story:{feed}:{key}",), T0)
 
 
-def _feed_worker(url: str, batch: int, seconds: float, out: multiprocessing.Queue) -> None:
+def _feed_worker(url: str, batch: int, seconds: float, out: multiprocessing.Queue,
+                 start: Any) -> None:
     store = open_store(url)
     owner = f"w{os.getpid()}"
     claimed: list[str] = []
+    start.wait()
+    began = time.time()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         states = store.claim_feeds(owner, T0, 600, batch, due_only=True)
@@ -73,14 +77,17 @@ def _feed_worker(url: str, batch: int, seconds: float, out: multiprocessing.Queu
         for s in states:
             store.record_poll(PollOutcome(s.feed_id, owner, T0, T0 + timedelta(days=1)))
             claimed.append(s.feed_id)
+    out.put((began, time.time(), claimed))
     store.close()
-    out.put(claimed)
 
 
-def _outbox_worker(url: str, batch: int, seconds: float, out: multiprocessing.Queue) -> None:
+def _outbox_worker(url: str, batch: int, seconds: float, out: multiprocessing.Queue,
+                   start: Any) -> None:
     store = open_store(url)
     owner = f"w{os.getpid()}"
     claimed: list[int] = []
+    start.wait()
+    began = time.time()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         entries = store.claim_outbox(owner, T0, 600, batch, due_only=True)
@@ -88,24 +95,27 @@ def _outbox_worker(url: str, batch: int, seconds: float, out: multiprocessing.Qu
             break
         store.mark_sent([e.id for e in entries], owner, T0)
         claimed.extend(e.id for e in entries)
+    out.put((began, time.time(), claimed))
     store.close()
-    out.put(claimed)
 
 
 def _run_workers(target: object, url: str, workers: int, batch: int, seconds: float) -> tuple[
     float, Counter[object]
 ]:
+    """Workers start together on a barrier once connected; the clock runs from the first
+    start to the last finish, so process start-up is not counted."""
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = ctx.Queue()
-    procs = [ctx.Process(target=target, args=(url, batch, seconds, out)) for _ in range(workers)]
-    started = time.monotonic()
+    start = ctx.Barrier(workers)
+    procs = [ctx.Process(target=target, args=(url, batch, seconds, out, start))
+             for _ in range(workers)]
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
-    elapsed = time.monotonic() - started
     for p in procs:
         p.join()
-    return elapsed, Counter(x for r in results for x in r)
+    elapsed = max(r[1] for r in results) - min(r[0] for r in results)
+    return elapsed, Counter(x for r in results for x in r[2])
 
 
 def bench_feeds(kind: str, dsn: str, workers: int, batch: int, seconds: float, n: int) -> str:
