@@ -2,15 +2,17 @@
 
     python -m bench.child wrap -- cycles --port P --feeds 2000 ...   # prints the child's JSON
                                                                      # plus RUSAGE_CHILDREN ru_maxrss
-    python -m bench.child cycles --port P --feeds N [--seeded] [--steady K] [--profile]
+    python -m bench.child cycles --port P --feeds N [--store URL] [--steady K] [--profile]
     python -m bench.child naive --port P --feeds N [--steady K]
+    python -m bench.child seed --port P --feeds N --store URL
 
 ``cycles`` is the pipeline: a first cycle over a fresh SQLite store, then K
 steady cycles, each after the server published new items in ``--share`` of the
-feeds. With ``--seeded`` the store starts as a daemon restarted on an existing
-store finds it (every feed's validators and items recorded, written through the
-Store API without fetching or parsing), so a 10,000-feed steady state is
-measured without paying for a 10,000-feed first cycle.
+feeds. ``seed`` writes a store as a daemon restarted on an existing store finds
+it (every feed's validators and items recorded through the Store API, without
+fetching or parsing), in its own process so its memory is not measured; then
+``cycles --store`` measures a 10,000-feed steady state without paying for a
+10,000-feed first cycle.
 """
 
 from __future__ import annotations
@@ -82,13 +84,11 @@ def cycles(args: argparse.Namespace) -> dict[str, object]:
     urls = [feed_url(args.port, f, args.hosts) for f in range(args.feeds)]
     rules = rules_of(args.rules)
     with tempfile.TemporaryDirectory() as folder:
-        store = f"sqlite:{folder}/bench.db"
-        if args.seeded:
-            _seed(store, urls, args.stories)
+        store = args.store or f"sqlite:{folder}/bench.db"
         settings = settings_for(urls, store, args.concurrency)
         profiler = _profiler(args)
         timings = asyncio.run(_cycles(settings, rules, args.steady, advance,
-                                      skip_first=args.seeded, profiler=profiler))
+                                      skip_first=args.store is not None, profiler=profiler))
     out: dict[str, object] = {"cycles": [_timed_dict(t) for t in timings]}
     if profiler is not None:
         out["profile"] = profiler.result
@@ -155,7 +155,7 @@ def main() -> None:
         wrap(rest[1:] if rest[:1] == ["--"] else rest)
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=("cycles", "naive"))
+    parser.add_argument("what", choices=("cycles", "naive", "seed"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--hosts", type=int, default=500)
     parser.add_argument("--feeds", type=int, default=2000)
@@ -165,10 +165,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--stories", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=None)
-    parser.add_argument("--seeded", action="store_true")
+    parser.add_argument("--store", help="an existing (seeded) store: skip the first cycle")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.what == "seed":
+        from bench.feedserver import feed_url
+
+        _seed(args.store, [feed_url(args.port, f, args.hosts) for f in range(args.feeds)],
+              args.stories)
+        print(json.dumps({"seeded": args.feeds}))
+        return
     result = cycles(args) if args.what == "cycles" else naive(args)
     result["self_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(result), flush=True)
