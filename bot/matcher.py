@@ -201,7 +201,7 @@ def _occurrences(padded: str, side: NearSide) -> list[tuple[int, int]]:
     ]
 
 
-def near_in(padded: str, left: NearSide, right: NearSide, distance: int) -> bool:
+def _near_in(padded: str, left: NearSide, right: NearSide, distance: int) -> bool:
     """Whether occurrences of a left and a right term lie within ``distance`` positions.
 
     The distance between two occurrences is the number of token positions from
@@ -359,7 +359,7 @@ def _near_condition(left: tuple[Term, ...], right: tuple[Term, ...], distance: i
         b = _near_side(t for t in right if field in _fields(t))
         if a and b:
             per_field.append((field, a, b))
-    return lambda state: any(near_in(state.padded[f], a, b, distance) for f, a, b in per_field)
+    return lambda state: any(_near_in(state.padded[f], a, b, distance) for f, a, b in per_field)
 
 
 def _all_of(conditions: list[Condition]) -> Condition:
