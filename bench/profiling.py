@@ -24,8 +24,25 @@ def top_functions(session_root: Any, top: int = TOP) -> list[dict[str, object]]:
         own[key] += max(0.0, frame.time - sum(c.time for c in real))
         stack.extend(real)
     ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:top]
-    return [{"function": f, "file": p, "line": n, "seconds": round(t, 3),
+    rows = [{"function": f, "file": p, "line": n, "seconds": round(t, 3),
              "share": round(t / total, 3) if total else 0.0} for (f, p, n), t in ranked]
+    packages: dict[str, float] = defaultdict(float)
+    for (_f, p, _n), t in own.items():
+        packages[_package(p)] += t
+    for name, t in sorted(packages.items(), key=lambda kv: -kv[1])[:8]:
+        rows.append({"function": "*", "file": name, "line": 0, "seconds": round(t, 3),
+                     "share": round(t / total, 3) if total else 0.0, "package": True})
+    return rows
+
+
+def _package(path: str) -> str:
+    """``feedparser/mixin.py`` → ``feedparser``; ``bot/text.py`` → ``bot/text.py``."""
+    if path.startswith("bot/"):
+        return path
+    if path.startswith("<"):
+        return "C builtins"
+    head = path.split("/", 1)[0]
+    return head.removesuffix(".py")
 
 
 class Section:
@@ -47,16 +64,16 @@ class Section:
                  tb: TracebackType | None) -> None:
         session = self._profiler.stop()
         rows = top_functions(session.root_frame())
-        if self._name in self._results:
-            merged: dict[tuple[object, object, object], dict[str, object]] = {
-                (r["function"], r["file"], r["line"]): dict(r) for r in self._results[self._name]}
-            for r in rows:
-                key = (r["function"], r["file"], r["line"])
+        if self._name in self._results:  # accumulate: sum seconds per function or package
+            merged: dict[tuple[object, ...], dict[str, object]] = {}
+            for r in [*self._results[self._name], *rows]:
+                key = (r["function"], r["file"], r["line"], bool(r.get("package")))
                 if key in merged:
-                    merged[key]["seconds"] = round(float(merged[key]["seconds"]) + float(r["seconds"]), 3)  # type: ignore[arg-type]
+                    merged[key]["seconds"] = round(
+                        float(merged[key]["seconds"]) + float(r["seconds"]), 3)  # type: ignore[arg-type]
                 else:
                     merged[key] = dict(r)
-            rows = sorted(merged.values(), key=lambda r: -float(r["seconds"]))[:TOP]  # type: ignore[arg-type]
+            rows = sorted(merged.values(), key=lambda r: -float(r["seconds"]))  # type: ignore[arg-type]
         self._results[self._name] = rows
 
 

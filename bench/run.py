@@ -301,9 +301,14 @@ def profiles_text(run: Run) -> str:
     out = []
     for name, rows in run.profiles.items():
         out.append(f"-- {name}: top functions by own time")
-        for r in rows[:10]:  # type: ignore[union-attr]
+        functions = [r for r in rows if not r.get("package")]  # type: ignore[union-attr]
+        packages = [r for r in rows if r.get("package")]  # type: ignore[union-attr]
+        for r in functions[:10]:
             out.append(f"   {r['share']:6.1%}  {r['seconds']:8.3f}s  {r['function']}  "
                        f"({r['file']}:{r['line']})")
+        if packages:
+            out.append("   by package: " + ", ".join(
+                f"{r['file']} {r['share']:.0%}" for r in packages[:8]))
     return "\n".join(out)
 
 
