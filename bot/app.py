@@ -15,6 +15,7 @@ from bot.configfile import Config
 from bot.fetch import Fetcher
 from bot.notify import Notifier, build_notifiers
 from bot.pipeline import CycleReport, Pipeline, PipelineEvents, utcnow
+from bot.ratelimit import StoreRateLimiter
 from bot.store import FeedRow, Store, open_store
 
 log = logging.getLogger("newswatch.app")
@@ -48,6 +49,35 @@ def open_synced_store(config: Config, *, read_only: bool = False) -> Store:
         feeds = [FeedRow(f.id, f.url) for f in config.settings.feeds if f.enabled]
         store.sync_feeds(feeds, utcnow())
     return store
+
+
+class _SlotsOnFreshConnections:
+    """Reserves send slots on a short-lived connection of its own.
+
+    Sends run in worker threads, and the pipeline's connection must carry only
+    the pipeline's transactions; at one message a second per channel, a
+    connection per reservation costs nothing worth sharing one for.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def reserve_slot(self, key: str, interval: float, now: datetime) -> float:
+        store = open_store(self._url)
+        try:
+            return store.reserve_slot(key, interval, now)
+        finally:
+            store.close()
+
+
+def open_notifiers(config: Config) -> dict[str, Notifier]:
+    """The configured destinations, Slack channels paced through the store.
+
+    Pacing through the store holds Slack's one message a second per channel
+    across every process that shares the store (replicas, overlapping ``once``).
+    """
+    limiter = StoreRateLimiter(_SlotsOnFreshConnections(config.settings.store))
+    return build_notifiers(config.settings.destinations, limiter)
 
 
 @dataclass
@@ -114,4 +144,4 @@ def relative(then: datetime | None, now: datetime) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
-__all__ = ["OnceResult", "build_notifiers", "close_all", "open_synced_store", "run_once"]
+__all__ = ["OnceResult", "close_all", "open_notifiers", "open_synced_store", "run_once"]

@@ -14,12 +14,12 @@ from typing import Any, TypeVar
 import click
 
 from bot import __version__
-from bot.app import close_all, open_synced_store, relative, run_once, secrets_of
+from bot.app import close_all, open_notifiers, open_synced_store, relative, run_once, secrets_of
 from bot.configfile import SETTINGS_FILE, Config, load_config
 from bot.durations import parse_duration
 from bot.errors import ConfigError, DeliveryError, NewswatchError
 from bot.logs import setup_logging
-from bot.notify import build_notifier, build_notifiers
+from bot.notify import build_notifier
 from bot.opml import OpmlError, parse_opml
 from bot.pipeline import utcnow
 from bot.progress import Progress
@@ -132,7 +132,7 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
     """Poll every feed once, deliver pending alerts, and exit (1 if any is undelivered)."""
     config = obj.load()
     store = open_synced_store(config, read_only=dry_run)
-    notifiers = {} if dry_run else build_notifiers(config.settings.destinations)
+    notifiers = {} if dry_run else open_notifiers(config)
     progress = Progress(sum(1 for f in config.settings.feeds if f.enabled))
     try:
         result = asyncio.run(

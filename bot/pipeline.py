@@ -34,6 +34,9 @@ from bot.summarize import summarize
 
 log = logging.getLogger("newswatch.pipeline")
 
+DELIVERY_BATCH = 50
+DELIVERY_LEASE = 300.0
+
 Clock = Callable[[], datetime]
 
 
@@ -378,23 +381,42 @@ class Pipeline:
     async def deliver(self, *, due_only: bool = True) -> DeliveryReport:
         """Send outbox rows once; failures are rescheduled or marked dead.
 
+        Rows are claimed in batches small enough to be sent well within their
+        lease (a channel takes one message a second), each batch after the last
+        one's ids, so a row that failed in this pass is not tried twice in it.
         ``due_only=False`` also takes rows waiting for a retry (``once``: the run
-        itself is the retry), never rows waiting for their digest to close.
+        itself is the retry). Rows still unsent when the pass is cancelled (a
+        shutdown) are handed back at once.
         """
         report = DeliveryReport()
-        entries = self.store.claim_outbox(
-            self.owner, self.clock(), 300.0, 10_000, due_only=due_only
-        )
-        by_destination: dict[str, list[OutboxEntry]] = defaultdict(list)
-        for entry in entries:
-            by_destination[entry.alert.destination].append(entry)
-        await asyncio.gather(
-            *(self._deliver_to(dest, group, report) for dest, group in by_destination.items())
-        )
+        cursor = 0
+        while entries := self.store.claim_outbox(
+            self.owner,
+            self.clock(),
+            DELIVERY_LEASE,
+            DELIVERY_BATCH,
+            due_only=due_only,
+            after_id=cursor,
+        ):
+            cursor = entries[-1].id
+            unsent = {e.id for e in entries}
+            by_destination: dict[str, list[OutboxEntry]] = defaultdict(list)
+            for entry in entries:
+                by_destination[entry.alert.destination].append(entry)
+            try:
+                await asyncio.gather(
+                    *(
+                        self._deliver_to(dest, group, report, unsent)
+                        for dest, group in by_destination.items()
+                    )
+                )
+            except asyncio.CancelledError:
+                self.store.release(sorted(unsent), self.owner)
+                raise
         return report
 
     async def _deliver_to(
-        self, dest_id: str, entries: list[OutboxEntry], report: DeliveryReport
+        self, dest_id: str, entries: list[OutboxEntry], report: DeliveryReport, unsent: set[int]
     ) -> None:
         notifier = self.notifiers.get(dest_id)
         if notifier is None:
@@ -404,6 +426,7 @@ class Pipeline:
                 retryable=True,
             )
             self.events.delivered(dest_id, self._fail(entries, gone, report), len(entries))
+            unsent.difference_update(e.id for e in entries)
             return
         digest = getattr(self.settings.destinations.get(dest_id), "digest", None)
         batches = [entries] if digest is not None else [[e] for e in entries]
@@ -412,8 +435,10 @@ class Pipeline:
                 await asyncio.to_thread(notifier.send, [e.alert for e in batch])
             except DeliveryError as err:
                 self.events.delivered(dest_id, self._fail(batch, err, report), len(batch))
+                unsent.difference_update(e.id for e in batch)
                 continue
             self.store.mark_sent([e.id for e in batch], self.owner, self.clock())
+            unsent.difference_update(e.id for e in batch)
             self.events.delivered(dest_id, "sent", len(batch))
             report.sent += len(batch)
             log.info(

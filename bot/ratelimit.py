@@ -2,13 +2,12 @@
 
 A limit that only one process knows about is broken by the second replica, so
 the store-backed limiter keeps each key's next free slot in the shared store and
-reserves it with one atomic statement; the local one serves when there is no
-store (``send-test``).
+reserves it with one atomic statement. Without a store (``send-test``) the
+notifier's own in-process pacing applies.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -66,29 +65,16 @@ class StoreRateLimiter:
             ) from err
 
 
-class LocalRateLimiter:
-    """Turns kept in this process only: for one process, or when there is no store."""
+class KeyedLimiter:
+    """One key of a :class:`RateLimiter`, in the shape a notifier paces itself with."""
 
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._clock = clock
-        self._sleep = sleep
-        self._next: dict[str, float] = {}
-        self._lock = threading.Lock()
+    def __init__(self, limiter: RateLimiter, key: str, interval: float) -> None:
+        self._limiter = limiter
+        self._key = key
+        self._interval = interval
 
-    def wait_turn(self, key: str, interval: float) -> None:
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next.get(key, now))
-            self._next[key] = slot + interval
-        if slot > now:
-            self._sleep(slot - now)
+    def wait(self) -> None:
+        self._limiter.wait_turn(self._key, self._interval)
 
-    def defer(self, key: str, seconds: float) -> None:
-        with self._lock:
-            now = self._clock()
-            self._next[key] = max(self._next.get(key, now), now + seconds)
+    def defer(self, seconds: float) -> None:
+        self._limiter.defer(self._key, seconds)

@@ -28,14 +28,14 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.app import close_all, open_synced_store, secrets_of
+from bot.app import close_all, open_notifiers, open_synced_store, secrets_of
 from bot.configfile import Config, load_config, load_rules, rule_file_paths
 from bot.errors import ConfigError
 from bot.fetch import Fetcher
 from bot.health import HealthServer, evaluate, json_response, metrics_response
 from bot.logs import SecretFilter
 from bot.metrics import Metrics
-from bot.notify import Notifier, build_notifiers
+from bot.notify import Notifier
 from bot.pipeline import Pipeline, new_owner, utcnow
 from bot.store import Store
 
@@ -155,7 +155,7 @@ class Service:
         store = open_synced_store(config)
         notifiers: dict[str, Notifier] = {}
         try:
-            notifiers = build_notifiers(settings.destinations)
+            notifiers = open_notifiers(config)
             fetcher = await exits.enter_async_context(Fetcher(settings.http))
         except BaseException:
             await exits.aclose()

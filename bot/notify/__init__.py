@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from bot.model import Alert
+from bot.ratelimit import KeyedLimiter, RateLimiter
 from bot.settings import (
     ConsoleDestination,
     Destination,
@@ -33,16 +34,27 @@ class Notifier(Protocol):
         """Release connections."""
 
 
-def build_notifier(destination_id: str, destination: Destination) -> Notifier:
-    """The notifier for one configured destination; imports each kind only when used."""
+def build_notifier(
+    destination_id: str, destination: Destination, rate_limiter: RateLimiter | None = None
+) -> Notifier:
+    """The notifier for one configured destination; imports each kind only when used.
+
+    ``rate_limiter`` paces Slack channels across every process sharing it; without
+    one, each process paces its own sends.
+    """
     if isinstance(destination, ConsoleDestination):
         from bot.notify.console import ConsoleNotifier
 
         return ConsoleNotifier(destination_id, destination)
     if isinstance(destination, SlackDestination):
-        from bot.notify.slack import SlackNotifier
+        from bot.notify.slack import SLACK_INTERVAL, SlackNotifier, channel_key
 
-        return SlackNotifier(destination_id, destination)
+        limiter = (
+            KeyedLimiter(rate_limiter, channel_key(destination), SLACK_INTERVAL)
+            if rate_limiter is not None
+            else None
+        )
+        return SlackNotifier(destination_id, destination, limiter=limiter)
     if isinstance(destination, EmailDestination):
         from bot.notify.email import EmailNotifier
 
@@ -50,5 +62,10 @@ def build_notifier(destination_id: str, destination: Destination) -> Notifier:
     raise TypeError(f"unknown destination type {type(destination).__name__}")
 
 
-def build_notifiers(destinations: Mapping[str, Destination]) -> dict[str, Notifier]:
-    return {dest_id: build_notifier(dest_id, dest) for dest_id, dest in destinations.items()}
+def build_notifiers(
+    destinations: Mapping[str, Destination], rate_limiter: RateLimiter | None = None
+) -> dict[str, Notifier]:
+    return {
+        dest_id: build_notifier(dest_id, dest, rate_limiter)
+        for dest_id, dest in destinations.items()
+    }

@@ -41,6 +41,10 @@ _REMEMBERED_PARTS = 512
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
 
 
+SLACK_INTERVAL = 1.0
+"""Seconds between two messages to one channel: Slack's posting limit."""
+
+
 class Limiter(Protocol):
     """Paces the messages of one channel; a store-backed one can pace several replicas."""
 
@@ -60,7 +64,7 @@ class ChannelLimiter:
 
     def __init__(
         self,
-        interval: float = 1.0,
+        interval: float = SLACK_INTERVAL,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,

@@ -131,8 +131,22 @@ class Store(Protocol):
     def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]: ...
     def record_poll(self, outcome: PollOutcome) -> PollRecord: ...
     def claim_outbox(
-        self, owner: str, now: datetime, lease_seconds: float, limit: int, *, due_only: bool
-    ) -> list[OutboxEntry]: ...
+        self,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        *,
+        due_only: bool,
+        after_id: int = 0,
+    ) -> list[OutboxEntry]:
+        """Lease up to ``limit`` pending rows with ids above ``after_id``, oldest first.
+
+        ``due_only=False`` also takes rows waiting for a retry, never rows
+        waiting for their digest to close.
+        """
+        ...
+
     def mark_sent(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None: ...
     def mark_retry(
         self, entry_ids: Sequence[int], owner: str, next_attempt_at: datetime, error: str
@@ -146,6 +160,7 @@ class Store(Protocol):
         """Reserve the next slot of ``key`` (one per ``interval`` s across every process sharing
         the store); returns the seconds to wait before it."""
         ...
+
     def ping(self) -> bool: ...
     def close(self) -> None: ...
 

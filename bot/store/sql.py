@@ -395,8 +395,14 @@ class SqlStore:
             params = [
                 value
                 for i in chunk
-                for value in (o.feed_id, i.key, i.title[:500], i.link, to_epoch(i.published),
-                              first_seen)
+                for value in (
+                    o.feed_id,
+                    i.key,
+                    i.title[:500],
+                    i.link,
+                    to_epoch(i.published),
+                    first_seen,
+                )
             ]
             rows = self._execute(
                 "INSERT INTO items (feed_id, item_key, title, link, published, first_seen)"
@@ -434,8 +440,9 @@ class SqlStore:
                 if k not in links:
                     links[k] = new_links[k] = story
         ids = self._insert_outbox(new_rows, reported, now)
-        rows = [(*k, s.outbox_id if s.new is None else ids[s.new]) for k, s in
-                sorted(new_links.items())]
+        rows = [
+            (*k, s.outbox_id if s.new is None else ids[s.new]) for k, s in sorted(new_links.items())
+        ]
         for chunk in _chunks(rows):
             inserted = self._execute(
                 "INSERT INTO story_alerts (rule_id, destination, story_key, outbox_id)"
@@ -466,7 +473,9 @@ class SqlStore:
         return links
 
     def _insert_outbox(
-        self, rows: Sequence[QueuedAlert], reported: dict[tuple[int, int], list[str]],
+        self,
+        rows: Sequence[QueuedAlert],
+        reported: dict[tuple[int, int], list[str]],
         now: datetime,
     ) -> list[int]:
         """Insert ``rows`` (their also-reported sources included); returns their ids, in order."""
@@ -476,9 +485,17 @@ class SqlStore:
             for n, q in enumerate(chunk, start * CHUNK):
                 a = q.alert
                 also = [s for s in reported.get((1, n), []) if s != a.source]
-                params += [a.rule_id, a.destination, a.feed_id, a.item_key, alert_to_json(a),
-                           int(q.digest), to_epoch(now), to_epoch(q.deliver_at),
-                           json.dumps(also, ensure_ascii=False)]
+                params += [
+                    a.rule_id,
+                    a.destination,
+                    a.feed_id,
+                    a.item_key,
+                    alert_to_json(a),
+                    int(q.digest),
+                    to_epoch(now),
+                    to_epoch(q.deliver_at),
+                    json.dumps(also, ensure_ascii=False),
+                ]
             # RETURNING order is unspecified: rows are matched back by their unique columns.
             for row in self._execute(
                 "INSERT INTO outbox (rule_id, destination, feed_id, item_key, payload, digest,"
@@ -508,21 +525,30 @@ class SqlStore:
 
     # -- outbox -------------------------------------------------------------
     def claim_outbox(
-        self, owner: str, now: datetime, lease_seconds: float, limit: int, *, due_only: bool
+        self,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        *,
+        due_only: bool,
+        after_id: int = 0,
     ) -> list[OutboxEntry]:
         t = to_epoch(now)
-        due = "next_attempt_at <= ?" if due_only else (
-            "(next_attempt_at <= ? OR NOT (digest = 1 AND attempts = 0))"
+        due = (
+            "next_attempt_at <= ?"
+            if due_only
+            else ("(next_attempt_at <= ? OR NOT (digest = 1 AND attempts = 0))")
         )
         rows = self._transaction(
             lambda: self._execute(
                 "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN ("
-                f" SELECT id FROM outbox WHERE status = 'pending' AND {due}"
+                f" SELECT id FROM outbox WHERE status = 'pending' AND id > ? AND {due}"
                 " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?"
                 + self._d.lock_claimed
                 + ") RETURNING id, payload, attempts, created_at, next_attempt_at,"
                 " also_reported_by",
-                (owner, t + lease_seconds, t, t, limit),
+                (owner, t + lease_seconds, after_id, t, t, limit),
             ).fetchall()
         )
         entries = [
@@ -541,6 +567,7 @@ class SqlStore:
     def _finish(self, ids: Sequence[int], owner: str, sets: str, params: Sequence[Any]) -> None:
         """Apply a mark to the rows ``owner`` still holds; rows whose lease was taken over
         (or already finished) are left alone, so a late writer changes nothing."""
+
         def body() -> None:
             for chunk in _chunks(sorted(set(ids))):
                 self._execute(
@@ -554,7 +581,9 @@ class SqlStore:
 
     def mark_sent(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None:
         self._finish(
-            entry_ids, owner, "status = 'sent', sent_at = ?, attempts = attempts + 1",
+            entry_ids,
+            owner,
+            "status = 'sent', sent_at = ?, attempts = attempts + 1",
             (to_epoch(now),),
         )
 
@@ -562,13 +591,16 @@ class SqlStore:
         self, entry_ids: Sequence[int], owner: str, next_attempt_at: datetime, error: str
     ) -> None:
         self._finish(
-            entry_ids, owner, "attempts = attempts + 1, next_attempt_at = ?, last_error = ?",
+            entry_ids,
+            owner,
+            "attempts = attempts + 1, next_attempt_at = ?, last_error = ?",
             (to_epoch(next_attempt_at), error),
         )
 
     def mark_dead(self, entry_ids: Sequence[int], owner: str, now: datetime, error: str) -> None:
         self._finish(
-            entry_ids, owner,
+            entry_ids,
+            owner,
             "status = 'dead', attempts = attempts + 1, last_error = ?, sent_at = ?",
             (error, to_epoch(now)),
         )

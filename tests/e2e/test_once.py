@@ -211,3 +211,27 @@ def _dump(cfg: ConfigDir) -> list[str]:
         return list(conn.iterdump())
     finally:
         conn.close()
+
+
+def test_many_alerts_are_delivered_in_batches_within_one_run(
+    config_dir: ConfigDir, feed_server: FeedServer
+) -> None:
+    url = feed_server.serve("/news.xml", rss([OLD]))
+    config_dir.write("settings.yaml", f"""
+        store: sqlite:{config_dir.store}
+        feeds: [{{id: news, url: '{url}'}}]
+    """)
+    config_dir.write("rules.yaml", "rules: [{id: r, title: RCMP watch, query: RCMP}]\n")
+    assert run_cli("--config", str(config_dir.path), "once").code == 0
+    many = [
+        Entry(f"RCMP update number {n}", "RCMP news.", f"https://news.example/{n}")
+        for n in range(120)
+    ]
+    feed_server.serve("/news.xml", rss([*many, OLD]))
+    result = run_cli("--config", str(config_dir.path), "once")
+    assert result.code == 0, result.stderr
+    assert "120 sent, 0 undelivered" in result.stderr
+    assert sorted(
+        int(line.rsplit(" ", 1)[1]) for line in result.stdout.splitlines()
+        if line.startswith("RCMP update number")
+    ) == list(range(120))

@@ -342,3 +342,15 @@ def test_read_only_store_refuses_writes(store_url: str, store: Store) -> None:
         reader.close()
 
 
+
+
+def test_outbox_claims_continue_after_a_cursor(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    claim_all(store, "w1")
+    its = [item(f"k{i}", f"http://n/{i}", f"Story {i}") for i in range(5)]
+    poll(store, "a", "w1", its, [alert(i) for i in its])
+    first = store.claim_outbox("s", T0, 60, 2, due_only=True)
+    store.mark_retry([first[0].id], "s", T0 + timedelta(minutes=5), "later")
+    rest = store.claim_outbox("s", T0, 60, 10, due_only=False, after_id=first[-1].id)
+    assert [e.alert.item_key for e in rest] == ["k2", "k3", "k4"]
+    assert store.claim_outbox("s", T0, 60, 10, due_only=False, after_id=rest[-1].id) == []

@@ -131,10 +131,7 @@ class _FeedHandler(QuietHandler):
         if route.custom is not None:
             route.custom(self)
             return
-        if route.status == 200 and route.conditional and (
-            self.headers.get("If-None-Match") == route.etag
-            or self.headers.get("If-Modified-Since") == route.last_modified
-        ):
+        if route.status == 200 and route.conditional and self._unchanged(route):
             self.send_response(304)
             self.send_header("ETag", route.etag)
             self.send_header("Content-Length", "0")
@@ -145,6 +142,14 @@ class _FeedHandler(QuietHandler):
             headers.setdefault("ETag", route.etag)
             headers.setdefault("Last-Modified", route.last_modified)
         self._send(route.status, route.body, route.content_type, headers)
+
+    def _unchanged(self, route: Route) -> bool:
+        """RFC 9110 §13.2.2: If-None-Match, when sent, decides alone; Last-Modified has
+        one-second resolution, so two versions published within a second share it."""
+        etag = self.headers.get("If-None-Match")
+        if etag is not None:
+            return etag == route.etag
+        return self.headers.get("If-Modified-Since") == route.last_modified
 
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
