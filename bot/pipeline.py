@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.digest import next_digest_at
 from bot.errors import DeliveryError, FetchError
@@ -29,7 +29,7 @@ from bot.model import Alert, Item, Match
 from bot.notify import Notifier
 from bot.polling import next_poll_delay, retry_delay
 from bot.settings import Feed, Rule, Settings
-from bot.store import FeedState, OutboxEntry, PollOutcome, QueuedAlert, Store
+from bot.store import FeedState, OutboxEntry, PollOutcome, PollRecord, QueuedAlert, Store
 from bot.summarize import summarize
 
 log = logging.getLogger("newswatch.pipeline")
@@ -208,16 +208,13 @@ class Pipeline:
         if result.not_modified:
             if not dry_run:
                 delay = next_poll_delay(interval, jitter, self.rng, max_age=result.max_age)
-                self.store.record_poll(
-                    PollOutcome(
-                        feed.id,
-                        self.owner,
-                        now,
-                        now + timedelta(seconds=delay),
-                        not_modified=True,
-                        warning=state.warning,
-                        failure_notified=self._recovered(feed, state),
-                    )
+                self._record(
+                    feed.id,
+                    now,
+                    delay,
+                    not_modified=True,
+                    warning=state.warning,
+                    failure_notified=self._recovered(feed, state),
                 )
             return FeedReport(feed.id, "not_modified")
         parsed = parse_feed(
@@ -240,20 +237,17 @@ class Pipeline:
         delay = next_poll_delay(
             interval, jitter, self.rng, max_age=result.max_age, ttl=parsed.ttl_seconds
         )
-        record = self.store.record_poll(
-            PollOutcome(
-                feed.id,
-                self.owner,
-                now,
-                now + timedelta(seconds=delay),
-                etag=result.etag,
-                last_modified=result.last_modified,
-                title=parsed.title,
-                warning=parsed.warning,
-                items=items,
-                alerts=queued,
-                failure_notified=self._recovered(feed, state),
-            )
+        record = self._record(
+            feed.id,
+            now,
+            delay,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            title=parsed.title,
+            warning=parsed.warning,
+            items=items,
+            alerts=queued,
+            failure_notified=self._recovered(feed, state),
         )
         if not record.applied:
             log.warning("feed %s: lease lost, result dropped", feed.id, extra={"feed": feed.id})
@@ -327,17 +321,19 @@ class Pipeline:
             failures=state.consecutive_failures + 1,
             retry_after=err.retry_after,
         )
-        self.store.record_poll(
-            PollOutcome(
-                feed.id,
-                self.owner,
-                now,
-                now + timedelta(seconds=delay),
-                error=err.reason,
-                error_detail=err.detail[:500],
-                failure_notified=self._failure_due(feed, state, now),
-            )
+        self._record(
+            feed.id,
+            now,
+            delay,
+            error=err.reason,
+            error_detail=err.detail[:500],
+            failure_notified=self._failure_due(feed, state, now),
         )
+
+    def _record(self, feed_id: str, now: datetime, delay: float, **fields: Any) -> PollRecord:
+        """Write one poll's outcome under this process's lease, next poll ``delay`` from now."""
+        outcome = PollOutcome(feed_id, self.owner, now, now + timedelta(seconds=delay), **fields)
+        return self.store.record_poll(outcome)
 
     # -- feed health notices ------------------------------------------------
     def _failure_due(self, feed: Feed, state: FeedState, now: datetime) -> bool | None:

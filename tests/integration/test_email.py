@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,30 +15,16 @@ from bot.model import Alert, Summary
 from bot.notify import build_notifier
 from bot.notify.email import EmailNotifier
 from bot.settings import EmailDestination
+from tests.factories import NOW, sample_alert
 from tests.peers.smtp_server import HOST, Received, SmtpServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # aiosmtpd's own
 
-NOW = datetime(2024, 5, 1, 15, tzinfo=UTC)
 TO = ("analysts@example.org", "desk@example.org")
 
 
 def alert(**changes: Any) -> Alert:
-    base = Alert(
-        rule_id="iraq",
-        rule_title="Canadian police mission in Iraq",
-        destination="analysts",
-        feed_id="rcmp",
-        source="RCMP news",
-        item_key="guid-1",
-        title="RCMP officers arrive in Baghdad",
-        link="https://www.rcmp-grc.gc.ca/en/news/1",
-        published=NOW - timedelta(hours=3),
-        first_seen=NOW,
-        summary=Summary("Canadian police officers arrived in Iraq.", ((0, 15),)),
-        terms=("canadian police", "iraq"),
-    )
-    return replace(base, **changes)
+    return sample_alert(**{"destination": "analysts", **changes})
 
 
 def notifier(server: SmtpServer, security: str, **smtp: Any) -> EmailNotifier:

@@ -8,7 +8,6 @@ import logging
 import re
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,28 +17,13 @@ from bot.model import Alert, Summary
 from bot.notify import build_notifier
 from bot.notify.slack import ChannelLimiter, SlackNotifier
 from bot.settings import SlackDestination
+from tests.factories import NOW, sample_alert
 from tests.peers.slack_emulator import TOKEN, Fault, Posted, SlackEmulator, block_kit_violations
 
-NOW = datetime(2024, 5, 1, 15, tzinfo=UTC)
 HOSTILE = "<!channel> <!here> <!everyone> <@U123> <#C456> <!subteam^S1> <https://x.org|y> *a*"
 
 
-def alert(**changes: Any) -> Alert:
-    base = Alert(
-        rule_id="iraq",
-        rule_title="Canadian police mission in Iraq",
-        destination="iraq-desk",
-        feed_id="rcmp",
-        source="RCMP news",
-        item_key="guid-1",
-        title="RCMP officers arrive in Baghdad",
-        link="https://www.rcmp-grc.gc.ca/en/news/1",
-        published=NOW - timedelta(hours=3),
-        first_seen=NOW,
-        summary=Summary("Canadian police officers arrived in Iraq.", ((0, 15),)),
-        terms=("canadian police", "iraq"),
-    )
-    return replace(base, **changes)
+alert = sample_alert
 
 
 def api(slack: SlackEmulator, token: str = TOKEN, channel: str = "#iraq") -> SlackNotifier:

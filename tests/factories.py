@@ -1,0 +1,30 @@
+"""Sample values the notifier tests share, so each test states only what it changes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.model import Alert, Summary
+
+NOW = datetime(2024, 5, 1, 15, tzinfo=UTC)
+
+
+def sample_alert(**changes: Any) -> Alert:
+    """An alert about the RCMP in Iraq, published three hours before ``NOW``."""
+    base = Alert(
+        rule_id="iraq",
+        rule_title="Canadian police mission in Iraq",
+        destination="iraq-desk",
+        feed_id="rcmp",
+        source="RCMP news",
+        item_key="guid-1",
+        title="RCMP officers arrive in Baghdad",
+        link="https://www.rcmp-grc.gc.ca/en/news/1",
+        published=NOW - timedelta(hours=3),
+        first_seen=NOW,
+        summary=Summary("Canadian police officers arrived in Iraq.", ((0, 15),)),
+        terms=("canadian police", "iraq"),
+    )
+    return replace(base, **changes)
