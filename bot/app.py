@@ -51,32 +51,14 @@ def open_synced_store(config: Config, *, read_only: bool = False) -> Store:
     return store
 
 
-class _SlotsOnFreshConnections:
-    """Reserves send slots on a short-lived connection of its own.
-
-    Sends run in worker threads, and the pipeline's connection must carry only
-    the pipeline's transactions; at one message a second per channel, a
-    connection per reservation costs nothing worth sharing one for.
-    """
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-
-    def reserve_slot(self, key: str, interval: float, now: datetime) -> float:
-        store = open_store(self._url)
-        try:
-            return store.reserve_slot(key, interval, now)
-        finally:
-            store.close()
-
-
-def open_notifiers(config: Config) -> dict[str, Notifier]:
-    """The configured destinations, Slack channels paced through the store.
+def open_notifiers(config: Config, store: Store) -> dict[str, Notifier]:
+    """The configured destinations, Slack channels paced through ``store``.
 
     Pacing through the store holds Slack's one message a second per channel
-    across every process that shares the store (replicas, overlapping ``once``).
+    across every process that shares it (replicas, overlapping ``once``). Sends
+    run in worker threads; the store serialises its transactions.
     """
-    limiter = StoreRateLimiter(_SlotsOnFreshConnections(config.settings.store))
+    limiter = StoreRateLimiter(store)
     return build_notifiers(config.settings.destinations, limiter)
 
 

@@ -132,7 +132,7 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
     """Poll every feed once, deliver pending alerts, and exit (1 if any is undelivered)."""
     config = obj.load()
     store = open_synced_store(config, read_only=dry_run)
-    notifiers = {} if dry_run else open_notifiers(config)
+    notifiers = {} if dry_run else open_notifiers(config, store)
     progress = Progress(sum(1 for f in config.settings.feeds if f.enabled))
     try:
         result = asyncio.run(

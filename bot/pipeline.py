@@ -327,7 +327,7 @@ class Pipeline:
             delay,
             error=err.reason,
             error_detail=err.detail[:500],
-            failure_notified=self._failure_due(feed, state, now),
+            failure_notified=self._failure_due(feed, state, err, now),
         )
 
     def _record(self, feed_id: str, now: datetime, delay: float, **fields: Any) -> PollRecord:
@@ -336,7 +336,9 @@ class Pipeline:
         return self.store.record_poll(outcome)
 
     # -- feed health notices ------------------------------------------------
-    def _failure_due(self, feed: Feed, state: FeedState, now: datetime) -> bool | None:
+    def _failure_due(
+        self, feed: Feed, state: FeedState, err: FetchError, now: datetime
+    ) -> bool | None:
         """Tell the on_feed_failure destinations once a feed has failed for long enough."""
         policy = self.settings.on_feed_failure
         since = state.failing_since or now
@@ -350,7 +352,7 @@ class Pipeline:
             policy.notify,
             f"Feed {feed.id} is failing",
             f"{feed.url} has failed since {since:%Y-%m-%d %H:%M} UTC "
-            f"({state.consecutive_failures + 1} attempts); last error: {state.last_error}",
+            f"({state.consecutive_failures + 1} attempts); last error: {err}",
         )
         return True
 

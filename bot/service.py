@@ -155,7 +155,7 @@ class Service:
         store = open_synced_store(config)
         notifiers: dict[str, Notifier] = {}
         try:
-            notifiers = open_notifiers(config)
+            notifiers = open_notifiers(config, store)
             fetcher = await exits.enter_async_context(Fetcher(settings.http))
         except BaseException:
             await exits.aclose()
