@@ -136,13 +136,13 @@ class _ItemState:
 
     __slots__ = ("item", "joined", "normalized", "padded", "regex_results", "regexes")
 
-    def __init__(self, item: Item, padded: list[str], regexes: list[re2._Regexp]) -> None:
+    def __init__(self, item: Item, padded: list[str], regexes: _Regexes) -> None:
         self.item = item
         self.padded = padded
         self.regexes = regexes
         self.joined: dict[tuple[int, ...], str] = {}
         self.normalized: list[str | None] = [None, None, None]
-        self.regex_results: dict[tuple[int, int], bool] = {}
+        self.regex_results: dict[int, frozenset[int] | dict[int, bool]] = {}
 
     def text(self, fields: tuple[int, ...]) -> str:
         """Several fields' padded texts in one string, so one search covers them all.
@@ -155,15 +155,57 @@ class _ItemState:
         return text
 
     def regex(self, regex_id: int, field: int) -> bool:
-        key = (regex_id, field)
-        result = self.regex_results.get(key)
-        if result is None:
+        """Whether regex ``regex_id`` matches ``field``'s normalized text.
+
+        With a compiled set, the first regex asked for a field runs every regex of
+        the rule set over that text in one pass; the others are then lookups.
+        """
+        results = self.regex_results.get(field)
+        if results is None:
             text = self.normalized[field]
             if text is None:
                 text = self.normalized[field] = normalize(self.item.text(FIELDS[field]))
-            result = self.regexes[regex_id].search(text) is not None
-            self.regex_results[key] = result
+            regex_set = self.regexes.regex_set
+            if regex_set is not None:
+                results = self.regex_results[field] = frozenset(regex_set.Match(text) or ())
+            else:
+                results = self.regex_results[field] = {}
+        if isinstance(results, frozenset):
+            return regex_id in results
+        result = results.get(regex_id)
+        if result is None:
+            text = self.normalized[field]
+            assert text is not None
+            result = results[regex_id] = self.regexes[regex_id].search(text) is not None
         return result
+
+
+class _Regexes(list[re2._Regexp]):
+    """A rule set's regexes by id, plus all of them as one case-insensitive ``re2.Set``.
+
+    ``regex_set`` is built by :meth:`seal` once every regex is known; it stays None
+    when there are no regexes or RE2 cannot compile the set (then each regex is
+    searched on its own, as before).
+    """
+
+    regex_set: re2.Set | None = None
+
+    def seal(self) -> None:
+        self.regex_set = None
+        if not self:
+            return
+        options = re2.Options()
+        options.case_sensitive = False  # as compile_regex
+        options.log_errors = False
+        regex_set = re2.Set.SearchSet(options)
+        try:
+            for index, regex in enumerate(self):
+                if regex_set.Add(regex.pattern) != index:
+                    return
+            regex_set.Compile()
+        except re2.error:
+            return
+        self.regex_set = regex_set
 
 
 Condition = Callable[[_ItemState], bool]
@@ -223,9 +265,10 @@ class RuleSet:
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = [compile_rule(r) for r in rules if r.enabled]
         self._regex_ids: dict[str, int] = {}
-        self._regexes: list[re2._Regexp] = []
+        self._regexes = _Regexes()
         self._conditions = [self._compile(r.condition) for r in self.rules]
         self._reports = [self._reporters(r.condition) for r in self.rules]
+        self._regexes.seal()
         # Rules are indexed by their smallest requirement, preferring whole words:
         # prefix heads cost a pass over the item's words, made only when some rule
         # can be found no other way. Pre-checks use whole-word requirements only.
