@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import calendar
 import codecs
+import contextlib
 import html
 import io
 import re
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
+from feedparser.datetimes import _parse_date as _feedparser_date
+from feedparser.html import _cp1252
 
 from bot.errors import FetchError
 from bot.htmltext import html_to_text
@@ -63,6 +67,13 @@ def _read_xml(body: bytes, content_type: str | None) -> Document:
     text, encoding_warning = _decode(body, content_type)
     _refuse_html(text)
     data = _XML_DECLARATION.sub("", text.lstrip(), count=1).encode("utf-8")
+    fast = _read_plain_xml(data, encoding_warning)
+    if fast is not None:
+        return fast
+    return _read_with_feedparser(data, encoding_warning)
+
+
+def _read_with_feedparser(data: bytes, encoding_warning: str | None) -> Document:
     result = feedparser.parse(
         io.BytesIO(data),  # never bytes or str: feedparser would open them as a path or URL
         # No Content-Location: feedparser would resolve non-URL guids against it.
@@ -85,6 +96,214 @@ def _read_xml(body: bytes, content_type: str | None) -> Document:
         entries=entries,
         warning="; ".join(w for w in (encoding_warning, warning) if w) or None,
         ttl_seconds=_ttl(feed.get("ttl")),
+    )
+
+
+# ---------------------------------------------------------------- the ElementTree fast path
+#
+# Plain RSS 2.0 and Atom 1.0 read with the stdlib's expat, giving exactly what the
+# feedparser path gives. Anything this reader is not sure to read the same way
+# (a DOCTYPE or entity declaration, a document that is not well-formed, another
+# root or version, an element it does not know, markup inside a text element,
+# xml:base, XHTML text) returns None and goes to feedparser.
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
+_DC = "{http://purl.org/dc/elements/1.1/}"
+_ENTITY_IN_LINK = re.compile("&([A-Za-z0-9_]+);")
+_XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+_RSS_ITEM_KNOWN = frozenset(
+    ("title", "link", "description", "guid", "pubDate", "category", "comments", "enclosure",
+     _CONTENT, _DC + "creator", _DC + "date")
+)
+_RSS_CHANNEL_KNOWN = frozenset(
+    ("title", "link", "description", "language", "copyright", "managingEditor", "webMaster",
+     "lastBuildDate", "pubDate", "category", "generator", "docs", "ttl", "item")
+)
+_ATOM_ENTRY_KNOWN = frozenset(
+    _ATOM + t for t in ("id", "title", "link", "summary", "content", "published", "updated",
+                        "author", "category")
+)
+_ATOM_FEED_KNOWN = frozenset(
+    _ATOM + t for t in ("id", "title", "link", "updated", "author", "category", "generator",
+                        "icon", "logo", "rights", "subtitle", "entry")
+)
+
+
+class _Unsure(Exception):
+    """The fast path cannot promise feedparser's reading of this document."""
+
+
+def _read_plain_xml(data: bytes, encoding_warning: str | None) -> Document | None:
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data or b"<!doctype" in data:
+        return None  # no entity expansion here: leave declarations to feedparser
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return None
+    try:
+        if root.tag == "rss" and root.get("version", "").strip().startswith("2."):
+            return _read_rss(root, encoding_warning)
+        if root.tag == _ATOM + "feed":
+            return _read_atom(root, encoding_warning)
+    except _Unsure:
+        return None
+    return None
+
+
+def _leaf_text(element: ET.Element | None) -> str | None:
+    """A text-only element's text, stripped as feedparser strips it."""
+    if element is None:
+        return None
+    if len(element) or element.attrib.get(_XML_BASE) is not None:
+        raise _Unsure
+    return _as_feedparser((element.text or "").strip())
+
+
+def _as_feedparser(value: str) -> str:
+    """feedparser's repairs of element text: UTF-8 read as Latin-1, windows-1252 code points."""
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+        value = value.encode("iso-8859-1").decode("utf-8")
+    return value.translate(_cp1252)
+
+
+def _only(parent: ET.Element, tag: str) -> ET.Element | None:
+    found = parent.findall(tag)
+    if len(found) > 1:
+        raise _Unsure
+    return found[0] if found else None
+
+
+_SY = "{http://purl.org/rss/1.0/modules/syndication/}"
+
+
+def _check_children(parent: ET.Element, known: frozenset[str]) -> None:
+    for child in parent:
+        if _XML_BASE in child.attrib:
+            raise _Unsure
+        if child.tag in known:
+            continue
+        if parent.tag == "channel":
+            # A channel's self/hub links and update schedule name no title, link or item.
+            if child.tag == _ATOM + "link" and child.get("rel", "alternate") != "alternate":
+                continue
+            if child.tag.startswith(_SY):
+                continue
+        raise _Unsure
+
+
+def _fast_date(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    moment = _numeric_date(raw)
+    if moment is None:
+        parsed = _feedparser_date(raw)
+        if parsed:
+            moment = _from_struct(parsed)
+    if moment is None:
+        moment = parse_date(raw)
+    return moment
+
+
+def _read_rss(root: ET.Element, encoding_warning: str | None) -> Document:
+    if len(root) != 1 or root[0].tag != "channel" or root.attrib.keys() - {"version"}:
+        raise _Unsure
+    channel = root[0]
+    _check_children(channel, _RSS_CHANNEL_KNOWN)
+    entries = tuple(_rss_item(item) for item in channel.iterfind("item"))
+    return Document(
+        title=_leaf_text(_only(channel, "title")),
+        link=_leaf_text(_only(channel, "link")),
+        entries=entries,
+        warning=encoding_warning,
+        ttl_seconds=_ttl(_leaf_text(_only(channel, "ttl"))),
+    )
+
+
+def _rss_item(item: ET.Element) -> Entry:
+    _check_children(item, _RSS_ITEM_KNOWN)
+    guid = _only(item, "guid")
+    guid_text = _leaf_text(guid) or None
+    link = _leaf_text(_only(item, "link")) or None
+    if link is not None:  # feedparser's repair of `&b=2` read as an entity reference
+        link = _ENTITY_IN_LINK.sub(r"&\g<1>", link.replace("&amp;", "&")) or None
+    permalink = guid is not None and guid.get("isPermaLink", "true").strip().lower() != "false"
+    if link is None and guid_text and permalink:
+        link = guid_text if _is_web_url(guid_text) else None
+    description = _leaf_text(_only(item, "description"))
+    content = _leaf_text(_only(item, _CONTENT))
+    summary = description if description is not None else content
+    return Entry(
+        guid=guid_text,
+        link=link,
+        title=_leaf_text(_only(item, "title")) or "",
+        summary=summary or "",
+        content=content or "",
+        published=_fast_date(_leaf_text(_only(item, "pubDate")))
+        or _fast_date(_leaf_text(_only(item, _DC + "date"))),
+        author=_leaf_text(_only(item, _DC + "creator")) or None,
+    )
+
+
+def _atom_text(element: ET.Element | None) -> str | None:
+    """Atom text constructs as HTML: ``type="text"`` escaped, ``html`` as is."""
+    if element is None:
+        return None
+    kind = element.get("type", "text")
+    if kind not in ("text", "html") or element.get("src") is not None:
+        raise _Unsure
+    value = _leaf_text(element) or ""
+    return html.escape(value, quote=False) if kind == "text" else value
+
+
+def _atom_link(parent: ET.Element) -> str | None:
+    for candidate in parent.findall(_ATOM + "link"):
+        if candidate.get("rel", "alternate") == "alternate":
+            return (candidate.get("href") or "").strip() or None
+    return None
+
+
+def _read_atom(root: ET.Element, encoding_warning: str | None) -> Document:
+    if _XML_BASE in root.attrib:
+        raise _Unsure
+    _check_children(root, _ATOM_FEED_KNOWN)
+    title = _only(root, _ATOM + "title")
+    if title is not None and title.get("type", "text") not in ("text", "html"):
+        raise _Unsure
+    entries = tuple(_atom_entry(entry) for entry in root.iterfind(_ATOM + "entry"))
+    return Document(
+        title=_leaf_text(title),
+        link=_atom_link(root),
+        entries=entries,
+        warning=encoding_warning,
+        ttl_seconds=None,
+    )
+
+
+def _atom_entry(entry: ET.Element) -> Entry:
+    _check_children(entry, _ATOM_ENTRY_KNOWN)
+    for link in entry.findall(_ATOM + "link"):
+        if len(link) or _XML_BASE in link.attrib:
+            raise _Unsure
+    author = _only(entry, _ATOM + "author")
+    author_name = None
+    if author is not None:
+        if any(child.tag != _ATOM + "name" for child in author):
+            raise _Unsure
+        author_name = _leaf_text(_only(author, _ATOM + "name")) or None
+    content = _atom_text(_only(entry, _ATOM + "content"))
+    summary = _atom_text(_only(entry, _ATOM + "summary"))
+    published = _fast_date(_leaf_text(_only(entry, _ATOM + "published")))
+    if published is None:
+        published = _fast_date(_leaf_text(_only(entry, _ATOM + "updated")))
+    return Entry(
+        guid=_leaf_text(_only(entry, _ATOM + "id")) or None,
+        link=_atom_link(entry),
+        title=_atom_text(_only(entry, _ATOM + "title")) or "",
+        summary=(summary if summary is not None else content) or "",
+        content=content or "",
+        published=published,
+        author=author_name,
     )
 
 
