@@ -113,20 +113,68 @@ _DC = "{http://purl.org/dc/elements/1.1/}"
 _ENTITY_IN_LINK = re.compile("&([A-Za-z0-9_]+);")
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 _RSS_ITEM_KNOWN = frozenset(
-    ("title", "link", "description", "guid", "pubDate", "category", "comments", "enclosure",
-     _CONTENT, _DC + "creator", _DC + "date")
+    (
+        "title",
+        "link",
+        "description",
+        "guid",
+        "pubDate",
+        "category",
+        "comments",
+        "enclosure",
+        _CONTENT,
+        _DC + "creator",
+        _DC + "date",
+    )
 )
 _RSS_CHANNEL_KNOWN = frozenset(
-    ("title", "link", "description", "language", "copyright", "managingEditor", "webMaster",
-     "lastBuildDate", "pubDate", "category", "generator", "docs", "ttl", "item")
+    (
+        "title",
+        "link",
+        "description",
+        "language",
+        "copyright",
+        "managingEditor",
+        "webMaster",
+        "lastBuildDate",
+        "pubDate",
+        "category",
+        "generator",
+        "docs",
+        "ttl",
+        "item",
+    )
 )
 _ATOM_ENTRY_KNOWN = frozenset(
-    _ATOM + t for t in ("id", "title", "link", "summary", "content", "published", "updated",
-                        "author", "category")
+    _ATOM + t
+    for t in (
+        "id",
+        "title",
+        "link",
+        "summary",
+        "content",
+        "published",
+        "updated",
+        "author",
+        "category",
+    )
 )
 _ATOM_FEED_KNOWN = frozenset(
-    _ATOM + t for t in ("id", "title", "link", "updated", "author", "category", "generator",
-                        "icon", "logo", "rights", "subtitle", "entry")
+    _ATOM + t
+    for t in (
+        "id",
+        "title",
+        "link",
+        "updated",
+        "author",
+        "category",
+        "generator",
+        "icon",
+        "logo",
+        "rights",
+        "subtitle",
+        "entry",
+    )
 )
 
 

@@ -97,8 +97,14 @@ def test_plain_atom_takes_the_fast_path_and_reads_the_same(monkeypatch: pytest.M
 
 @pytest.mark.parametrize(
     "name",
-    ["billion_laughs.xml", "undefined_entity.rss", "rdf.rdf", "atom.xml", "rss091_latin1.rss",
-     "truncated.rss"],
+    [
+        "billion_laughs.xml",
+        "undefined_entity.rss",
+        "rdf.rdf",
+        "atom.xml",
+        "rss091_latin1.rss",
+        "truncated.rss",
+    ],
 )
 def test_declarations_and_other_formats_go_to_feedparser(name: str) -> None:
     text, warning = fp._decode((FIXTURES / name).read_bytes(), None)

@@ -13,9 +13,27 @@ from bot.settings import Rule
 
 _WORDS = ["mossoul", "irak", "police", "ottawa", "québec", "réseau", "cafe", "2024", "a1b2", "x"]
 _REGEXES = [
-    "mos+oul", "^irak", "police$", r"\bott?awa\b", "qu[eé]bec", "r[ée]seau", "caf(e|é)",
-    r"\d{4}", r"[a-z]\d[a-z]\d", "x", "IRAK", "Police", r"^\w+ \w+$", "(?i)MOSSOUL",
-    "polic[^ ]", "zzz-never", r"\s\w", "é", "^(irak|police) ", "a.{0,12}b", ".",
+    "mos+oul",
+    "^irak",
+    "police$",
+    r"\bott?awa\b",
+    "qu[eé]bec",
+    "r[ée]seau",
+    "caf(e|é)",
+    r"\d{4}",
+    r"[a-z]\d[a-z]\d",
+    "x",
+    "IRAK",
+    "Police",
+    r"^\w+ \w+$",
+    "(?i)MOSSOUL",
+    "polic[^ ]",
+    "zzz-never",
+    r"\s\w",
+    "é",
+    "^(irak|police) ",
+    "a.{0,12}b",
+    ".",
 ]
 
 
@@ -41,11 +59,15 @@ def _rules(patterns: list[str], rng: random.Random) -> list[Rule]:
 
 def _items(rng: random.Random, count: int) -> list[Item]:
     def text() -> str:
-        return " ".join(rng.choice(_WORDS).upper() if rng.random() < 0.2 else rng.choice(_WORDS)
-                        for _ in range(rng.randrange(0, 8)))
+        return " ".join(
+            rng.choice(_WORDS).upper() if rng.random() < 0.2 else rng.choice(_WORDS)
+            for _ in range(rng.randrange(0, 8))
+        )
 
-    return [Item(feed_id="f", key=f"k{i}", title=text(), summary=text(), content=text())
-            for i in range(count)]
+    return [
+        Item(feed_id="f", key=f"k{i}", title=text(), summary=text(), content=text())
+        for i in range(count)
+    ]
 
 
 def _one_by_one(rules: list[Rule], item: Item) -> list:
