@@ -197,6 +197,10 @@ class _Regexes(list[re2._Regexp]):
         options = re2.Options()
         options.case_sensitive = False  # as compile_regex
         options.log_errors = False
+        # A Set that exhausts its DFA memory answers "no match" without an error,
+        # which would silently drop alerts: give it a budget far beyond the 8 MiB
+        # default (allocated lazily, only as the DFA actually grows).
+        options.max_mem = SET_MAX_MEM
         regex_set = re2.Set.SearchSet(options)
         try:
             for index, regex in enumerate(self):
@@ -212,6 +216,7 @@ Condition = Callable[[_ItemState], bool]
 Report = tuple[str, str | None, int | None, tuple[int, ...]]  # (text, pattern, regex id, fields)
 # Trigger keys: a token, or PREFIX_MARK + the first PREFIX_HEAD letters of a prefix.
 PREFIX_MARK = "\x00"
+SET_MAX_MEM = 256 << 20
 PREFIX_HEAD = 3
 _HEAD = itemgetter(slice(PREFIX_HEAD))
 
