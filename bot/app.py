@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from pydantic import BaseModel, SecretStr
 
@@ -110,20 +110,6 @@ def close_all(store: Store, notifiers: dict[str, Notifier]) -> None:
     for notifier in notifiers.values():
         notifier.close()
     store.close()
-
-
-def relative(then: datetime | None, now: datetime) -> str:
-    if then is None:
-        return "-"
-    seconds = (now - then).total_seconds()
-    future, seconds = seconds < 0, abs(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            text = f"{int(seconds // size)}{unit}"
-            break
-    else:
-        text = f"{int(seconds)}s"
-    return f"in {text}" if future else f"{text} ago"
 
 
 __all__ = ["OnceResult", "close_all", "open_notifiers", "open_synced_store", "run_once"]

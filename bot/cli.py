@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from bot import __version__
-from bot.app import close_all, open_notifiers, open_synced_store, relative, run_once, secrets_of
+from bot.app import close_all, open_notifiers, open_synced_store, run_once, secrets_of
 from bot.configfile import SETTINGS_FILE, Config, load_config
 from bot.durations import parse_duration
 from bot.errors import ConfigError, DeliveryError, NewswatchError
@@ -23,7 +24,7 @@ from bot.notify import build_notifier
 from bot.opml import OpmlError, parse_opml
 from bot.pipeline import utcnow
 from bot.progress import Progress
-from bot.render import text_message
+from bot.render import relative_time, text_message
 from bot.rule_test import explain_all, read_sources, render
 from bot.service import serve
 from bot.settings_edit import add_feeds
@@ -236,10 +237,10 @@ def feeds(ctx: click.Context) -> None:
             (
                 feed.id,
                 s.status if feed.enabled else "disabled",
-                relative(s.last_success_at, now),
+                _ago(s.last_success_at, now),
                 s.last_error or (f"warning: {s.warning}" if s.warning else "-"),
                 str(s.item_count),
-                relative(s.next_poll_at, now),
+                _ago(s.next_poll_at, now),
                 str(s.consecutive_failures),
             )
         )
@@ -277,6 +278,10 @@ def feeds_import(obj: Context, opml_file: Path) -> None:
     for url in skipped:
         click.echo(f"skipped (already configured): {url}")
     click.echo(f"added {len(added)} feed(s) to {settings_file}: {', '.join(added) or '-'}")
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    return "-" if moment is None else relative_time(moment, now)
 
 
 @main.command("send-test")

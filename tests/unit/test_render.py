@@ -5,8 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -23,9 +22,9 @@ from bot.render import (
     slack_message,
     text_message,
 )
+from tests.factories import NOW, sample_alert
 from tests.peers.slack_emulator import block_kit_violations
 
-NOW = datetime(2024, 5, 1, 15, 0, tzinfo=UTC)
 HOSTILE = (
     "<!channel> <!here> <!everyone> <@U123> <#C456> <!subteam^S789> "
     "<https://evil.example|click me> *bold* _it_ ~strike~ `code` &amp; a & b"
@@ -33,21 +32,15 @@ HOSTILE = (
 
 
 def alert(**changes: Any) -> Alert:
-    base = Alert(
-        rule_id="canada-police-iraq",
-        rule_title="Canadian police mission in Iraq",
-        destination="iraq-desk",
-        feed_id="rcmp-news",
-        source="RCMP news",
-        item_key="guid-1",
-        title="RCMP officers arrive in Baghdad",
-        link="https://www.rcmp-grc.gc.ca/en/news/1",
-        published=NOW - timedelta(hours=3),
-        first_seen=NOW - timedelta(hours=2),
-        summary=Summary("Canadian police officers arrived in Iraq.", ((0, 15), (36, 40))),
-        terms=("canadian police", "iraq"),
+    return sample_alert(
+        **{
+            "rule_id": "canada-police-iraq",
+            "feed_id": "rcmp-news",
+            "first_seen": NOW - timedelta(hours=2),
+            "summary": Summary("Canadian police officers arrived in Iraq.", ((0, 15), (36, 40))),
+            **changes,
+        }
     )
-    return replace(base, **changes)
 
 
 def texts(message: SlackMessage) -> list[str]:
@@ -156,8 +149,12 @@ def test_huge_item_stays_within_block_kit_limits() -> None:
 
 def test_digest_groups_by_rule_and_splits_at_fifty_blocks() -> None:
     alerts = [
-        alert(rule_id=f"rule-{i % 3}", rule_title=f"Rule {i % 3}", item_key=f"item-{i}",
-              title=f"Item {i}")
+        alert(
+            rule_id=f"rule-{i % 3}",
+            rule_title=f"Rule {i % 3}",
+            item_key=f"item-{i}",
+            title=f"Item {i}",
+        )
         for i in range(120)
     ]
     messages = slack_digest(alerts, NOW)
@@ -244,8 +241,9 @@ def test_email_header_injection_is_impossible() -> None:
 
 
 def test_long_and_non_ascii_subjects() -> None:
-    raw = email_message(alert(title="Sûreté du Québec — 警察 " * 100), NOW,
-                        sender="s@x.org", recipients=["r@x.org"])
+    raw = email_message(
+        alert(title="Sûreté du Québec — 警察 " * 100), NOW, sender="s@x.org", recipients=["r@x.org"]
+    )
     subject = parsed(raw)["Subject"].strip()
     prefix = "[newswatch] Canadian police mission in Iraq: Sûreté du Québec — 警察"
     assert subject.startswith(prefix)
@@ -267,9 +265,11 @@ def test_email_html_is_sanitised() -> None:
 
 
 def test_email_digest_groups_by_rule() -> None:
-    alerts = [alert(rule_id="b", rule_title="Rule B", item_key="1", title="One"),
-              alert(rule_id="a", rule_title="Rule A", item_key="2", title="Two"),
-              alert(rule_id="b", rule_title="Rule B", item_key="3", title="Three")]
+    alerts = [
+        alert(rule_id="b", rule_title="Rule B", item_key="1", title="One"),
+        alert(rule_id="a", rule_title="Rule A", item_key="2", title="Two"),
+        alert(rule_id="b", rule_title="Rule B", item_key="3", title="Three"),
+    ]
     message = parsed(email_message(alerts, NOW, sender="s@x.org", recipients=["r@x.org"]))
     assert message["Subject"] == "[newswatch] 3 alerts: Rule B, Rule A"
     plain = message.get_body(("plain",)).get_content()
