@@ -171,7 +171,7 @@ def _source(alert: Alert) -> str:
 def _segments(summary: Summary, end: int) -> Iterable[tuple[str, bool]]:
     """The summary text up to ``end`` as (piece, emphasised) pairs, highlights merged."""
     position = 0
-    for start, stop in _merged(summary.highlights, end):
+    for start, stop in merge_spans(summary.highlights, end):
         if start > position:
             yield summary.text[position:start], False
         yield summary.text[start:stop], True
@@ -180,7 +180,8 @@ def _segments(summary: Summary, end: int) -> Iterable[tuple[str, bool]]:
         yield summary.text[position:end], False
 
 
-def _merged(highlights: Iterable[tuple[int, int]], end: int) -> list[tuple[int, int]]:
+def merge_spans(highlights: Iterable[tuple[int, int]], end: int) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping spans within ``[0, end)``, so overlaps are emphasised once."""
     spans: list[tuple[int, int]] = []
     for start, stop in sorted(highlights):
         start, stop = max(start, 0), min(stop, end)

@@ -12,6 +12,7 @@ from bot.explain import Explanation, TermHit, explain
 from bot.feedparse import parse_feed
 from bot.fetch import Fetcher
 from bot.model import FIELDS, Item
+from bot.render import merge_spans
 from bot.settings import Feed, Rule
 
 Highlight = Callable[[str], str]
@@ -112,13 +113,7 @@ def render(
 
 def _highlighted(text: str, hits: Sequence[TermHit], highlight: Highlight, width: int = 300) -> str:
     """The field's text around its hits, every hit span highlighted, on one line."""
-    spans = sorted({span for hit in hits for span in hit.spans})
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
+    merged = merge_spans((span for hit in hits for span in hit.spans), len(text))
     begin = max(0, merged[0][0] - width // 3) if merged else 0
     stop = min(len(text), begin + width)
     out, cursor = [], begin
