@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
-from bot.htmltext import html_to_text
+from bot.htmltext import _collapse, html_to_text
 
 
 @pytest.mark.parametrize(
@@ -24,7 +27,7 @@ from bot.htmltext import html_to_text
         ("1 < 2 and 3 > 2", "1 < 2 and 3 > 2"),
         ("&lt;p&gt;escaped twice&lt;/p&gt;", "escaped twice"),
         ("&lt;not a tag&gt;", "<not a tag>"),
-        ("cut off <a href=\"http://exa", "cut off"),
+        ('cut off <a href="http://exa', "cut off"),
         ("line\r\none\n\n\n\ntwo", "line\none\ntwo"),
         ("<SCRIPT type='text/javascript'>x()</SCRIPT>Upper", "Upper"),
     ],
@@ -39,3 +42,18 @@ def test_no_markup_survives_a_real_fragment() -> None:
         '<img src="x.png" alt="pic"/><figure><figcaption>Cap</figcaption></figure></div>'
     )
     assert html_to_text(fragment) == "Hello link\nCap"
+
+
+def _collapse_by_regex(text: str) -> str:
+    """The substitutions ``_collapse`` replaced, kept as its specification."""
+    text = re.sub(r"[^\S\n]+", " ", text.replace("\r", "\n"))
+    return re.sub(r" ?\n[\s]*", "\n", text).strip()
+
+
+def test_collapse_equals_the_substitutions_it_replaced() -> None:
+    spaces = [chr(c) for c in range(0x3001) if chr(c).isspace()]
+    alphabet = [*spaces, " ", " ", "\n", "\r", "a", "é", "-"]
+    rng = random.Random(7)
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        assert _collapse(text) == _collapse_by_regex(text), repr(text)
