@@ -27,7 +27,6 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 from feedparser.datetimes import _parse_date as _feedparser_date
-from feedparser.html import _cp1252
 
 from bot.errors import FetchError
 from bot.htmltext import html_to_text
@@ -112,6 +111,13 @@ _CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
 _DC = "{http://purl.org/dc/elements/1.1/}"
 _ENTITY_IN_LINK = re.compile("&([A-Za-z0-9_]+);")
 _XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+# feedparser maps C1 control characters to the windows-1252 characters of those bytes.
+_CP1252 = {
+    code: char
+    for code in range(0x80, 0xA0)
+    if (char := bytes((code,)).decode("cp1252", "replace")) != "\ufffd"
+}
+_C1_CONTROL = re.compile("[\x80-\x9f]")
 _RSS_ITEM_KNOWN = frozenset(
     (
         "title",
@@ -209,10 +215,16 @@ def _leaf_text(element: ET.Element | None) -> str | None:
 
 
 def _as_feedparser(value: str) -> str:
-    """feedparser's repairs of element text: UTF-8 read as Latin-1, windows-1252 code points."""
+    """feedparser's repairs of element text: UTF-8 read as Latin-1, windows-1252 code points.
+
+    Both only touch non-ASCII text, and the translation (slow: a dict lookup per
+    character) only text that has a C1 control character to translate.
+    """
+    if value.isascii():
+        return value
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
-    return value.translate(_cp1252)
+    return value.translate(_CP1252) if _C1_CONTROL.search(value) else value
 
 
 def _only(parent: ET.Element, tag: str) -> ET.Element | None:
