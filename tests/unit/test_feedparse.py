@@ -131,7 +131,10 @@ def test_missing_guids_fall_back_to_link_then_hash() -> None:
 def test_duplicate_guids() -> None:
     items = parse("duplicate_guids.rss").items
     assert [i.title for i in items] == ["First", "Second", "Third", "Note A", "Note A"]
-    assert [i.key for i in items[:2]] == ["link:https://dup.example/1", "link:https://dup.example/2"]
+    assert [i.key for i in items[:2]] == [
+        "link:https://dup.example/1",
+        "link:https://dup.example/2",
+    ]
     assert len({i.key for i in items}) == 5
 
 
@@ -204,7 +207,7 @@ def test_billion_laughs_is_not_expanded() -> None:
     assert time.process_time() - started < 1
 
 
-@pytest.mark.parametrize("kind", ["SYSTEM", "PUBLIC \"-//x//y\""])
+@pytest.mark.parametrize("kind", ["SYSTEM", 'PUBLIC "-//x//y"'])
 def test_external_entities_are_never_resolved(tmp_path: Path, kind: str) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET")
