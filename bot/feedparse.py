@@ -49,6 +49,12 @@ _FEED_ELEMENT = re.compile(r"<(?:[\w-]+:)?(?:rss|feed|RDF|channel)[\s>]")
 _SLASH_DATE = re.compile(r"\d{4}/\d\d/\d\d(?:[ T]\d\d:\d\d(?::\d\d)?)?$")
 _FALLBACK = "windows-1252"
 _SAFE_SCHEMES = ("http", "https")
+# An absolute http(s) URL that urlsplit/urlunsplit give back unchanged and cannot
+# refuse: lower-case scheme, an ASCII host without brackets, no whitespace, no
+# path parameters (``;``), no empty query or fragment.
+_PLAIN_URL = re.compile(
+    r"https?://[\w.~:@!$&'()*+,=%-]+(?:/[^\s?#;]*)?(?:\?[^\s#]+)?(?:#\S+)?", re.ASCII
+)
 
 
 def parse_feed(
@@ -554,10 +560,16 @@ def _item(entry: Entry, feed_id: str, base: str, guid: str | None) -> Item:
 
 
 def _absolute(link: str | None, base: str) -> str | None:
-    """``link`` resolved against ``base``; only http(s) links survive (no ``javascript:``)."""
-    if not link or not link.strip():
+    """``link`` resolved against ``base``; only http(s) links survive (no ``javascript:``).
+
+    A plain absolute link (most of them) is its own resolution: ``urljoin`` would
+    give it back unchanged, so it is not called.
+    """
+    if not link or not (link := link.strip()):
         return None
-    absolute = urljoin(base, link.strip())
+    if _PLAIN_URL.fullmatch(link) and _PLAIN_URL.fullmatch(base):
+        return link
+    absolute = urljoin(base, link)
     return absolute if _is_web_url(absolute) else None
 
 
