@@ -7,6 +7,7 @@ Keys are plain strings with a kind prefix (``guid:``, ``link:``, ``hash:``,
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -14,6 +15,12 @@ from bot.text import tokens
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TRACKING = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid"})
+# A URL already canonical up to its query and fragment, so that urlsplit is not
+# needed: lower-case http(s) scheme and host name, no port, user, trailing dot
+# or whitespace (which urlsplit would drop).
+_PLAIN = re.compile(
+    r"(https?://[a-z0-9-]+(?:\.[a-z0-9-]+)*)(/[^\s?#]*)?(?:\?([^\s#]*))?(?:#\S*)?", re.ASCII
+)
 
 
 def canonical_link(url: str) -> str:
@@ -24,6 +31,11 @@ def canonical_link(url: str) -> str:
     since paths and other parameters can be case- and order-sensitive.
     """
     url = url.strip()
+    plain = _PLAIN.fullmatch(url)
+    if plain is not None:
+        scheme_and_host, path, query = plain.group(1, 2, 3)
+        query = _strip_tracking(query or "")
+        return scheme_and_host + (path or "/") + ("?" + query if query else "")
     try:
         parts = urlsplit(url)
         port = parts.port

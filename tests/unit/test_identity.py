@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from datetime import UTC, datetime
 
 import pytest
 
+from bot import identity
 from bot.identity import canonical_link, item_key, story_keys
 
 
@@ -57,3 +60,15 @@ def test_story_keys() -> None:
     assert story_keys("https://X.org/a#top", "r.c.m.p. IN iraq!") != (link, title)
     assert story_keys(None, "rcmp  IN iraq!")[0] == title
     assert story_keys("", "   ") == ()
+
+
+def test_canonical_link_shortcut_equals_urlsplit(monkeypatch: pytest.MonkeyPatch) -> None:
+    schemes = ["http://", "https://", "HTTP://", "ftp://", ""]
+    hosts = ["x.org", "X.org", "x.org.", "x.org:443", "x.org:8080", "u@x.org", "[::1]", "a_b.org"]
+    paths = ["", "/", "/A/b", "/a;p", "/a b", "/a\tb", "//c"]
+    queries = ["", "?", "?id=7", "?utm_source=a&b=1", "?fbclid=1", "?a?b=", "?%20=x"]
+    fragments = ["", "#", "#top", "#a b", "#?utm_x=1"]
+    urls = ["".join(p) for p in itertools.product(schemes, hosts, paths, queries, fragments)]
+    fast = [canonical_link(url) for url in urls]
+    monkeypatch.setattr(identity, "_PLAIN", re.compile("(?!)"))
+    assert fast == [canonical_link(url) for url in urls]
