@@ -1,11 +1,10 @@
-"""Conditional GET of feeds over a few long-lived httpx clients; the only module importing httpx.
+"""Conditional GET of feeds over one long-lived httpx client; with bot.transport, the only
+modules importing httpx.
 
-Measured on httpx 0.28: one client pooling 50-200 connections costs 4-7 ms of
-CPU per request, while clients of at most ~10 connections cost ~1.2 ms. So the
-Fetcher keeps a small fixed set of clients and sends each host to one of them
-by a stable hash (connections to one host are reused). Each client also has a
-semaphore as large as its pool, taken before the fetch's deadline starts, so a
-request never waits inside httpx's pool and queueing never eats a feed's time.
+The client runs on :class:`bot.transport.FeedTransport` (HTTP/1.1, h11 over
+asyncio streams), which costs a fraction of httpx's default transport per
+request. The concurrency limits (global and per host) are semaphores taken
+before the fetch's deadline starts, so queueing never eats a feed's time.
 
 Every failure leaves through :func:`_failure`, the one place where exceptions
 become :class:`FetchError` reasons.
@@ -14,14 +13,12 @@ become :class:`FetchError` reasons.
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import socket
 import ssl
 import time
-import zlib
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -31,8 +28,9 @@ import httpx
 
 from bot.errors import FetchError
 from bot.settings import Http
+from bot.transport import FeedTransport
 
-_CONNECTIONS_PER_CLIENT = 10
+_KEEPALIVE = 30.0  # seconds an idle connection is kept for the next fetch from its host
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml, "
@@ -70,37 +68,25 @@ class Fetcher:
 
     def __init__(self, http: Http) -> None:
         self._http = http
-        shards = max(1, math.ceil(http.concurrency / _CONNECTIONS_PER_CLIENT))
-        self._pool_size = math.ceil(http.concurrency / shards)
-        self._shards = shards
-        self._clients: list[httpx.AsyncClient] = []
-        self._client_slots: list[asyncio.Semaphore] = []
+        self._client: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(http.concurrency)
         self._hosts: dict[str, _HostSlot] = {}
-        self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Fetcher:
-        limits = httpx.Limits(
-            max_connections=self._pool_size,
-            max_keepalive_connections=self._pool_size,
-            keepalive_expiry=30.0,
+        transport = FeedTransport(
+            httpx.create_ssl_context(), max_idle=self._http.per_host, keepalive=_KEEPALIVE
         )
-        headers = {
-            "User-Agent": self._http.user_agent,
-            "Accept": _ACCEPT,
-            "Accept-Encoding": "gzip, deflate, br",
-        }
-        tls = httpx.create_ssl_context()  # loading CA certificates once, not once per client
-        for _ in range(self._shards):
-            client = httpx.AsyncClient(
-                verify=tls,
-                limits=limits,
-                timeout=httpx.Timeout(self._http.timeout),
-                headers=headers,
-                follow_redirects=False,
-            )
-            self._clients.append(await self._stack.enter_async_context(client))
-            self._client_slots.append(asyncio.Semaphore(self._pool_size))
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(self._http.timeout),
+            headers={
+                "User-Agent": self._http.user_agent,
+                "Accept": _ACCEPT,
+                "Accept-Encoding": "gzip, deflate, br",
+            },
+            follow_redirects=False,
+        )
+        await self._client.__aenter__()
         return self
 
     async def __aexit__(
@@ -109,9 +95,9 @@ class Fetcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._stack.aclose()
-        self._clients.clear()
-        self._client_slots.clear()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.__aexit__(exc_type, exc, tb)
 
     async def fetch(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
@@ -121,16 +107,15 @@ class Fetcher:
         The deadline (``Http.timeout``) covers connecting, redirects and the whole
         body, and starts once the fetch has its concurrency slots.
         """
-        if not self._clients:
+        if self._client is None:
             raise RuntimeError("use the Fetcher as an async context manager")
         host = (urlsplit(url).hostname or "").lower()
-        shard = zlib.crc32(host.encode()) % len(self._clients)
         headers = _conditional_headers(etag, last_modified)
-        async with self._host_slot(host), self._slots, self._client_slots[shard]:
+        async with self._host_slot(host), self._slots:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self._http.timeout):
-                    result = await self._follow(self._clients[shard], url, headers)
+                    result = await self._follow(self._client, url, headers)
             except (httpx.HTTPError, TimeoutError, OSError) as error:
                 raise _failure(error, self._http.timeout) from error
             return replace(result, elapsed=time.monotonic() - started)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import trustme
 
 from bot.errors import FetchError
 from bot.fetch import Fetcher, FetchResult
 from bot.settings import Http
 from tests.peers.feed_server import FeedServer
+from tests.peers.httpbase import QuietHandler
 
 T = TypeVar("T")
 RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"
@@ -190,3 +194,93 @@ def test_per_host_limit_bounds_concurrent_requests(feed_server: FeedServer) -> N
     took = time.monotonic() - started
     assert all(isinstance(r, FetchError) and r.reason == "timeout" for r in results)
     assert took >= 0.55  # three rounds of two, each ending at its own deadline
+
+
+# ------------------------------------------------------------ connections (bot.transport)
+
+
+def test_fetches_from_one_host_share_a_connection(feed_server: FeedServer) -> None:
+    url = feed_server.serve("/feed", RSS)
+
+    async def work(fetcher: Fetcher) -> list[FetchResult]:
+        first = await fetcher.fetch(url)
+        unchanged = await fetcher.fetch(url, etag=first.etag)  # a 304 keeps it reusable too
+        return [first, unchanged, await fetcher.fetch(url)]
+
+    first, unchanged, again = run(Http(timeout=5), work)
+    assert first.body == again.body == RSS and unchanged.not_modified
+    assert len(feed_server.clients) == 3
+    assert len(set(feed_server.clients)) == 1
+
+
+def test_a_connection_the_server_dropped_while_idle_is_replaced(feed_server: FeedServer) -> None:
+    """A server may close an idle connection just as it is reused: the GET goes again, once."""
+
+    def hang_up_after_one(request: QuietHandler) -> None:
+        served = getattr(request, "served", 0)
+        request.served = served + 1  # type: ignore[attr-defined] -- one handler per connection
+        if served:
+            request.close_connection = True  # read the request, close without an answer
+            return
+        request.send_response(200)
+        request.send_header("Content-Length", str(len(RSS)))
+        request.end_headers()
+        request.wfile.write(RSS)
+
+    url = feed_server.serve("/feed", b"", custom=hang_up_after_one)
+
+    async def work(fetcher: Fetcher) -> list[FetchResult]:
+        return [await fetcher.fetch(url), await fetcher.fetch(url)]
+
+    assert [r.body for r in run(Http(timeout=5), work)] == [RSS, RSS]
+    assert len(feed_server.clients) == 3
+    assert len(set(feed_server.clients)) == 2
+
+
+def test_a_server_that_never_answers_is_a_network_failure(feed_server: FeedServer) -> None:
+    def hang_up(request: QuietHandler) -> None:
+        request.close_connection = True
+
+    url = feed_server.serve("/feed", b"", custom=hang_up)
+    assert reason(url).reason == "network"
+
+
+def test_chunked_and_close_delimited_bodies(feed_server: FeedServer) -> None:
+    def chunked(request: QuietHandler) -> None:
+        request.send_response(200)
+        request.send_header("Transfer-Encoding", "chunked")
+        request.end_headers()
+        for part in (RSS[:10], RSS[10:]):
+            request.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        request.wfile.write(b"0\r\n\r\n")
+
+    def until_close(request: QuietHandler) -> None:
+        request.send_response(200)
+        request.send_header("Connection", "close")
+        request.end_headers()
+        request.wfile.write(RSS)
+        request.close_connection = True
+
+    assert fetch(feed_server.serve("/chunked", b"", custom=chunked)).body == RSS
+    assert fetch(feed_server.serve("/close", b"", custom=until_close)).body == RSS
+
+
+def test_https_is_verified_against_the_trust_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """SSL_CERT_FILE names the trust store (as for httpx); a verified connection is reused."""
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    with FeedServer(tls=tls) as server:
+        url = server.serve("/feed", RSS)
+
+        async def work(fetcher: Fetcher) -> list[FetchResult]:
+            return [await fetcher.fetch(url), await fetcher.fetch(url)]
+
+        assert [r.body for r in run(Http(timeout=5), work)] == [RSS, RSS]
+        assert len(set(server.clients)) == 1
+        monkeypatch.delenv("SSL_CERT_FILE")
+        assert reason(url).reason == "tls"  # the test CA is in no default trust store

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import ssl
 import threading
 import zlib
 from collections.abc import Callable
@@ -41,13 +42,15 @@ class Route:
 
 
 class FeedServer(LoopbackServer):
-    """Serves ``routes`` (path → Route); ``requests`` logs (method, path, headers)."""
+    """Serves ``routes`` (path → Route); ``requests`` logs (method, path, headers), and
+    ``clients`` the client address of each, so tests can tell connections apart."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.clients: list[tuple[str, int]] = []
         self._lock = threading.Lock()
-        super().__init__(_FeedHandler)
+        super().__init__(_FeedHandler, tls)
 
     def serve(self, path: str, body: bytes | str, **kwargs: object) -> str:
         """Publish ``body`` at ``path`` (replacing what was there) and return its URL."""
@@ -124,6 +127,7 @@ class _FeedHandler(QuietHandler):
         server: FeedServer = self.owner
         with server._lock:
             server.requests.append(("GET", self.path, dict(self.headers.items())))
+            server.clients.append(self.client_address)
         route = server.routes.get(self.path)
         if route is None:
             self._send(404, b"not found", "text/plain")

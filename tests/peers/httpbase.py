@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -13,13 +14,17 @@ class _Server(ThreadingHTTPServer):
 
 
 class LoopbackServer:
-    """Serves ``handler_class`` until closed; ``url`` is its base address."""
+    """Serves ``handler_class`` until closed; ``url`` is its base address (https with ``tls``)."""
 
-    def __init__(self, handler_class: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(
+        self, handler_class: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None
+    ) -> None:
         self._httpd = _Server(("127.0.0.1", 0), handler_class)
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.owner = self  # type: ignore[attr-defined]
         self.port: int = self._httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.closing = threading.Event()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True

@@ -67,9 +67,7 @@ def _over_tls(server: Any) -> bool:
 class SmtpServer:
     """Runs until closed; ``port``, ``ca_file``, ``messages``, ``auth_attempts`` for assertions."""
 
-    def __init__(
-        self, mode: str = "plain", *, users: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, mode: str = "plain", *, users: dict[str, str] | None = None) -> None:
         if mode not in ("plain", "starttls", "ssl"):
             raise ValueError(mode)
         self.mode = mode

@@ -1,0 +1,175 @@
+"""An httpx transport for feed GETs: HTTP/1.1 with h11 straight over asyncio streams.
+
+httpx's default transport (httpcore on anyio) spends most of a conditional GET's
+CPU in its own layers: cancel scopes, locks and a connection pool scanned on
+every request. A poll cycle of thousands of feeds that mostly answer 304 is
+exactly that work, so feeds take this transport: the protocol is still h11 (what
+httpcore uses), the client API still httpx, and the pool is a list of idle
+connections per origin. The Fetcher bounds concurrency, deadlines and redirects
+itself, so the transport needs no limits or timeouts of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator
+
+import h11
+import httpx
+
+_READ_SIZE = 65536
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+
+Origin = tuple[bytes, str, int]
+
+
+class _Connection:
+    """One HTTP/1.1 connection; ``h11`` frames it, asyncio streams carry it."""
+
+    __slots__ = ("h11", "idle_since", "reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.idle_since = 0.0
+
+    def usable(self) -> bool:
+        """Whether an idle connection is still open: servers close idle ones at will."""
+        return not self.writer.is_closing() and not self.reader.at_eof()
+
+    async def next_event(self) -> h11.Event | type[h11.NEED_DATA]:
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.reader.read(_READ_SIZE)
+            if not data and self.h11.their_state is h11.SEND_RESPONSE:
+                raise httpx.RemoteProtocolError("server closed the connection without answering")
+            self.h11.receive_data(data)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class FeedTransport(httpx.AsyncBaseTransport):
+    """Keeps up to ``max_idle`` idle connections per origin for ``keepalive`` seconds."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, *, max_idle: int, keepalive: float) -> None:
+        self._ssl = ssl_context
+        self._max_idle = max_idle
+        self._keepalive = keepalive
+        self._idle: dict[Origin, list[_Connection]] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.raw_scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
+        origin = (scheme, url.raw_host.decode("ascii"), url.port or _DEFAULT_PORTS[scheme])
+        outgoing = h11.Request(
+            method=request.method, target=url.raw_path, headers=request.headers.raw
+        )
+        connection = self._checkout(origin)
+        if connection is not None:
+            try:
+                return await self._exchange(connection, outgoing, origin)
+            except (OSError, httpx.RemoteProtocolError):
+                pass  # the server dropped the idle connection as we reused it: one fresh try
+        connection = await self._connect(origin)
+        return await self._exchange(connection, outgoing, origin)
+
+    async def aclose(self) -> None:
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
+
+    def _checkout(self, origin: Origin) -> _Connection | None:
+        connections = self._idle.get(origin)
+        deadline = time.monotonic() - self._keepalive
+        while connections:
+            connection = connections.pop()
+            if connection.idle_since >= deadline and connection.usable():
+                return connection
+            connection.close()
+        return None
+
+    def checkin(self, origin: Origin, connection: _Connection) -> None:
+        """Take back a connection whose exchange is over; keep it if it can serve another."""
+        state = connection.h11
+        if state.our_state is h11.DONE and state.their_state is h11.DONE:
+            state.start_next_cycle()
+            connections = self._idle.setdefault(origin, [])
+            if len(connections) < self._max_idle:
+                connection.idle_since = time.monotonic()
+                connections.append(connection)
+                return
+        connection.close()
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        scheme, host, port = origin
+        tls = self._ssl if scheme == b"https" else None
+        try:
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=host if tls else None, limit=_READ_SIZE
+            )
+        except OSError as error:
+            raise httpx.ConnectError(str(error) or type(error).__name__) from error
+        return _Connection(reader, writer)
+
+    async def _exchange(
+        self, connection: _Connection, outgoing: h11.Request, origin: Origin
+    ) -> httpx.Response:
+        state = connection.h11
+        try:
+            connection.writer.write(state.send(outgoing) + state.send(h11.EndOfMessage()))
+            event = await connection.next_event()
+            while isinstance(event, h11.InformationalResponse):
+                event = await connection.next_event()
+        except (OSError, h11.ProtocolError) as error:
+            connection.close()
+            raise httpx.RemoteProtocolError(str(error) or type(error).__name__) from error
+        except BaseException:
+            connection.close()
+            raise
+        assert isinstance(event, h11.Response)
+        return httpx.Response(
+            event.status_code,
+            headers=event.headers.raw_items(),
+            stream=_Body(self, connection, origin),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": event.reason},
+        )
+
+
+class _Body(httpx.AsyncByteStream):
+    """The response body; the connection goes back to the pool once it is read to the end."""
+
+    def __init__(self, transport: FeedTransport, connection: _Connection, origin: Origin) -> None:
+        self._transport = transport
+        self._connection = connection
+        self._origin = origin
+        self._done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                event = await self._connection.next_event()
+                if isinstance(event, h11.Data):
+                    yield bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                    self._done = True
+                    return
+        except (OSError, h11.ProtocolError) as error:
+            raise httpx.ReadError(str(error) or type(error).__name__) from error
+
+    async def aclose(self) -> None:
+        if not self._done and self._connection.h11.their_state is h11.SEND_BODY:
+            # A body-less answer (304) ends without more bytes: nothing to read to reuse it.
+            self._done = isinstance(self._connection.h11.next_event(), h11.EndOfMessage)
+        if self._done:
+            self._transport.checkin(self._origin, self._connection)
+        else:
+            self._connection.close()
