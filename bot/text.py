@@ -139,8 +139,14 @@ def _word_tokens(word: str) -> str:
     return " ".join(_token_regex(normalized).findall(normalized))
 
 
-def _fix_word(match: re.Match[str]) -> str:
-    return _word_tokens(match.group())
+@functools.lru_cache(maxsize=65536)
+def _nonascii_word_tokens(word: str) -> list[str]:
+    """The tokens of one space-free word holding a non-ASCII byte (callers must not mutate)."""
+    special = _special_word().match(word) is not None
+    return (_word_tokens(word) if special else word).casefold().split()
+
+
+_NON_ASCII_MARK = bytes(b if b < 0x80 else 0x80 for b in range(256))
 
 
 def tokens(text: str) -> list[str]:
@@ -148,10 +154,24 @@ def tokens(text: str) -> list[str]:
     data = text.encode(*_UTF8).lower().translate(_ASCII_SEPARATORS)
     if data.isascii():
         return data.decode("ascii").split()
-    words = b" ".join(data.split()).decode(*_UTF8)
-    # Fixed words are normalized tokens joined by spaces (or nothing at all),
-    # and plain characters are never whitespace, so split() finds the tokens.
-    return _special_word().sub(_fix_word, words).casefold().split()
+    # Most words stay ASCII (one dash or accent per sentence is typical), so the
+    # ASCII stretches are split in bulk and only the words around a non-ASCII
+    # byte, found by a C-level find in a byte mask, take the per-word path.
+    mask = data.translate(_NON_ASCII_MARK)
+    found: list[str] = []
+    done = 0
+    high = mask.find(b"\x80")
+    while high >= 0:
+        start = mask.rfind(b" ", done, high) + 1 or done
+        end = mask.find(b" ", high)
+        if end < 0:
+            end = len(data)
+        found += data[done:start].decode("ascii").split()
+        found += _nonascii_word_tokens(data[start:end].decode(*_UTF8))
+        done = end
+        high = mask.find(b"\x80", end)
+    found += data[done:].decode("ascii").split()
+    return found
 
 
 def token_text(text: str) -> str:

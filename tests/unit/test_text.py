@@ -130,6 +130,25 @@ def test_fast_tokens_equal_whole_string_tokens_on_news_like_text(text: str) -> N
     assert tokens(text) == _whole_string_tokens(text)
 
 
+_WORDS_AND_GAPS = st.lists(
+    st.tuples(
+        st.sampled_from(["police", "Québec", "l’Irak", "—", "ŁÓDŹ", "ﬁnance", "東京", "x2", "é"]),
+        st.sampled_from([" ", "  ", "\t", ", ", "-", "\n", "'", ""]),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300)
+@given(_WORDS_AND_GAPS)
+def test_fast_tokens_equal_whole_string_tokens_across_many_words(
+    parts: list[tuple[str, str]],
+) -> None:
+    """Long texts mixing ASCII stretches with non-ASCII words anywhere, as news text does."""
+    text = "".join(word + gap for word, gap in parts)
+    assert tokens(text) == _whole_string_tokens(text)
+
+
 def test_normalized_offsets_map_back_to_the_original() -> None:
     text = "À MOSSOUL, ﬁn"
     normalized, origins = normalized_offsets(text)
