@@ -31,6 +31,7 @@ from bot.settings import Http
 from bot.transport import FeedTransport
 
 _KEEPALIVE = 30.0  # seconds an idle connection is kept for the next fetch from its host
+_MAX_IDLE = 256  # idle connections kept in all (each is an open file)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml, "
@@ -74,7 +75,10 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         transport = FeedTransport(
-            httpx.create_ssl_context(), max_idle=self._http.per_host, keepalive=_KEEPALIVE
+            httpx.create_ssl_context(),
+            max_idle=self._http.per_host,
+            max_idle_total=_MAX_IDLE,
+            keepalive=_KEEPALIVE,
         )
         self._client = httpx.AsyncClient(
             transport=transport,

@@ -55,13 +55,23 @@ class _Connection:
 
 
 class FeedTransport(httpx.AsyncBaseTransport):
-    """Keeps up to ``max_idle`` idle connections per origin for ``keepalive`` seconds."""
+    """Keeps up to ``max_idle`` idle connections per origin for ``keepalive`` seconds.
 
-    def __init__(self, ssl_context: ssl.SSLContext, *, max_idle: int, keepalive: float) -> None:
+    Idle connections are file descriptors: at most ``max_idle_total`` are kept in
+    all, and expired ones are closed at least every ``keepalive`` seconds, so
+    thousands of publishers never exhaust the process's open-file limit.
+    """
+
+    def __init__(
+        self, ssl_context: ssl.SSLContext, *, max_idle: int, max_idle_total: int, keepalive: float
+    ) -> None:
         self._ssl = ssl_context
         self._max_idle = max_idle
+        self._max_idle_total = max_idle_total
         self._keepalive = keepalive
         self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle_count = 0
+        self._swept = time.monotonic()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -82,16 +92,19 @@ class FeedTransport(httpx.AsyncBaseTransport):
         return await self._exchange(connection, outgoing, origin)
 
     async def aclose(self) -> None:
-        for connections in self._idle.values():
-            for connection in connections:
-                connection.close()
-        self._idle.clear()
+        self._close_idle(float("inf"))
+
+    @property
+    def idle(self) -> int:
+        """Idle connections kept open."""
+        return self._idle_count
 
     def _checkout(self, origin: Origin) -> _Connection | None:
         connections = self._idle.get(origin)
         deadline = time.monotonic() - self._keepalive
         while connections:
             connection = connections.pop()
+            self._idle_count -= 1
             if connection.idle_since >= deadline and connection.usable():
                 return connection
             connection.close()
@@ -99,15 +112,33 @@ class FeedTransport(httpx.AsyncBaseTransport):
 
     def checkin(self, origin: Origin, connection: _Connection) -> None:
         """Take back a connection whose exchange is over; keep it if it can serve another."""
+        now = time.monotonic()
+        if now - self._swept > self._keepalive:
+            self._close_idle(now - self._keepalive)
         state = connection.h11
         if state.our_state is h11.DONE and state.their_state is h11.DONE:
             state.start_next_cycle()
             connections = self._idle.setdefault(origin, [])
-            if len(connections) < self._max_idle:
-                connection.idle_since = time.monotonic()
+            if len(connections) < self._max_idle and self._idle_count < self._max_idle_total:
+                connection.idle_since = now
                 connections.append(connection)
+                self._idle_count += 1
                 return
         connection.close()
+
+    def _close_idle(self, older_than: float) -> None:
+        """Close idle connections that have waited since before ``older_than``."""
+        self._swept = time.monotonic()
+        for origin, connections in list(self._idle.items()):
+            kept = [c for c in connections if c.idle_since >= older_than]
+            for connection in connections:
+                if connection.idle_since < older_than:
+                    connection.close()
+            self._idle_count -= len(connections) - len(kept)
+            if kept:
+                self._idle[origin] = kept
+            else:
+                del self._idle[origin]
 
     async def _connect(self, origin: Origin) -> _Connection:
         scheme, host, port = origin

@@ -10,12 +10,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 import trustme
 
 from bot.errors import FetchError
 from bot.fetch import Fetcher, FetchResult
 from bot.settings import Http
+from bot.transport import FeedTransport
 from tests.peers.feed_server import FeedServer
 from tests.peers.httpbase import QuietHandler
 
@@ -284,3 +286,28 @@ def test_https_is_verified_against_the_trust_store(
         assert len(set(server.clients)) == 1
         monkeypatch.delenv("SSL_CERT_FILE")
         assert reason(url).reason == "tls"  # the test CA is in no default trust store
+
+
+@pytest.mark.parametrize(("keepalive", "kept"), [(30.0, 2), (0.0, 1)])
+def test_idle_connections_are_bounded_in_all_and_expire(keepalive: float, kept: int) -> None:
+    """Idle connections are open files: at most ``max_idle_total``, none past ``keepalive``."""
+    servers = [FeedServer() for _ in range(3)]
+    urls = [server.serve("/feed", RSS) for server in servers]
+    transport = FeedTransport(
+        ssl.create_default_context(), max_idle=4, max_idle_total=2, keepalive=keepalive
+    )
+
+    async def main() -> int:
+        async with httpx.AsyncClient(transport=transport) as client:
+            for url in [*urls, urls[0]]:
+                assert (await client.get(url)).content == RSS
+            return transport.idle
+
+    try:
+        assert asyncio.run(main()) == kept
+        connections = [len(set(server.clients)) for server in servers]
+    finally:
+        for server in servers:
+            server.close()
+    # urls[0] again: its connection is kept when it is among the first two and not expired
+    assert connections == ([1, 1, 1] if keepalive else [2, 1, 1])
