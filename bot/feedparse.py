@@ -22,7 +22,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
@@ -261,6 +261,9 @@ def _check_children(parent: ET.Element, known: frozenset[str]) -> None:
 def _fast_date(raw: str | None) -> datetime | None:
     if not raw:
         return None
+    moment = _strict_date(raw)
+    if moment is not None:
+        return moment
     moment = _numeric_date(raw)
     if moment is None:
         parsed = _feedparser_date(raw)
@@ -268,6 +271,46 @@ def _fast_date(raw: str | None) -> datetime | None:
             moment = _from_struct(parsed)
     if moment is None:
         moment = parse_date(raw)
+    return moment
+
+
+# The two date forms nearly every feed uses, read here as feedparser reads them
+# (its W3DTF reader truncates fractions of a second; neither checks the weekday);
+# any other form, or a value out of range, goes to feedparser.
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+_RFC822_DATE = re.compile(
+    rf"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d\d?) ({'|'.join(_MONTHS)}) ((?:19|2\d)\d\d)"
+    r" (\d\d):(\d\d):(\d\d) (?:([+-])(\d\d)(\d\d)|GMT|UTC?|Z)",
+    re.ASCII,
+)
+_W3DTF_DATE = re.compile(
+    r"((?:19|2\d)\d\d)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d{1,6})?(?:Z|([+-])(\d\d):(\d\d))",
+    re.ASCII,
+)
+
+
+def _strict_date(raw: str) -> datetime | None:
+    """A strict RFC 822 or W3DTF date, in UTC; None for anything else."""
+    if match := _RFC822_DATE.fullmatch(raw):
+        day, month, year, hour, minute, second, sign, off_hours, off_minutes = match.groups()
+        fields = (int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))
+    elif match := _W3DTF_DATE.fullmatch(raw):
+        year, month, day, hour, minute, second, sign, off_hours, off_minutes = match.groups()
+        fields = (int(year), int(month), int(day), int(hour), int(minute), int(second))
+    else:
+        return None
+    try:
+        moment = datetime(*fields, tzinfo=UTC)
+    except ValueError:
+        return None
+    if sign is not None:
+        offset = timedelta(hours=int(off_hours), minutes=int(off_minutes))
+        moment = moment + offset if sign == "-" else moment - offset
     return moment
 
 
