@@ -21,6 +21,9 @@ import httpx
 
 _READ_SIZE = 65536
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
+# RFC 8305: try the next address of a host after 250 ms, so one unreachable
+# address (a broken IPv6 route) does not eat the whole deadline.
+_HAPPY_EYEBALLS = 0.25
 
 Origin = tuple[bytes, str, int]
 
@@ -145,7 +148,12 @@ class FeedTransport(httpx.AsyncBaseTransport):
         tls = self._ssl if scheme == b"https" else None
         try:
             reader, writer = await asyncio.open_connection(
-                host, port, ssl=tls, server_hostname=host if tls else None, limit=_READ_SIZE
+                host,
+                port,
+                ssl=tls,
+                server_hostname=host if tls else None,
+                limit=_READ_SIZE,
+                happy_eyeballs_delay=_HAPPY_EYEBALLS,
             )
         except OSError as error:
             raise httpx.ConnectError(str(error) or type(error).__name__) from error
