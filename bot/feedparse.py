@@ -190,6 +190,9 @@ _ATOM_FEED_KNOWN = frozenset(
 )
 
 
+_ATOM_AUTHOR_KNOWN = frozenset((_ATOM + "name",))
+
+
 class _Unsure(Exception):
     """The fast path cannot promise feedparser's reading of this document."""
 
@@ -233,29 +236,36 @@ def _as_feedparser(value: str) -> str:
     return value.translate(_CP1252) if _C1_CONTROL.search(value) else value
 
 
-def _only(parent: ET.Element, tag: str) -> ET.Element | None:
-    found = parent.findall(tag)
-    if len(found) > 1:
-        raise _Unsure
-    return found[0] if found else None
-
-
 _SY = "{http://purl.org/rss/1.0/modules/syndication/}"
+# Stands for a tag met more than once, which the fast path reads only if unused.
+_REPEATED = ET.Element("repeated")
 
 
-def _check_children(parent: ET.Element, known: frozenset[str]) -> None:
+def _children(parent: ET.Element, known: frozenset[str]) -> dict[str, ET.Element]:
+    """``parent``'s children by tag, in one pass that also refuses unknown children."""
+    children: dict[str, ET.Element] = {}
     for child in parent:
+        tag = child.tag
         if _XML_BASE in child.attrib:
             raise _Unsure
-        if child.tag in known:
-            continue
-        if parent.tag == "channel":
-            # A channel's self/hub links and update schedule name no title, link or item.
-            if child.tag == _ATOM + "link" and child.get("rel", "alternate") != "alternate":
-                continue
-            if child.tag.startswith(_SY):
-                continue
+        if tag not in known and not (parent.tag == "channel" and _ignored_in_channel(child)):
+            raise _Unsure
+        children[tag] = _REPEATED if tag in children else child
+    return children
+
+
+def _ignored_in_channel(child: ET.Element) -> bool:
+    """A channel's self/hub links and update schedule name no title, link or item."""
+    if child.tag == _ATOM + "link":
+        return child.get("rel", "alternate") != "alternate"
+    return child.tag.startswith(_SY)
+
+
+def _one(children: dict[str, ET.Element], tag: str) -> ET.Element | None:
+    element = children.get(tag)
+    if element is _REPEATED:
         raise _Unsure
+    return element
 
 
 def _fast_date(raw: str | None) -> datetime | None:
@@ -318,39 +328,39 @@ def _read_rss(root: ET.Element, encoding_warning: str | None) -> Document:
     if len(root) != 1 or root[0].tag != "channel" or root.attrib.keys() - {"version"}:
         raise _Unsure
     channel = root[0]
-    _check_children(channel, _RSS_CHANNEL_KNOWN)
+    children = _children(channel, _RSS_CHANNEL_KNOWN)
     entries = tuple(_rss_item(item) for item in channel.iterfind("item"))
     return Document(
-        title=_leaf_text(_only(channel, "title")),
-        link=_leaf_text(_only(channel, "link")),
+        title=_leaf_text(_one(children, "title")),
+        link=_leaf_text(_one(children, "link")),
         entries=entries,
         warning=encoding_warning,
-        ttl_seconds=_ttl(_leaf_text(_only(channel, "ttl"))),
+        ttl_seconds=_ttl(_leaf_text(_one(children, "ttl"))),
     )
 
 
 def _rss_item(item: ET.Element) -> Entry:
-    _check_children(item, _RSS_ITEM_KNOWN)
-    guid = _only(item, "guid")
+    children = _children(item, _RSS_ITEM_KNOWN)
+    guid = _one(children, "guid")
     guid_text = _leaf_text(guid) or None
-    link = _leaf_text(_only(item, "link")) or None
+    link = _leaf_text(_one(children, "link")) or None
     if link is not None:  # feedparser's repair of `&b=2` read as an entity reference
         link = _ENTITY_IN_LINK.sub(r"&\g<1>", link.replace("&amp;", "&")) or None
     permalink = guid is not None and guid.get("isPermaLink", "true").strip().lower() != "false"
     if link is None and guid_text and permalink:
         link = guid_text if _is_web_url(guid_text) else None
-    description = _leaf_text(_only(item, "description"))
-    content = _leaf_text(_only(item, _CONTENT))
+    description = _leaf_text(_one(children, "description"))
+    content = _leaf_text(_one(children, _CONTENT))
     summary = description if description is not None else content
     return Entry(
         guid=guid_text,
         link=link,
-        title=_leaf_text(_only(item, "title")) or "",
+        title=_leaf_text(_one(children, "title")) or "",
         summary=summary or "",
         content=content or "",
-        published=_fast_date(_leaf_text(_only(item, "pubDate")))
-        or _fast_date(_leaf_text(_only(item, _DC + "date"))),
-        author=_leaf_text(_only(item, _DC + "creator")) or None,
+        published=_fast_date(_leaf_text(_one(children, "pubDate")))
+        or _fast_date(_leaf_text(_one(children, _DC + "date"))),
+        author=_leaf_text(_one(children, _DC + "creator")) or None,
     )
 
 
@@ -375,8 +385,8 @@ def _atom_link(parent: ET.Element) -> str | None:
 def _read_atom(root: ET.Element, encoding_warning: str | None) -> Document:
     if _XML_BASE in root.attrib:
         raise _Unsure
-    _check_children(root, _ATOM_FEED_KNOWN)
-    title = _only(root, _ATOM + "title")
+    children = _children(root, _ATOM_FEED_KNOWN)
+    title = _one(children, _ATOM + "title")
     if title is not None and title.get("type", "text") not in ("text", "html"):
         raise _Unsure
     entries = tuple(_atom_entry(entry) for entry in root.iterfind(_ATOM + "entry"))
@@ -390,25 +400,24 @@ def _read_atom(root: ET.Element, encoding_warning: str | None) -> Document:
 
 
 def _atom_entry(entry: ET.Element) -> Entry:
-    _check_children(entry, _ATOM_ENTRY_KNOWN)
+    children = _children(entry, _ATOM_ENTRY_KNOWN)
     for link in entry.findall(_ATOM + "link"):
         if len(link) or _XML_BASE in link.attrib:
             raise _Unsure
-    author = _only(entry, _ATOM + "author")
+    author = _one(children, _ATOM + "author")
     author_name = None
     if author is not None:
-        if any(child.tag != _ATOM + "name" for child in author):
-            raise _Unsure
-        author_name = _leaf_text(_only(author, _ATOM + "name")) or None
-    content = _atom_text(_only(entry, _ATOM + "content"))
-    summary = _atom_text(_only(entry, _ATOM + "summary"))
-    published = _fast_date(_leaf_text(_only(entry, _ATOM + "published")))
+        name = _one(_children(author, _ATOM_AUTHOR_KNOWN), _ATOM + "name")
+        author_name = _leaf_text(name) or None
+    content = _atom_text(_one(children, _ATOM + "content"))
+    summary = _atom_text(_one(children, _ATOM + "summary"))
+    published = _fast_date(_leaf_text(_one(children, _ATOM + "published")))
     if published is None:
-        published = _fast_date(_leaf_text(_only(entry, _ATOM + "updated")))
+        published = _fast_date(_leaf_text(_one(children, _ATOM + "updated")))
     return Entry(
-        guid=_leaf_text(_only(entry, _ATOM + "id")) or None,
+        guid=_leaf_text(_one(children, _ATOM + "id")) or None,
         link=_atom_link(entry),
-        title=_atom_text(_only(entry, _ATOM + "title")) or "",
+        title=_atom_text(_one(children, _ATOM + "title")) or "",
         summary=(summary if summary is not None else content) or "",
         content=content or "",
         published=published,
