@@ -190,7 +190,59 @@ _ATOM_FEED_KNOWN = frozenset(
 )
 
 
-_ATOM_AUTHOR_KNOWN = frozenset((_ATOM + "name",))
+_ATOM_AUTHOR_KNOWN = frozenset(_ATOM + t for t in ("name", "email", "uri"))
+
+# Elements that feedparser files under keys this reader never uses (tags, media,
+# comment counts, podcast and FeedBurner data), each with the child elements it
+# may hold. None of them is one that feedparser reads as a title, link, id, text,
+# date or author: not media:title, itunes:summary, dc:date, an item's atom:link.
+_MEDIA = "{http://search.yahoo.com/mrss/}"
+_ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
+_FEEDBURNER = "{http://rssnamespace.org/feedburner/ext/1.0}"
+_OPENSEARCH = "{http://a9.com/-/spec/opensearchrss/1.0/}"
+_LEAF: frozenset[str] = frozenset()
+_IGNORED_EVERYWHERE = {
+    _FEEDBURNER + "origLink": _LEAF,
+    _FEEDBURNER + "origEnclosureLink": _LEAF,
+    _MEDIA + "thumbnail": _LEAF,
+    _DC + "subject": _LEAF,
+    _DC + "language": _LEAF,
+    _DC + "rights": _LEAF,
+}
+_IGNORED_IN_ITEM = {
+    **_IGNORED_EVERYWHERE,
+    "{http://purl.org/rss/1.0/modules/slash/}comments": _LEAF,
+    "{http://wellformedweb.org/CommentAPI/}commentRss": _LEAF,
+    "{http://wellformedweb.org/CommentAPI/}comment": _LEAF,
+    _MEDIA + "content": _LEAF,
+    _DC + "format": _LEAF,
+    **{_ITUNES + t: _LEAF for t in ("duration", "explicit", "image", "episode", "season")},
+    **{_ITUNES + t: _LEAF for t in ("episodeType", "block", "keywords")},
+}
+_IGNORED_IN_CHANNEL = {
+    **_IGNORED_EVERYWHERE,
+    "image": frozenset(("title", "url", "link", "width", "height", "description")),
+    "cloud": _LEAF,
+    "author": _LEAF,
+    _DC + "creator": _LEAF,
+    **{_ITUNES + t: _LEAF for t in ("author", "block", "explicit", "image", "keywords")},
+    **{_ITUNES + t: _LEAF for t in ("subtitle", "summary", "type")},
+    _ITUNES + "owner": frozenset((_ITUNES + "name", _ITUNES + "email")),
+    _ITUNES + "category": frozenset((_ITUNES + "category",)),
+    **{_FEEDBURNER + t: _LEAF for t in ("info", "emailServiceId", "feedburnerHostname")},
+    _FEEDBURNER + "browserFriendly": _LEAF,
+}
+_IGNORED_IN_ATOM_ENTRY = {
+    **_IGNORED_EVERYWHERE,
+    "{http://purl.org/syndication/thread/1.0}total": _LEAF,
+}
+_IGNORED_IN_ATOM_AUTHOR = {"{http://schemas.google.com/g/2005}image": _LEAF}
+_IGNORED_IN_ATOM_FEED = {
+    **_IGNORED_EVERYWHERE,
+    **{_FEEDBURNER + t: _LEAF for t in ("info", "emailServiceId", "feedburnerHostname")},
+    _FEEDBURNER + "browserFriendly": _LEAF,
+    **{_OPENSEARCH + t: _LEAF for t in ("totalResults", "startIndex", "itemsPerPage")},
+}
 
 
 class _Unsure(Exception):
@@ -241,17 +293,36 @@ _SY = "{http://purl.org/rss/1.0/modules/syndication/}"
 _REPEATED = ET.Element("repeated")
 
 
-def _children(parent: ET.Element, known: frozenset[str]) -> dict[str, ET.Element]:
+def _children(
+    parent: ET.Element, known: frozenset[str], ignored: dict[str, frozenset[str]]
+) -> dict[str, ET.Element]:
     """``parent``'s children by tag, in one pass that also refuses unknown children."""
     children: dict[str, ET.Element] = {}
     for child in parent:
         tag = child.tag
         if _XML_BASE in child.attrib:
             raise _Unsure
-        if tag not in known and not (parent.tag == "channel" and _ignored_in_channel(child)):
+        if tag in known:
+            children[tag] = _REPEATED if tag in children else child
+        elif not _skippable(child, ignored.get(tag)) and not (
+            parent.tag == "channel" and _ignored_in_channel(child)
+        ):
             raise _Unsure
-        children[tag] = _REPEATED if tag in children else child
     return children
+
+
+def _skippable(element: ET.Element, children: frozenset[str] | None) -> bool:
+    """An ignored element holding only the leaf children it may hold, and no base URI
+    (feedparser reads a plain ``base`` attribute as one too)."""
+    if children is None or "base" in element.attrib:
+        return False
+    return all(
+        child.tag in children
+        and not len(child)
+        and _XML_BASE not in child.attrib
+        and "base" not in child.attrib
+        for child in element
+    )
 
 
 def _ignored_in_channel(child: ET.Element) -> bool:
@@ -328,7 +399,7 @@ def _read_rss(root: ET.Element, encoding_warning: str | None) -> Document:
     if len(root) != 1 or root[0].tag != "channel" or root.attrib.keys() - {"version"}:
         raise _Unsure
     channel = root[0]
-    children = _children(channel, _RSS_CHANNEL_KNOWN)
+    children = _children(channel, _RSS_CHANNEL_KNOWN, _IGNORED_IN_CHANNEL)
     entries = tuple(_rss_item(item) for item in channel.iterfind("item"))
     return Document(
         title=_leaf_text(_one(children, "title")),
@@ -340,7 +411,7 @@ def _read_rss(root: ET.Element, encoding_warning: str | None) -> Document:
 
 
 def _rss_item(item: ET.Element) -> Entry:
-    children = _children(item, _RSS_ITEM_KNOWN)
+    children = _children(item, _RSS_ITEM_KNOWN, _IGNORED_IN_ITEM)
     guid = _one(children, "guid")
     guid_text = _leaf_text(guid) or None
     link = _leaf_text(_one(children, "link")) or None
@@ -385,7 +456,7 @@ def _atom_link(parent: ET.Element) -> str | None:
 def _read_atom(root: ET.Element, encoding_warning: str | None) -> Document:
     if _XML_BASE in root.attrib:
         raise _Unsure
-    children = _children(root, _ATOM_FEED_KNOWN)
+    children = _children(root, _ATOM_FEED_KNOWN, _IGNORED_IN_ATOM_FEED)
     title = _one(children, _ATOM + "title")
     if title is not None and title.get("type", "text") not in ("text", "html"):
         raise _Unsure
@@ -400,15 +471,18 @@ def _read_atom(root: ET.Element, encoding_warning: str | None) -> Document:
 
 
 def _atom_entry(entry: ET.Element) -> Entry:
-    children = _children(entry, _ATOM_ENTRY_KNOWN)
+    children = _children(entry, _ATOM_ENTRY_KNOWN, _IGNORED_IN_ATOM_ENTRY)
     for link in entry.findall(_ATOM + "link"):
         if len(link) or _XML_BASE in link.attrib:
             raise _Unsure
     author = _one(children, _ATOM + "author")
     author_name = None
     if author is not None:
-        name = _one(_children(author, _ATOM_AUTHOR_KNOWN), _ATOM + "name")
-        author_name = _leaf_text(name) or None
+        about = _children(author, _ATOM_AUTHOR_KNOWN, _IGNORED_IN_ATOM_AUTHOR)
+        name = _leaf_text(_one(about, _ATOM + "name"))
+        email = _leaf_text(_one(about, _ATOM + "email"))
+        # feedparser's author: "name (email)", else whichever it has.
+        author_name = f"{name} ({email})" if name and email else name or email or None
     content = _atom_text(_one(children, _ATOM + "content"))
     summary = _atom_text(_one(children, _ATOM + "summary"))
     published = _fast_date(_leaf_text(_one(children, _ATOM + "published")))
