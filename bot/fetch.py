@@ -3,7 +3,8 @@ modules importing httpx.
 
 The client runs on :class:`bot.transport.FeedTransport` (HTTP/1.1, h11 over
 asyncio streams), which costs a fraction of httpx's default transport per
-request. The concurrency limits (global and per host) are semaphores taken
+request; behind a proxy named in the environment (``HTTPS_PROXY`` and co), httpx's
+own transport takes over, as it honours them. The concurrency limits (global and per host) are semaphores taken
 before the fetch's deadline starts, so queueing never eats a feed's time.
 
 Every failure leaves through :func:`_failure`, the one place where exceptions
@@ -23,6 +24,7 @@ from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
+from urllib.request import getproxies
 
 import httpx
 
@@ -74,14 +76,16 @@ class Fetcher:
         self._hosts: dict[str, _HostSlot] = {}
 
     async def __aenter__(self) -> Fetcher:
-        transport = FeedTransport(
-            httpx.create_ssl_context(),
-            max_idle=self._http.per_host,
-            max_idle_total=_MAX_IDLE,
-            keepalive=_KEEPALIVE,
-        )
+        tls = httpx.create_ssl_context()
+        transport: httpx.AsyncBaseTransport | None = None
+        if not _proxied():
+            transport = FeedTransport(
+                tls, max_idle=self._http.per_host, max_idle_total=_MAX_IDLE, keepalive=_KEEPALIVE
+            )
         self._client = httpx.AsyncClient(
             transport=transport,
+            verify=tls,
+            limits=httpx.Limits(max_connections=self._http.concurrency),
             timeout=httpx.Timeout(self._http.timeout),
             headers={
                 "User-Agent": self._http.user_agent,
@@ -178,6 +182,13 @@ class Fetcher:
             max_age=_max_age(response),
             elapsed=0.0,
         )
+
+
+def _proxied() -> bool:
+    """Whether the environment names an HTTP(S) proxy: then httpx's own transport, which
+    honours it (and NO_PROXY), carries the feeds; FeedTransport only connects directly."""
+    proxies = getproxies()
+    return bool(proxies.get("http") or proxies.get("https") or proxies.get("all"))
 
 
 def _conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:

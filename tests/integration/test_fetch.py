@@ -311,3 +311,15 @@ def test_idle_connections_are_bounded_in_all_and_expire(keepalive: float, kept: 
             server.close()
     # urls[0] again: its connection is kept when it is among the first two and not expired
     assert connections == ([1, 1, 1] if keepalive else [2, 1, 1])
+
+
+def test_a_proxy_named_in_the_environment_carries_the_feeds(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed server plays the proxy: it answers the absolute-form request for a host
+    that does not resolve, so the body can only have come through it."""
+    url = "http://feeds.invalid/feed"
+    feed_server.serve(url, RSS)
+    monkeypatch.setenv("HTTP_PROXY", feed_server.url)
+    assert fetch(url).body == RSS
+    assert feed_server.requests[-1][1] == url
