@@ -4,21 +4,24 @@ Per item, each field is tokenized once into a space-joined, space-padded text
 (`` canadian police in iraq ``), in which a term is a substring: a word is
 `` police ``, a phrase `` canadian police ``, a prefix `` train``.
 
-A :class:`RuleSet` reduces every rule to *requirements*: sets of keys (a word
-of a term, or the first letters of a prefix) of which at least one must occur in
-the item for the rule to match -- ``(a OR b) c`` requires {a, b} and {c}. Per
-item, one C-level set intersection of the tokens with all known keys gives the
-keys present; rules are indexed by their smallest requirement, so only rules
-whose index key occurs are looked at, the rest of their requirements are
-checked by set operations, and only the survivors are evaluated, as closures
-compiled once from the query tree, each term check being one substring search.
+A :class:`RuleSet` reduces every rule to *clauses* of keys (a word of a term,
+the first letters of a prefix, a literal run a regex cannot match without), one
+alternative of which must occur for the rule to match -- ``(a OR "b c") d``
+needs {a} or {b, c}, and {d}. Per item, one C-level set intersection of the
+tokens with all known words gives the keys present; each rule is indexed by
+the clause whose keys are rarest in the items seen so far (any clause is exact,
+so the pick only changes speed), and only rules whose index key occurs are
+evaluated, as one Python function generated per rule: a word is a set lookup,
+a phrase or prefix one substring search, a regex a literal search before RE2.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 import re2
 
@@ -132,27 +135,15 @@ def leaves(node: Node, negated: bool = False) -> Iterable[tuple[Term | Regex, bo
 
 
 class _ItemState:
-    """One item's fields as padded token texts, plus regex results computed on demand."""
+    """One item's regex results, computed on demand."""
 
-    __slots__ = ("item", "joined", "normalized", "padded", "regex_results", "regexes")
+    __slots__ = ("item", "normalized", "regex_results", "regexes")
 
-    def __init__(self, item: Item, padded: list[str], regexes: _Regexes) -> None:
+    def __init__(self, item: Item, regexes: _Regexes) -> None:
         self.item = item
-        self.padded = padded
         self.regexes = regexes
-        self.joined: dict[tuple[int, ...], str] = {}
         self.normalized: list[str | None] = [None, None, None]
         self.regex_results: dict[int, frozenset[int] | dict[int, bool]] = {}
-
-    def text(self, fields: tuple[int, ...]) -> str:
-        """Several fields' padded texts in one string, so one search covers them all.
-
-        The separator never occurs in a term, so no term is found across two fields.
-        """
-        text = self.joined.get(fields)
-        if text is None:
-            text = self.joined[fields] = "\n".join([self.padded[f] for f in fields])
-        return text
 
     def regex(self, regex_id: int, field: int) -> bool:
         """Whether regex ``regex_id`` matches ``field``'s normalized text.
@@ -212,13 +203,17 @@ class _Regexes(list[re2._Regexp]):
         self.regex_set = regex_set
 
 
-Condition = Callable[[_ItemState], bool]
-Report = tuple[str, str | None, int | None, tuple[int, ...]]  # (text, pattern, regex id, fields)
-# Trigger keys: a token, or PREFIX_MARK + the first PREFIX_HEAD letters of a prefix.
+# Trigger keys: a token, PREFIX_MARK + the first PREFIX_HEAD letters of a prefix, or
+# LITERAL_MARK + a run of at least MIN_LITERAL characters a regex cannot match without.
 PREFIX_MARK = "\x00"
+LITERAL_MARK = "\x01"
+MIN_LITERAL = 3
+TOKEN_CACHE = 1 << 18  # tokens whose literals are remembered, before starting over
 SET_MAX_MEM = 256 << 20
 PREFIX_HEAD = 3
 _HEAD = itemgetter(slice(PREFIX_HEAD))
+_ALL_FIELDS = tuple(range(len(FIELDS)))
+_NO_KEYS: frozenset[str] = frozenset()
 
 
 def _positions(padded: str, pattern: str) -> list[int]:
@@ -263,6 +258,13 @@ def _near_in(padded: str, left: NearSide, right: NearSide, distance: int) -> boo
 
 # ---------------------------------------------------------------- the rule set
 
+# The index adapts to the stream: every SAMPLE_EVERY-th item's keys are counted,
+# and each rule is re-indexed by its rarest requirement after FIRST_RETUNE
+# samples, then after four times as many each time, up to every MAX_RETUNE.
+SAMPLE_EVERY = 4
+FIRST_RETUNE = 64
+MAX_RETUNE = 1 << 16
+
 
 class RuleSet:
     """Every enabled rule, compiled once; :meth:`match` is the per-item hot path."""
@@ -271,29 +273,41 @@ class RuleSet:
         self.rules = [compile_rule(r) for r in rules if r.enabled]
         self._regex_ids: dict[str, int] = {}
         self._regexes = _Regexes()
-        self._conditions = [self._compile(r.condition) for r in self.rules]
-        self._reports = [self._reporters(r.condition) for r in self.rules]
+        source = _Source(self._regex_id)
+        names = [
+            (source.function(r.condition), source.hits(_reported(r.condition))) for r in self.rules
+        ]
+        namespace = source.run()
+        self._conditions = [namespace[condition] for condition, _ in names]
+        self._hits = [namespace[hits] for _, hits in names]
         self._regexes.seal()
-        # Rules are indexed by their smallest requirement, preferring whole words:
-        # prefix heads cost a pass over the item's words, made only when some rule
-        # can be found no other way. Pre-checks use whole-word requirements only.
-        self._requirements: list[tuple[frozenset[str], ...]] = []
-        self._index: dict[str, list[int]] = {}
-        self._always: list[int] = []
-        for index, rule in enumerate(self.rules):
-            requirements = _requirements(rule.condition)
-            words_only = tuple(r for r in requirements if not any(map(_is_head, r)))
-            self._requirements.append(words_only)
-            if not requirements:
-                self._always.append(index)
-            for key in min(words_only or requirements, key=len, default=()):
-                self._index.setdefault(key, []).append(index)
-        self._keys = frozenset(k for k in self._index if not _is_head(k)).union(
-            k for reqs in self._requirements for req in reqs for k in req
-        )
-        self._heads = frozenset(k[len(PREFIX_MARK) :] for k in self._index if _is_head(k))
-        used = {f for r in self.rules for leaf, _ in leaves(r.condition) for f in _fields(leaf)}
-        self._fields = sorted(used)
+        clauses = [_clauses(r.condition) for r in self.rules]
+        terms = [leaf for r in self.rules for leaf, _ in leaves(r.condition)]
+        self._words = frozenset(w for t in terms if isinstance(t, Term) for w in _words(t))
+        self._priors = _priors(terms, clauses)
+        self._all_heads = frozenset(k[len(PREFIX_MARK) :] for k in self._priors if _is_head(k))
+        self._all_literals = frozenset(k[1:] for k in self._priors if k[0] == LITERAL_MARK)
+        self._literal_sizes = sorted({len(literal) for literal in self._all_literals})
+        self._token_literals: dict[str, tuple[str, ...]] = {}  # token -> literal keys in it
+        self._literal_tokens: set[str] = set()  # the tokens holding some literal
+        # Rules with one possible pick are indexed once; the others at every retune.
+        self._fixed: dict[str, list[int]] = {}
+        self._fixed_always: list[int] = []
+        self._variable: list[tuple[int, list[Choice]]] = []
+        for i, choices in enumerate(map(_choices, clauses)):
+            if len(choices) == 1 and all(len(keys) == 1 for keys in choices[0]):
+                for (key,) in choices[0]:
+                    self._fixed.setdefault(key, []).append(i)
+            elif choices:
+                self._variable.append((i, choices))
+            else:
+                self._fixed_always.append(i)
+        self._fields = sorted({f for t in terms for f in _fields(t)})
+        self._counts: Counter[str] = Counter()
+        self._countdown = SAMPLE_EVERY
+        self._samples = 0
+        self._retune_at = FIRST_RETUNE
+        self._retune()
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -301,35 +315,99 @@ class RuleSet:
     def match(self, item: Item, tags: frozenset[str] = frozenset()) -> list[Match]:
         """Every rule the item matches, in rule order, each with the positive terms found."""
         fields: list[list[str]] = [[], [], []]
-        keys: set[str] = set()
+        keys_by_field = [_NO_KEYS, _NO_KEYS, _NO_KEYS]
+        known = self._words
         for field in self._fields:
             text = item.text(FIELDS[field])
-            words = fields[field] = tokens(text) if text else []
-            if words:
-                keys |= self._present_keys(words)
-        candidates = set(self._always)
+            if text:
+                words = fields[field] = tokens(text)
+                keys_by_field[field] = known.intersection(words)
+        keys = keys_by_field[0].union(keys_by_field[1], keys_by_field[2])
+        self._countdown -= 1
+        if not self._countdown:
+            self._sample(keys, fields)
         index = self._index
+        candidates = set(self._always)
         for key in keys:
-            candidates.update(index.get(key, ()))
+            rules = index.get(key)
+            if rules is not None:
+                candidates.update(rules)
+        if self._heads:
+            for head in self._present_heads(self._heads, fields):
+                candidates.update(index[head])
+        if self._literals_indexed:
+            for literal in self._present_literals(fields):
+                rules = index.get(literal)
+                if rules is not None:
+                    candidates.update(rules)
         if not candidates:
             return []
         padded = [f" {' '.join(words)} " if words else "" for words in fields]
-        state = _ItemState(item, padded, self._regexes)
+        whole = "\n".join(padded)
+        regex = _ItemState(item, self._regexes).regex
+        conditions = self._conditions
         matches = []
         for i in sorted(candidates):
-            rule = self.rules[i]
-            if (
-                _meets(self._requirements[i], keys)
-                and rule.applies_to(item.feed_id, tags)
-                and self._conditions[i](state)
-            ):
-                matches.append(Match(rule.rule.id, self._hits(i, state)))
+            if conditions[i](keys, keys_by_field, whole, padded, regex):
+                rule = self.rules[i]
+                if rule.applies_to(item.feed_id, tags):
+                    hits = self._hits[i](keys_by_field, padded, regex)
+                    matches.append(Match(rule.rule.id, hits))
         return matches
 
-    def _present_keys(self, words: list[str]) -> frozenset[str]:
-        keys = self._keys.intersection(words)
-        heads = self._heads.intersection(map(_HEAD, words)) if self._heads else ()
-        return keys.union([PREFIX_MARK + head for head in heads]) if heads else keys
+    @staticmethod
+    def _present_heads(heads: frozenset[str], fields: list[list[str]]) -> set[str]:
+        found: set[str] = set()
+        for words in fields:
+            if words:
+                found.update(heads.intersection(map(_HEAD, words)))
+        return {PREFIX_MARK + head for head in found}
+
+    def _present_literals(self, fields: list[list[str]]) -> set[str]:
+        """The literal keys of the regexes that occur inside some token of the item."""
+        words = set().union(*fields)
+        known = self._token_literals
+        if len(known) > TOKEN_CACHE:
+            known.clear()
+            self._literal_tokens.clear()
+        for word in words.difference(known):
+            found = known[word] = tuple(
+                LITERAL_MARK + word[start : start + size]
+                for size in self._literal_sizes
+                for start in range(len(word) - size + 1)
+                if word[start : start + size] in self._all_literals
+            )
+            if found:
+                self._literal_tokens.add(word)
+        return {key for word in words.intersection(self._literal_tokens) for key in known[word]}
+
+    # -- the adaptive index
+
+    def _sample(self, keys: frozenset[str], fields: list[list[str]]) -> None:
+        """Count one item's keys; re-index the rules when enough items were counted."""
+        self._countdown = SAMPLE_EVERY
+        self._counts.update(keys)
+        if self._all_heads:
+            self._counts.update(self._present_heads(self._all_heads, fields))
+        if self._all_literals:
+            self._counts.update(self._present_literals(fields))
+        self._samples += 1
+        if self._samples >= self._retune_at:
+            self._retune_at = self._samples + min(3 * self._samples, MAX_RETUNE)
+            self._retune()
+
+    def _retune(self) -> None:
+        """Index every rule by the clause whose keys were seen least (any clause is exact)."""
+        counts = self._counts
+        weights = {key: counts[key] + prior for key, prior in self._priors.items()}
+        index = {key: list(rules) for key, rules in self._fixed.items()}
+        for i, choices in self._variable:
+            for key in _pick(choices, weights):
+                index.setdefault(key, []).append(i)
+        self._index = index
+        self._always = tuple(self._fixed_always)
+        self._literals_indexed = any(key[0] == LITERAL_MARK for key in index)
+        self._heads = frozenset(k[len(PREFIX_MARK) :] for k in index if _is_head(k))
 
     # -- compilation
 
@@ -339,157 +417,389 @@ class RuleSet:
             self._regexes.append(compile_regex(pattern))
         return regex_id
 
-    def _compile(self, node: Node) -> Condition:
-        match node:
-            case Term():
-                return _term_condition(term_pattern(node), _fields(node))
-            case Regex():
-                return _regex_condition(self._regex_id(node.pattern), _fields(node))
-            case Near(left=left, right=right, distance=distance):
-                return _near_condition(left, right, distance)
-            case Not(child=child):
-                inner = self._compile(child)
-                return lambda state: not inner(state)
-            case And(children=children):
-                return _all_of([self._compile(c) for c in _cheap_first(children)])
-            case Or(children=children):
-                return _any_of([self._compile(c) for c in _cheap_first(children)])
-        raise TypeError(node)
 
-    def _reporters(self, condition: Node) -> list[Report]:
-        """What to report of each positive leaf, deduplicated, in query order."""
-        seen: dict[tuple[str, tuple[int, ...]], Report] = {}
-        for leaf, negated in leaves(condition):
-            if negated:
-                continue
-            if isinstance(leaf, Term):
-                report = (leaf.text, term_pattern(leaf), None, _fields(leaf))
-            else:
-                report = (leaf.text, None, self._regex_id(leaf.pattern), _fields(leaf))
-            seen.setdefault((leaf.text, _fields(leaf)), report)
-        return list(seen.values())
-
-    def _hits(self, index: int, state: _ItemState) -> tuple[Hit, ...]:
-        hits: dict[Hit, None] = {}
-        for text, pattern, regex_id, fields in self._reports[index]:
-            for field in fields:
-                if _present(state, pattern, regex_id, field):
-                    hits[Hit(text, FIELDS[field])] = None
-        return tuple(hits)
-
-
-def _present(state: _ItemState, pattern: str | None, regex_id: int | None, field: int) -> bool:
-    if pattern is not None:
-        return pattern in state.padded[field]
-    return regex_id is not None and state.regex(regex_id, field)
+def _reported(condition: Node) -> list[Term | Regex]:
+    """The positive leaves a match reports, deduplicated, in query order."""
+    seen: dict[tuple[str, tuple[int, ...]], Term | Regex] = {}
+    for leaf, negated in leaves(condition):
+        if not negated:
+            seen.setdefault((leaf.text, _fields(leaf)), leaf)
+    return list(seen.values())
 
 
 def _fields(leaf: Term | Regex) -> tuple[int, ...]:
     return tuple(FIELDS.index(f) for f in leaf.fields or FIELDS)
 
 
-def _term_condition(pattern: str, fields: tuple[int, ...]) -> Condition:
-    if len(fields) == 1:
-        (field,) = fields
-        return lambda state: pattern in state.padded[field]
-    return lambda state: pattern in state.text(fields)
+def _words(term: Term) -> tuple[str, ...]:
+    """The tokens of a term that must occur whole (all but a prefix)."""
+    return term.tokens[:-1] if term.prefix else term.tokens
 
 
-def _regex_condition(regex_id: int, fields: tuple[int, ...]) -> Condition:
-    return lambda state: any(state.regex(regex_id, f) for f in fields)
+# ---------------------------------------------------------------- requirements
 
-
-def _near_condition(left: tuple[Term, ...], right: tuple[Term, ...], distance: int) -> Condition:
-    """NEAR holds in one field, looking only at the terms scoped to it."""
-    per_field = []
-    for field in range(len(FIELDS)):
-        a = _near_side(t for t in left if field in _fields(t))
-        b = _near_side(t for t in right if field in _fields(t))
-        if a and b:
-            per_field.append((field, a, b))
-    return lambda state: any(_near_in(state.padded[f], a, b, distance) for f, a, b in per_field)
-
-
-def _all_of(conditions: list[Condition]) -> Condition:
-    def check(state: _ItemState) -> bool:
-        for condition in conditions:  # noqa: SIM110 -- a plain loop beats all(<genexpr>)
-            if not condition(state):
-                return False
-        return True
-
-    return check
-
-
-def _any_of(conditions: list[Condition]) -> Condition:
-    def check(state: _ItemState) -> bool:
-        for condition in conditions:  # noqa: SIM110 -- a plain loop beats any(<genexpr>)
-            if condition(state):
-                return True
-        return False
-
-    return check
-
-
-def _has_regex(node: Node) -> bool:
-    return any(isinstance(leaf, Regex) for leaf, _ in leaves(node))
-
-
-def _cheap_first(children: tuple[Node, ...]) -> list[Node]:
-    """Order operands so regexes run last, when term checks have not decided already."""
-    return sorted(children, key=_has_regex)
-
-
-def _term_key(term: Term) -> str | None:
-    """The trigger key of a term: its longest whole word (likely the rarest), else its prefix."""
-    words = term.tokens[:-1] if term.prefix else term.tokens
-    if words:
-        return max(words, key=len)
-    head = term.tokens[-1]
-    return PREFIX_MARK + head[:PREFIX_HEAD] if len(head) >= PREFIX_HEAD else None
-
-
-def _cover(node: Node) -> frozenset[str] | None:
-    """Trigger keys at least one of which occurs whenever ``node`` holds; None if unknown."""
-    match node:
-        case Term():
-            key = _term_key(node)
-            return frozenset((key,)) if key else None
-        case Near(left=left, right=right):
-            return _cover(Or(left)) or _cover(Or(right))
-        case Not(child=Not(child=child)):
-            return _cover(child)
-        case And(children=children):
-            return min(_requirements(node), key=len, default=None)
-        case Or(children=children):
-            union: set[str] = set()
-            for child in children:
-                cover = _cover(child)
-                if cover is None:
-                    return None
-                union |= cover
-            return frozenset(union)
-    return None
+# Whenever a node holds, every one of its clauses holds: some alternative of the
+# clause has all its keys among the item's keys. ``(a OR "b c") d`` has the
+# clauses {{a}, {b, c}} and {{d}}.
+Alternative = frozenset[str]
+Clause = frozenset[Alternative]
 
 
 def _is_head(key: str) -> bool:
     return key.startswith(PREFIX_MARK)
 
 
-def _requirements(node: Node) -> tuple[frozenset[str], ...]:
-    """Key sets that must each have a key present for ``node`` to hold (none: no filter)."""
+def _term_keys(term: Term) -> Alternative | None:
+    """Keys that all occur when ``term`` does: its whole words, else its prefix's head."""
+    words = _words(term)
+    if words:
+        return frozenset(words)
+    head = term.tokens[-1]
+    return frozenset((PREFIX_MARK + head[:PREFIX_HEAD],)) if len(head) >= PREFIX_HEAD else None
+
+
+def _clauses(node: Node) -> list[Clause]:
+    """Clauses that all hold whenever ``node`` holds (none when nothing is known)."""
     match node:
-        case And(children=children):
-            return tuple(r for child in children for r in _requirements(child))
+        case Term():
+            keys = _term_keys(node)
+            return [frozenset((keys,))] if keys else []
         case Near(left=left, right=right):
-            return tuple(c for c in (_cover(Or(left)), _cover(Or(right))) if c is not None)
+            return _clauses(Or(left)) + _clauses(Or(right))
         case Not(child=Not(child=child)):
-            return _requirements(child)
-    cover = _cover(node)
-    return (cover,) if cover is not None else ()
+            return _clauses(child)
+        case And(children=children):
+            return [clause for child in children for clause in _clauses(child)]
+        case Regex(pattern=pattern):
+            literals = [s for s in regex_literals(pattern) if len(s) >= MIN_LITERAL]
+            return [frozenset((frozenset((LITERAL_MARK + s,)),)) for s in literals]
+        case Or(children=children):
+            alternatives: set[Alternative] = set()
+            for child in children:
+                clauses = _clauses(child)
+                if not clauses:
+                    return []
+                alternatives |= _one_clause(clauses)
+            return [frozenset(alternatives)]
+    return []
 
 
-def _meets(requirements: tuple[frozenset[str], ...], keys: set[str]) -> bool:
-    for requirement in requirements:  # noqa: SIM110 -- a plain loop beats all(<genexpr>)
-        if keys.isdisjoint(requirement):
-            return False
-    return True
+def _one_clause(clauses: list[Clause]) -> Clause:
+    """One clause implied by several: all keys of the single-alternative ones, else the shortest."""
+    single = [alternative for clause in clauses if len(clause) == 1 for alternative in clause]
+    return frozenset((frozenset().union(*single),)) if single else min(clauses, key=len)
+
+
+def _priors(terms: Iterable[Term | Regex], clauses: Iterable[list[Clause]]) -> dict[str, float]:
+    """Each key's cost before any item is counted, in items per ~400.
+
+    A word searched for on its own is taken for a name (rare); a word met only
+    inside phrases for an ordinary word (``police`` in ``"local police"``); a
+    prefix head covers many words, a short regex literal is part of many.
+    """
+    alone = {t.tokens[0] for t in terms if isinstance(t, Term) and len(t.tokens) == 1}
+    alone |= {
+        LITERAL_MARK + s
+        for t in terms
+        if isinstance(t, Regex)
+        for s in regex_literals(t.pattern)
+        if len(s) > 4
+    }
+    return {
+        key: 4.0 if _is_head(key) else 0.25 if key in alone else 2.0
+        for rule in clauses
+        for clause in rule
+        for alternative in clause
+        for key in alternative
+    }
+
+
+Choice = tuple[tuple[str, ...], ...]  # a clause, as the keys each alternative may be indexed by
+
+
+def _choices(clauses: list[Clause]) -> list[Choice]:
+    """The clauses a rule may be indexed by: each alternative by one of its words.
+
+    Prefix heads are a last resort (clauses with an alternative of heads only
+    count when no other clause exists): they cost a pass over every item's
+    words, made only while some rule is indexed by one.
+    """
+    ranked = []
+    for clause in clauses:
+        choice = []
+        for alternative in clause:
+            words = tuple(sorted(k for k in alternative if not _is_head(k)))
+            choice.append(words or tuple(sorted(alternative)))
+        ranked.append((any(_is_head(keys[0]) for keys in choice), tuple(sorted(choice))))
+    best = min((needs_head for needs_head, _ in ranked), default=False)
+    return [choice for needs_head, choice in ranked if needs_head == best]
+
+
+def _pick(choices: list[Choice], weights: dict[str, float]) -> frozenset[str]:
+    """The keys of the clause whose keys weigh least, each alternative by its lightest key."""
+    best: frozenset[str] = frozenset()
+    best_weight = float("inf")
+    for choice in choices:
+        keys = frozenset(min(keys, key=weights.__getitem__) for keys in choice)
+        weight = sum(map(weights.__getitem__, keys))
+        if weight < best_weight:
+            best, best_weight = keys, weight
+    return best
+
+
+# ---------------------------------------------------------------- code generation
+
+# Every rule's condition becomes one Python function of (K, F, A, P, R): K the
+# item's known words in any field, F those of each field, A the padded texts of
+# all fields joined by newlines, P each field's padded text, R the regex check.
+# A one-word term is a set lookup; a phrase looks its words up before searching
+# A; a regex searches a literal it cannot match without before running.
+_SIGNATURE = "(K, F, A, P, R)"
+MAX_NESTING = 40  # deeper subtrees become functions of their own (Python caps nesting)
+
+
+class _Source:
+    """The Python source of one function per condition (and per split-out subtree) and
+    of one per rule's hits, run at once."""
+
+    def __init__(self, regex_id: Callable[[str], int]) -> None:
+        self.regex_id = regex_id
+        self.lines: list[str] = []
+        self.constants: dict[str, object] = {"_near_in": _near_in}
+
+    def run(self) -> dict[str, Any]:
+        namespace = dict(self.constants)
+        exec(compile("".join(self.lines), "<rules>", "exec"), namespace)
+        return namespace
+
+    def _define(self, head: str, body: Callable[[], str]) -> str:
+        name = f"_f{len(self.lines)}"
+        self.lines.append("")  # reserve the name before nested functions take theirs
+        index = len(self.lines) - 1
+        self.lines[index] = f"def {name}{head}:\n{body()}\n"
+        return name
+
+    def function(self, node: Node) -> str:
+        return self._define(_SIGNATURE, lambda: f"    return {self.expression(node, 0)}")
+
+    def hits(self, reported: list[Term | Regex]) -> str:
+        """A function of (F, P, R) giving the hits of a matched rule, in report order."""
+        lines = ["    h = []"]
+        for leaf in reported:
+            for field in _fields(leaf):
+                hit = f"_h{len(self.constants)}"
+                self.constants[hit] = Hit(leaf.text, FIELDS[field])
+                if isinstance(leaf, Regex):
+                    check = _regex_field_code(self.regex_id(leaf.pattern), leaf.pattern, field)
+                elif len(leaf.tokens) == 1 and not leaf.prefix:
+                    check = f"{leaf.tokens[0]!r} in F[{field}]"
+                else:
+                    check = f"{term_pattern(leaf)!r} in P[{field}]"
+                lines.append(f"    if {check}: h.append({hit})")
+        texts = [leaf.text for leaf in reported]
+        unique = len(set(texts)) == len(texts)  # else a hit may repeat: keep its first place
+        lines.append("    return tuple(h)" if unique else "    return tuple(dict.fromkeys(h))")
+        return self._define("(F, P, R)", lambda: "\n".join(lines))
+
+    def expression(self, node: Node, depth: int) -> str:
+        if depth > MAX_NESTING:
+            return self.function(node) + _SIGNATURE
+        match node:
+            case Term():
+                return _term_code(node)
+            case Regex():
+                return _regex_code(self.regex_id(node.pattern), node)
+            case Near():
+                return _near_code(node)
+            case Not(child=child):
+                return f"(not {self.expression(child, depth + 1)})"
+            case And(children=children):
+                parts = [self.expression(c, depth + 1) for c in sorted(children, key=_cost)]
+                return "(" + " and ".join(parts) + ")"
+            case Or(children=children):
+                parts = [self.expression(c, depth + 1) for c in sorted(children, key=_cost)]
+                return "(" + " or ".join(parts) + ")"
+        raise TypeError(node)
+
+
+def _cost(node: Node) -> int:
+    """A rough evaluation cost, so cheap checks run first and often decide alone."""
+    match node:
+        case Term(tokens=(_,), prefix=False):
+            return 1
+        case Term():
+            return 2
+        case Near():
+            return 4
+        case Regex():
+            return 8
+        case Not(child=child):
+            return _cost(child)
+        case And(children=children) | Or(children=children):
+            return sum(map(_cost, children))
+    raise TypeError(node)
+
+
+def _within(needle: str, fields: tuple[int, ...], whole: str, per_field: str) -> str:
+    """``needle in`` the fields' text (or key set): one lookup when it is every field."""
+    if fields == _ALL_FIELDS:
+        return f"{needle!r} in {whole}"
+    return "(" + " or ".join(f"{needle!r} in {per_field}[{f}]" for f in fields) + ")"
+
+
+def _term_code(term: Term) -> str:
+    fields = _fields(term)
+    words = _words(term)
+    if len(words) == 1 and not term.prefix:
+        return _within(words[0], fields, "K", "F")
+    checks = [f"{word!r} in K" for word in dict.fromkeys(words)]
+    checks.append(_within(term_pattern(term), fields, "A", "P"))
+    return "(" + " and ".join(checks) + ")"
+
+
+def _regex_code(regex_id: int, regex: Regex) -> str:
+    fields = _fields(regex)
+    if fields == _ALL_FIELDS:
+        literals = [f"{s!r} in A" for s in regex_literals(regex.pattern)]
+        runs = " or ".join(f"R({regex_id}, {f})" for f in fields)
+        return "(" + " and ".join([*literals, f"({runs})"]) + ")"
+    per_field = [_regex_field_code(regex_id, regex.pattern, f) for f in fields]
+    return "(" + " or ".join(per_field) + ")"
+
+
+def _regex_field_code(regex_id: int, pattern: str, field: int) -> str:
+    literals = [f"{s!r} in P[{field}]" for s in regex_literals(pattern)]
+    return "(" + " and ".join([*literals, f"R({regex_id}, {field})"]) + ")"
+
+
+def _near_code(near: Near) -> str:
+    """NEAR holds in one field, looking only at the terms scoped to it; its clauses go first."""
+    nears = []
+    for field in range(len(FIELDS)):
+        a = _near_side(t for t in near.left if field in _fields(t))
+        b = _near_side(t for t in near.right if field in _fields(t))
+        if a and b:
+            nears.append(f"_near_in(P[{field}], {a!r}, {b!r}, {near.distance})")
+    if not nears:
+        return "False"
+    checks = [c for c in map(_clause_code, _clauses(near)) if c]
+    return "(" + " and ".join([*checks, "(" + " or ".join(nears) + ")"]) + ")"
+
+
+def _clause_code(clause: Clause) -> str:
+    """A clause as a check of known words ('' when an alternative has only a prefix head)."""
+    alternatives = []
+    for alternative in sorted(map(sorted, clause)):
+        words = [k for k in alternative if not _is_head(k)]
+        if not words:
+            return ""
+        alternatives.append(" and ".join(f"{w!r} in K" for w in words))
+    return "(" + " or ".join(alternatives) + ")"
+
+
+# ---------------------------------------------------------------- regex literals
+
+# Escapes that stand for a class or an assertion, never for a letter or digit.
+_CLASS_ESCAPES = frozenset("bBdDsSwWAz")
+
+
+def regex_literals(pattern: str) -> tuple[str, ...]:
+    """Lower-case ASCII letter/digit runs that every match of RE2 ``pattern`` contains.
+
+    A regex runs on normalized text, where such a run always lies inside one
+    token, so a field whose padded token text lacks the run cannot match. Only
+    plain top-level characters count; anything unusual (an alternation, a flag
+    group, ``\\Q``, a numeric or property escape) yields nothing.
+    """
+    runs: list[str] = []
+    run: list[str] = []
+
+    def close() -> None:
+        if run:
+            runs.append("".join(run))
+            run.clear()
+
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "|" or (
+            pattern.startswith("(?", i) and not pattern.startswith(("(?:", "(?P<"), i)
+        ):
+            return ()
+        if char in "?*{":  # the atom before may be absent: drop it from the run
+            if run:
+                run.pop()
+            close()
+            if char == "{":
+                i = pattern.find("}", i)
+                if i < 0:
+                    return ()
+        elif char == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if not escaped or (
+                escaped.isascii() and escaped.isalnum() and escaped not in _CLASS_ESCAPES
+            ):
+                return ()
+            close()
+            i += 1
+        elif char in "([":
+            close()
+            i = (_group_end if char == "(" else _class_end)(pattern, i)
+            if i < 0:
+                return ()
+            continue
+        elif char.isascii() and char.isalnum():
+            run.append(char.lower())
+        else:  # + . ^ $ and every other character end the run
+            close()
+        i += 1
+    close()
+    return tuple(runs)
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """The index after the bracketed class opening at ``start`` (-1 if unclosed)."""
+    i = start + 1
+    if pattern.startswith("^", i):
+        i += 1
+    if pattern.startswith("]", i):
+        i += 1
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            i += 2
+        elif pattern[i] == "]":
+            return i + 1
+        elif pattern.startswith("[:", i):
+            end = pattern.find(":]", i + 2)
+            if end < 0:
+                return -1
+            i = end + 2
+        else:
+            i += 1
+    return -1
+
+
+def _group_end(pattern: str, start: int) -> int:
+    """The index after the group opening at ``start`` (-1 if unclosed or holding ``\\Q``)."""
+    depth = 0
+    i = start
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            if pattern.startswith("Q", i + 1):
+                return -1
+            i += 2
+            continue
+        if char == "[":
+            i = _class_end(pattern, i)
+            if i < 0:
+                return -1
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if not depth:
+                return i + 1
+        i += 1
+    return -1
