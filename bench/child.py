@@ -83,12 +83,6 @@ def cycles(args: argparse.Namespace) -> dict[str, object]:
 
     urls = [feed_url(args.port, f, args.hosts) for f in range(args.feeds)]
     rules = rules_of(args.rules)
-    if args.experiment == "xml":  # an experiment, never the product's figures
-        import bot.feedparse as fp
-
-        from bench.experiments import make_fast_read_xml
-
-        fp._read_xml = make_fast_read_xml(fp._read_xml)
     with tempfile.TemporaryDirectory() as folder:
         store = args.store or f"sqlite:{folder}/bench.db"
         settings = settings_for(urls, store, args.concurrency)
@@ -173,8 +167,6 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--store", help="an existing (seeded) store: skip the first cycle")
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--experiment", choices=("xml",),
-                        help="monkeypatch an experiment from bench/experiments.py (not product)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.what == "seed":
