@@ -3,9 +3,10 @@ modules importing httpx.
 
 The client runs on :class:`bot.transport.FeedTransport` (HTTP/1.1, h11 over
 asyncio streams), which costs a fraction of httpx's default transport per
-request; behind a proxy named in the environment (``HTTPS_PROXY`` and co), httpx's
-own transport takes over, as it honours them. The concurrency limits (global and per host) are semaphores taken
-before the fetch's deadline starts, so queueing never eats a feed's time.
+request; behind a proxy named in the environment (``HTTPS_PROXY`` and co),
+httpx's own transport takes over, as it honours them. The concurrency limits
+(global and per host) are semaphores taken before the fetch's deadline starts,
+so queueing never eats a feed's time.
 
 Every failure leaves through :func:`_failure`, the one place where exceptions
 become :class:`FetchError` reasons.
