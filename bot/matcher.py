@@ -267,7 +267,11 @@ MAX_RETUNE = 1 << 16
 
 
 class RuleSet:
-    """Every enabled rule, compiled once; :meth:`match` is the per-item hot path."""
+    """Every enabled rule, compiled once; :meth:`match` is the per-item hot path.
+
+    :meth:`match` updates the key counts and the index it picks from them, so one
+    RuleSet serves one thread (the daemon matches on its event loop only).
+    """
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = [compile_rule(r) for r in rules if r.enabled]
