@@ -21,7 +21,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
@@ -62,10 +62,59 @@ def parse_feed(
 ) -> ParsedFeed:
     """Read a feed document; ``not_a_feed`` for HTML and other documents, ``malformed``
     when nothing can be recovered. Lenient recoveries set ``warning``."""
+    return read_feed(body, feed_id=feed_id, url=url, content_type=content_type).parsed()
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An entry read and keyed, its costly text (summary, content, author, story keys) not
+    yet converted: a poll converts only the entries it has not seen before, which in a
+    steady state (and in a first poll, which alerts on nothing) is few or none."""
+
+    feed_id: str
+    key: str
+    title: str
+    link: str | None
+    published: datetime | None
+    entry: Entry
+
+    def item(self) -> Item:
+        summary = html_to_text(self.entry.summary)
+        content = html_to_text(self.entry.content)
+        return Item(
+            feed_id=self.feed_id,
+            key=self.key,
+            title=self.title,
+            link=self.link,
+            summary=summary,
+            content="" if content == summary else content,
+            published=self.published,
+            author=html_to_text(self.entry.author or "") or None,
+            story_keys=story_keys(self.link, self.title),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedDraft:
+    """A feed read to its keyed :class:`Draft` entries, one per key."""
+
+    title: str | None
+    link: str | None
+    entries: tuple[Draft, ...]
+    warning: str | None = None
+    ttl_seconds: int | None = None
+
+    def parsed(self) -> ParsedFeed:
+        items = tuple(draft.item() for draft in self.entries)
+        return ParsedFeed(self.title, self.link, items, self.warning, self.ttl_seconds)
+
+
+def read_feed(body: bytes, *, feed_id: str, url: str, content_type: str | None = None) -> FeedDraft:
+    """:func:`parse_feed`, stopping at keyed drafts; the same errors and warnings."""
     if not body.strip():
         raise FetchError("malformed", "empty document")
     document = read_json_feed(body) if looks_like_json(body) else _read_xml(body, content_type)
-    return _to_parsed(document, feed_id=feed_id, url=url)
+    return _to_draft(document, feed_id=feed_id, url=url)
 
 
 def _read_xml(body: bytes, content_type: str | None) -> Document:
@@ -629,60 +678,50 @@ def _ttl(value: object) -> int | None:
     return minutes * 60 if minutes > 0 else None
 
 
-def _to_parsed(document: Document, *, feed_id: str, url: str) -> ParsedFeed:
-    """Plain text, absolute links and keys, one item per key.
+def _to_draft(document: Document, *, feed_id: str, url: str) -> FeedDraft:
+    """Plain-text titles, absolute links and keys, one entry per key.
 
     Relative item links are resolved against the site's link when the feed gives
     one (feeds are often served from elsewhere), else against the feed's URL.
     """
     site = _absolute(document.link, url)
-    return ParsedFeed(
+    return FeedDraft(
         title=html_to_text(document.title or "") or None,
         link=site,
-        items=_unique(_items(document.entries, feed_id, site or url)),
+        entries=_unique(_drafts(document.entries, feed_id, site or url)),
         warning=document.warning,
         ttl_seconds=document.ttl_seconds,
     )
 
 
-def _items(entries: tuple[Entry, ...], feed_id: str, base: str) -> list[Item]:
-    """Items keyed by guid, except that an item whose guid repeats in the feed falls back to
-    its link: some CMSs give every item the same guid."""
+def _drafts(entries: tuple[Entry, ...], feed_id: str, base: str) -> list[Draft]:
+    """Entries keyed by guid, except that an entry whose guid repeats in the feed falls back
+    to its link: some CMSs give every item the same guid."""
     repeated = {guid for guid, n in Counter(e.guid for e in entries if e.guid).items() if n > 1}
-    return [_item(e, feed_id, base, None if e.guid in repeated else e.guid) for e in entries]
+    return [_draft(e, feed_id, base, None if e.guid in repeated else e.guid) for e in entries]
 
 
-def _unique(items: list[Item]) -> tuple[Item, ...]:
-    """Drop exact repeats; items that differ but share a key are told apart by their text.
+def _unique(drafts: list[Draft]) -> tuple[Draft, ...]:
+    """Drop exact repeats; entries that differ but share a key are told apart by their text.
 
-    The text hash changes when such an item is edited, a cost only broken feeds pay.
+    The text hash changes when such an entry is edited, a cost only broken feeds pay.
     """
-    by_key = Counter(item.key for item in items)
-    unique: dict[str, Item] = {}
-    for item in items:
-        if by_key[item.key] > 1:
+    by_key = Counter(draft.key for draft in drafts)
+    unique: dict[str, Draft] = {}
+    for draft in drafts:
+        if by_key[draft.key] > 1:
+            item = draft.item()
             text = f"{item.key} {item.link} {item.title} {item.summary} {item.content}"
-            item = replace(item, key=item_key(None, None, text, item.published))
-        unique.setdefault(item.key, item)
+            draft = replace(draft, key=item_key(None, None, text, item.published))
+        unique.setdefault(draft.key, draft)
     return tuple(unique.values())
 
 
-def _item(entry: Entry, feed_id: str, base: str, guid: str | None) -> Item:
+def _draft(entry: Entry, feed_id: str, base: str, guid: str | None) -> Draft:
     title = html_to_text(entry.title)
     link = _absolute(entry.link, base)
-    summary = html_to_text(entry.summary)
-    content = html_to_text(entry.content)
-    return Item(
-        feed_id=feed_id,
-        key=item_key(guid, link, title, entry.published),
-        title=title,
-        link=link,
-        summary=summary,
-        content="" if content == summary else content,
-        published=entry.published,
-        author=html_to_text(entry.author or "") or None,
-        story_keys=story_keys(link, title),
-    )
+    key = item_key(guid, link, title, entry.published)
+    return Draft(feed_id, key, title, link, entry.published, entry)
 
 
 def _absolute(link: str | None, base: str) -> str | None:

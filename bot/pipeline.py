@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from bot.digest import next_digest_at
 from bot.errors import DeliveryError, FetchError
-from bot.feedparse import parse_feed
+from bot.feedparse import Draft, read_feed
 from bot.matcher import RuleSet
 from bot.model import Alert, Item, Match
 from bot.notify import Notifier
@@ -217,10 +217,10 @@ class Pipeline:
                     failure_notified=self._recovered(feed, state),
                 )
             return FeedReport(feed.id, "not_modified")
-        parsed = parse_feed(
+        parsed = read_feed(
             result.body, feed_id=feed.id, url=result.url, content_type=result.content_type
         )
-        items = self._unseen(feed.id, parsed.items)
+        items = self._unseen(feed.id, parsed.entries)
         window = backfill if backfill is not None else feed.backfill
         if not state.baselined:
             cutoff = now - timedelta(seconds=window or 0)
@@ -228,7 +228,7 @@ class Pipeline:
         else:
             candidates = items
         source = feed.title or parsed.title or feed.id
-        queued = self._alerts(candidates, feed, source, now)
+        queued = self._alerts([draft.item() for draft in candidates], feed, source, now)
         report = FeedReport(
             feed.id, "ok" if state.baselined else "baseline", len(items), [q.alert for q in queued]
         )
@@ -266,13 +266,10 @@ class Pipeline:
         )
         return report
 
-    def _unseen(self, feed_id: str, items: Sequence[Item]) -> list[Item]:
-        seen = self.store.seen_keys(feed_id, [i.key for i in items])
-        unique: dict[str, Item] = {}
-        for item in items:
-            if item.key not in seen:
-                unique.setdefault(item.key, item)
-        return list(unique.values())
+    def _unseen(self, feed_id: str, drafts: Sequence[Draft]) -> list[Draft]:
+        """The entries not seen before: the only ones whose text is ever converted."""
+        seen = self.store.seen_keys(feed_id, [d.key for d in drafts])
+        return [d for d in drafts if d.key not in seen]
 
     def _alerts(
         self, items: Sequence[Item], feed: Feed, source: str, now: datetime

@@ -7,7 +7,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from bot.model import Alert, Item
+from bot.model import Alert
+
+
+class SeenItem(Protocol):
+    """What the store keeps of an item: an :class:`~bot.model.Item`, or a parser's draft of one
+    (an item recorded as seen need not have its text converted)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def link(self) -> str | None: ...
+    @property
+    def published(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +95,7 @@ class PollOutcome:
     title: str | None = None
     warning: str | None = None
     not_modified: bool = False
-    items: Sequence[Item] = ()
+    items: Sequence[SeenItem] = ()
     alerts: Sequence[QueuedAlert] = ()
     failure_notified: bool | None = None
 
