@@ -1,7 +1,7 @@
 """Runs every scenario, prints the table, writes ``bench/results/<timestamp>.json``.
 
-    .venv/bin/python -m bench              # the default run (~10 minutes on 2 cores)
-    .venv/bin/python -m bench --quick      # about a minute: smaller sizes, one repeat
+    .venv/bin/python -m bench              # the default run (~2 minutes on 2 cores)
+    .venv/bin/python -m bench --quick      # about 30 seconds: smaller sizes, one repeat
     .venv/bin/python -m bench --profile    # also the top functions per scenario (pyinstrument)
     .venv/bin/python -m bench --only parse,match   # some scenarios only
 """
@@ -314,7 +314,7 @@ def profiles_text(run: Run) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="about a minute: small sizes")
+    p.add_argument("--quick", action="store_true", help="about 30 seconds: small sizes")
     p.add_argument("--profile", action="store_true", help="pyinstrument: top functions")
     p.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     p.add_argument("--feeds", type=int, help="feeds in the cycle scenarios (default 2000)")
