@@ -174,7 +174,9 @@ class FeedTransport(httpx.AsyncBaseTransport):
         except BaseException:
             connection.close()
             raise
-        assert isinstance(event, h11.Response)
+        if not isinstance(event, h11.Response):
+            connection.close()
+            raise httpx.RemoteProtocolError(f"expected a response, got {type(event).__name__}")
         return httpx.Response(
             event.status_code,
             headers=event.headers.raw_items(),
@@ -207,7 +209,10 @@ class _Body(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         if not self._done and self._connection.h11.their_state is h11.SEND_BODY:
             # A body-less answer (304) ends without more bytes: nothing to read to reuse it.
-            self._done = isinstance(self._connection.h11.next_event(), h11.EndOfMessage)
+            try:
+                self._done = isinstance(self._connection.h11.next_event(), h11.EndOfMessage)
+            except h11.ProtocolError:
+                self._done = False
         if self._done:
             self._transport.checkin(self._origin, self._connection)
         else:
