@@ -6,7 +6,8 @@ every request. A poll cycle of thousands of feeds that mostly answer 304 is
 exactly that work, so feeds take this transport: the protocol is still h11 (what
 httpcore uses), the client API still httpx, and the pool is a list of idle
 connections per origin. The Fetcher bounds concurrency, deadlines and redirects
-itself, so the transport needs no limits or timeouts of its own.
+itself, so the transport needs no limits or timeouts of its own. Requests carry
+no body (feeds are fetched with GET).
 """
 
 from __future__ import annotations
@@ -20,28 +21,38 @@ import h11
 import httpx
 
 _READ_SIZE = 65536
+_MAX_HEADERS = 100 * 1024  # as httpcore; h11's own default (16 KiB) refuses some real servers
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 # RFC 8305: try the next address of a host after 250 ms, so one unreachable
 # address (a broken IPv6 route) does not eat the whole deadline.
 _HAPPY_EYEBALLS = 0.25
 
-Origin = tuple[bytes, str, int]
+Origin = tuple[bytes, bytes, int]  # scheme, host (ASCII), port
 
 
 class _Connection:
     """One HTTP/1.1 connection; ``h11`` frames it, asyncio streams carry it."""
 
-    __slots__ = ("h11", "idle_since", "reader", "writer")
+    __slots__ = ("answered", "h11", "idle_since", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEADERS)
         self.idle_since = 0.0
+        self.answered = False  # whether the current exchange has received any byte
 
     def usable(self) -> bool:
-        """Whether an idle connection is still open: servers close idle ones at will."""
-        return not self.writer.is_closing() and not self.reader.at_eof()
+        """Whether an idle connection can carry a request: still open, and silent.
+
+        Servers close idle connections at will, some after sending an unasked answer
+        (a 408): bytes that arrived while idle would be read as the next response.
+        """
+        return (
+            not self.writer.is_closing()
+            and not self.reader.at_eof()
+            and not self.reader._buffer  # StreamReader has no public peek
+        )
 
     async def next_event(self) -> h11.Event | type[h11.NEED_DATA]:
         while True:
@@ -49,6 +60,7 @@ class _Connection:
             if event is not h11.NEED_DATA:
                 return event
             data = await self.reader.read(_READ_SIZE)
+            self.answered = self.answered or bool(data)
             if not data and self.h11.their_state is h11.SEND_RESPONSE:
                 raise httpx.RemoteProtocolError("server closed the connection without answering")
             self.h11.receive_data(data)
@@ -61,8 +73,9 @@ class FeedTransport(httpx.AsyncBaseTransport):
     """Keeps up to ``max_idle`` idle connections per origin for ``keepalive`` seconds.
 
     Idle connections are file descriptors: at most ``max_idle_total`` are kept in
-    all, and expired ones are closed at least every ``keepalive`` seconds, so
-    thousands of publishers never exhaust the process's open-file limit.
+    all, and the expired ones are closed by the first request or return at least
+    ``keepalive`` seconds after the last sweep, so thousands of publishers never
+    exhaust the process's open-file limit.
     """
 
     def __init__(
@@ -81,16 +94,20 @@ class FeedTransport(httpx.AsyncBaseTransport):
         scheme = url.raw_scheme
         if scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
-        origin = (scheme, url.raw_host.decode("ascii"), url.port or _DEFAULT_PORTS[scheme])
+        origin = (scheme, url.raw_host, url.port or _DEFAULT_PORTS[scheme])
         outgoing = h11.Request(
             method=request.method, target=url.raw_path, headers=request.headers.raw
         )
+        self._sweep_if_due(time.monotonic())
         connection = self._checkout(origin)
         if connection is not None:
             try:
                 return await self._exchange(connection, outgoing, origin)
-            except (OSError, httpx.RemoteProtocolError):
-                pass  # the server dropped the idle connection as we reused it: one fresh try
+            except httpx.RemoteProtocolError:
+                if connection.answered:
+                    raise
+                # Closed or reset before any byte of an answer: the server dropped the
+                # idle connection as it was reused. The GET goes again, once, on a new one.
         connection = await self._connect(origin)
         return await self._exchange(connection, outgoing, origin)
 
@@ -116,10 +133,13 @@ class FeedTransport(httpx.AsyncBaseTransport):
     def checkin(self, origin: Origin, connection: _Connection) -> None:
         """Take back a connection whose exchange is over; keep it if it can serve another."""
         now = time.monotonic()
-        if now - self._swept > self._keepalive:
-            self._close_idle(now - self._keepalive)
+        self._sweep_if_due(now)
         state = connection.h11
-        if state.our_state is h11.DONE and state.their_state is h11.DONE:
+        if (
+            state.our_state is h11.DONE
+            and state.their_state is h11.DONE
+            and not state.trailing_data[0]  # bytes past the answer: not ours to reuse
+        ):
             state.start_next_cycle()
             connections = self._idle.setdefault(origin, [])
             if len(connections) < self._max_idle and self._idle_count < self._max_idle_total:
@@ -128,6 +148,10 @@ class FeedTransport(httpx.AsyncBaseTransport):
                 self._idle_count += 1
                 return
         connection.close()
+
+    def _sweep_if_due(self, now: float) -> None:
+        if now - self._swept > self._keepalive:
+            self._close_idle(now - self._keepalive)
 
     def _close_idle(self, older_than: float) -> None:
         """Close idle connections that have waited since before ``older_than``."""
@@ -147,11 +171,13 @@ class FeedTransport(httpx.AsyncBaseTransport):
         scheme, host, port = origin
         tls = self._ssl if scheme == b"https" else None
         try:
+            # The host as ASCII bytes: a label the idna codec refuses (empty, over 63
+            # characters) then fails in getaddrinfo as a DNS error, not a UnicodeError.
             reader, writer = await asyncio.open_connection(
                 host,
                 port,
                 ssl=tls,
-                server_hostname=host if tls else None,
+                server_hostname=host.decode("ascii") if tls else None,
                 limit=_READ_SIZE,
                 happy_eyeballs_delay=_HAPPY_EYEBALLS,
             )
@@ -163,6 +189,7 @@ class FeedTransport(httpx.AsyncBaseTransport):
         self, connection: _Connection, outgoing: h11.Request, origin: Origin
     ) -> httpx.Response:
         state = connection.h11
+        connection.answered = False
         try:
             connection.writer.write(state.send(outgoing) + state.send(h11.EndOfMessage()))
             event = await connection.next_event()

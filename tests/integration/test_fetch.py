@@ -323,3 +323,56 @@ def test_a_proxy_named_in_the_environment_carries_the_feeds(
     monkeypatch.setenv("HTTP_PROXY", feed_server.url)
     assert fetch(url).body == RSS
     assert feed_server.requests[-1][1] == url
+
+
+def _answer(request: QuietHandler, extra: bytes = b"") -> None:
+    """A 200 with RSS, followed in the same write by ``extra`` bytes."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(RSS)
+    request.wfile.write(head + RSS + extra)
+
+
+def test_an_idle_connection_that_spoke_unasked_is_not_reused(feed_server: FeedServer) -> None:
+    """Some servers send a 408 on an idle connection before closing it: that is no answer."""
+
+    def then_408(request: QuietHandler) -> None:
+        _answer(request, b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+        request.close_connection = True
+
+    url = feed_server.serve("/feed", b"", custom=then_408)
+
+    async def work(fetcher: Fetcher) -> list[FetchResult]:
+        return [await fetcher.fetch(url), await fetcher.fetch(url)]
+
+    assert [r.body for r in run(Http(timeout=5), work)] == [RSS, RSS]
+    assert len(set(feed_server.clients)) == 2
+
+
+def test_a_garbled_answer_on_a_reused_connection_is_not_sent_again(
+    feed_server: FeedServer,
+) -> None:
+    """Only a connection that closed before any byte of an answer is retried."""
+
+    def garbled_second(request: QuietHandler) -> None:
+        served = getattr(request, "served", 0)
+        request.served = served + 1  # type: ignore[attr-defined] -- one handler per connection
+        if served:
+            request.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+            request.close_connection = True
+        else:
+            _answer(request)
+
+    url = feed_server.serve("/feed", b"", custom=garbled_second)
+
+    async def work(fetcher: Fetcher) -> FetchError:
+        await fetcher.fetch(url)
+        with pytest.raises(FetchError) as caught:
+            await fetcher.fetch(url)
+        return caught.value
+
+    assert run(Http(timeout=5), work).reason == "network"
+    assert len(feed_server.clients) == 2
+
+
+def test_a_host_name_idna_refuses_is_a_dns_failure() -> None:
+    assert reason(f"http://{'a' * 64}.example/feed").reason == "dns"
+    assert reason("http://a..b.example/feed").reason == "dns"
