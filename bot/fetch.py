@@ -85,8 +85,11 @@ class Fetcher:
             )
         self._client = httpx.AsyncClient(
             transport=transport,
+            # verify and limits only apply behind a proxy (httpx's own transport there).
             verify=tls,
-            limits=httpx.Limits(max_connections=self._http.concurrency),
+            limits=httpx.Limits(
+                max_connections=self._http.concurrency, keepalive_expiry=_KEEPALIVE
+            ),
             timeout=httpx.Timeout(self._http.timeout),
             headers={
                 "User-Agent": self._http.user_agent,
