@@ -132,18 +132,30 @@ def _special_word() -> re.Pattern[str]:
     return re.compile(f"(?<![^ ])[{ordinary}]*+[^ {ordinary}][^ ]*")
 
 
-@functools.lru_cache(maxsize=65536)
 def _word_tokens(word: str) -> str:
     """The space-joined tokens of one word (no ASCII separators, ASCII lower-cased)."""
     normalized = normalize(word)
     return " ".join(_token_regex(normalized).findall(normalized))
 
 
-@functools.lru_cache(maxsize=65536)
-def _nonascii_word_tokens(word: str) -> list[str]:
-    """The tokens of one space-free word holding a non-ASCII byte (callers must not mutate)."""
+def _nonascii_tokens(word: str) -> list[str]:
+    """The tokens of one space-free word holding a non-ASCII byte."""
     special = _special_word().match(word) is not None
     return (_word_tokens(word) if special else word).casefold().split()
+
+
+# Words repeat (names, places), so their tokens are cached; a longer "word" is
+# mostly a run of CJK or Thai text without spaces, which seldom repeats and would
+# only fill the cache, so it is not kept.
+_CACHED_WORD = 64
+_cached_nonascii_tokens = functools.lru_cache(maxsize=65536)(_nonascii_tokens)
+
+
+def _nonascii_word_tokens(word: str) -> list[str]:
+    """:func:`_nonascii_tokens`, cached for words of ordinary length (do not mutate)."""
+    if len(word) > _CACHED_WORD:
+        return _nonascii_tokens(word)
+    return _cached_nonascii_tokens(word)
 
 
 _NON_ASCII_MARK = bytes(b if b < 0x80 else 0x80 for b in range(256))
