@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import FetchError
-from bot.feedparse import parse_feed
+from bot.feedparse import parse_feed, read_feed
 from bot.model import ParsedFeed
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "feeds"
@@ -136,6 +136,20 @@ def test_duplicate_guids() -> None:
         "link:https://dup.example/2",
     ]
     assert len({i.key for i in items}) == 5
+
+
+@pytest.mark.parametrize("name", ["rss20.rss", "atom.xml", "jsonfeed11.json", "duplicate_guids.rss"])
+def test_drafts_are_keyed_before_their_text_is_converted(name: str) -> None:
+    """A poll keys every entry but converts only the ones it has not seen (read_feed)."""
+    body = (FIXTURES / name).read_bytes()
+    drafts = read_feed(body, feed_id="f", url=URL).entries
+    items = parse(name).items
+    assert [(d.key, d.title, d.link, d.published) for d in drafts] == [
+        (i.key, i.title, i.link, i.published) for i in items
+    ]
+    assert [d.item() for d in drafts] == list(items)
+    if name == "rss20.rss":  # its first summary is HTML: still so until item() converts it
+        assert "<" in drafts[0].entry.summary and "<" not in items[0].summary
 
 
 def test_keys_are_stable_across_parses() -> None:
