@@ -138,7 +138,9 @@ def test_duplicate_guids() -> None:
     assert len({i.key for i in items}) == 5
 
 
-@pytest.mark.parametrize("name", ["rss20.rss", "atom.xml", "jsonfeed11.json", "duplicate_guids.rss"])
+@pytest.mark.parametrize(
+    "name", ["rss20.rss", "atom.xml", "jsonfeed11.json", "duplicate_guids.rss"]
+)
 def test_drafts_are_keyed_before_their_text_is_converted(name: str) -> None:
     """A poll keys every entry but converts only the ones it has not seen (read_feed)."""
     body = (FIXTURES / name).read_bytes()
