@@ -290,13 +290,16 @@ class RuleSet:
         self._words = frozenset(w for t in terms if isinstance(t, Term) for w in _words(t))
         self._priors = _priors(terms, clauses)
         self._all_heads = frozenset(k[len(PREFIX_MARK) :] for k in self._priors if _is_head(k))
-        self._all_literals = frozenset(k[1:] for k in self._priors if k[0] == LITERAL_MARK)
+        self._all_literals = frozenset(
+            k[len(LITERAL_MARK) :] for k in self._priors if _is_literal(k)
+        )
         self._literal_sizes = sorted({len(literal) for literal in self._all_literals})
         self._token_literals: dict[str, tuple[str, ...]] = {}  # token -> literal keys in it
         self._literal_tokens: set[str] = set()  # the tokens holding some literal
-        # Rules with one possible pick are indexed once; the others at every retune.
+        # Rules with one possible pick are indexed once; the others at every retune;
+        # rules with no clause at all are looked at for every item.
         self._fixed: dict[str, list[int]] = {}
-        self._fixed_always: list[int] = []
+        always: list[int] = []
         self._variable: list[tuple[int, list[Choice]]] = []
         for i, choices in enumerate(map(_choices, clauses)):
             if len(choices) == 1 and all(len(keys) == 1 for keys in choices[0]):
@@ -305,7 +308,8 @@ class RuleSet:
             elif choices:
                 self._variable.append((i, choices))
             else:
-                self._fixed_always.append(i)
+                always.append(i)
+        self._always = tuple(always)
         self._fields = sorted({f for t in terms for f in _fields(t)})
         self._counts: Counter[str] = Counter()
         self._countdown = SAMPLE_EVERY
@@ -409,8 +413,7 @@ class RuleSet:
             for key in _pick(choices, weights):
                 index.setdefault(key, []).append(i)
         self._index = index
-        self._always = tuple(self._fixed_always)
-        self._literals_indexed = any(key[0] == LITERAL_MARK for key in index)
+        self._literals_indexed = any(map(_is_literal, index))
         self._heads = frozenset(k[len(PREFIX_MARK) :] for k in index if _is_head(k))
 
     # -- compilation
@@ -451,6 +454,10 @@ Clause = frozenset[Alternative]
 
 def _is_head(key: str) -> bool:
     return key.startswith(PREFIX_MARK)
+
+
+def _is_literal(key: str) -> bool:
+    return key.startswith(LITERAL_MARK)
 
 
 def _term_keys(term: Term) -> Alternative | None:
