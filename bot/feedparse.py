@@ -258,6 +258,10 @@ _IGNORED_EVERYWHERE = {
     _DC + "language": _LEAF,
     _DC + "rights": _LEAF,
 }
+_FEEDBURNER_FEED = {  # FeedBurner's feed-level data, in RSS channels and Atom feeds alike
+    **{_FEEDBURNER + t: _LEAF for t in ("info", "emailServiceId", "feedburnerHostname")},
+    _FEEDBURNER + "browserFriendly": _LEAF,
+}
 _IGNORED_IN_ITEM = {
     **_IGNORED_EVERYWHERE,
     "{http://purl.org/rss/1.0/modules/slash/}comments": _LEAF,
@@ -278,8 +282,7 @@ _IGNORED_IN_CHANNEL = {
     **{_ITUNES + t: _LEAF for t in ("subtitle", "summary", "type")},
     _ITUNES + "owner": frozenset((_ITUNES + "name", _ITUNES + "email")),
     _ITUNES + "category": frozenset((_ITUNES + "category",)),
-    **{_FEEDBURNER + t: _LEAF for t in ("info", "emailServiceId", "feedburnerHostname")},
-    _FEEDBURNER + "browserFriendly": _LEAF,
+    **_FEEDBURNER_FEED,
 }
 _IGNORED_IN_ATOM_ENTRY = {
     **_IGNORED_EVERYWHERE,
@@ -288,8 +291,7 @@ _IGNORED_IN_ATOM_ENTRY = {
 _IGNORED_IN_ATOM_AUTHOR = {"{http://schemas.google.com/g/2005}image": _LEAF}
 _IGNORED_IN_ATOM_FEED = {
     **_IGNORED_EVERYWHERE,
-    **{_FEEDBURNER + t: _LEAF for t in ("info", "emailServiceId", "feedburnerHostname")},
-    _FEEDBURNER + "browserFriendly": _LEAF,
+    **_FEEDBURNER_FEED,
     **{_OPENSEARCH + t: _LEAF for t in ("totalResults", "startIndex", "itemsPerPage")},
 }
 
