@@ -14,7 +14,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
