@@ -67,15 +67,30 @@ class Http(Strict):
     per_host: int = Field(4, ge=1, le=1_000)
     max_redirects: int = Field(5, ge=0, le=30)
     user_agent: str = f"newswatch/{__version__} (+https://github.com/newswatch/newswatch)"
+    # Ceiling on every delay a server asks for (max-age, <ttl>, Retry-After): a CDN's
+    # year-long max-age must not silence a feed for a year.
+    max_delay: Duration = Field(86400.0, gt=0)
+    # Follow redirects from a public address to loopback, private or link-local ones.
+    allow_private_redirects: bool = False
 
 
 class Server(Strict):
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    metrics_token: SecretStr | None = None
 
 
 class Delivery(Strict):
     retry_for: Duration = 86400.0
+    # Single alerts one poll of one feed may queue for one destination; the rest
+    # are folded into one "N more matches" message.
+    max_alerts_per_poll: int = Field(20, ge=1, le=10_000)
+
+
+class Limits(Strict):
+    """How much of an item's text is kept: bounds the cost of every step after parsing."""
+
+    text: Size = Field(100_000, ge=1_000)
 
 
 class Feed(Strict):
@@ -178,6 +193,7 @@ class Settings(Strict):
     http: Http = Http()
     server: Server = Server()
     delivery: Delivery = Delivery()
+    limits: Limits = Limits()
     feeds: tuple[Feed, ...] = ()
     destinations: dict[Id, Destination] = Field(
         default_factory=lambda: {"console": ConsoleDestination(type="console")}
