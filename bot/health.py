@@ -30,9 +30,16 @@ log = logging.getLogger("newswatch.health")
 
 MAX_REQUEST = 8192
 READ_TIMEOUT = 5.0
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           408: "Request Timeout", 431: "Request Header Fields Too Large",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,12 @@ class Health:
 
 
 def evaluate(
-    now: datetime, started_at: datetime, last_poll: datetime | None, poll_interval: float,
-    store_ok: bool, counts: OutboxCounts | None,
+    now: datetime,
+    started_at: datetime,
+    last_poll: datetime | None,
+    poll_interval: float,
+    store_ok: bool,
+    counts: OutboxCounts | None,
 ) -> Health:
     """SPEC §8: healthy when the poll job ran within twice its interval (or the
     process is younger than that) and the store answers."""
@@ -59,8 +70,11 @@ def evaluate(
         "outbox": {"pending": counts.pending, "dead": counts.dead} if counts else None,
     }
     if not healthy:
-        body["reason"] = "store not answering" if not store_ok else (
-            f"poll job has not run for more than {window:g}s")
+        body["reason"] = (
+            "store not answering"
+            if not store_ok
+            else (f"poll job has not run for more than {window:g}s")
+        )
     return Health(200 if healthy else 503, body)
 
 
@@ -167,8 +181,11 @@ def probe(config_dir: Path, environ: Mapping[str, str], timeout: float = 5.0) ->
         print("unhealthy: server.port is 0 (picked at random): cannot probe", file=sys.stderr)
         return 1
     host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
-    url = f"http://{host}:{server.port}/healthz" if ":" not in host else (
-        f"http://[{host}]:{server.port}/healthz")
+    url = (
+        f"http://{host}:{server.port}/healthz"
+        if ":" not in host
+        else (f"http://[{host}]:{server.port}/healthz")
+    )
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             print(response.read().decode())

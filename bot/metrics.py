@@ -59,30 +59,52 @@ class Metrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.fetches = Counter(
-            "newswatch_fetches", "Feed fetches by outcome (ok, not_modified, baseline, or "
-            "an error reason such as timeout, http_5xx, malformed).", ["outcome"], registry=r)
+            "newswatch_fetches",
+            "Feed fetches by outcome (ok, not_modified, baseline, or "
+            "an error reason such as timeout, http_5xx, malformed).",
+            ["outcome"],
+            registry=r,
+        )
         self.fetch_seconds = Histogram(
-            "newswatch_fetch_duration_seconds", "Time to fetch and process one feed.",
-            buckets=FETCH_BUCKETS, registry=r)
+            "newswatch_fetch_duration_seconds",
+            "Time to fetch and process one feed.",
+            buckets=FETCH_BUCKETS,
+            registry=r,
+        )
         self.items_new = Counter(
-            "newswatch_items_new", "Items seen for the first time.", registry=r)
-        self.matches = Counter(
-            "newswatch_matches", "Items matched, by rule.", ["rule"], registry=r)
+            "newswatch_items_new", "Items seen for the first time.", registry=r
+        )
+        self.matches = Counter("newswatch_matches", "Items matched, by rule.", ["rule"], registry=r)
         self.alerts = Counter(
-            "newswatch_alerts", "Alert send attempts by destination and outcome "
-            "(sent, retry, dead).", ["destination", "outcome"], registry=r)
+            "newswatch_alerts",
+            "Alert send attempts by destination and outcome (sent, retry, dead).",
+            ["destination", "outcome"],
+            registry=r,
+        )
         self.cycle_seconds = Histogram(
-            "newswatch_cycle_duration_seconds", "Duration of one scheduler job run.", ["job"],
-            buckets=CYCLE_BUCKETS, registry=r)
+            "newswatch_cycle_duration_seconds",
+            "Duration of one scheduler job run.",
+            ["job"],
+            buckets=CYCLE_BUCKETS,
+            registry=r,
+        )
         self.last_poll = Gauge(
             "newswatch_last_poll_timestamp_seconds",
-            "Unix time the poll job last completed.", registry=r)
+            "Unix time the poll job last completed.",
+            registry=r,
+        )
         self.job_errors = Counter(
-            "newswatch_job_errors", "Scheduler job runs that raised or were missed.",
-            ["job", "kind"], registry=r)
+            "newswatch_job_errors",
+            "Scheduler job runs that raised or were missed.",
+            ["job", "kind"],
+            registry=r,
+        )
         self.rule_reloads = Counter(
-            "newswatch_rule_reloads", "Rule file reloads by outcome (applied, rejected).",
-            ["outcome"], registry=r)
+            "newswatch_rule_reloads",
+            "Rule file reloads by outcome (applied, rejected).",
+            ["outcome"],
+            registry=r,
+        )
         self._outbox = _OutboxCollector()
         r.register(self._outbox)
 

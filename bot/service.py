@@ -125,8 +125,11 @@ class Service:
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 when it could not start."""
         loop = asyncio.get_running_loop()
-        for sig, event in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"),
-                           (signal.SIGHUP, "reload")):
+        for sig, event in (
+            (signal.SIGTERM, "stop"),
+            (signal.SIGINT, "stop"),
+            (signal.SIGHUP, "reload"),
+        ):
             loop.add_signal_handler(sig, self._events.put_nowait, event)
         try:
             self._gen = await self._start(self.config)
@@ -161,31 +164,51 @@ class Service:
             await exits.aclose()
             close_all(store, notifiers)
             raise
-        pipeline = Pipeline(settings, config.rules, store, fetcher, notifiers, owner=self.owner,
-                            events=self.metrics)
+        pipeline = Pipeline(
+            settings, config.rules, store, fetcher, notifiers, owner=self.owner, events=self.metrics
+        )
         scheduler = AsyncIOScheduler(
             jobstores={"default": MemoryJobStore()},
             executors={"default": AsyncIOExecutor()},
-            job_defaults={"coalesce": True, "max_instances": 1,
-                          "misfire_grace_time": int(self.timing.misfire_grace)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(self.timing.misfire_grace),
+            },
             timezone=UTC,
         )
-        gen = _Generation(config, store, notifiers, pipeline, scheduler, exits,
-                          rule_stamp(config.directory))
+        gen = _Generation(
+            config, store, notifiers, pipeline, scheduler, exits, rule_stamp(config.directory)
+        )
         now = datetime.now(UTC)
-        scheduler.add_job(self._poll_job, "interval", args=[gen], id=POLL_JOB, name=POLL_JOB,
-                          seconds=self.timing.poll_every, next_run_time=now,
-                          max_instances=self.timing.poll_instances)
-        scheduler.add_job(self._deliver_job, "interval", args=[gen], id=DELIVER_JOB,
-                          name=DELIVER_JOB, seconds=self.timing.deliver_every,
-                          next_run_time=now + timedelta(seconds=0.5))
+        scheduler.add_job(
+            self._poll_job,
+            "interval",
+            args=[gen],
+            id=POLL_JOB,
+            name=POLL_JOB,
+            seconds=self.timing.poll_every,
+            next_run_time=now,
+            max_instances=self.timing.poll_instances,
+        )
+        scheduler.add_job(
+            self._deliver_job,
+            "interval",
+            args=[gen],
+            id=DELIVER_JOB,
+            name=DELIVER_JOB,
+            seconds=self.timing.deliver_every,
+            next_run_time=now + timedelta(seconds=0.5),
+        )
         scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         scheduler.start()
         self.metrics.watch_outbox(lambda: store.outbox_counts(utcnow()))
         log.info(
             "running: %d feeds, %d rules, %d destinations, store %s",
-            len([f for f in settings.feeds if f.enabled]), len(config.rules),
-            len(settings.destinations), settings.store.split("://")[0].split(":")[0],
+            len([f for f in settings.feeds if f.enabled]),
+            len(config.rules),
+            len(settings.destinations),
+            settings.store.split("://")[0].split(":")[0],
             extra={"event": "started", "owner": self.owner},
         )
         return gen
@@ -205,8 +228,12 @@ class Service:
             for task in late:
                 task.cancel()
             if late:
-                log.warning("%d job(s) cancelled after %.0fs", len(late), self.timing.drain,
-                            extra={"event": "drain_timeout"})
+                log.warning(
+                    "%d job(s) cancelled after %.0fs",
+                    len(late),
+                    self.timing.drain,
+                    extra={"event": "drain_timeout"},
+                )
                 await asyncio.gather(*late, return_exceptions=True)
         gen.scheduler.shutdown(wait=False)
         self.metrics.watch_outbox(None)
@@ -239,8 +266,12 @@ class Service:
         try:
             self._gen = await self._start(config)
         except Exception as err:
-            log.error("reload failed, restoring the previous config: %s", err, exc_info=True,
-                      extra={"event": "reload_failed"})
+            log.error(
+                "reload failed, restoring the previous config: %s",
+                err,
+                exc_info=True,
+                extra={"event": "reload_failed"},
+            )
             self._gen = await self._start(self.config)
             return
         self.config = config
@@ -251,17 +282,23 @@ class Service:
         server = config.settings.server
         current = self._health
         if current is not None and (current.host, current.requested_port) == (
-            server.host, server.port
+            server.host,
+            server.port,
         ):
             return
         if current is not None:
             await current.close()
-        health = HealthServer(server.host, server.port,
-                              {"/healthz": self._healthz, "/metrics": self._metrics})
+        health = HealthServer(
+            server.host, server.port, {"/healthz": self._healthz, "/metrics": self._metrics}
+        )
         port = await health.start()
         self._health = health
-        log.info("serving /healthz and /metrics on http://%s:%d", server.host, port,
-                 extra={"event": "listening", "host": server.host, "port": port})
+        log.info(
+            "serving /healthz and /metrics on http://%s:%d",
+            server.host,
+            port,
+            extra={"event": "listening", "host": server.host, "port": port},
+        )
 
     # -- jobs --------------------------------------------------------------------
     async def _poll_job(self, gen: _Generation) -> None:
@@ -296,8 +333,11 @@ class Service:
         except ConfigError as err:
             for problem in err.problems:
                 log.error("%s", problem, extra={"event": "rules_invalid"})
-            log.error("rule files invalid: keeping the %d active rules", len(gen.pipeline.rules),
-                      extra={"event": "rules_rejected"})
+            log.error(
+                "rule files invalid: keeping the %d active rules",
+                len(gen.pipeline.rules),
+                extra={"event": "rules_rejected"},
+            )
             self.metrics.rule_reloads.labels("rejected").inc()
             return
         gen.pipeline.set_rules(rules)
@@ -307,15 +347,21 @@ class Service:
     def _job_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_MISSED:
             self.metrics.job_errors.labels(event.job_id, "missed").inc()
-            log.warning("job %s missed its run at %s", event.job_id,
-                        event.scheduled_run_time.isoformat(),
-                        extra={"event": "job_missed", "job": event.job_id})
+            log.warning(
+                "job %s missed its run at %s",
+                event.job_id,
+                event.scheduled_run_time.isoformat(),
+                extra={"event": "job_missed", "job": event.job_id},
+            )
             return
         self.metrics.job_errors.labels(event.job_id, "error").inc()
-        log.error("job %s failed: %r", event.job_id, event.exception,
-                  exc_info=(type(event.exception), event.exception,
-                            event.exception.__traceback__),
-                  extra={"event": "job_error", "job": event.job_id})
+        log.error(
+            "job %s failed: %r",
+            event.job_id,
+            event.exception,
+            exc_info=(type(event.exception), event.exception, event.exception.__traceback__),
+            extra={"event": "job_error", "job": event.job_id},
+        )
 
     # -- HTTP --------------------------------------------------------------------
     async def _healthz(self) -> tuple[int, str, bytes]:
@@ -327,8 +373,9 @@ class Service:
                 store_ok = True
             except Exception as err:
                 log.warning("healthz: outbox counts failed: %s", err)
-        health = evaluate(utcnow(), self.started_at, self.last_poll, self.timing.poll_every,
-                          store_ok, counts)
+        health = evaluate(
+            utcnow(), self.started_at, self.last_poll, self.timing.poll_every, store_ok, counts
+        )
         return json_response(health)
 
     async def _metrics(self) -> tuple[int, str, bytes]:

@@ -28,13 +28,24 @@ from tests.peers.rss import Entry, rss
 from tests.peers.slack_emulator import TOKEN, WEBHOOK_PATH, Fault, SlackEmulator
 
 NOW = datetime.now(UTC)
-OLD = Entry("Budget tabled in Ottawa", "Nothing to see.", "https://news.example/old",
-            published=NOW - timedelta(days=3))
-MOSUL = Entry("Canada sends police officers to Mosul",
-              "The RCMP will lead the deployment to Iraq.", "https://news.example/mosul",
-              published=NOW - timedelta(hours=1))
-HOCKEY = Entry("Hockey night", "The Leafs won again.", "https://news.example/hockey",
-               published=NOW - timedelta(minutes=1))
+OLD = Entry(
+    "Budget tabled in Ottawa",
+    "Nothing to see.",
+    "https://news.example/old",
+    published=NOW - timedelta(days=3),
+)
+MOSUL = Entry(
+    "Canada sends police officers to Mosul",
+    "The RCMP will lead the deployment to Iraq.",
+    "https://news.example/mosul",
+    published=NOW - timedelta(hours=1),
+)
+HOCKEY = Entry(
+    "Hockey night",
+    "The Leafs won again.",
+    "https://news.example/hockey",
+    published=NOW - timedelta(minutes=1),
+)
 RULE = """
     rules:
       - id: iraq
@@ -45,8 +56,14 @@ RULE = """
 SMTP_SECRET = "smtp-pa55word-never-logged"
 
 
-def settings(cfg: ConfigDir, feed_url: str, slack: SlackEmulator, *, channel: str = "#iraq",
-             more_destinations: str = "") -> None:
+def settings(
+    cfg: ConfigDir,
+    feed_url: str,
+    slack: SlackEmulator,
+    *,
+    channel: str = "#iraq",
+    more_destinations: str = "",
+) -> None:
     """A config polling ``feed_url`` every second into Slack; ``more_destinations`` is YAML."""
     text = textwrap.dedent(f"""
         store: sqlite:{cfg.store}
@@ -74,9 +91,21 @@ class Daemon:
         environment.update({"SLACK_TEST_TOKEN": TOKEN, **env})
         self._log = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(cfg.path), "--log-format", "json",
-             "-v", "run"],
-            stdout=subprocess.DEVNULL, stderr=self._log, env=environment, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "--config",
+                str(cfg.path),
+                "--log-format",
+                "json",
+                "-v",
+                "run",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            env=environment,
+            cwd=REPO,
         )
         listening = self.wait_event("listening")
         self.url = f"http://127.0.0.1:{listening['port']}"
@@ -106,8 +135,11 @@ class Daemon:
 
     def wait_event(self, event: str, count: int = 1, **fields: object) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
-            hits = [e for e in self.events() if e.get("event") == event
-                    and all(e.get(k) == v for k, v in fields.items())]
+            hits = [
+                e
+                for e in self.events()
+                if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
+            ]
             return hits[count - 1] if len(hits) >= count else None
 
         return self.wait_for(f"log event {event} x{count} {fields}", found)
@@ -174,10 +206,16 @@ def test_polls_delivers_serves_health_and_metrics_and_stops_on_sigterm(
         return text if sent in text else None
 
     text = daemon.wait_for("the sent alert counted in /metrics", sent_counted)
-    for series in ("newswatch_fetches_total{outcome=\"ok\"}", "newswatch_fetch_duration_seconds",
-                   "newswatch_items_new_total", 'newswatch_matches_total{rule="iraq"} 1.0',
-                   "newswatch_outbox_pending 0.0", "newswatch_outbox_dead 0.0",
-                   "newswatch_cycle_duration_seconds", "newswatch_store_up 1.0"):
+    for series in (
+        'newswatch_fetches_total{outcome="ok"}',
+        "newswatch_fetch_duration_seconds",
+        "newswatch_items_new_total",
+        'newswatch_matches_total{rule="iraq"} 1.0',
+        "newswatch_outbox_pending 0.0",
+        "newswatch_outbox_dead 0.0",
+        "newswatch_cycle_duration_seconds",
+        "newswatch_store_up 1.0",
+    ):
         assert series in text, series
     assert daemon.get("/nothing")[0] == 404
 
@@ -225,8 +263,11 @@ def test_sighup_reloads_settings_and_keeps_running_on_an_invalid_one(
     config_dir.write("settings.yaml", good + "unknown_key: 1\n")
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.wait_event("reload_failed")
-    assert any("unknown_key: unknown key" in e["message"] for e in daemon.events()
-               if e.get("event") == "config_invalid")
+    assert any(
+        "unknown_key: unknown key" in e["message"]
+        for e in daemon.events()
+        if e.get("event") == "config_invalid"
+    )
 
     settings(config_dir, url, slack, channel="#elsewhere")
     daemon.proc.send_signal(signal.SIGHUP)
@@ -241,48 +282,84 @@ def test_sighup_reloads_settings_and_keeps_running_on_an_invalid_one(
 def test_slack_secrets_never_reach_the_logs_even_when_sends_fail(
     config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, start
 ) -> None:
-    _secrets_stay_out_of_logs(config_dir, feed_server, slack, start, destinations="""
+    _secrets_stay_out_of_logs(
+        config_dir,
+        feed_server,
+        slack,
+        start,
+        destinations="""
         hook:
           type: slack
           webhook_url: ${HOOK_URL}
-    """, notify="[desk, hook]", faults=[Fault("error", code="invalid_auth"),
-                                        Fault("server_error")])
+    """,
+        notify="[desk, hook]",
+        faults=[Fault("error", code="invalid_auth"), Fault("server_error")],
+    )
 
 
 def test_smtp_password_never_reaches_the_logs_even_when_sends_fail(
     config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, start
 ) -> None:
     pytest.importorskip("bot.notify.email")
-    _secrets_stay_out_of_logs(config_dir, feed_server, slack, start, destinations=f"""
+    _secrets_stay_out_of_logs(
+        config_dir,
+        feed_server,
+        slack,
+        start,
+        destinations=f"""
         mail:
           type: email
           to: [desk@example.org]
           from: bot@example.org
           smtp: {{host: 127.0.0.1, port: {_closed_port()}, security: ssl, username: bot,
                   password: "${{SMTP_PASSWORD}}", timeout: 2s}}
-    """, notify="[desk, mail]", faults=[Fault("error", code="invalid_auth")], more_failures=1)
+    """,
+        notify="[desk, mail]",
+        faults=[Fault("error", code="invalid_auth")],
+        more_failures=1,
+    )
 
 
 def _secrets_stay_out_of_logs(
-    cfg: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, start: Callable[..., Daemon],
-    *, destinations: str, notify: str, faults: list[Fault], more_failures: int = 0,
+    cfg: ConfigDir,
+    feed_server: FeedServer,
+    slack: SlackEmulator,
+    start: Callable[..., Daemon],
+    *,
+    destinations: str,
+    notify: str,
+    faults: list[Fault],
+    more_failures: int = 0,
 ) -> None:
     """Sends fail (Slack faults, an SMTP port nobody listens on); no secret is ever logged."""
-    settings(cfg, feed_server.serve("/news.xml", rss([OLD])), slack,
-             more_destinations=destinations)
-    cfg.write("rules.yaml", f"""
+    settings(cfg, feed_server.serve("/news.xml", rss([OLD])), slack, more_destinations=destinations)
+    cfg.write(
+        "rules.yaml",
+        f"""
         rules:
           - {{id: all, title: Everything, query: 'RCMP', notify: {notify}}}
-    """)
+    """,
+    )
     daemon = start(cfg, SMTP_PASSWORD=SMTP_SECRET, HOOK_URL=slack.webhook_url)
     daemon.wait_event("feed_polled", feed="news")
     slack.fail_next(*faults)
     failures = len(faults) + more_failures
 
     feed_server.serve("/news.xml", rss([MOSUL, OLD]))
-    daemon.wait_for(f"{failures} failed sends", lambda: len([
-        e for e in daemon.events() if e.get("event") in ("delivery_retry", "delivery_dead")
-    ]) >= failures, timeout=30)
+    daemon.wait_for(
+        f"{failures} failed sends",
+        lambda: (
+            len(
+                [
+                    e
+                    for e in daemon.events()
+                    if e.get("event") in ("delivery_retry", "delivery_dead")
+                ]
+            )
+            >= failures
+        ),
+        timeout=30,
+    )
     assert daemon.stop()[0] == 0
     logs = daemon.text()
     for secret in (TOKEN, SMTP_SECRET, WEBHOOK_PATH.rsplit("/", 1)[1]):

@@ -16,11 +16,16 @@ COUNTS = OutboxCounts(pending=3, dead=1)
 
 
 def test_healthy_when_the_poll_job_ran_within_twice_its_interval() -> None:
-    health = evaluate(T0 + timedelta(minutes=5), T0, T0 + timedelta(minutes=5, seconds=-9),
-                      5.0, True, COUNTS)
+    health = evaluate(
+        T0 + timedelta(minutes=5), T0, T0 + timedelta(minutes=5, seconds=-9), 5.0, True, COUNTS
+    )
     assert health.status == 200
-    assert health.body == {"status": "ok", "last_poll": "2026-01-01T00:04:51+00:00",
-                           "store_ok": True, "outbox": {"pending": 3, "dead": 1}}
+    assert health.body == {
+        "status": "ok",
+        "last_poll": "2026-01-01T00:04:51+00:00",
+        "store_ok": True,
+        "outbox": {"pending": 3, "dead": 1},
+    }
 
 
 def test_unhealthy_when_the_poll_job_is_late() -> None:
@@ -71,8 +76,11 @@ def serve():
             async def broken():
                 raise RuntimeError("boom")
 
-            server = HealthServer("127.0.0.1", 0, routes or {
-                "/healthz": healthz, "/metrics": metrics, "/broken": broken})
+            server = HealthServer(
+                "127.0.0.1",
+                0,
+                routes or {"/healthz": healthz, "/metrics": metrics, "/broken": broken},
+            )
             port = await server.start()
             assert port != 0
             try:
@@ -87,7 +95,8 @@ def serve():
 
 def test_healthz_answers_json(serve) -> None:
     status, headers, body = serve(
-        lambda port: _request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        lambda port: _request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    )
     assert status == "HTTP/1.1 200 OK"
     assert headers["Content-Type"] == "application/json"
     assert headers["Connection"] == "close"
@@ -96,21 +105,25 @@ def test_healthz_answers_json(serve) -> None:
 
 
 def test_metrics_answers_prometheus_text(serve) -> None:
-    status, headers, body = serve(
-        lambda port: _request(port, b"GET /metrics?x=1 HTTP/1.1\r\n\r\n"))
+    status, headers, body = serve(lambda port: _request(port, b"GET /metrics?x=1 HTTP/1.1\r\n\r\n"))
     assert status == "HTTP/1.1 200 OK"
     assert headers["Content-Type"].startswith("text/plain; version=")
     assert body == b"newswatch_up 1\n"
 
 
-@pytest.mark.parametrize(("raw", "status"), [
-    (b"GET /nope HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
-    (b"POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
-    (b"garbage\r\n\r\n", "HTTP/1.1 400 Bad Request"),
-    (b"GET /broken HTTP/1.1\r\n\r\n", "HTTP/1.1 500 Internal Server Error"),
-    (b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 10_000 + b"\r\n\r\n",
-     "HTTP/1.1 431 Request Header Fields Too Large"),
-])
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /nope HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
+        (b"POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 405 Method Not Allowed"),
+        (b"garbage\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (b"GET /broken HTTP/1.1\r\n\r\n", "HTTP/1.1 500 Internal Server Error"),
+        (
+            b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 10_000 + b"\r\n\r\n",
+            "HTTP/1.1 431 Request Header Fields Too Large",
+        ),
+    ],
+)
 def test_bad_requests_get_a_status_not_a_hang(serve, raw: bytes, status: str) -> None:
     assert serve(lambda port: _request(port, raw))[0] == status
 
