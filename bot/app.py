@@ -46,9 +46,13 @@ def open_synced_store(config: Config, *, read_only: bool = False) -> Store:
     """The configured store, migrated, with the configured feeds synced into it."""
     store = open_store(config.settings.store, read_only=read_only)
     if not read_only:
-        feeds = [FeedRow(f.id, f.url) for f in config.settings.feeds if f.enabled]
-        store.sync_feeds(feeds, utcnow())
+        sync_feeds(config, store)
     return store
+
+
+def sync_feeds(config: Config, store: Store) -> None:
+    """Make the store's active feeds the configured ones (one transaction)."""
+    store.sync_feeds([FeedRow(f.id, f.url) for f in config.settings.feeds if f.enabled], utcnow())
 
 
 def open_notifiers(config: Config, store: Store) -> dict[str, Notifier]:
@@ -112,4 +116,11 @@ def close_all(store: Store, notifiers: dict[str, Notifier]) -> None:
     store.close()
 
 
-__all__ = ["OnceResult", "close_all", "open_notifiers", "open_synced_store", "run_once"]
+__all__ = [
+    "OnceResult",
+    "close_all",
+    "open_notifiers",
+    "open_synced_store",
+    "run_once",
+    "sync_feeds",
+]

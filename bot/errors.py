@@ -92,3 +92,7 @@ class DeliveryError(NewswatchError):
 
 class StoreError(NewswatchError):
     """The store cannot be opened or used."""
+
+
+class ListenError(NewswatchError):
+    """The HTTP server (``/healthz``, ``/metrics``) cannot listen on its configured address."""
