@@ -291,8 +291,9 @@ class HealthServer:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
             if isinstance(err, OSError):
+                reason = os.strerror(err.errno) if err.errno else str(err)
                 raise ListenError(
-                    f"cannot listen on {self.host}:{self.requested_port}: {err.strerror or err}"
+                    f"cannot listen on {self.host}:{self.requested_port}: {reason}"
                 ) from err
             raise
         return self.port

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,14 +18,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import REPO, ConfigDir
 from tests.peers.feed_server import FeedServer
+from tests.peers.postgres import postgres_dsn, temporary_database
 from tests.peers.rss import Entry, rss
 from tests.peers.slack_emulator import TOKEN, WEBHOOK_PATH, Fault, SlackEmulator
 
@@ -54,6 +59,10 @@ RULE = """
         notify: [desk]
 """
 SMTP_SECRET = "smtp-pa55word-never-logged"
+METRICS_TOKEN = "metrics-t0ken-never-logged"
+HEALTHZ_BOUND = 3.0  # seconds: /healthz not answering by then fails the test
+DSN, NO_POSTGRES = postgres_dsn()
+POSTGRES = [pytest.mark.postgres, pytest.mark.skipif(DSN is None, reason=NO_POSTGRES)]
 
 
 def settings(
@@ -63,11 +72,13 @@ def settings(
     *,
     channel: str = "#iraq",
     more_destinations: str = "",
+    store: str | None = None,
+    server: str = "{host: 127.0.0.1, port: 0}",
 ) -> None:
     """A config polling ``feed_url`` every second into Slack; ``more_destinations`` is YAML."""
     text = textwrap.dedent(f"""
-        store: sqlite:{cfg.store}
-        server: {{host: 127.0.0.1, port: 0}}
+        store: {store or f"sqlite:{cfg.store}"}
+        server: {server}
         schedule: {{interval: 1s, jitter: 0s}}
         http: {{timeout: 5s}}
         feeds:
@@ -144,9 +155,13 @@ class Daemon:
 
         return self.wait_for(f"log event {event} x{count} {fields}", found)
 
-    def get(self, path: str) -> tuple[int, str, bytes]:
+    def get(
+        self, path: str, *, timeout: float = 5, headers: dict[str, str] | None = None
+    ) -> tuple[int, str, bytes]:
+        """GET ``path``; a server that does not answer within ``timeout`` fails the test."""
+        request = urllib.request.Request(self.url + path, headers=headers or {})
         try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.headers["Content-Type"], response.read()
         except urllib.error.HTTPError as err:
             return err.code, err.headers["Content-Type"], err.read()
@@ -372,3 +387,109 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_reload_that_cannot_bind_its_port_keeps_the_running_daemon(
+    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, start
+) -> None:
+    """The new generation is prepared beside the old one; failing to listen drops only it."""
+    url = feed_server.serve("/news.xml", rss([OLD]))
+    settings(config_dir, url, slack)
+    config_dir.write("rules.yaml", RULE.format(query="RCMP"))
+    daemon = start(config_dir)
+    daemon.wait_event("feed_polled", feed="news")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        settings(
+            config_dir,
+            url,
+            slack,
+            channel="#elsewhere",
+            server=f"{{host: 127.0.0.1, port: {port}}}",
+        )
+        daemon.proc.send_signal(signal.SIGHUP)
+        failed = daemon.wait_event("reload_failed")
+
+    assert failed["message"] == (
+        f"reload failed, keeping the running config: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use"
+    )
+    errors = [e for e in daemon.events() if e.get("level") in ("error", "critical")]
+    assert errors == [failed]
+    assert daemon.get("/healthz")[0] == 200
+    feed_server.serve("/news.xml", rss([MOSUL, OLD]))
+    assert slack.wait_for(1, timeout=20)[0].channel == "#iraq"
+    assert len([e for e in daemon.events() if e.get("event") == "started"]) == 1
+    assert daemon.stop()[0] == 0
+
+
+def test_metrics_require_the_bearer_token_when_one_is_set(
+    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, start
+) -> None:
+    settings(
+        config_dir,
+        feed_server.serve("/news.xml", rss([OLD])),
+        slack,
+        server="{host: 127.0.0.1, port: 0, metrics_token: '${METRICS_TOKEN}'}",
+    )
+    config_dir.write("rules.yaml", RULE.format(query="RCMP"))
+    daemon = start(config_dir, METRICS_TOKEN=METRICS_TOKEN)
+
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": f"Basic {METRICS_TOKEN}"},
+    ):
+        status, _, body = daemon.get("/metrics", headers=headers)
+        assert (status, body) == (401, b"bearer token required\n"), headers
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(daemon.url + "/metrics", timeout=5)
+    assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
+    status, _, body = daemon.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert status == 200 and b"newswatch_fetches_total" in body
+    assert daemon.get("/healthz")[0] in (200, 503)  # open to all: no 401
+    assert daemon.stop()[0] == 0
+    assert METRICS_TOKEN not in daemon.text()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=POSTGRES)])
+def test_healthz_answers_503_at_once_while_another_process_locks_the_store(
+    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, start, engine: str
+) -> None:
+    """The pipeline blocks the daemon's loop on the lock; /healthz still answers, quickly."""
+    with ExitStack() as stack:
+        store = None
+        if engine == "postgres":
+            store = stack.enter_context(temporary_database(DSN or ""))
+        settings(config_dir, feed_server.serve("/news.xml", rss([OLD])), slack, store=store)
+        config_dir.write("rules.yaml", RULE.format(query="RCMP"))
+        daemon = start(config_dir)
+        daemon.wait_event("feed_polled", feed="news")
+
+        def healthz(status: int, store_ok: bool) -> dict[str, Any] | None:
+            got, _, body = daemon.get("/healthz", timeout=HEALTHZ_BOUND)
+            health = json.loads(body)
+            return health if (got, health["store_ok"]) == (status, store_ok) else None
+
+        with _locked(store or f"sqlite:{config_dir.store}"):
+            health = daemon.wait_for("/healthz to say 503", lambda: healthz(503, False))
+            assert health["status"] == "unhealthy"
+            assert health["reason"] == "store not answering"
+        daemon.wait_for("/healthz to recover", lambda: healthz(200, True))
+        assert daemon.stop()[0] == 0
+
+
+@contextmanager
+def _locked(store: str) -> Iterator[None]:
+    """Another process's transaction holding the store's tables exclusively."""
+    if store.startswith("sqlite:"):
+        conn = sqlite3.connect(store.removeprefix("sqlite:"), isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+    else:
+        conn = psycopg.connect(store)
+        conn.execute("LOCK TABLE feeds, outbox IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.close()

@@ -67,13 +67,13 @@ def serve():
         async def main():
             health = evaluate(T0, T0, T0, 5.0, True, COUNTS)
 
-            async def healthz():
+            async def healthz(request):
                 return json_response(health)
 
-            async def metrics():
+            async def metrics(request):
                 return metrics_response(b"newswatch_up 1\n")
 
-            async def broken():
+            async def broken(request):
                 raise RuntimeError("boom")
 
             server = HealthServer(
