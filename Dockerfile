@@ -27,8 +27,11 @@ RUN useradd --uid "${UID}" --user-group --no-create-home --home-dir /nonexistent
     && chown "${UID}:${UID}" /data
 COPY --from=build /opt/newswatch /opt/newswatch
 COPY config /config
+# The shipped settings.yaml listens on ${NEWSWATCH_SERVER_HOST:-127.0.0.1}: all
+# interfaces here, so a published port reaches /healthz and /metrics.
 ENV PATH=/opt/newswatch/bin:$PATH \
     NEWSWATCH_CONFIG=/config \
+    NEWSWATCH_SERVER_HOST=0.0.0.0 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 # The shipped store is sqlite:data/newswatch.db, relative to the working directory.

@@ -314,6 +314,7 @@ class HealthServer:
         except OSError as err:
             ready.set_exception(err)
             return
+        self.failures.address = f"{self.host}:{sock.getsockname()[1]}"
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         accepting = asyncio.create_task(self._accept(sock))
