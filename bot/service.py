@@ -212,10 +212,9 @@ class Service:
             if health is not None:
                 await health.close()
             raise
+        self._gen, self.config = gen, config  # /healthz probes the new store from now on
         if old is not None:
-            self._gen = None
             await self._release(old)
-        self._gen, self.config = gen, config
         self._activate(gen)
         if health is not None:
             await self._swap_health(health)
