@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from bot.digest import next_digest_at
 from bot.errors import DeliveryError, FetchError
 from bot.feedparse import Draft, read_feed
+from bot.flood import fold
 from bot.matcher import RuleSet
 from bot.model import Alert, Item, Match
 from bot.notify import Notifier
@@ -65,6 +66,7 @@ class PipelineEvents(Protocol):
     def feed_done(self, feed_id: str, outcome: str, seconds: float, new_items: int) -> None: ...
     def matched(self, rule_id: str) -> None: ...
     def delivered(self, destination: str, outcome: str, count: int) -> None: ...
+    def folded(self, feed_id: str, destination: str, count: int) -> None: ...
 
 
 class NoEvents:
@@ -75,6 +77,9 @@ class NoEvents:
         pass
 
     def delivered(self, destination: str, outcome: str, count: int) -> None:
+        pass
+
+    def folded(self, feed_id: str, destination: str, count: int) -> None:
         pass
 
 
@@ -274,12 +279,31 @@ class Pipeline:
     def _alerts(
         self, items: Sequence[Item], feed: Feed, source: str, now: datetime
     ) -> list[QueuedAlert]:
+        """The alerts ``items`` raise, at most the flood ceiling of singles per destination."""
         tags = frozenset(feed.tags)
         queued: list[QueuedAlert] = []
         for item in items:
             for match in self.ruleset.match(item, tags):
                 self.events.matched(match.rule_id)
                 queued.extend(self._queue_match(item, match, source, now))
+        ceiling = self.settings.delivery.max_alerts_per_poll
+        queued, folds = fold(queued, ceiling, now)
+        for folded in folds:
+            log.warning(
+                "feed %s: %d matches for %s over the ceiling of %d alerts per poll,"
+                " folded into one message",
+                feed.id,
+                folded.alerts,
+                folded.destination,
+                ceiling,
+                extra={
+                    "feed": feed.id,
+                    "destination": folded.destination,
+                    "folded": folded.alerts,
+                    "event": "alerts_folded",
+                },
+            )
+            self.events.folded(feed.id, folded.destination, folded.alerts)
         return queued
 
     def _queue_match(
