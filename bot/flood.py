@@ -11,6 +11,8 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -54,7 +56,7 @@ def fold(
     for destination, indices in by_destination.items():
         if len(indices) <= ceiling:
             continue
-        excess = _newest_first(queued, indices, now)[ceiling:]
+        excess = _excess(queued, indices, ceiling, now)
         dropped.update(excess)
         overflow = overflow_alert([queued[i] for i in excess], now)
         overflows.append(overflow)
@@ -63,10 +65,13 @@ def fold(
     return kept + overflows, folds
 
 
-def _newest_first(queued: Sequence[QueuedAlert], indices: list[int], now: datetime) -> list[int]:
-    """``indices`` of ``queued``, newest published first; undated and future-dated items
-    count as published ``now`` (a feed cannot jump the queue by dating its items ahead).
-    Ties keep feed order."""
+def _excess(
+    queued: Sequence[QueuedAlert], indices: list[int], ceiling: int, now: datetime
+) -> list[int]:
+    """The ``indices`` of ``queued`` past the ``ceiling`` newest: the next newest first (the
+    ones an overflow lists), then the rest in feed order. Undated and future-dated items count
+    as published ``now`` (a feed cannot jump the queue by dating its items ahead); ties keep
+    feed order. A partial selection, not a sort: linear in a flood of any size."""
 
     def published(index: int) -> datetime:
         moment = queued[index].alert.published
@@ -75,7 +80,9 @@ def _newest_first(queued: Sequence[QueuedAlert], indices: list[int], now: dateti
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
         return min(moment, now)
 
-    return sorted(indices, key=published, reverse=True)
+    newest = heapq.nlargest(ceiling + FOLDED_LISTED, indices, key=published)
+    ranked = set(newest)
+    return newest[ceiling:] + [i for i in indices if i not in ranked]
 
 
 def overflow_alert(folded: Sequence[QueuedAlert], now: datetime) -> QueuedAlert:
@@ -86,18 +93,21 @@ def overflow_alert(folded: Sequence[QueuedAlert], now: datetime) -> QueuedAlert:
     a replay of the same poll never queues it twice.
     """
     first = folded[0].alert
-    rules: dict[str, dict[str, None]] = {}
     alerts: dict[str, Alert] = {}
+    rules: dict[str, dict[str, None]] = {}
     for q in folded:
-        alerts.setdefault(q.alert.item_key, q.alert)
-        rules.setdefault(q.alert.item_key, {})[q.alert.rule_title[:TITLE_MAX]] = None
+        key = q.alert.item_key
+        titles = rules.get(key)
+        if titles is None:
+            alerts[key], titles = q.alert, rules.setdefault(key, {})
+        titles[q.alert.rule_title] = None
     listed = tuple(
         Folded(
             title=alert.title[:TITLE_MAX],
             link=alert.link if alert.link and len(alert.link) <= URL_MAX else None,
-            rule_titles=tuple(rules[key]),
+            rule_titles=tuple(title[:TITLE_MAX] for title in rules[key]),
         )
-        for key, alert in list(alerts.items())[:FOLDED_LISTED]
+        for key, alert in itertools.islice(alerts.items(), FOLDED_LISTED)
     )
     overflow = replace(
         first,

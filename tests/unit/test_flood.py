@@ -157,4 +157,5 @@ def test_folding_is_linear() -> None:
             best = min(best, time.process_time() - start)
         return best
 
-    assert cost(40_000) < 10 * cost(5_000)
+    # Sizes whose alerts fit the CPU caches: past them, memory stalls blur the ratio.
+    assert cost(8_000) < 10 * cost(1_000)
