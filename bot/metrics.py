@@ -81,6 +81,19 @@ class Metrics:
             ["destination", "outcome"],
             registry=r,
         )
+        self.folds = Counter(
+            "newswatch_alert_folds",
+            "Polls of one feed whose matches for a destination went "
+            "over delivery.max_alerts_per_poll and were folded into one message.",
+            ["destination"],
+            registry=r,
+        )
+        self.alerts_folded = Counter(
+            "newswatch_alerts_folded",
+            "Alerts folded into an overflow message instead of sent on their own.",
+            ["destination"],
+            registry=r,
+        )
         self.cycle_seconds = Histogram(
             "newswatch_cycle_duration_seconds",
             "Duration of one scheduler job run.",
@@ -124,6 +137,10 @@ class Metrics:
 
     def delivered(self, destination: str, outcome: str, count: int) -> None:
         self.alerts.labels(destination, outcome).inc(count)
+
+    def folded(self, feed_id: str, destination: str, count: int) -> None:
+        self.folds.labels(destination).inc()
+        self.alerts_folded.labels(destination).inc(count)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every series."""

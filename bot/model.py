@@ -76,8 +76,22 @@ class Summary:
 
 
 @dataclass(frozen=True, slots=True)
+class Folded:
+    """One item listed in an overflow message instead of alerted on its own."""
+
+    title: str
+    link: str | None
+    rule_titles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
-    """Everything needed to render one alert, stored in the outbox before it is sent."""
+    """Everything needed to render one alert, stored in the outbox before it is sent.
+
+    An *overflow* alert (``folded_count`` > 0) stands for the matches of one poll
+    of one feed over the flood ceiling: it lists the first of them (``folded``)
+    and counts them all, so a flood costs a destination one message, not thousands.
+    """
 
     rule_id: str
     rule_title: str
@@ -92,3 +106,9 @@ class Alert:
     summary: Summary
     terms: tuple[str, ...]
     also_reported_by: tuple[str, ...] = field(default=())
+    folded: tuple[Folded, ...] = field(default=())
+    folded_count: int = 0
+
+    @property
+    def is_overflow(self) -> bool:
+        return self.folded_count > 0

@@ -17,15 +17,16 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bot.digest import next_digest_at
 from bot.errors import DeliveryError, FetchError
 from bot.feedparse import Draft, read_feed
+from bot.flood import fold
 from bot.matcher import RuleSet
-from bot.model import Alert, Item, Match
+from bot.model import Alert, Item, Match, Summary
 from bot.notify import Notifier
 from bot.polling import next_poll_delay, retry_delay
 from bot.settings import Feed, Rule, Settings
@@ -65,6 +66,7 @@ class PipelineEvents(Protocol):
     def feed_done(self, feed_id: str, outcome: str, seconds: float, new_items: int) -> None: ...
     def matched(self, rule_id: str) -> None: ...
     def delivered(self, destination: str, outcome: str, count: int) -> None: ...
+    def folded(self, feed_id: str, destination: str, count: int) -> None: ...
 
 
 class NoEvents:
@@ -75,6 +77,9 @@ class NoEvents:
         pass
 
     def delivered(self, destination: str, outcome: str, count: int) -> None:
+        pass
+
+    def folded(self, feed_id: str, destination: str, count: int) -> None:
         pass
 
 
@@ -112,6 +117,22 @@ class DeliveryReport:
     retrying: int = 0
     dead: int = 0
     next_retry_at: datetime | None = None
+
+
+def _summarized(queued: Sequence[QueuedAlert], items: Mapping[str, Item]) -> list[QueuedAlert]:
+    """``queued`` with the summaries of their items; one per item and terms, overflows as is."""
+    summaries: dict[tuple[str, tuple[str, ...]], Summary] = {}
+    out = []
+    for q in queued:
+        alert = q.alert
+        if alert.is_overflow:
+            out.append(q)
+            continue
+        key = (alert.item_key, alert.terms)
+        if key not in summaries:
+            summaries[key] = summarize(items[alert.item_key], alert.terms)
+        out.append(replace(q, alert=replace(alert, summary=summaries[key])))
+    return out
 
 
 class Pipeline:
@@ -274,19 +295,48 @@ class Pipeline:
     def _alerts(
         self, items: Sequence[Item], feed: Feed, source: str, now: datetime
     ) -> list[QueuedAlert]:
+        """The alerts ``items`` raise, at most the flood ceiling of singles per destination.
+
+        Summaries are made last, only for the alerts sent on their own: the matches
+        a flood folds away cost no summarizing.
+        """
         tags = frozenset(feed.tags)
         queued: list[QueuedAlert] = []
+        matched: dict[str, Item] = {}
         for item in items:
             for match in self.ruleset.match(item, tags):
                 self.events.matched(match.rule_id)
+                matched.setdefault(item.key, item)
                 queued.extend(self._queue_match(item, match, source, now))
+        queued = self._fold(feed, queued, now)
+        return _summarized(queued, matched)
+
+    def _fold(self, feed: Feed, queued: list[QueuedAlert], now: datetime) -> list[QueuedAlert]:
+        ceiling = self.settings.delivery.max_alerts_per_poll
+        queued, folds = fold(queued, ceiling, now)
+        for folded in folds:
+            log.warning(
+                "feed %s: %d matches for %s over the ceiling of %d alerts per poll,"
+                " folded into one message",
+                feed.id,
+                folded.alerts,
+                folded.destination,
+                ceiling,
+                extra={
+                    "feed": feed.id,
+                    "destination": folded.destination,
+                    "folded": folded.alerts,
+                    "event": "alerts_folded",
+                },
+            )
+            self.events.folded(feed.id, folded.destination, folded.alerts)
         return queued
 
     def _queue_match(
         self, item: Item, match: Match, source: str, now: datetime
     ) -> list[QueuedAlert]:
+        """One alert per destination of the rule, its summary still to be made."""
         rule = self.rules[match.rule_id]
-        summary = summarize(item, match.terms)
         story = item.story_keys or (f"item:{item.feed_id}:{item.key}",)
         out = []
         for dest_id in rule.notify if rule.notify is not None else self.settings.destinations:
@@ -302,7 +352,7 @@ class Pipeline:
                 link=item.link,
                 published=item.published,
                 first_seen=now,
-                summary=summary,
+                summary=Summary(""),
                 terms=match.terms,
             )
             deliver_at = next_digest_at(digest, now) if digest is not None else now

@@ -47,6 +47,9 @@ class Progress:
             self.sent += count
         self._draw()
 
+    def folded(self, feed_id: str, destination: str, count: int) -> None:
+        """The pipeline logs a warning for each fold; the bar has nothing to add."""
+
     # -- drawing -------------------------------------------------------------
     def line(self) -> str:
         done = min(self.feeds, self.total) if self.total else self.feeds

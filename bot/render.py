@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import nh3
 
-from bot.model import Alert, Summary
+from bot.model import Alert, Folded, Summary
 
 SLACK_HEADER_MAX = 150
 SLACK_SECTION_MAX = 3000
@@ -33,6 +33,7 @@ TITLE_MAX = 500
 SUBJECT_MAX = 200
 URL_MAX = 2000
 DIGEST_SUMMARY_MAX = 300
+FOLDED_TITLE_MAX = 300
 ELLIPSIS = "…"
 
 # Bidi overrides and isolates can make a title read differently from what it is.
@@ -239,7 +240,10 @@ def slack_link(url: str | None, label: str, limit: int = TITLE_MAX) -> str:
     target = safe_url(url)
     if target is None:
         return shown
-    return f"<{target.translate(_SLACK_ESCAPES)}|{shown}>"
+    # Escaping can make a URL five times longer ("&" → "&amp;"): past URL_MAX it would
+    # push its section over Slack's 3,000 characters, and the message would be refused.
+    escaped = target.translate(_SLACK_ESCAPES)
+    return f"<{escaped}|{shown}>" if len(escaped) <= URL_MAX else shown
 
 
 def _plain_text(text: str, limit: int) -> dict[str, Any]:
@@ -279,6 +283,8 @@ def _also_reported(alert: Alert, escape: Callable[[str], str], limit: int = 1000
 
 def slack_message(alert: Alert, now: datetime) -> SlackMessage:
     """One alert as Block Kit: rule title, linked item title, source, time, terms, summary."""
+    if alert.is_overflow:
+        return slack_overflow(alert, now)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain_text(alert.rule_title, SLACK_HEADER_MAX)},
         {"type": "section", "text": _mrkdwn(_slack_bold(slack_link(alert.link, alert.title)))},
@@ -292,6 +298,63 @@ def slack_message(alert: Alert, now: datetime) -> SlackMessage:
         blocks.append({"type": "context", "elements": [_mrkdwn(also)]})
     fallback = f"{alert.rule_title}: {alert.title} ({_source(alert)})"
     return SlackMessage(_slack_line(fallback, SLACK_TEXT_MAX), blocks)
+
+
+def overflow_heading(alert: Alert) -> str:
+    """``N more matches from SOURCE``: the title of an overflow alert, not yet escaped."""
+    return f"{alert.folded_count} more matches from {one_line(_source(alert))}"
+
+
+def _overflow_intro(alert: Alert, now: datetime) -> str:
+    return f"{when(alert, now)} · too many matches in one poll to send one by one"
+
+
+def _slack_folded(folded: Folded) -> str:
+    # At most 2 + 2,503 + 3 + 300 characters: one line always fits in a section.
+    rules = _slack_line(", ".join(folded.rule_titles), FOLDED_TITLE_MAX)
+    return f"• {slack_link(folded.link, folded.title, FOLDED_TITLE_MAX)} · {rules}"
+
+
+def _pack(lines: Iterable[str], limit: int, most: int) -> tuple[list[str], int]:
+    """``lines`` joined into at most ``most`` texts of at most ``limit`` characters each
+    (no line is longer); returns the texts and how many lines they hold."""
+    texts: list[str] = []
+    used = 0
+    for line in lines:
+        if texts and len(texts[-1]) + 1 + len(line) <= limit:
+            texts[-1] += "\n" + line
+        elif len(texts) < most:
+            texts.append(line)
+        else:
+            break
+        used += 1
+    return texts, used
+
+
+def slack_overflow(alert: Alert, now: datetime) -> SlackMessage:
+    """An overflow alert as one message: what fits of its list, then how many more.
+
+    Header, intro and the closing count take three blocks; the list packs its
+    lines into the other 47 sections of at most 3,000 characters.
+    """
+    count = alert.folded_count
+    header = fit(
+        one_line(_source(alert)),
+        SLACK_HEADER_MAX,
+        lambda prefix, cut: slack_escape(f"{count} more matches from {_plain(prefix, cut)}"),
+    )
+    intro = f"{_slack_line(_source(alert), 300)} · {_overflow_intro(alert, now)}:"
+    sections, listed = _pack(
+        map(_slack_folded, alert.folded), SLACK_SECTION_MAX, SLACK_BLOCKS_MAX - 3
+    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+        {"type": "context", "elements": [_mrkdwn(intro)]},
+        *({"type": "section", "text": _mrkdwn(text)} for text in sections),
+    ]
+    if count > listed:
+        blocks.append({"type": "context", "elements": [_mrkdwn(f"and {count - listed} more")]})
+    return SlackMessage(_slack_line(overflow_heading(alert), SLACK_TEXT_MAX), blocks)
 
 
 def slack_notice(title: str, text: str) -> SlackMessage:
@@ -380,7 +443,22 @@ def _text_block(alert: Alert, now: datetime, *, with_rule: bool) -> list[str]:
 
 def text_message(alert: Alert, now: datetime) -> str:
     """One alert as plain text (console, email): no control characters, terms in ``*stars*``."""
+    if alert.is_overflow:
+        return text_overflow(alert, now)
     return "\n".join(_text_block(alert, now, with_rule=True))
+
+
+def text_overflow(alert: Alert, now: datetime) -> str:
+    """An overflow alert as plain text: each listed item's title, link and rules."""
+    lines = [shorten(overflow_heading(alert), TITLE_MAX), _overflow_intro(alert, now) + ":"]
+    for folded in alert.folded:
+        lines += ["", "- " + (shorten(folded.title, FOLDED_TITLE_MAX) or "(untitled)")]
+        if (url := safe_url(folded.link)) is not None:
+            lines.append("  " + url)
+        lines.append("  Rules: " + shorten(", ".join(folded.rule_titles), FOLDED_TITLE_MAX))
+    if (more := alert.folded_count - len(alert.folded)) > 0:
+        lines += ["", f"and {more} more"]
+    return "\n".join(lines)
 
 
 def text_digest(alerts: Sequence[Alert], now: datetime) -> str:
@@ -456,6 +534,33 @@ def _html_alert(alert: Alert, now: datetime, *, with_rule: bool) -> Markup:
     )
 
 
+_OVERFLOW_HTML = """<div>
+<h3>$heading</h3>
+<p><small>$intro</small></p>
+$items$more</div>
+"""
+_FOLDED_HTML = "<p>$title<br>\n<small>$rules</small></p>\n"
+
+
+def _html_overflow(alert: Alert, now: datetime) -> Markup:
+    items = "".join(
+        html_template(
+            _FOLDED_HTML,
+            title=_html_link(folded.link, folded.title),
+            rules=shorten(", ".join(folded.rule_titles), FOLDED_TITLE_MAX),
+        )
+        for folded in alert.folded
+    )
+    more = alert.folded_count - len(alert.folded)
+    return html_template(
+        _OVERFLOW_HTML,
+        heading=shorten(overflow_heading(alert), TITLE_MAX),
+        intro=_overflow_intro(alert, now) + ":",
+        items=Markup(items),
+        more=html_template("<p>and $more more</p>\n", more=str(more)) if more > 0 else "",
+    )
+
+
 def _html_strong(text: str) -> str:
     return f"<strong>{text}</strong>"
 
@@ -471,7 +576,9 @@ def _html_group(alerts: Sequence[Alert], now: datetime) -> str:
 
 
 def _html_document(alerts: Sequence[Alert], now: datetime) -> str:
-    if len(alerts) == 1:
+    if len(alerts) == 1 and alerts[0].is_overflow:
+        body = _html_overflow(alerts[0], now)
+    elif len(alerts) == 1:
         body = _html_alert(alerts[0], now, with_rule=True)
     else:
         body = Markup("".join(_html_group(group, now) for group in group_by_rule(alerts)))
@@ -488,7 +595,9 @@ def header_value(text: str, limit: int = SUBJECT_MAX) -> str:
 
 
 def email_subject(alerts: Sequence[Alert]) -> str:
-    if len(alerts) == 1:
+    if len(alerts) == 1 and alerts[0].is_overflow:
+        raw = f"[newswatch] {overflow_heading(alerts[0])}"
+    elif len(alerts) == 1:
         raw = f"[newswatch] {one_line(alerts[0].rule_title)}: {one_line(alerts[0].title)}"
     else:
         rules = ", ".join(one_line(g[0].rule_title) for g in group_by_rule(alerts))

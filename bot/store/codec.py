@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.model import Alert, Summary
+from bot.model import Alert, Folded, Summary
 
 
 def to_epoch(value: datetime | None) -> float | None:
@@ -26,9 +26,12 @@ def alert_to_json(alert: Alert) -> str:
 
 
 def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
+    """The alert ``text`` encodes; payloads written before overflow alerts existed lack
+    ``folded`` and ``folded_count`` and read as ordinary alerts."""
     data: dict[str, Any] = json.loads(text)
     summary = data.pop("summary")
     published = data.pop("published")
+    folded = data.pop("folded", ())
     return Alert(
         **{
             **data,
@@ -39,5 +42,6 @@ def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
             "also_reported_by": tuple(
                 dict.fromkeys((*data["also_reported_by"], *also_reported_by))
             ),
+            "folded": tuple(Folded(f["title"], f["link"], tuple(f["rule_titles"])) for f in folded),
         }
     )

@@ -220,6 +220,7 @@ def test_many_alerts_are_delivered_in_batches_within_one_run(
     config_dir.write("settings.yaml", f"""
         store: sqlite:{config_dir.store}
         feeds: [{{id: news, url: '{url}'}}]
+        delivery: {{max_alerts_per_poll: 200}}
     """)
     config_dir.write("rules.yaml", "rules: [{id: r, title: RCMP watch, query: RCMP}]\n")
     assert run_cli("--config", str(config_dir.path), "once").code == 0

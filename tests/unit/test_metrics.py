@@ -40,6 +40,15 @@ def test_pipeline_events_are_counted() -> None:
     assert got[("newswatch_alerts_total", (("destination", "desk"), ("outcome", "retry")))] == 1
 
 
+def test_folded_polls_and_alerts_are_counted_by_destination() -> None:
+    m = Metrics()
+    m.folded("a", "desk", 1980)
+    m.folded("b", "desk", 5)
+    got = samples(m)
+    assert got[("newswatch_alert_folds_total", (("destination", "desk"),))] == 2
+    assert got[("newswatch_alerts_folded_total", (("destination", "desk"),))] == 1985
+
+
 def test_every_series_is_prefixed_and_stays_out_of_the_global_registry() -> None:
     m = Metrics()
     m.feed_done("a", "ok", 0.1, 1)
