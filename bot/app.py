@@ -14,19 +14,46 @@ from pydantic import BaseModel, SecretStr
 from bot.configfile import Config
 from bot.fetch import Fetcher
 from bot.notify import Notifier, build_notifiers
+from bot.notify.email import auth_strings
 from bot.pipeline import CycleReport, Pipeline, PipelineEvents, utcnow
 from bot.ratelimit import StoreRateLimiter
+from bot.settings import EmailDestination
 from bot.store import FeedRow, Store, open_store
 
 log = logging.getLogger("newswatch.app")
 
 ONCE_RETRY_WINDOW = timedelta(seconds=30)
+MIN_ENV_SECRET = 6  # shorter environment values are not hidden (see _secret_looking)
+
+
+def config_secrets(config: Config) -> Iterator[str]:
+    """Every value logs, command output and notices must hide: the secret fields, the base64
+    forms SMTP AUTH sends them in, and the values ``${VAR}`` took from the environment."""
+    yield from secrets_of(config.settings)
+    for destination in config.settings.destinations.values():
+        if isinstance(destination, EmailDestination):
+            yield from auth_strings(destination.smtp)
+    yield from (value for value in config.env_values if _secret_looking(value))
 
 
 def secrets_of(model: BaseModel) -> Iterator[str]:
     """Every secret value in the settings, so logs can scrub them."""
     for value in model.__dict__.values():
         yield from _secrets_in(value)
+
+
+def _secret_looking(value: str) -> bool:
+    """Whether an environment value could be a credential: long enough, not a number.
+
+    Hiding ``8080`` or ``true`` everywhere would mangle every line and hide nothing.
+    """
+    if len(value) < MIN_ENV_SECRET:
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
 
 
 def _secrets_in(value: object) -> Iterator[str]:
@@ -112,4 +139,11 @@ def close_all(store: Store, notifiers: dict[str, Notifier]) -> None:
     store.close()
 
 
-__all__ = ["OnceResult", "close_all", "open_notifiers", "open_synced_store", "run_once"]
+__all__ = [
+    "OnceResult",
+    "close_all",
+    "config_secrets",
+    "open_notifiers",
+    "open_synced_store",
+    "run_once",
+]
