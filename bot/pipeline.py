@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from bot.digest import next_digest_at
 from bot.errors import DeliveryError, FetchError
 from bot.feedparse import Draft, read_feed
+from bot.logs import scrub
 from bot.matcher import RuleSet
 from bot.model import Alert, Item, Match
 from bot.notify import Notifier
@@ -361,6 +362,8 @@ class Pipeline:
         return False
 
     def _notice(self, destinations: Sequence[str], title: str, text: str) -> None:
+        """Send a notice, with the secrets the logs hide (a key in a feed URL) hidden too."""
+        title, text = scrub(title), scrub(text)
         for dest_id in destinations:
             try:
                 self.notifiers[dest_id].send_notice(title, text)

@@ -28,7 +28,7 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.app import close_all, open_notifiers, open_synced_store, secrets_of
+from bot.app import close_all, config_secrets, open_notifiers, open_synced_store
 from bot.configfile import Config, load_config, load_rules, rule_file_paths
 from bot.errors import ConfigError
 from bot.fetch import Fetcher
@@ -231,7 +231,7 @@ class Service:
                 log.error("%s", problem, extra={"event": "config_invalid"})
             log.error("config invalid: keeping the running one", extra={"event": "reload_failed"})
             return
-        add_secrets(secrets_of(config.settings))
+        add_secrets(config_secrets(config))
         old = self._gen
         if old is not None:
             self._gen = None

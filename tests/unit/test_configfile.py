@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.configfile import load_rules
+from bot.app import config_secrets
+from bot.configfile import load_config, load_rules
 from bot.errors import ConfigError
 from bot.settings import Settings
 from tests.e2e.test_check import BILLION_LAUGHS
@@ -48,3 +49,23 @@ def test_aliases_within_the_bounds_are_expanded(tmp_path: Path) -> None:
         ("a", ("title", "summary")),
         ("b", ("title", "summary")),
     ]
+
+
+def test_secret_looking_environment_values_are_hidden_and_others_kept(tmp_path: Path) -> None:
+    (tmp_path / "settings.yaml").write_text(
+        textwrap.dedent(
+            """
+            schedule: {interval: "${INTERVAL}s"}
+            http: {user_agent: "newswatch ${SHORT}"}
+            feeds:
+              - {id: a, url: "https://x.example/a?key=${API_KEY}", enabled: "${ENABLED}"}
+              - {id: b, url: "https://x.example/b?key=${UNSET_KEY:-default-value}"}
+            """
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "rules.yaml").write_text("rules: [{id: r, title: R, query: x}]\n")
+    environ = {"INTERVAL": "600", "SHORT": "ab12", "API_KEY": "0123456789abcdef", "ENABLED": "true"}
+    config = load_config(tmp_path, environ)
+    assert config.env_values == frozenset(environ.values())
+    assert set(config_secrets(config)) == {"0123456789abcdef"}
