@@ -229,3 +229,33 @@ def test_a_few_aliases_and_deep_but_bounded_nesting_load(config_dir: ConfigDir) 
     assert result.code == 0, result.stderr
     assert "2 rules" in result.stdout
     assert check(config_dir, SETTINGS, _nested_match(10)).code == 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check"],
+        ["once"],
+        ["once", "--dry-run"],
+        ["feeds"],
+        ["run"],
+        ["test", "watch", "--text", "RCMP in Iraq"],
+        ["send-test", "console"],
+        ["feeds", "import", "feeds.opml"],
+    ],
+    ids=" ".join,
+)
+def test_every_command_refuses_an_alias_bomb_with_a_located_line(
+    config_dir: ConfigDir, command: list[str]
+) -> None:
+    config_dir.write("settings.yaml", SETTINGS)
+    config_dir.write("rules.yaml", BILLION_LAUGHS)
+    opml = config_dir.write("feeds.opml", "<opml><body/></opml>")
+    args = [str(opml) if arg == "feeds.opml" else arg for arg in command]
+    result = run_cli("--config", str(config_dir.path), *args)
+    assert result.code == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{config_dir.path}/rules.yaml:4: YAML aliases (*name) expand to more than 10000 values"
+        " in one file",
+        f"1 problem(s) in {config_dir.path}",
+    ]
