@@ -23,7 +23,6 @@ from bot.store import FeedRow, Store, open_store
 log = logging.getLogger("newswatch.app")
 
 ONCE_RETRY_WINDOW = timedelta(seconds=30)
-MIN_ENV_SECRET = 6  # shorter environment values are not hidden (see _secret_looking)
 
 
 def config_secrets(config: Config) -> Iterator[str]:
@@ -33,27 +32,13 @@ def config_secrets(config: Config) -> Iterator[str]:
     for destination in config.settings.destinations.values():
         if isinstance(destination, EmailDestination):
             yield from auth_strings(destination.smtp)
-    yield from (value for value in config.env_values if _secret_looking(value))
+    yield from config.secrets
 
 
 def secrets_of(model: BaseModel) -> Iterator[str]:
     """Every secret value in the settings, so logs can scrub them."""
     for value in model.__dict__.values():
         yield from _secrets_in(value)
-
-
-def _secret_looking(value: str) -> bool:
-    """Whether an environment value could be a credential: long enough, not a number.
-
-    Hiding ``8080`` or ``true`` everywhere would mangle every line and hide nothing.
-    """
-    if len(value) < MIN_ENV_SECRET:
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return True
-    return False
 
 
 def _secrets_in(value: object) -> Iterator[str]:

@@ -32,6 +32,7 @@ MAX_ALIASES = 100  # alias uses in one file
 MAX_ALIAS_NODES = 10_000  # nodes the alias uses of one file add once expanded
 MAX_DEPTH = 50  # nesting levels of one file (mappings, lists, values)
 MAX_MATCH_DEPTH = 10  # match groups nested in match groups
+MIN_SECRET = 6  # shorter values from the environment are not hidden (see _Environment)
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -47,25 +48,48 @@ class Config:
     settings: Settings
     rules: tuple[Rule, ...]
     rule_files: tuple[Path, ...]
-    env_values: frozenset[str] = frozenset()  # every value ``${VAR}`` took from the environment
+    secrets: frozenset[str] = frozenset()  # values from the environment to hide (see _Environment)
 
 
 class _Environment:
-    """The environment as ``${VAR}`` sees it, remembering every value it hands out.
+    """The environment as ``${VAR}`` sees it, remembering the values it hands out that
+    could be credentials: a key can sit anywhere (in a feed URL), so all are hidden.
 
-    A value substituted from the environment may be a credential written
-    anywhere (an API key in a feed URL), so the caller scrubs them all.
+    Values shorter than :data:`MIN_SECRET` characters or that are numbers are not:
+    hiding ``8080`` or ``true`` everywhere would mangle every line and hide nothing.
     """
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
-        self.used: set[str] = set()
+        self.secrets: set[str] = set()
 
     def get(self, name: str) -> str | None:
         value = self._environ.get(name)
-        if value:
-            self.used.add(value)
+        if value is not None and _secret_looking(value):
+            self.secrets.add(value)
         return value
+
+    def error(self, problems: _Problems) -> ConfigError:
+        """Every problem, with these values hidden (a validation message quotes the value)."""
+        hidden = sorted(self.secrets, key=len, reverse=True)
+        return ConfigError([_hide(problem, hidden) for problem in problems.items])
+
+
+def _secret_looking(value: str) -> bool:
+    if len(value) < MIN_SECRET:
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
+
+
+def _hide(problem: ConfigProblem, secrets: Sequence[str]) -> ConfigProblem:
+    message = problem.message
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return ConfigProblem(problem.location, message)
 
 
 @dataclass
@@ -180,16 +204,16 @@ def load_config(directory: Path, environ: Mapping[str, str]) -> Config:
         _check_settings(settings, settings_doc, problems)
     rules, files = _load_rules(directory, env, settings, problems)
     if problems.items or settings is None:
-        raise ConfigError(problems.items)
-    return Config(directory, settings, rules, files, frozenset(env.used))
+        raise env.error(problems)
+    return Config(directory, settings, rules, files, frozenset(env.secrets))
 
 
 def load_rules(directory: Path, settings: Settings, environ: Mapping[str, str]) -> tuple[Rule, ...]:
     """Only the rule files (for reloading them while running), checked against ``settings``."""
-    problems = _Problems()
-    rules, _ = _load_rules(directory, _Environment(environ), settings, problems)
+    problems, env = _Problems(), _Environment(environ)
+    rules, _ = _load_rules(directory, env, settings, problems)
     if problems.items:
-        raise ConfigError(problems.items)
+        raise env.error(problems)
     return rules
 
 

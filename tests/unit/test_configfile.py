@@ -67,5 +67,14 @@ def test_secret_looking_environment_values_are_hidden_and_others_kept(tmp_path: 
     (tmp_path / "rules.yaml").write_text("rules: [{id: r, title: R, query: x}]\n")
     environ = {"INTERVAL": "600", "SHORT": "ab12", "API_KEY": "0123456789abcdef", "ENABLED": "true"}
     config = load_config(tmp_path, environ)
-    assert config.env_values == frozenset(environ.values())
+    assert config.secrets == {"0123456789abcdef"}
     assert set(config_secrets(config)) == {"0123456789abcdef"}
+
+
+def test_a_problem_quoting_an_environment_value_hides_it(tmp_path: Path) -> None:
+    (tmp_path / "settings.yaml").write_text("store: ${STORE}\n", encoding="utf-8")
+    (tmp_path / "rules.yaml").write_text("rules: [{id: r, title: R, query: x}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, {"STORE": "mysql://app:pw-0a1b2c@db/news"})
+    [problem] = caught.value.problems
+    assert problem.message == "(top level): store '***' must start with sqlite: or postgresql://"
