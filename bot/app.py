@@ -14,13 +14,25 @@ from pydantic import BaseModel, SecretStr
 from bot.configfile import Config
 from bot.fetch import Fetcher
 from bot.notify import Notifier, build_notifiers
+from bot.notify.email import auth_strings
 from bot.pipeline import CycleReport, Pipeline, PipelineEvents, utcnow
 from bot.ratelimit import StoreRateLimiter
+from bot.settings import EmailDestination
 from bot.store import FeedRow, Store, open_store
 
 log = logging.getLogger("newswatch.app")
 
 ONCE_RETRY_WINDOW = timedelta(seconds=30)
+
+
+def config_secrets(config: Config) -> Iterator[str]:
+    """Every value logs, command output and notices must hide: the secret fields, the base64
+    forms SMTP AUTH sends them in, and the values ``${VAR}`` took from the environment."""
+    yield from secrets_of(config.settings)
+    for destination in config.settings.destinations.values():
+        if isinstance(destination, EmailDestination):
+            yield from auth_strings(destination.smtp)
+    yield from config.secrets
 
 
 def secrets_of(model: BaseModel) -> Iterator[str]:
@@ -119,6 +131,7 @@ def close_all(store: Store, notifiers: dict[str, Notifier]) -> None:
 __all__ = [
     "OnceResult",
     "close_all",
+    "config_secrets",
     "open_notifiers",
     "open_synced_store",
     "run_once",

@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 import click
 
 from bot import __version__
-from bot.app import close_all, open_notifiers, open_synced_store, run_once, secrets_of
+from bot.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
 from bot.configfile import SETTINGS_FILE, Config, load_config
 from bot.durations import parse_duration
-from bot.errors import ConfigError, DeliveryError, NewswatchError
-from bot.logs import setup_logging
+from bot.errors import ConfigError, DeliveryError, NewswatchError, StoreError
+from bot.logs import scrub, setup_logging
 from bot.notify import build_notifier
 from bot.opml import OpmlError, parse_opml
 from bot.pipeline import utcnow
@@ -28,8 +28,13 @@ from bot.render import relative_time, text_message
 from bot.rule_test import explain_all, read_sources, render
 from bot.service import serve
 from bot.settings_edit import add_feeds
+from bot.store import store_error
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Exit codes (besides 0): a command's own failure (an undelivered alert, a failed send),
+# an invalid config, a store that cannot be opened or used.
+EXIT_FAILED, EXIT_CONFIG, EXIT_STORE = 1, 2, 3
 
 
 @dataclass
@@ -37,6 +42,7 @@ class Context:
     config_dir: Path
     log_format: str
     verbosity: int
+    config: Config | None = None
 
     def load(self) -> Config:
         """The validated config, or every problem on stderr and exit 2."""
@@ -46,9 +52,15 @@ class Context:
             for problem in err.problems:
                 click.echo(str(problem), err=True)
             click.echo(f"{len(err.problems)} problem(s) in {self.config_dir}", err=True)
-            raise SystemExit(2) from None
-        setup_logging(self.log_format, self.verbosity, secrets_of(config.settings))
+            raise SystemExit(EXIT_CONFIG) from None
+        setup_logging(self.log_format, self.verbosity, config_secrets(config))
+        self.config = config
         return config
+
+    @staticmethod
+    def echo(message: str = "", *, err: bool = False) -> None:
+        """Print a line of command output, hiding the secrets the logs hide."""
+        click.echo(scrub(message), err=err)
 
 
 class DurationType(click.ParamType):
@@ -64,17 +76,38 @@ class DurationType(click.ParamType):
 
 
 def handles_errors(func: F) -> F:
-    """Operational failures end as one clear line and exit 1, never a traceback."""
+    """Failures end as one clear line and a documented exit code, never a traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except StoreError as err:
+            _fail(str(err), EXIT_STORE)
         except NewswatchError as err:
-            click.echo(f"newswatch: {err}", err=True)
-            raise SystemExit(1) from None
+            _fail(str(err), EXIT_FAILED)
+        except RecursionError:
+            _fail("input nested too deeply to process", EXIT_FAILED)
+        except Exception as err:
+            failure = _store_failure(err)
+            if failure is None:
+                raise
+            _fail(str(failure), EXIT_STORE)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _store_failure(err: Exception) -> StoreError | None:
+    """``err`` as a failure of the loaded config's store (a database driver's error), or None."""
+    obj = click.get_current_context().find_object(Context)
+    if obj is None or obj.config is None:
+        return None
+    return store_error(obj.config.settings.store, err)
+
+
+def _fail(message: str, code: int) -> None:
+    Context.echo(f"newswatch: {message}", err=True)
+    raise SystemExit(code) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,11 +139,12 @@ def main(ctx: click.Context, config_dir: Path, log_format: str, verbose: int, qu
 
 @main.command()
 @click.pass_obj
+@handles_errors
 def check(obj: Context) -> None:
     """Validate settings and rules; print every problem; send nothing."""
     config = obj.load()
     s = config.settings
-    click.echo(
+    obj.echo(
         f"{obj.config_dir}: OK — {len(s.feeds)} feeds, {len(config.rules)} rules, "
         f"{len(s.destinations)} destinations ({', '.join(sorted(s.destinations))})"
     )
@@ -145,19 +179,19 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
     now = utcnow()
     if dry_run:
         for alert in result.cycle.alerts:
-            click.echo(text_message(alert, now))
-            click.echo()
+            obj.echo(text_message(alert, now))
+            obj.echo()
     cycle = result.cycle
-    click.echo(
+    obj.echo(
         f"{len(cycle.feeds)} feeds polled, {len(cycle.failed)} failed, "
         f"{sum(f.new_items for f in cycle.feeds)} new items, {len(cycle.alerts)} alerts"
         + ("" if dry_run else f", {result.sent} sent, {result.undelivered} undelivered"),
         err=True,
     )
     for failed in cycle.failed:
-        click.echo(f"  {failed.feed_id}: {failed.status} {failed.detail}".rstrip(), err=True)
+        obj.echo(f"  {failed.feed_id}: {failed.status} {failed.detail}".rstrip(), err=True)
     if result.undelivered:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_FAILED)
 
 
 @main.command("run")
@@ -165,7 +199,9 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
 @handles_errors
 def run_daemon(obj: Context) -> None:
     """Run the daemon: poll feeds, deliver alerts, serve /healthz and /metrics (SIGHUP reloads)."""
-    raise SystemExit(serve(obj.load(), os.environ))
+    config = obj.load()
+    open_synced_store(config).close()  # an unusable store is one line and exit 3, not a crash
+    raise SystemExit(serve(config, os.environ))
 
 
 @main.command("test")
@@ -180,6 +216,7 @@ def run_daemon(obj: Context) -> None:
 @click.option("--text", default=None, help="A text to test on (as title, summary and content).")
 @click.option("--all", "show_all", is_flag=True, help="Show items that do not match too.")
 @click.pass_obj
+@handles_errors
 def test_rule(
     obj: Context, rule_id: str, locations: tuple[str, ...], text: str | None, show_all: bool
 ) -> None:
@@ -198,14 +235,14 @@ def test_rule(
     results = explain_all(rule, sources)
     for source in sources:
         if source.error:
-            click.echo(f"{source.name}: {source.error}", err=True)
+            obj.echo(f"{source.name}: {source.error}", err=True)
     for _, item, explanation in results:
         if explanation.matched or show_all:
             for line in render(explanation, item, highlight, show_fields=True):
-                click.echo(line)
-            click.echo()
+                obj.echo(line)
+            obj.echo()
     matched = sum(1 for _, _, e in results if e.matched)
-    click.echo(
+    obj.echo(
         f"{rule.id}: {matched} of {len(results)} items match"
         f" ({len(sources)} source{'s' if len(sources) != 1 else ''})",
         err=True,
@@ -214,6 +251,7 @@ def test_rule(
 
 @main.group(invoke_without_command=True)
 @click.pass_context
+@handles_errors
 def feeds(ctx: click.Context) -> None:
     """Show every feed's health: last fetch, status, items, next poll, error."""
     if ctx.invoked_subcommand is not None:
@@ -246,8 +284,8 @@ def feeds(ctx: click.Context) -> None:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    click.echo(
+        obj.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    obj.echo(
         f"\noutbox: {counts.pending} pending, {counts.waiting_digest} waiting for a digest, "
         f"{counts.sent} sent, {counts.dead} dead"
     )
@@ -256,14 +294,15 @@ def feeds(ctx: click.Context) -> None:
 @feeds.command("import")
 @click.argument("opml_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
+@handles_errors
 def feeds_import(obj: Context, opml_file: Path) -> None:
     """Add the feeds of OPML_FILE to settings.yaml (comments kept, duplicates skipped)."""
     obj.load()
     try:
         found = parse_opml(opml_file.read_bytes())
     except OpmlError as err:
-        click.echo(f"{opml_file}: {err}", err=True)
-        raise SystemExit(2) from None
+        obj.echo(f"{opml_file}: {err}", err=True)
+        raise SystemExit(EXIT_CONFIG) from None
     settings_file = obj.config_dir / SETTINGS_FILE
     original = settings_file.read_text(encoding="utf-8")
     added, skipped = add_feeds(settings_file, found)
@@ -271,13 +310,13 @@ def feeds_import(obj: Context, opml_file: Path) -> None:
         load_config(obj.config_dir, os.environ)
     except ConfigError as err:
         settings_file.write_text(original, encoding="utf-8")
-        click.echo("the imported feeds would make the config invalid; nothing changed:", err=True)
+        obj.echo("the imported feeds would make the config invalid; nothing changed:", err=True)
         for problem in err.problems:
-            click.echo(f"  {problem}", err=True)
-        raise SystemExit(2) from None
+            obj.echo(f"  {problem}", err=True)
+        raise SystemExit(EXIT_CONFIG) from None
     for url in skipped:
-        click.echo(f"skipped (already configured): {url}")
-    click.echo(f"added {len(added)} feed(s) to {settings_file}: {', '.join(added) or '-'}")
+        obj.echo(f"skipped (already configured): {url}")
+    obj.echo(f"added {len(added)} feed(s) to {settings_file}: {', '.join(added) or '-'}")
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:
@@ -287,6 +326,7 @@ def _ago(moment: datetime | None, now: datetime) -> str:
 @main.command("send-test")
 @click.argument("destination_id")
 @click.pass_obj
+@handles_errors
 def send_test(obj: Context, destination_id: str) -> None:
     """Send one test message to DESTINATION_ID to check its credentials."""
     config = obj.load()
@@ -301,11 +341,11 @@ def send_test(obj: Context, destination_id: str) -> None:
             f"If you can read this, newswatch can post to {destination_id}.",
         )
     except DeliveryError as err:
-        click.echo(f"send-test {destination_id}: failed: {err}", err=True)
-        raise SystemExit(1) from None
+        obj.echo(f"send-test {destination_id}: failed: {err}", err=True)
+        raise SystemExit(EXIT_FAILED) from None
     finally:
         notifier.close()
-    click.echo(f"send-test {destination_id}: sent")
+    obj.echo(f"send-test {destination_id}: sent")
 
 
 def run() -> None:

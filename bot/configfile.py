@@ -14,14 +14,25 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from bot.errors import ConfigError, ConfigProblem, Location, QueryError
-from bot.settings import Rule, RulesFile, Settings
+from bot.settings import MatchGroup, Rule, RulesFile, Settings
 
 SETTINGS_FILE = "settings.yaml"
 RULES_FILE = "rules.yaml"
 RULES_DIR = "rules"
+
+# YAML aliases share one node, but everything after parsing sees it expanded, once per use:
+# a few hundred bytes of nested aliases ("billion laughs") expand to billions of nodes.
+MAX_ALIASES = 100  # alias uses in one file
+MAX_ALIAS_NODES = 10_000  # nodes the alias uses of one file add once expanded
+MAX_DEPTH = 50  # nesting levels of one file (mappings, lists, values)
+MAX_MATCH_DEPTH = 10  # match groups nested in match groups
+MIN_SECRET = 6  # shorter values from the environment are not hidden (see _Environment)
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -37,6 +48,48 @@ class Config:
     settings: Settings
     rules: tuple[Rule, ...]
     rule_files: tuple[Path, ...]
+    secrets: frozenset[str] = frozenset()  # values from the environment to hide (see _Environment)
+
+
+class _Environment:
+    """The environment as ``${VAR}`` sees it, remembering the values it hands out that
+    could be credentials: a key can sit anywhere (in a feed URL), so all are hidden.
+
+    Values shorter than :data:`MIN_SECRET` characters or that are numbers are not:
+    hiding ``8080`` or ``true`` everywhere would mangle every line and hide nothing.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.secrets: set[str] = set()
+
+    def get(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is not None and _secret_looking(value):
+            self.secrets.add(value)
+        return value
+
+    def error(self, problems: _Problems) -> ConfigError:
+        """Every problem, with these values hidden (a validation message quotes the value)."""
+        hidden = sorted(self.secrets, key=len, reverse=True)
+        return ConfigError([_hide(problem, hidden) for problem in problems.items])
+
+
+def _secret_looking(value: str) -> bool:
+    if len(value) < MIN_SECRET:
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
+
+
+def _hide(problem: ConfigProblem, secrets: Sequence[str]) -> ConfigProblem:
+    message = problem.message
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return ConfigProblem(problem.location, message)
 
 
 @dataclass
@@ -75,6 +128,65 @@ class _Document:
         return col
 
 
+class _YamlLimitError(ComposerError):
+    """A file nests or aliases more than a config ever needs."""
+
+
+class _BoundedComposer(Composer):
+    """Composes a YAML file, refusing alias bombs and cycles at the alias that crosses the line.
+
+    Each node's expanded size (counting every alias use in full) is known once
+    the node is composed, so the check costs one addition per node.
+    """
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self._sizes: dict[int, int] = {}
+        self._aliases = 0
+        self._alias_nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if not self.parser.check_event(AliasEvent):
+            node = super().compose_node(parent, index)
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
+            return node
+        mark = self.parser.peek_event().start_mark
+        node = super().compose_node(parent, index)
+        size = self._sizes.get(id(node))
+        if size is None:
+            raise _YamlLimitError(None, None, "a YAML alias inside the node it names", mark)
+        self._aliases += 1
+        self._alias_nodes += size
+        if self._aliases > MAX_ALIASES:
+            raise _YamlLimitError(
+                None, None, f"more than {MAX_ALIASES} YAML aliases (*name) in one file", mark
+            )
+        if self._alias_nodes > MAX_ALIAS_NODES:
+            raise _YamlLimitError(
+                None,
+                None,
+                f"YAML aliases (*name) expand to more than {MAX_ALIAS_NODES} values in one file",
+                mark,
+            )
+        return node
+
+
+def _children(node: Node) -> Iterator[Node]:
+    if isinstance(node, SequenceNode):
+        yield from node.value
+    elif isinstance(node, MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+
+
+def _yaml_loader() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Composer = _BoundedComposer
+    yaml.max_depth = MAX_DEPTH
+    return yaml
+
+
 class _Problems:
     def __init__(self) -> None:
         self.items: list[ConfigProblem] = []
@@ -85,23 +197,23 @@ class _Problems:
 
 def load_config(directory: Path, environ: Mapping[str, str]) -> Config:
     """Everything in ``directory``, validated; raises :class:`ConfigError` listing every problem."""
-    problems = _Problems()
-    settings_doc = _read(directory / SETTINGS_FILE, environ, problems, required=True)
+    problems, env = _Problems(), _Environment(environ)
+    settings_doc = _read(directory / SETTINGS_FILE, env, problems, required=True)
     settings = _validate(settings_doc, Settings, problems) if settings_doc else None
     if settings is not None:
         _check_settings(settings, settings_doc, problems)
-    rules, files = _load_rules(directory, environ, settings, problems)
+    rules, files = _load_rules(directory, env, settings, problems)
     if problems.items or settings is None:
-        raise ConfigError(problems.items)
-    return Config(directory, settings, rules, files)
+        raise env.error(problems)
+    return Config(directory, settings, rules, files, frozenset(env.secrets))
 
 
 def load_rules(directory: Path, settings: Settings, environ: Mapping[str, str]) -> tuple[Rule, ...]:
     """Only the rule files (for reloading them while running), checked against ``settings``."""
-    problems = _Problems()
-    rules, _ = _load_rules(directory, environ, settings, problems)
+    problems, env = _Problems(), _Environment(environ)
+    rules, _ = _load_rules(directory, env, settings, problems)
     if problems.items:
-        raise ConfigError(problems.items)
+        raise env.error(problems)
     return rules
 
 
@@ -115,7 +227,7 @@ def rule_file_paths(directory: Path) -> tuple[Path, ...]:
 
 def _load_rules(
     directory: Path,
-    environ: Mapping[str, str],
+    environ: _Environment,
     settings: Settings | None,
     problems: _Problems,
 ) -> tuple[tuple[Rule, ...], tuple[Path, ...]]:
@@ -143,7 +255,8 @@ def _load_rules(
             seen[rule.id] = f"{doc.file}:{doc.line((*where, 'id'))}"
             if settings is not None:
                 _check_rule(rule, where, doc, settings, problems)
-            _compile(rule, where, doc, problems)
+            if _check_match_depth(rule, where, doc, problems):
+                _compile(rule, where, doc, problems)
             rules.append(rule)
     return tuple(rules), files
 
@@ -193,6 +306,28 @@ def _check_rule(
             )
 
 
+def _check_match_depth(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> bool:
+    """Whether the rule's ``match`` groups nest at most :data:`MAX_MATCH_DEPTH` deep."""
+    pending: list[tuple[MatchGroup, Path_, int]] = (
+        [(rule.match, ("match",), 1)] if rule.match else []
+    )
+    while pending:
+        group, path, depth = pending.pop()
+        if depth > MAX_MATCH_DEPTH:
+            problems.add(
+                doc.file,
+                doc.line((*where, *path)),
+                f"rule {rule.id!r}: {_dotted(path)}: match groups nested more than"
+                f" {MAX_MATCH_DEPTH} deep",
+            )
+            return False
+        for kind in ("all", "any", "none"):
+            for index, entry in enumerate(getattr(group, kind)):
+                if isinstance(entry, MatchGroup):
+                    pending.append((entry, (*path, kind, index), depth + 1))
+    return True
+
+
 def _compile(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> None:
     from bot.matcher import compile_rule
 
@@ -212,7 +347,7 @@ def _known(ids: Mapping[str, object]) -> str:
 
 
 def _read(
-    path: Path, environ: Mapping[str, str], problems: _Problems, *, required: bool
+    path: Path, environ: _Environment, problems: _Problems, *, required: bool
 ) -> _Document | None:
     name = str(path)
     try:
@@ -225,7 +360,15 @@ def _read(
         problems.add(name, 0, f"cannot read: {err}")
         return None
     try:
-        tree = YAML(typ="rt").load(text)
+        tree = _yaml_loader().load(text)
+    except (_YamlLimitError, MaxDepthExceededError) as err:
+        mark = err.problem_mark
+        line = mark.line + 1 if mark is not None else 0
+        limit = isinstance(err, _YamlLimitError)
+        problems.add(
+            name, line, err.problem if limit else f"nested more than {MAX_DEPTH} levels deep"
+        )
+        return None
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else 0
@@ -246,7 +389,7 @@ def _read(
 
 
 def _substitute(
-    node: Any, path: Path_, doc: _Document, environ: Mapping[str, str], problems: _Problems
+    node: Any, path: Path_, doc: _Document, environ: _Environment, problems: _Problems
 ) -> Any:
     """Plain Python data with ``${VAR}`` and ``${VAR:-default}`` replaced in every string."""
     if isinstance(node, Mapping):
@@ -261,7 +404,7 @@ def _substitute(
 
 
 def _expand(
-    m: re.Match[str], path: Path_, doc: _Document, environ: Mapping[str, str], problems: _Problems
+    m: re.Match[str], path: Path_, doc: _Document, environ: _Environment, problems: _Problems
 ) -> str:
     if m.group(0) == "$$":
         return "$"

@@ -45,6 +45,20 @@ class SecretFilter(logging.Filter):
         return True
 
 
+def scrub(text: str) -> str:
+    """``text`` with every secret the installed log scrubbers know hidden.
+
+    Command output and notices (a feed-failure notice quotes the feed URL) must
+    hide what the logs hide; the scrubbers on the root handlers hold every
+    secret of the running config, reloads included.
+    """
+    for handler in logging.getLogger().handlers:
+        for filt in handler.filters:
+            if isinstance(filt, SecretFilter):
+                text = filt.scrub(text)
+    return text
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {

@@ -25,6 +25,7 @@ from bot.digest import next_digest_at
 from bot.errors import DeliveryError, FetchError
 from bot.feedparse import Draft, read_feed
 from bot.flood import fold
+from bot.logs import scrub
 from bot.matcher import RuleSet
 from bot.model import Alert, Item, Match, Summary
 from bot.notify import Notifier
@@ -411,6 +412,8 @@ class Pipeline:
         return False
 
     def _notice(self, destinations: Sequence[str], title: str, text: str) -> None:
+        """Send a notice, with the secrets the logs hide (a key in a feed URL) hidden too."""
+        title, text = scrub(title), scrub(text)
         for dest_id in destinations:
             try:
                 self.notifiers[dest_id].send_notice(title, text)

@@ -25,6 +25,7 @@ from bot.model import FIELDS, Field
 from bot.text import normalize, tokens
 
 MAX_NEAR = 1000
+MAX_DEPTH = 100  # nested parentheses and NOTs: the parser and every tree walk recurse per level
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +228,7 @@ class _Parser:
         self.query = query
         self.tokens = _lex(query)
         self.pos = 0
+        self.depth = 0
         self.first_negation: _Token | None = None
         self.regex_columns: dict[str, int] = {}
 
@@ -291,8 +293,19 @@ class _Parser:
             self.first_negation = self.first_negation or token
             name = "NOT" if token.kind == "NOT" else "-"
             self.need_operand(token, f"{name} needs a term right after it")
-            return Not(self.unary(scope))
+            self.descend(token)
+            node = Not(self.unary(scope))
+            self.depth -= 1
+            return node
         return self.primary(scope)
+
+    def descend(self, token: _Token) -> None:
+        """Count one more level of nesting; refuse more than :data:`MAX_DEPTH`."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QueryError(
+                f"nested more than {MAX_DEPTH} levels deep (parentheses and NOT)", token.column
+            )
 
     def primary(self, scope: Scope) -> Node:
         token = self.peek()
@@ -318,7 +331,9 @@ class _Parser:
         following = self.peek()
         if following is not None and following.kind == ")":
             raise QueryError("empty parentheses", opening.column)
+        self.descend(opening)
         node = self.or_expr(scope)
+        self.depth -= 1
         closing = self.peek()
         if closing is None or closing.kind != ")":
             column = opening.column

@@ -30,7 +30,7 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.app import close_all, open_notifiers, secrets_of, sync_feeds
+from bot.app import close_all, config_secrets, open_notifiers, sync_feeds
 from bot.configfile import Config, load_config, load_rules, rule_file_paths
 from bot.errors import ConfigError, NewswatchError, StoreError
 from bot.fetch import Fetcher
@@ -350,7 +350,7 @@ class Service:
                 log.error("%s", problem, extra={"event": "config_invalid"})
             self._reload_failed(f"invalid config ({len(err.problems)} problem(s))")
             return
-        add_secrets(secrets_of(config.settings))
+        add_secrets(config_secrets(config))
         try:
             await self._switch(config)
         except NewswatchError as err:

@@ -7,6 +7,7 @@ counts as done even if closing the connection fails, so nothing is sent twice.
 
 from __future__ import annotations
 
+import base64
 import logging
 import smtplib
 import ssl
@@ -115,19 +116,22 @@ def _quit(client: smtplib.SMTP) -> None:
 
 
 def _failure(error: BaseException, smtp: Smtp) -> DeliveryError:
+    """The error as a code and a one-line detail with every form of the password hidden
+    (a server may echo the AUTH line back in its reply)."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return _all_refused(error.recipients)
     if isinstance(error, smtplib.SMTPResponseException):
         code = error.smtp_code
-        detail = _redact(_text(error.smtp_error), smtp)
+        detail = _text(error.smtp_error, smtp)
         return DeliveryError(f"smtp_{code}", detail, retryable=400 <= code < 500)
     if isinstance(error, smtplib.SMTPNotSupportedError):
-        return DeliveryError("smtp_unsupported", str(error), retryable=False)
+        return DeliveryError("smtp_unsupported", _redact(str(error), smtp), retryable=False)
     if isinstance(error, ssl.SSLError):
         # A certificate can be renewed or the CA fixed: keep the alert and retry.
-        return DeliveryError("tls", one_line(str(error)), retryable=True)
+        return DeliveryError("tls", _redact(one_line(str(error)), smtp), retryable=True)
     code = "timeout" if isinstance(error, TimeoutError) else "connection"
-    return DeliveryError(code, f"{type(error).__name__}: {one_line(str(error))}", retryable=True)
+    detail = _redact(f"{type(error).__name__}: {one_line(str(error))}", smtp)
+    return DeliveryError(code, detail, retryable=True)
 
 
 def _all_refused(refused: Mapping[str, tuple[int, bytes]]) -> DeliveryError:
@@ -141,12 +145,27 @@ def _describe(refused: Mapping[str, tuple[int, bytes]]) -> str:
     return ", ".join(f"{addr} ({code} {_text(text)})" for addr, (code, text) in refused.items())
 
 
-def _text(value: bytes | str) -> str:
+def _text(value: bytes | str, smtp: Smtp | None = None) -> str:
+    """One line of a server's reply, at most 300 characters, the password hidden first
+    (cutting first could leave part of an echoed AUTH string to show)."""
     raw = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    return one_line(raw)[:300]
+    return one_line(_redact(raw, smtp) if smtp is not None else raw)[:300]
+
+
+def auth_strings(smtp: Smtp) -> tuple[str, ...]:
+    """The password and the base64 forms AUTH PLAIN and AUTH LOGIN send it in."""
+    if smtp.password is None:
+        return ()
+    password = smtp.password.get_secret_value()
+    plain = f"\0{smtp.username or ''}\0{password}"
+    return (password, *(_base64(text) for text in (password, plain)))
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
 def _redact(text: str, smtp: Smtp) -> str:
-    if smtp.password is None:
-        return text
-    return text.replace(smtp.password.get_secret_value(), "[secret]")
+    for secret in sorted(auth_strings(smtp), key=len, reverse=True):
+        text = text.replace(secret, "[secret]")
+    return text

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from bot.errors import StoreError
 from bot.model import Alert
 
 
@@ -194,3 +197,20 @@ def open_store(url: str, *, read_only: bool = False) -> Store:
 
         return open_postgres(url, read_only=read_only)
     raise ValueError(f"unsupported store URL {url!r}")
+
+
+def store_error(url: str, err: BaseException) -> StoreError | None:
+    """``err`` as the :class:`StoreError` a user sees when it is a database failure of the
+    store at ``url`` (a file locked or made read-only, a server gone mid-command); else None."""
+    if isinstance(err, StoreError):
+        return err
+    if url.startswith("sqlite:") and isinstance(err, sqlite3.Error):
+        from bot.store.sqlite import sqlite_error, sqlite_path
+
+        return sqlite_error(sqlite_path(url), err)
+    psycopg = sys.modules.get("psycopg")  # loaded only when a PostgreSQL store was opened
+    if psycopg is not None and isinstance(err, psycopg.Error):
+        from bot.store.postgres import postgres_error
+
+        return postgres_error(url, err)
+    return None

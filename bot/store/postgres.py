@@ -6,6 +6,7 @@ import re
 
 import psycopg
 from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict
 
 from bot.errors import StoreError
 from bot.store.sql import Dialect, SqlStore
@@ -31,17 +32,41 @@ POSTGRES = Dialect(
 
 
 def open_postgres(url: str, *, read_only: bool = False) -> SqlStore:
+    """The store at ``url``, connected (and migrated, unless ``read_only``) before use, so an
+    unreachable or unusable server fails here as one :class:`StoreError` naming it."""
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=10,
-                               application_name="newswatch")
+        conn = psycopg.connect(
+            url, autocommit=True, connect_timeout=10, application_name="newswatch"
+        )
     except psycopg.Error as err:
-        raise StoreError(f"cannot connect to PostgreSQL: {_without_password(str(err))}") from err
+        raise postgres_error(url, err) from None
     store = SqlStore(conn, POSTGRES, read_only=read_only)
-    if read_only:
-        conn.execute("SET default_transaction_read_only = on")
-    else:
-        store.migrate()
+    try:
+        if read_only:
+            conn.execute("SET default_transaction_read_only = on")
+        else:
+            store.migrate()
+    except psycopg.Error as err:
+        conn.close()
+        raise postgres_error(url, err) from None
     return store
+
+
+def postgres_error(url: str, err: psycopg.Error) -> StoreError:
+    """What a PostgreSQL failure means to the user: the server (never the password), one line."""
+    message = " ".join(_without_password(str(err)).split())
+    return StoreError(f"PostgreSQL store {_server(url)}: {message}")
+
+
+def _server(url: str) -> str:
+    """``host:port/dbname`` of ``url``: where the store is, without the credentials."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "(unparsable URL)"
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    return f"{host}:{port}/{info.get('dbname') or ''}"
 
 
 def _without_password(message: str) -> str:

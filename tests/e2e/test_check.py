@@ -21,6 +21,31 @@ RULES = """
         title: Watch
         query: 'RCMP AND Iraq'
 """
+# "Billion laughs": under 1 KB that expand to 10^9 strings (55 s and 1.2 GB before aliases
+# were bounded). Line 4 is where the expansion first passes 10,000 values.
+BILLION_LAUGHS = """
+    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+    h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+    i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]
+    rules: *i
+"""
+
+
+def _with_query(query: str) -> str:
+    return RULES.replace("'RCMP AND Iraq'", f"'{query}'")
+
+
+def _nested_match(levels: int) -> str:
+    group = "'RCMP'"
+    for _ in range(levels):
+        group = "{all: [" + group + "]}"
+    return RULES.replace("query: 'RCMP AND Iraq'", "match: " + group)
 
 
 def check(cfg: ConfigDir, settings: str = SETTINGS, rules: str = RULES, **env: str):
@@ -111,6 +136,48 @@ def test_a_valid_config_passes(config_dir: ConfigDir) -> None:
             "settings.yaml:8: destinations.x: a slack destination needs exactly one of",
             id="slack-without-credentials",
         ),
+        pytest.param(
+            SETTINGS,
+            BILLION_LAUGHS,
+            "rules.yaml:4: YAML aliases (*name) expand to more than 10000 values in one file",
+            id="alias-bomb",
+        ),
+        pytest.param(
+            SETTINGS,
+            "rules: &r [*r]\n",
+            "rules.yaml:1: a YAML alias inside the node it names",
+            id="alias-cycle",
+        ),
+        pytest.param(
+            SETTINGS,
+            "rules: &r x\nmore: [" + ", ".join(["*r"] * 101) + "]\n",
+            "rules.yaml:2: more than 100 YAML aliases (*name) in one file",
+            id="too-many-aliases",
+        ),
+        pytest.param(
+            SETTINGS,
+            "rules: " + "[" * 2000 + "]" * 2000 + "\n",
+            "rules.yaml:1: nested more than 50 levels deep",
+            id="deep-yaml",
+        ),
+        pytest.param(
+            SETTINGS,
+            _with_query("RCMP AND " + "(" * 2000 + "Iraq" + ")" * 2000),
+            "rules.yaml:4: rule 'watch': query: column 110: nested more than 100 levels deep",
+            id="deep-query",
+        ),
+        pytest.param(
+            SETTINGS,
+            _with_query("RCMP AND " + "NOT " * 2000 + "Iraq"),
+            "rules.yaml:4: rule 'watch': query: column 410: nested more than 100 levels deep",
+            id="deep-negation",
+        ),
+        pytest.param(
+            SETTINGS,
+            _nested_match(12),
+            "rules.yaml:4: rule 'watch': match" + ".all[0]" * 10 + ": match groups nested more",
+            id="deep-match-groups",
+        ),
     ],
 )
 def test_broken_configs_are_located_errors(
@@ -142,3 +209,53 @@ def test_missing_config_directory_is_a_located_error(tmp_path) -> None:
     result = run_cli("--config", str(tmp_path / "nowhere"), "check")
     assert result.code == 2
     assert "settings.yaml: file not found" in result.stderr
+
+
+def test_a_few_aliases_and_deep_but_bounded_nesting_load(config_dir: ConfigDir) -> None:
+    deep = "(" * 99 + "Iraq" + ")" * 99
+    nots = "NOT " * 99 + "army"
+    rules = f"""
+        rules:
+          - id: first
+            title: First
+            query: 'RCMP AND {deep}'
+            feeds: &both [news, tag:canada]
+          - id: second
+            title: Second
+            query: 'police {nots}'
+            feeds: *both
+    """
+    result = check(config_dir, SETTINGS, rules)
+    assert result.code == 0, result.stderr
+    assert "2 rules" in result.stdout
+    assert check(config_dir, SETTINGS, _nested_match(10)).code == 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check"],
+        ["once"],
+        ["once", "--dry-run"],
+        ["feeds"],
+        ["run"],
+        ["test", "watch", "--text", "RCMP in Iraq"],
+        ["send-test", "console"],
+        ["feeds", "import", "feeds.opml"],
+    ],
+    ids=" ".join,
+)
+def test_every_command_refuses_an_alias_bomb_with_a_located_line(
+    config_dir: ConfigDir, command: list[str]
+) -> None:
+    config_dir.write("settings.yaml", SETTINGS)
+    config_dir.write("rules.yaml", BILLION_LAUGHS)
+    opml = config_dir.write("feeds.opml", "<opml><body/></opml>")
+    args = [str(opml) if arg == "feeds.opml" else arg for arg in command]
+    result = run_cli("--config", str(config_dir.path), *args)
+    assert result.code == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{config_dir.path}/rules.yaml:4: YAML aliases (*name) expand to more than 10000 values"
+        " in one file",
+        f"1 problem(s) in {config_dir.path}",
+    ]

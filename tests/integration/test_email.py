@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Iterator
@@ -112,6 +113,30 @@ def test_wrong_password_is_not_retryable_and_not_shown() -> None:
         error = failure(target)
         assert error.code == "smtp_535" and not error.retryable
         assert "wrong-pw" not in f"{error} {error.detail} {target!r}"
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_a_server_echoing_the_auth_line_gets_no_form_of_the_password_through(
+    mechanism: str,
+) -> None:
+    others = tuple({"PLAIN", "LOGIN"} - {mechanism})
+    with SmtpServer(
+        "starttls", users={"bot": "right"}, echo_auth=True, exclude_mechanisms=others
+    ) as server:
+        target = notifier(
+            server, "starttls", username="bot", password="wrong-pw-123", ca_file=server.ca_file
+        )
+        error = failure(target)
+    assert error.code == "smtp_535"
+    assert error.detail.startswith(f"5.7.8 rejected AUTH {mechanism} ")
+    assert "[secret]" in error.detail
+    password = "wrong-pw-123"
+    forms = {
+        password,
+        base64.b64encode(password.encode()).decode(),
+        base64.b64encode(f"\0bot\0{password}".encode()).decode(),
+    }
+    assert not any(form in str(error) for form in forms), error
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,13 @@ Modes: ``plain``, ``starttls`` (STARTTLS offered and required before mail) and
 ``ssl`` (implicit TLS), with a certificate for 127.0.0.1 signed by a throw-away
 ``trustme`` CA whose PEM is at ``ca_file``. Optional AUTH (only offered over
 TLS). Scripted answers for the next MAIL/RCPT/DATA commands, per-recipient
-refusals, and a record of every accepted message.
+refusals, and a record of every accepted message. With ``echo_auth`` a refused AUTH
+is answered with the client's AUTH data in the reply, as some servers do.
 """
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import socket
@@ -59,6 +61,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _echo(mechanism: str, auth_data: LoginPassword) -> str:
+    """A refusal quoting what the client sent: the base64 strings of AUTH PLAIN or LOGIN."""
+    login, password = auth_data.login, auth_data.password
+    sent = [b"\0" + login + b"\0" + password] if mechanism == "PLAIN" else [login, password]
+    quoted = " ".join(base64.b64encode(part).decode() for part in sent)
+    return f"535 5.7.8 rejected AUTH {mechanism} {quoted}"
+
+
 def _over_tls(server: Any) -> bool:
     """Whether the session runs over TLS, from STARTTLS or from the first byte."""
     return server.transport.get_extra_info("ssl_object") is not None
@@ -67,11 +77,20 @@ def _over_tls(server: Any) -> bool:
 class SmtpServer:
     """Runs until closed; ``port``, ``ca_file``, ``messages``, ``auth_attempts`` for assertions."""
 
-    def __init__(self, mode: str = "plain", *, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        mode: str = "plain",
+        *,
+        users: dict[str, str] | None = None,
+        echo_auth: bool = False,
+        exclude_mechanisms: tuple[str, ...] = (),
+    ) -> None:
         if mode not in ("plain", "starttls", "ssl"):
             raise ValueError(mode)
         self.mode = mode
         self.users = dict(users or {})
+        self.echo_auth = echo_auth
+        self.exclude_mechanisms = list(exclude_mechanisms)
         self.messages: list[Received] = []
         self.auth_attempts: list[AuthAttempt] = []
         self.refused: dict[str, str] = {}
@@ -89,7 +108,10 @@ class SmtpServer:
     def _options(self) -> dict[str, Any]:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ca.issue_cert(HOST, "localhost").configure_cert(context)
-        options: dict[str, Any] = {"auth_require_tls": True}
+        options: dict[str, Any] = {
+            "auth_require_tls": True,
+            "auth_exclude_mechanism": self.exclude_mechanisms,
+        }
         if self.users:
             options["authenticator"] = self._authenticate
         if self.mode == "starttls":
@@ -108,8 +130,11 @@ class SmtpServer:
         ok = self.users.get(login) == auth_data.password.decode()
         with self.lock:
             self.auth_attempts.append(AuthAttempt(login, _over_tls(server), ok))
-        # handled=False: aiosmtpd sends the 235/535 answer itself.
-        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+        # handled=False: aiosmtpd sends the 235/535 answer itself (or the message given).
+        message = None if ok or not self.echo_auth else _echo(mechanism, auth_data)
+        return AuthResult(
+            success=ok, handled=False, auth_data=auth_data if ok else None, message=message
+        )
 
     def answer_next(self, command: str, *answers: str) -> None:
         """The next ``command`` (MAIL, RCPT or DATA) gets ``answer`` (e.g. ``451 4.3.0 busy``)."""

@@ -119,3 +119,26 @@ def test_parse_only_ever_raises_query_errors(parts: list[str]) -> None:
 def test_parse_survives_any_unicode(query: str) -> None:
     with contextlib.suppress(QueryError):
         parse(query)
+
+
+def test_nesting_is_bounded_at_the_opening_that_goes_too_deep() -> None:
+    assert parse("(" * 100 + "a" + ")" * 100) == t("a")
+    with pytest.raises(QueryError) as caught:
+        parse("(" * 2000 + "a" + ")" * 2000)
+    assert (caught.value.column, caught.value.message) == (
+        101,
+        "nested more than 100 levels deep (parentheses and NOT)",
+    )
+
+
+def test_negation_chains_are_bounded() -> None:
+    assert parse("a " + "NOT " * 100 + "b") == And((t("a"), _negated(t("b"), 100)))
+    with pytest.raises(QueryError) as caught:
+        parse("a " + "-" * 2000 + "b")
+    assert caught.value.column == 103
+
+
+def _negated(node: object, times: int) -> object:
+    for _ in range(times):
+        node = Not(node)  # type: ignore[arg-type]
+    return node
