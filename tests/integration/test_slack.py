@@ -263,8 +263,9 @@ def _lost_answer(slack: SlackEmulator, notifier: SlackNotifier, ids: tuple[int, 
 def test_a_post_whose_answer_was_lost_is_found_in_the_history_not_posted_twice(
     slack: SlackEmulator, channel: str
 ) -> None:
-    notifier = api(slack, channel=slack.channel_id("#iraq") if channel == "id" else "#iraq",
-                   timeout=1)
+    notifier = api(
+        slack, channel=slack.channel_id("#iraq") if channel == "id" else "#iraq", timeout=1
+    )
     if channel == "name":  # a first post tells the channel's ID
         notifier.send([alert(item_key="earlier")], Attempt((6,)))
     started = _lost_answer(slack, notifier, (7,))

@@ -227,8 +227,15 @@ class _SlackHandler(QuietHandler):
             self._json(200, {"ok": False, "error": "invalid_auth"})
             return
         if emu.history_error is not None:
-            self._json(200, {"ok": False, "error": emu.history_error,
-                             "needed": "channels:history", "provided": "chat:write"})
+            self._json(
+                200,
+                {
+                    "ok": False,
+                    "error": emu.history_error,
+                    "needed": "channels:history",
+                    "provided": "chat:write",
+                },
+            )
             return
         channel = params.get("channel")
         with emu.lock:
@@ -252,12 +259,15 @@ class _SlackHandler(QuietHandler):
                 message["metadata"] = m.metadata
             messages.append(message)
         more = start + limit < len(found)
-        self._json(200, {
-            "ok": True,
-            "messages": messages,
-            "has_more": more,
-            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
-        })
+        self._json(
+            200,
+            {
+                "ok": True,
+                "messages": messages,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            },
+        )
 
     def _webhook(self, emu: SlackEmulator, payload: dict[str, Any]) -> None:
         if block_kit_violations(payload):
