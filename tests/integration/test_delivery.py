@@ -241,3 +241,50 @@ def test_a_replica_killed_after_posting_is_not_repeated_by_the_next(
     posted = slack.in_channel("#desk")
     assert [m.metadata["event_payload"]["outbox_ids"] for m in posted] == [[i] for i in ids]
     assert len(slack.history_requests()) == 1  # only the row that was in flight is looked up
+
+
+class HeldFetcher:
+    """Answers 304 Not Modified once the test lets it; until then the fetch hangs."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def fetch(self, url: str, **_: Any) -> Any:
+        self.started.set()
+        await self.go.wait()
+        return _NotModified(url)
+
+
+class _NotModified:
+    def __init__(self, url: str) -> None:
+        self.not_modified, self.body, self.url, self.content_type = True, b"", url, None
+        self.etag = self.last_modified = None
+        self.max_age = None
+
+
+def test_a_slow_feed_keeps_its_lease_while_it_is_polled(store: Store) -> None:
+    time = FakeTime(T0)
+    fetcher = HeldFetcher()
+    settings = Settings.model_validate(
+        {"feeds": [{"id": "a", "url": "http://x/a"}], "http": {"timeout": "20s"}}
+    )
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    pipeline = Pipeline(
+        settings, [], store, fetcher, {}, owner="poller", clock=time.clock,
+        leases=Leases(outbox=LEASE), sleep=time.sleep,
+    )  # fmt: skip
+
+    async def main() -> list[str]:
+        poll = asyncio.create_task(pipeline.poll(due_only=True))
+        await fetcher.started.wait()
+        await time.asleep()
+        for _ in range(9):  # three leases of 30 s, each renewed before it ends
+            await time.advance(LEASE / 3)
+            assert store.claim_feeds("rival", time.now, LEASE, 10, due_only=False) == []
+        fetcher.go.set()
+        return [f.status for f in (await poll).feeds]
+
+    assert _run(main) == ["not_modified"]
+    (state,) = store.feed_states()
+    assert state.last_success_at == time.now
