@@ -191,7 +191,7 @@ class Pipeline:
                 self.owner, now, lease, max(1, len(self.feeds)), due_only=due_only
             )
             states = [s for s in states if s.feed_id in self.feeds]
-        polling = set() if dry_run else {s.feed_id for s in states}
+        polling: set[str] = set() if dry_run else {s.feed_id for s in states}
         async with self._heartbeat("feeds", polling, lease, self.store.renew_feeds):
             reports = await asyncio.gather(
                 *(self._poll_feed(s, polling, backfill=backfill, dry_run=dry_run) for s in states)
