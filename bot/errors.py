@@ -72,7 +72,9 @@ class DeliveryError(NewswatchError):
 
     ``retryable`` says whether sending again later can succeed; ``retry_after``
     (seconds) is the peer's own request, when it made one; ``code`` is the
-    peer's error code (``channel_not_found``, ``smtp_550`` ...).
+    peer's error code (``channel_not_found``, ``smtp_550`` ...);
+    ``maybe_delivered``: the message went out but its answer never came back
+    (a timeout, a dropped connection), so it may have arrived.
     """
 
     def __init__(
@@ -82,11 +84,13 @@ class DeliveryError(NewswatchError):
         *,
         retryable: bool,
         retry_after: float | None = None,
+        maybe_delivered: bool = False,
     ) -> None:
         self.code = code
         self.detail = detail
         self.retryable = retryable
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
         super().__init__(f"{code}: {detail}" if detail else code)
 
 

@@ -16,7 +16,8 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -28,7 +29,7 @@ from bot.flood import fold
 from bot.logs import scrub
 from bot.matcher import RuleSet
 from bot.model import Alert, Item, Match, Summary
-from bot.notify import Notifier
+from bot.notify import Attempt, Notifier
 from bot.polling import next_poll_delay, retry_delay
 from bot.settings import Feed, Rule, Settings
 from bot.store import FeedState, OutboxEntry, PollOutcome, PollRecord, QueuedAlert, Store
@@ -37,9 +38,34 @@ from bot.summarize import summarize
 log = logging.getLogger("newswatch.pipeline")
 
 DELIVERY_BATCH = 50
-DELIVERY_LEASE = 300.0
+OUTBOX_LEASE = 30.0
+FEED_LEASE_CAP = 60.0
+LEASE_ENV = "NEWSWATCH_TEST_LEASE"  # internal: lets the end-to-end tests shorten every lease
 
 Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Leases:
+    """How long a claim on a feed or an outbox row lasts without a heartbeat.
+
+    Work in flight renews its leases every third of their length, so a lease
+    only needs to outlive a few missed heartbeats; when a replica dies, its work
+    is picked up by another once the lease ends.
+    """
+
+    outbox: float = OUTBOX_LEASE
+    feed_cap: float = FEED_LEASE_CAP
+
+    def feed(self, fetch_timeout: float) -> float:
+        """A bit over one fetch, capped: a slow feed keeps its lease through heartbeats."""
+        return min(max(fetch_timeout + 10.0, self.outbox), self.feed_cap)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Leases:
+        raw = environ.get(LEASE_ENV)
+        return cls(float(raw), float(raw)) if raw else cls()
 
 
 def utcnow() -> datetime:
@@ -151,6 +177,8 @@ class Pipeline:
         clock: Clock = utcnow,
         rng: random.Random | None = None,
         events: PipelineEvents | None = None,
+        leases: Leases | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -160,6 +188,8 @@ class Pipeline:
         self.clock = clock
         self.rng = rng or random.Random()
         self.events: PipelineEvents = events or NoEvents()
+        self.leases = leases or Leases.from_environ(os.environ)
+        self.sleep = sleep
         self.feeds = {f.id: f for f in settings.feeds if f.enabled}
         self.set_rules(rules)
 
@@ -174,26 +204,29 @@ class Pipeline:
     ) -> CycleReport:
         """Polls feeds (all, or those due) and queues their alerts; ``dry_run`` writes nothing."""
         now = self.clock()
+        lease = self.leases.feed(self.settings.http.timeout)
         if dry_run:
             known = {s.feed_id: s for s in self.store.feed_states()}
             states = [known.get(f.id) or FeedState(f.id, f.url) for f in self.feeds.values()]
         else:
-            lease = 2 * self.settings.http.timeout + 60
             states = self.store.claim_feeds(
                 self.owner, now, lease, max(1, len(self.feeds)), due_only=due_only
             )
             states = [s for s in states if s.feed_id in self.feeds]
-        reports = await asyncio.gather(
-            *(self._poll_feed(s, backfill=backfill, dry_run=dry_run) for s in states)
-        )
+        polling: set[str] = set() if dry_run else {s.feed_id for s in states}
+        async with self._heartbeat("feeds", polling, lease, self.store.renew_feeds):
+            reports = await asyncio.gather(
+                *(self._poll_feed(s, polling, backfill=backfill, dry_run=dry_run) for s in states)
+            )
         return CycleReport(list(reports))
 
     async def _poll_feed(
-        self, state: FeedState, *, backfill: float | None, dry_run: bool
+        self, state: FeedState, polling: set[str], *, backfill: float | None, dry_run: bool
     ) -> FeedReport:
         feed = self.feeds[state.feed_id]
         started = time.monotonic()
         report = await self._poll_feed_guarded(feed, state, backfill, dry_run)
+        polling.discard(feed.id)
         self.events.feed_done(feed.id, report.status, time.monotonic() - started, report.new_items)
         return report
 
@@ -425,23 +458,71 @@ class Pipeline:
                     extra={"destination": dest_id, "code": err.code},
                 )
 
+    # -- leases ---------------------------------------------------------------
+    @asynccontextmanager
+    async def _heartbeat(
+        self,
+        what: str,
+        held: set[Any],
+        lease: float,
+        renew: Callable[[Sequence[Any], str, datetime], set[Any]],
+    ) -> AsyncIterator[None]:
+        """Keep the leases on ``held`` (work in flight, emptied as it finishes) while the
+        body runs, so a short lease never lapses under a slow feed or a long batch."""
+        if not held:
+            yield
+            return
+        task = asyncio.create_task(self._renew_every(what, held, lease, renew))
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def _renew_every(
+        self,
+        what: str,
+        held: set[Any],
+        lease: float,
+        renew: Callable[[Sequence[Any], str, datetime], set[Any]],
+    ) -> None:
+        while True:
+            await self.sleep(lease / 3)
+            ids = sorted(held)
+            try:
+                kept = renew(ids, self.owner, self.clock() + timedelta(seconds=lease))
+            except Exception as err:  # the store is down: the next beat tries again
+                log.warning("cannot renew %s leases: %s", what, err, extra={"event": "lease"})
+                continue
+            lost = set(ids) - kept
+            if lost:
+                # Taken over after a stall: the new owner sends them; our late marks are void.
+                held.difference_update(lost)
+                log.warning(
+                    "lease lost on %d %s; another process has them now",
+                    len(lost),
+                    what,
+                    extra={"event": "lease_lost", "count": len(lost)},
+                )
+
     # -- delivery -----------------------------------------------------------
     async def deliver(self, *, due_only: bool = True) -> DeliveryReport:
         """Send outbox rows once; failures are rescheduled or marked dead.
 
-        Rows are claimed in batches small enough to be sent well within their
-        lease (a channel takes one message a second), each batch after the last
-        one's ids, so a row that failed in this pass is not tried twice in it.
+        Rows are claimed in batches, each after the last one's ids, so a row that
+        failed in this pass is not tried twice in it; a heartbeat renews the
+        batch's leases while it is sent (a channel takes one message a second).
         ``due_only=False`` also takes rows waiting for a retry (``once``: the run
         itself is the retry). Rows still unsent when the pass is cancelled (a
         shutdown) are handed back at once.
         """
         report = DeliveryReport()
         cursor = 0
+        lease = self.leases.outbox
         while entries := self.store.claim_outbox(
             self.owner,
             self.clock(),
-            DELIVERY_LEASE,
+            lease,
             DELIVERY_BATCH,
             due_only=due_only,
             after_id=cursor,
@@ -452,12 +533,13 @@ class Pipeline:
             for entry in entries:
                 by_destination[entry.alert.destination].append(entry)
             try:
-                await asyncio.gather(
-                    *(
-                        self._deliver_to(dest, group, report, unsent)
-                        for dest, group in by_destination.items()
+                async with self._heartbeat("outbox rows", unsent, lease, self.store.renew_outbox):
+                    await asyncio.gather(
+                        *(
+                            self._deliver_to(dest, group, report, unsent)
+                            for dest, group in by_destination.items()
+                        )
                     )
-                )
             except asyncio.CancelledError:
                 self.store.release(sorted(unsent), self.owner)
                 raise
@@ -478,9 +560,14 @@ class Pipeline:
             return
         digest = getattr(self.settings.destinations.get(dest_id), "digest", None)
         batches = [entries] if digest is not None else [[e] for e in entries]
-        for batch in batches:
+        for claimed in batches:
+            held = self.store.start_attempt([e.id for e in claimed], self.owner, self.clock())
+            unsent.difference_update(e.id for e in claimed if e.id not in held)
+            batch = [e for e in claimed if e.id in held]  # the rest was taken over: not ours
+            if not batch:
+                continue
             try:
-                await asyncio.to_thread(notifier.send, [e.alert for e in batch])
+                await asyncio.to_thread(notifier.send, [e.alert for e in batch], _attempt(batch))
             except DeliveryError as err:
                 self.events.delivered(dest_id, self._fail(batch, err, report), len(batch))
                 unsent.difference_update(e.id for e in batch)
@@ -526,7 +613,14 @@ class Pipeline:
             err,
             extra={"destination": dest, "code": err.code, "event": "delivery_retry"},
         )
-        self.store.mark_retry(ids, self.owner, at, str(err))
+        self.store.mark_retry(ids, self.owner, at, str(err), uncertain=err.maybe_delivered)
         report.retrying += len(batch)
         report.next_retry_at = min(filter(None, (report.next_retry_at, at)))
         return "retry"
+
+
+def _attempt(batch: Sequence[OutboxEntry]) -> Attempt:
+    """What the notifier needs to know of these rows: their ids, and since when to look for
+    a message an earlier attempt may have posted without hearing back."""
+    uncertain = [e.first_attempt_at or e.created_at for e in batch if e.uncertain]
+    return Attempt(tuple(e.id for e in batch), min(uncertain) if uncertain else None)

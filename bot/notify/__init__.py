@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from bot.model import Alert
@@ -15,6 +17,21 @@ from bot.settings import (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outbox rows one send delivers.
+
+    ``check_since`` is set when an earlier send of these rows may have landed
+    without its answer coming back (a timeout, a replica killed mid-send): a
+    destination that can look up what it received (Slack's channel history)
+    checks from then on before sending again; the others send again
+    (at-least-once).
+    """
+
+    outbox_ids: tuple[int, ...]
+    check_since: datetime | None = None
+
+
 class Notifier(Protocol):
     """Sends rendered alerts to one destination.
 
@@ -24,8 +41,9 @@ class Notifier(Protocol):
 
     destination_id: str
 
-    def send(self, alerts: Sequence[Alert]) -> None:
-        """One alert as its own message, or several as one digest message grouped by rule."""
+    def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
+        """One alert as its own message, or several as one digest message grouped by rule;
+        ``attempt`` names the outbox rows sent (none outside the pipeline)."""
 
     def send_notice(self, title: str, text: str) -> None:
         """A message that is not an alert: feed failure or recovery, ``send-test``."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.model import Alert
+from bot.notify import Attempt
 from bot.render import clean_text, one_line, text_message
 from bot.settings import ConsoleDestination
 
@@ -27,7 +28,8 @@ class ConsoleNotifier:
         self._stream = stream
         self._clock = clock
 
-    def send(self, alerts: Sequence[Alert]) -> None:
+    def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
+        """Prints the alerts; stdout cannot be asked what it showed, so a resend repeats them."""
         now = self._clock()
         self._write("".join(text_message(alert, now) + "\n\n" for alert in alerts))
 

@@ -17,6 +17,7 @@ from email.message import EmailMessage
 
 from bot.errors import DeliveryError
 from bot.model import Alert
+from bot.notify import Attempt
 from bot.render import email_message, notice_email, one_line
 from bot.settings import EmailDestination, Smtp
 
@@ -39,7 +40,9 @@ class EmailNotifier:
         self._smtp = destination.smtp
         self._clock = clock
 
-    def send(self, alerts: Sequence[Alert]) -> None:
+    def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
+        """Mails the alerts; a mailbox cannot be searched, so a resend after an unknown outcome
+        repeats the mail, under the same Message-ID."""
         if not alerts:
             return
         self._deliver(

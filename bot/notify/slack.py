@@ -1,8 +1,17 @@
 """The Slack destination: ``chat.postMessage`` with a bot token, or an incoming webhook.
 
-slack-sdk's own retries are disabled: a failed send goes back to the outbox,
-which retries with backoff across restarts. Every failure becomes a
-:class:`DeliveryError` whose text never contains the token or the webhook URL.
+slack-sdk's own retries are disabled (``retry_handlers=[]``): a failed send goes
+back to the outbox, which retries with backoff across restarts. Every failure
+becomes a :class:`DeliveryError` whose text never contains the token or the
+webhook URL.
+
+A send whose answer never came back (a timeout, a dropped connection, a replica
+killed mid-send) may have been posted. Every message posted with a token carries
+its outbox rows and a hash in Slack message ``metadata``; before sending such an
+alert again, the channel's history (``conversations.history``, which needs the
+``channels:history`` or ``groups:history`` scope) is searched for it, and a
+message found there counts as sent. Without that scope, and always with a
+webhook (which cannot read history), the alert is sent again: at-least-once.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.client import HTTPException
 from typing import Any, Protocol
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -24,6 +34,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.errors import DeliveryError
 from bot.model import Alert
+from bot.notify import Attempt
 from bot.render import SlackMessage, message_id, slack_digest, slack_message, slack_notice
 from bot.settings import SlackDestination
 
@@ -39,6 +50,16 @@ _TRANSIENT_ERRORS = frozenset(
 )
 _REMEMBERED_PARTS = 512
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
+
+EVENT_TYPE = "newswatch_alert"
+"""The ``metadata.event_type`` of every alert message, so a lost answer can be looked up."""
+HISTORY_PAGES = 5
+HISTORY_PAGE_SIZE = 200
+HISTORY_MARGIN = 120.0
+"""Seconds searched before a row's first attempt: replicas' clocks and Slack's differ a little."""
+# History errors that will not go away by retrying: post again instead (at-least-once).
+_NO_HISTORY = frozenset({"missing_scope", "not_in_channel", "channel_not_found"})
 
 
 SLACK_INTERVAL = 1.0
@@ -127,6 +148,13 @@ class SlackNotifier:
     ) -> None:
         self.destination_id = destination_id
         self._channel = destination.channel
+        # conversations.history takes a channel ID only: the configured one, or the one
+        # Slack names in its answer to the first post.
+        self._channel_id = (
+            destination.channel if _CHANNEL_ID.fullmatch(destination.channel or "") else None
+        )
+        self._history_off: str | None = None  # why the history cannot be read, once known
+        self._warned: set[str] = set()
         self._clock = clock
         self._client: WebClient | None = None
         self._webhook: WebhookClient | None = None
@@ -149,12 +177,14 @@ class SlackNotifier:
         # Digest parts already delivered, so retrying a half-sent digest does not repeat them.
         self._sent_parts: OrderedDict[str, None] = OrderedDict()
 
-    def send(self, alerts: Sequence[Alert]) -> None:
+    def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
         if not alerts:
             return
         now = self._clock()
+        ids = attempt.outbox_ids if attempt is not None else ()
+        since = attempt.check_since if attempt is not None else None
         if len(alerts) == 1:
-            self._post(slack_message(alerts[0], now))
+            self._deliver(slack_message(alerts[0], now), _marker(ids, message_id(alerts)), since)
             return
         parts = slack_digest(alerts, now)
         batch = message_id(alerts)
@@ -162,7 +192,7 @@ class SlackNotifier:
             key = f"{batch} {number}/{len(parts)}"
             if key in self._sent_parts:
                 continue
-            self._post(part)
+            self._deliver(part, _marker(ids, key), since)
             self._remember(key)
 
     def send_notice(self, title: str, text: str) -> None:
@@ -180,17 +210,87 @@ class SlackNotifier:
         while len(self._sent_parts) > _REMEMBERED_PARTS:
             self._sent_parts.popitem(last=False)
 
-    def _post(self, message: SlackMessage) -> None:
+    def _deliver(
+        self, message: SlackMessage, marker: dict[str, Any], since: datetime | None
+    ) -> None:
+        """Post ``message``, unless an earlier send whose answer was lost already did."""
+        if since is not None and self._already_posted(marker, since):
+            log.info(
+                "%s: an earlier send whose answer was lost did arrive; not posting it again",
+                self.destination_id,
+                extra={"destination": self.destination_id, "event": "delivery_reconciled"},
+            )
+            return
+        self._post(message, marker)
+
+    def _already_posted(self, marker: dict[str, Any], since: datetime) -> bool:
+        """Whether the channel's recent history holds a message carrying ``marker``."""
+        if self._client is None:
+            self._warn_once("webhook", "a webhook cannot read the channel's history")
+            return False
+        if self._history_off is not None:
+            return False
+        if self._channel_id is None:
+            self._warn_once(
+                "channel_id",
+                f"channel {self._channel!r} is a name and no post has told its ID yet"
+                " (configure the channel ID, C…, to check from the start)",
+            )
+            return False
+        oldest = f"{since.timestamp() - HISTORY_MARGIN:.6f}"
+        cursor: str | None = None
+        try:
+            for _ in range(HISTORY_PAGES):
+                page = self._client.conversations_history(
+                    channel=self._channel_id,
+                    oldest=oldest,
+                    include_all_metadata=True,
+                    limit=HISTORY_PAGE_SIZE,
+                    cursor=cursor,
+                )
+                if any(_carries(m, marker) for m in page.get("messages") or ()):
+                    return True
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return False
+        except SlackApiError as error:
+            response = error.response
+            code = response.get("error")
+            if code not in _NO_HISTORY:
+                raise self._failure(response.status_code, response.data, response.headers) from None
+            self._history_off = code
+            self._warn_once(code, f"Slack answered {code} to conversations.history")
+        except (OSError, HTTPException, SlackClientError) as error:
+            raise self._connection_failure(error) from None
+        return False
+
+    def _warn_once(self, reason: str, why: str) -> None:
+        """Say once per destination that a lost answer means a possible duplicate."""
+        if reason in self._warned:
+            return
+        self._warned.add(reason)
+        log.warning(
+            "%s: %s, so an alert whose answer was lost is posted again and may appear twice"
+            " (grant channels:history, or groups:history for a private channel, to prevent it)",
+            self.destination_id,
+            why,
+            extra={"destination": self.destination_id, "event": "at_least_once", "code": reason},
+        )
+
+    def _post(self, message: SlackMessage, metadata: dict[str, Any] | None = None) -> None:
         self._limiter.wait()
         try:
             if self._client is not None:
-                self._client.chat_postMessage(
+                answer = self._client.chat_postMessage(
                     channel=self._channel or "",
                     text=message.text,
                     blocks=message.blocks,
                     unfurl_links=False,
                     unfurl_media=False,
+                    metadata=metadata,
                 )
+                if self._channel_id is None and isinstance(answer.get("channel"), str):
+                    self._channel_id = answer["channel"]
             else:
                 assert self._webhook is not None
                 response = self._webhook.send(
@@ -232,10 +332,31 @@ class SlackNotifier:
         reason = getattr(error, "reason", error)
         code = "timeout" if isinstance(reason, TimeoutError) else "connection"
         detail = self._redact(f"{type(error).__name__}: {error}")
-        return DeliveryError(code, detail, retryable=True)
+        # urllib wraps in a URLError what fails before the request is sent; anything later
+        # (no answer in time, a connection dropped) may have left the message posted.
+        sent = not isinstance(error, URLError)
+        return DeliveryError(code, detail, retryable=True, maybe_delivered=sent)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, "[secret]") if self._secret else text
+
+
+def _marker(outbox_ids: Sequence[int], key: str) -> dict[str, Any]:
+    """The message metadata that lets a later attempt find this message in the history."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return {
+        "event_type": EVENT_TYPE,
+        "event_payload": {"outbox_ids": list(outbox_ids), "hash": digest},
+    }
+
+
+def _carries(message: Any, marker: dict[str, Any]) -> bool:
+    metadata = message.get("metadata") if isinstance(message, dict) else None
+    return (
+        isinstance(metadata, dict)
+        and metadata.get("event_type") == marker["event_type"]
+        and metadata.get("event_payload") == marker["event_payload"]
+    )
 
 
 def _is_code(value: object) -> bool:
@@ -252,4 +373,3 @@ def _retry_after(headers: Mapping[str, Any]) -> float | None:
             except (TypeError, ValueError):
                 return None
     return None
-

@@ -121,6 +121,8 @@ class OutboxEntry:
     created_at: datetime
     next_attempt_at: datetime
     also_reported_by: tuple[str, ...] = field(default=())
+    uncertain: bool = False  # an earlier send may have landed: its answer never came back
+    first_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,11 @@ class Store(Protocol):
     def claim_feeds(
         self, owner: str, now: datetime, lease_seconds: float, limit: int, *, due_only: bool
     ) -> list[FeedState]: ...
+    def renew_feeds(self, feed_ids: Sequence[str], owner: str, until: datetime) -> set[str]:
+        """Extend ``owner``'s leases on feeds being polled to ``until`` (a heartbeat);
+        returns the feeds it still holds."""
+        ...
+
     def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]: ...
     def record_poll(self, outcome: PollOutcome) -> PollRecord: ...
     def claim_outbox(
@@ -160,14 +167,36 @@ class Store(Protocol):
         """Lease up to ``limit`` pending rows with ids above ``after_id``, oldest first.
 
         ``due_only=False`` also takes rows waiting for a retry, never rows
-        waiting for their digest to close.
+        waiting for their digest to close. A row whose last send was started and
+        never finished (its owner died, or lost its lease) comes back ``uncertain``.
         """
+        ...
+
+    def renew_outbox(self, entry_ids: Sequence[int], owner: str, until: datetime) -> set[int]:
+        """Extend ``owner``'s leases on rows being sent to ``until`` (a heartbeat); returns
+        the rows it still holds (not taken over by another owner, not finished)."""
+        ...
+
+    def start_attempt(self, entry_ids: Sequence[int], owner: str, now: datetime) -> set[int]:
+        """Note that ``owner`` is about to send these rows, so that if it never says how that
+        went, the next claim knows the send may have landed; returns the rows it still holds
+        (send only those)."""
         ...
 
     def mark_sent(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None: ...
     def mark_retry(
-        self, entry_ids: Sequence[int], owner: str, next_attempt_at: datetime, error: str
-    ) -> None: ...
+        self,
+        entry_ids: Sequence[int],
+        owner: str,
+        next_attempt_at: datetime,
+        error: str,
+        *,
+        uncertain: bool = False,
+    ) -> None:
+        """Try again at ``next_attempt_at``; ``uncertain``: the failed send may have landed
+        (a timeout), and a row once uncertain stays so."""
+        ...
+
     def mark_dead(
         self, entry_ids: Sequence[int], owner: str, now: datetime, error: str
     ) -> None: ...

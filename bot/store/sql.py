@@ -34,7 +34,7 @@ from bot.store.codec import alert_from_json, alert_to_json, from_epoch, to_epoch
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CHUNK = 500  # rows per multi-row statement: 500 x 6 parameters is far below every engine's limit
 MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock or lost race is raised
 
@@ -136,7 +136,15 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
             slot_key TEXT PRIMARY KEY,
             next_at {d.real} NOT NULL)""",
     ]
-    return [(1, v1), (2, v2)]
+    v3 = [
+        # A send in flight (``sending``) whose outcome never came back makes the row
+        # ``uncertain``: before sending it again, a destination that can look up what it
+        # received (Slack's history) checks from ``first_attempt_at`` on.
+        f"ALTER TABLE outbox ADD COLUMN first_attempt_at {d.real}",
+        "ALTER TABLE outbox ADD COLUMN sending INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0",
+    ]
+    return [(1, v1), (2, v2), (3, v3)]
 
 
 def schema(d: Dialect) -> list[str]:
@@ -328,6 +336,39 @@ class SqlStore:
             ).fetchall()
         )
         return sorted((_feed_state(r) for r in rows), key=lambda s: s.feed_id)
+
+    def renew_feeds(self, feed_ids: Sequence[str], owner: str, until: datetime) -> set[str]:
+        return set(
+            self._update_held(
+                "feeds", "feed_id", "active = 1", feed_ids, owner, "lease_until = ?", until
+            )
+        )
+
+    def _update_held(
+        self,
+        table: str,
+        key: str,
+        alive: str,
+        ids: Sequence[Any],
+        owner: str,
+        sets: str,
+        at: datetime,
+    ) -> list[Any]:
+        """Apply ``sets`` (one ``?``, bound to ``at``) to the ``ids`` ``owner`` still holds;
+        returns them (a row taken over by another owner, or finished meanwhile, is left alone)."""
+
+        def body() -> list[Any]:
+            held: list[Any] = []
+            for chunk in _chunks(sorted(set(ids))):
+                rows = self._execute(
+                    f"UPDATE {table} SET {sets} WHERE {alive} AND lease_owner = ?"
+                    f" AND {key} IN {self._in(chunk)} RETURNING {key}",
+                    (to_epoch(at), owner, *chunk),
+                ).fetchall()
+                held.extend(r[0] for r in rows)
+            return held
+
+        return self._transaction(body) if ids else []
 
     def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
         seen: set[str] = set()
@@ -540,14 +581,17 @@ class SqlStore:
             if due_only
             else ("(next_attempt_at <= ? OR NOT (digest = 1 AND attempts = 0))")
         )
+        # A row still marked ``sending`` was in flight when its owner stopped answering:
+        # whether that send landed is unknown, which the row now remembers.
         rows = self._transaction(
             lambda: self._execute(
-                "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN ("
+                "UPDATE outbox SET lease_owner = ?, lease_until = ?,"
+                f" uncertain = {self._d.greatest}(uncertain, sending), sending = 0 WHERE id IN ("
                 f" SELECT id FROM outbox WHERE status = 'pending' AND id > ? AND {due}"
                 " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?"
                 + self._d.lock_claimed
                 + ") RETURNING id, payload, attempts, created_at, next_attempt_at,"
-                " also_reported_by",
+                " also_reported_by, uncertain, first_attempt_at",
                 (owner, t + lease_seconds, after_id, t, t, limit),
             ).fetchall()
         )
@@ -559,10 +603,26 @@ class SqlStore:
                 created_at=from_epoch(r[3]),  # type: ignore[arg-type]
                 next_attempt_at=from_epoch(r[4]),  # type: ignore[arg-type]
                 also_reported_by=tuple(json.loads(r[5])),
+                uncertain=bool(r[6]),
+                first_attempt_at=from_epoch(r[7]),
             )
             for r in rows
         ]
         return sorted(entries, key=lambda e: e.id)
+
+    def renew_outbox(self, entry_ids: Sequence[int], owner: str, until: datetime) -> set[int]:
+        return set(
+            self._update_held(
+                "outbox", "id", "status = 'pending'", entry_ids, owner, "lease_until = ?", until
+            )
+        )
+
+    def start_attempt(self, entry_ids: Sequence[int], owner: str, now: datetime) -> set[int]:
+        """Note that ``owner`` starts sending these rows; returns those it still holds."""
+        sets = "sending = 1, first_attempt_at = COALESCE(first_attempt_at, ?)"
+        return set(
+            self._update_held("outbox", "id", "status = 'pending'", entry_ids, owner, sets, now)
+        )
 
     def _finish(self, ids: Sequence[int], owner: str, sets: str, params: Sequence[Any]) -> None:
         """Apply a mark to the rows ``owner`` still holds; rows whose lease was taken over
@@ -583,29 +643,37 @@ class SqlStore:
         self._finish(
             entry_ids,
             owner,
-            "status = 'sent', sent_at = ?, attempts = attempts + 1",
+            "status = 'sent', sent_at = ?, attempts = attempts + 1, sending = 0",
             (to_epoch(now),),
         )
 
     def mark_retry(
-        self, entry_ids: Sequence[int], owner: str, next_attempt_at: datetime, error: str
+        self,
+        entry_ids: Sequence[int],
+        owner: str,
+        next_attempt_at: datetime,
+        error: str,
+        *,
+        uncertain: bool = False,
     ) -> None:
         self._finish(
             entry_ids,
             owner,
-            "attempts = attempts + 1, next_attempt_at = ?, last_error = ?",
-            (to_epoch(next_attempt_at), error),
+            "attempts = attempts + 1, next_attempt_at = ?, last_error = ?, sending = 0,"
+            f" uncertain = {self._d.greatest}(uncertain, ?)",
+            (to_epoch(next_attempt_at), error, int(uncertain)),
         )
 
     def mark_dead(self, entry_ids: Sequence[int], owner: str, now: datetime, error: str) -> None:
         self._finish(
             entry_ids,
             owner,
-            "status = 'dead', attempts = attempts + 1, last_error = ?, sent_at = ?",
+            "status = 'dead', attempts = attempts + 1, last_error = ?, sent_at = ?, sending = 0",
             (error, to_epoch(now)),
         )
 
     def release(self, entry_ids: Sequence[int], owner: str) -> None:
+        # ``sending`` stays: a send cut short may still land, so the next claim checks first.
         self._finish(entry_ids, owner, "status = status", ())
 
     def outbox_counts(self, now: datetime) -> OutboxCounts:

@@ -8,13 +8,14 @@ import logging
 import re
 import threading
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.errors import DeliveryError
 from bot.model import Alert, Summary
-from bot.notify import build_notifier
+from bot.notify import Attempt, build_notifier
 from bot.notify.slack import ChannelLimiter, SlackNotifier
 from bot.settings import SlackDestination
 from tests.factories import NOW, sample_alert
@@ -26,21 +27,25 @@ HOSTILE = "<!channel> <!here> <!everyone> <@U123> <#C456> <!subteam^S1> <https:/
 alert = sample_alert
 
 
-def api(slack: SlackEmulator, token: str = TOKEN, channel: str = "#iraq") -> SlackNotifier:
+def api(
+    slack: SlackEmulator, token: str = TOKEN, channel: str = "#iraq", timeout: int = 30
+) -> SlackNotifier:
     destination = SlackDestination(
         type="slack", channel=channel, token=token, base_url=slack.base_url
     )
-    return SlackNotifier("iraq-desk", destination, clock=lambda: NOW)
+    return SlackNotifier("iraq-desk", destination, clock=lambda: NOW, timeout=timeout)
 
 
-def webhook(slack: SlackEmulator) -> SlackNotifier:
+def webhook(slack: SlackEmulator, timeout: int = 30) -> SlackNotifier:
     destination = SlackDestination(type="slack", webhook_url=slack.webhook_url)
-    return SlackNotifier("hook", destination, clock=lambda: NOW)
+    return SlackNotifier("hook", destination, clock=lambda: NOW, timeout=timeout)
 
 
-def failure(notifier: SlackNotifier, alerts: list[Alert] | None = None) -> DeliveryError:
+def failure(
+    notifier: SlackNotifier, alerts: list[Alert] | None = None, attempt: Attempt | None = None
+) -> DeliveryError:
     with pytest.raises(DeliveryError) as caught:
-        notifier.send(alerts or [alert()])
+        notifier.send(alerts or [alert()], attempt)
     return caught.value
 
 
@@ -84,17 +89,21 @@ def test_server_errors_are_retryable(slack: SlackEmulator, make: Any) -> None:
 
 
 @pytest.mark.parametrize("make", [api, webhook])
-def test_disconnect_is_retryable(slack: SlackEmulator, make: Any) -> None:
+def test_disconnect_is_retryable_and_not_resent_by_slack_sdk(
+    slack: SlackEmulator, make: Any
+) -> None:
     slack.fail_next(Fault("disconnect"))
     error = failure(make(slack))
-    assert (error.code, error.retryable) == ("connection", True)
+    assert (error.code, error.retryable, error.maybe_delivered) == ("connection", True, True)
+    # slack-sdk's default retry handlers would post again at once, behind the outbox's back.
+    assert len(slack.requests) == 1
 
 
-def test_connection_refused_is_retryable(slack: SlackEmulator) -> None:
+def test_connection_refused_is_retryable_and_surely_not_delivered(slack: SlackEmulator) -> None:
     notifier = api(slack)
     slack.close()
     error = failure(notifier)
-    assert (error.code, error.retryable) == ("connection", True)
+    assert (error.code, error.retryable, error.maybe_delivered) == ("connection", True, False)
 
 
 @pytest.mark.parametrize("code", ["channel_not_found", "invalid_blocks", "not_in_channel"])
@@ -237,3 +246,82 @@ def test_channel_limiter_reserves_slots_and_honours_retry_after() -> None:
     limiter.defer(30)
     limiter.wait()
     assert sleeps[-1] == 30.0
+
+
+def _lost_answer(slack: SlackEmulator, notifier: SlackNotifier, ids: tuple[int, ...]) -> datetime:
+    """One post whose message arrives but whose answer never comes; returns when it started."""
+    started = datetime.now(UTC)
+    before = len(slack.messages)
+    slack.fail_next(Fault("lost_answer"))
+    error = failure(notifier, attempt=Attempt(ids))
+    assert (error.code, error.retryable, error.maybe_delivered) == ("timeout", True, True)
+    assert len(slack.messages) == before + 1
+    return started
+
+
+@pytest.mark.parametrize("channel", ["id", "name"])
+def test_a_post_whose_answer_was_lost_is_found_in_the_history_not_posted_twice(
+    slack: SlackEmulator, channel: str
+) -> None:
+    notifier = api(
+        slack, channel=slack.channel_id("#iraq") if channel == "id" else "#iraq", timeout=1
+    )
+    if channel == "name":  # a first post tells the channel's ID
+        notifier.send([alert(item_key="earlier")], Attempt((6,)))
+    started = _lost_answer(slack, notifier, (7,))
+    notifier.send([alert()], Attempt((7,), check_since=started))
+    posted = slack.in_channel("#iraq")
+    assert len(posted) == (1 if channel == "id" else 2)  # the lost one, not posted again
+    assert posted[-1].metadata == {
+        "event_type": "newswatch_alert",
+        "event_payload": {"outbox_ids": [7], "hash": posted[-1].metadata["event_payload"]["hash"]},
+    }
+    (history,) = slack.history_requests()
+    assert history["include_all_metadata"] == "1"
+    assert float(history["oldest"]) < started.timestamp()
+    # Another alert, or the same rows' alert changed, is not mistaken for it.
+    notifier.send([alert(item_key="other")], Attempt((7,), check_since=started))
+    notifier.send([alert()], Attempt((8,), check_since=started))
+    assert len(slack.in_channel("#iraq")) == len(posted) + 2
+
+
+def test_the_history_is_searched_page_by_page_from_the_first_attempt(
+    slack: SlackEmulator,
+) -> None:
+    notifier = api(slack, channel=slack.channel_id("#iraq"), timeout=1)
+    started = _lost_answer(slack, notifier, (7,))
+    for n in range(450):  # a busy channel: the lost message is on the third page
+        slack.post_directly("#iraq", f"chatter {n}")
+    notifier.send([alert()], Attempt((7,), check_since=started))
+    assert len(slack.in_channel("#iraq")) == 451
+    pages = slack.history_requests()
+    assert len(pages) == 3 and [p.get("cursor") for p in pages][1:] == ["200", "400"]
+    # Searching from long after the first attempt would not find it: posted again.
+    notifier.send([alert()], Attempt((7,), check_since=datetime.now(UTC) + timedelta(hours=1)))
+    assert len(slack.in_channel("#iraq")) == 452
+
+
+def test_without_the_history_scope_a_lost_answer_means_a_repeat_said_once(
+    slack: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.history_error = "missing_scope"
+    notifier = api(slack, channel=slack.channel_id("#iraq"), timeout=1)
+    started = _lost_answer(slack, notifier, (7,))
+    with caplog.at_level(logging.WARNING, logger="newswatch.notify.slack"):
+        notifier.send([alert()], Attempt((7,), check_since=started))
+        notifier.send([alert(item_key="b")], Attempt((8,), check_since=started))
+    assert len(slack.in_channel("#iraq")) == 3  # at-least-once: the lost one twice
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "missing_scope" in warning.getMessage() and "channels:history" in warning.getMessage()
+    assert len(slack.history_requests()) == 1  # known to fail: not asked again
+
+
+def test_a_webhook_cannot_look_and_posts_a_lost_answer_again(
+    slack: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = webhook(slack, timeout=1)
+    started = _lost_answer(slack, notifier, (7,))
+    with caplog.at_level(logging.WARNING, logger="newswatch.notify.slack"):
+        notifier.send([alert()], Attempt((7,), check_since=started))
+    assert len(slack.messages) == 2
+    assert "webhook" in caplog.text

@@ -354,3 +354,65 @@ def test_outbox_claims_continue_after_a_cursor(store: Store) -> None:
     rest = store.claim_outbox("s", T0, 60, 10, due_only=False, after_id=first[-1].id)
     assert [e.alert.item_key for e in rest] == ["k2", "k3", "k4"]
     assert store.claim_outbox("s", T0, 60, 10, due_only=False, after_id=rest[-1].id) == []
+
+
+def _queued(store: Store, count: int) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    claim_all(store, "w1")
+    its = [item(f"k{i}", f"http://n/{i}", f"Story {i}") for i in range(count)]
+    poll(store, "a", "w1", its, [alert(i) for i in its])
+
+
+def test_a_renewed_outbox_lease_keeps_others_out_past_its_first_expiry(store: Store) -> None:
+    _queued(store, 3)
+    ids = [e.id for e in store.claim_outbox("w1", T0, 30, 10, due_only=True)]
+    assert store.renew_outbox(ids, "w1", T0 + timedelta(seconds=50)) == set(ids)
+    assert store.claim_outbox("w2", T0 + timedelta(seconds=40), 30, 10, due_only=True) == []
+    store.mark_sent(ids[:1], "w1", T0 + timedelta(seconds=45))
+    # A finished row is not "held" any more, and renewing changes nothing for it.
+    assert store.renew_outbox(ids, "w1", T0 + timedelta(seconds=60)) == set(ids[1:])
+    taken = store.claim_outbox("w2", T0 + timedelta(seconds=61), 30, 10, due_only=True)
+    assert [e.id for e in taken] == ids[1:]
+    # The old owner's heartbeat now finds its lease lost, and its marks change nothing.
+    assert store.renew_outbox(ids, "w1", T0 + timedelta(seconds=90)) == set()
+    store.mark_sent(ids, "w1", T0 + timedelta(seconds=62))
+    assert store.outbox_counts(T0).sent == 1
+    assert store.renew_outbox(ids, "w2", T0 + timedelta(seconds=120)) == set(ids[1:])
+
+
+def test_a_renewed_feed_lease_keeps_others_out_past_its_first_expiry(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    assert [s.feed_id for s in store.claim_feeds("w1", T0, 30, 10, due_only=True)] == ["a", "b"]
+    assert store.renew_feeds(["a", "b"], "w1", T0 + timedelta(seconds=50)) == {"a", "b"}
+    assert store.claim_feeds("w2", T0 + timedelta(seconds=40), 30, 10, due_only=True) == []
+    assert store.record_poll(PollOutcome("a", "w1", T0, T0 + timedelta(hours=1))).applied
+    assert store.renew_feeds(["a", "b"], "w1", T0 + timedelta(seconds=60)) == {"b"}
+    taken = store.claim_feeds("w2", T0 + timedelta(seconds=61), 30, 10, due_only=True)
+    assert [s.feed_id for s in taken] == ["b"]
+    assert store.renew_feeds(["b"], "w1", T0 + timedelta(seconds=90)) == set()
+    late = store.record_poll(PollOutcome("b", "w1", T0, T0 + timedelta(hours=1)))
+    assert late.applied is False
+
+
+def test_a_send_that_never_reported_back_is_claimed_again_as_uncertain(store: Store) -> None:
+    _queued(store, 3)
+    first = [e.id for e in store.claim_outbox("w1", T0, 30, 10, due_only=True)]
+    started = T0 + timedelta(seconds=1)
+    assert store.start_attempt(first[:1], "w1", started) == set(first[:1])
+    assert store.start_attempt(first, "intruder", started) == set()
+    # w1 dies mid-send; once its lease is over, the row it had in flight comes back uncertain.
+    later = T0 + timedelta(seconds=31)
+    again = store.claim_outbox("w2", later, 30, 10, due_only=True)
+    assert [(e.id, e.uncertain) for e in again] == [(first[0], True), (first[1], False),
+                                                    (first[2], False)]
+    assert again[0].first_attempt_at == started and again[1].first_attempt_at is None
+    # A later attempt that fails for sure does not make the earlier one certain...
+    store.start_attempt(first, "w2", later)
+    store.mark_retry(first[:1], "w2", later, "ratelimited")
+    store.mark_retry(first[1:2], "w2", later, "timeout", uncertain=True)
+    store.release(first[2:], "w2")  # ...and a send cut short by a shutdown may still land.
+    retried = store.claim_outbox("w3", later, 30, 10, due_only=False)
+    assert [(e.id, e.uncertain) for e in retried] == [(i, True) for i in first]
+    assert retried[0].first_attempt_at == started and retried[1].first_attempt_at == later
+    store.mark_sent(first, "w3", later)
+    assert store.outbox_counts(later).sent == 3

@@ -1,19 +1,28 @@
 """A Slack Web API emulator on loopback, for the real slack-sdk client (``base_url``).
 
-It implements ``chat.postMessage`` (bearer token checked) and an incoming webhook,
-records every request, enforces Block Kit's limits the way Slack does (an
-``invalid_blocks`` error), and can be scripted to answer the next requests with
-429 + Retry-After, a 5xx, an ``ok: false`` error, or a dropped connection.
+It implements ``chat.postMessage`` (bearer token checked, message ``metadata`` kept),
+``conversations.history`` (channel IDs only, ``oldest``, cursor pagination, metadata
+only with ``include_all_metadata``) and an incoming webhook, records every request,
+enforces Block Kit's limits the way Slack does (an ``invalid_blocks`` error), and can
+be scripted to answer the next requests with 429 + Retry-After, a 5xx, an ``ok: false``
+error, a dropped connection, or no answer at all after accepting the message
+(``lost_answer``: the answer is held until the client gives up and hangs up).
+``history_error`` makes every history request fail (``missing_scope``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
+import select
+import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from tests.peers.httpbase import LoopbackServer, QuietHandler
 
@@ -23,7 +32,7 @@ WEBHOOK_PATH = "/services/T0000/B0000/emulatorsecret"
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "ratelimited" | "server_error" | "error" | "disconnect"
+    kind: str  # "ratelimited" | "server_error" | "error" | "disconnect" | "lost_answer"
     retry_after: int = 1
     status: int = 503
     code: str = "channel_not_found"
@@ -34,6 +43,8 @@ class Posted:
     via: str  # "api" | "webhook"
     payload: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
+    channel_id: str | None = None
+    ts: str = ""
 
     @property
     def text(self) -> str:
@@ -46,6 +57,10 @@ class Posted:
     @property
     def channel(self) -> str | None:
         return self.payload.get("channel")
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        return self.payload.get("metadata")
 
 
 def block_kit_violations(payload: dict[str, Any]) -> list[str]:
@@ -72,7 +87,11 @@ class SlackEmulator(LoopbackServer):
     def __init__(self) -> None:
         self.messages: list[Posted] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []  # (API method, parameters)
         self.faults: deque[Fault] = deque()
+        self.history_error: str | None = None
+        self.channels: dict[str, str] = {}  # name → ID
+        self._ts = itertools.count(1)
         self.lock = threading.Lock()
         self.delivered = threading.Condition(self.lock)
         super().__init__(_SlackHandler)
@@ -84,6 +103,40 @@ class SlackEmulator(LoopbackServer):
     @property
     def webhook_url(self) -> str:
         return self.url + WEBHOOK_PATH
+
+    def channel_id(self, name: str) -> str:
+        """The ID of channel ``name`` (created on first use), as Slack names it in answers."""
+        with self.lock:
+            return self._channel_id(name)
+
+    def _channel_id(self, name: str) -> str:
+        if name in self.channels.values():
+            return name
+        digest = hashlib.sha256(name.encode()).hexdigest()[:10].upper()
+        return self.channels.setdefault(name, f"C{digest}")
+
+    def next_ts(self) -> str:
+        """Unique and increasing, like Slack's message timestamps."""
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def post_directly(self, name: str, text: str) -> Posted:
+        """Someone else posts to channel ``name`` (no newswatch metadata)."""
+        posted = Posted("api", {"channel": name, "text": text})
+        with self.delivered:
+            posted.channel_id = self._channel_id(name)
+            posted.ts = self.next_ts()
+            self.messages.append(posted)
+            self.delivered.notify_all()
+        return posted
+
+    def in_channel(self, name: str) -> list[Posted]:
+        with self.lock:
+            channel = self._channel_id(name)
+            return [m for m in self.messages if m.channel_id == channel]
+
+    def history_requests(self) -> list[dict[str, str]]:
+        with self.lock:
+            return [params for path, params in self.calls if path == "conversations.history"]
 
     def fail_next(self, *faults: Fault) -> None:
         with self.lock:
@@ -105,24 +158,29 @@ class _SlackHandler(QuietHandler):
             emu.requests.append((self.path, dict(self.headers.items())))
             fault = emu.faults.popleft() if emu.faults else None
         is_webhook = self.path == WEBHOOK_PATH
-        if fault is not None and self._answer_fault(fault, is_webhook):
+        self._lose_answer = fault is not None and fault.kind == "lost_answer"
+        if fault is not None and not self._lose_answer and self._answer_fault(fault, is_webhook):
             return
         payload = self._decode(raw)
+        path = urlsplit(self.path).path
+        with emu.lock:
+            emu.calls.append((path.removeprefix("/api/"), payload))
         if is_webhook:
             self._webhook(emu, payload)
-        elif self.path == "/api/chat.postMessage":
+        elif path == "/api/chat.postMessage":
             self._post_message(emu, payload)
-        elif self.path == "/api/auth.test":
+        elif path == "/api/conversations.history":
+            self._history(emu, payload)
+        elif path == "/api/auth.test":
             self._auth_test()
         else:
             self._json(404, {"ok": False, "error": "unknown_method"})
 
     def _decode(self, raw: bytes) -> dict[str, Any]:
+        query = dict(parse_qsl(urlsplit(self.path).query))
         if self.headers.get("Content-Type", "").startswith("application/json"):
-            return json.loads(raw or b"{}")
-        from urllib.parse import parse_qsl
-
-        return dict(parse_qsl(raw.decode()))
+            return {**query, **json.loads(raw or b"{}")}
+        return {**query, **dict(parse_qsl(raw.decode()))}
 
     def _authorized(self) -> bool:
         return self.headers.get("Authorization") == f"Bearer {TOKEN}"
@@ -160,8 +218,56 @@ class _SlackHandler(QuietHandler):
         if block_kit_violations(payload):
             self._json(200, {"ok": False, "error": "invalid_blocks"})
             return
-        self._accept(emu, Posted("api", payload))
-        self._json(200, {"ok": True, "channel": payload["channel"], "ts": f"{time.time():.6f}"})
+        posted = self._accept(emu, Posted("api", payload))
+        self._json(200, {"ok": True, "channel": posted.channel_id, "ts": posted.ts})
+
+    def _history(self, emu: SlackEmulator, params: dict[str, Any]) -> None:
+        """Newest first, after ``oldest``, ``limit`` a page, ``next_cursor`` while more remain."""
+        if not self._authorized():
+            self._json(200, {"ok": False, "error": "invalid_auth"})
+            return
+        if emu.history_error is not None:
+            self._json(
+                200,
+                {
+                    "ok": False,
+                    "error": emu.history_error,
+                    "needed": "channels:history",
+                    "provided": "chat:write",
+                },
+            )
+            return
+        channel = params.get("channel")
+        with emu.lock:
+            if channel not in emu.channels.values():  # names are not accepted here
+                found = None
+            else:
+                found = [m for m in reversed(emu.messages) if m.channel_id == channel]
+        if found is None:
+            self._json(200, {"ok": False, "error": "channel_not_found"})
+            return
+        oldest = float(params.get("oldest") or 0)
+        found = [m for m in found if float(m.ts) > oldest]
+        start = int(params.get("cursor") or 0)
+        limit = min(int(params.get("limit") or 100), 999)
+        page = found[start : start + limit]
+        metadata = str(params.get("include_all_metadata")).lower() in ("1", "true")
+        messages = []
+        for m in page:
+            message = {"type": "message", "ts": m.ts, "text": m.text}
+            if metadata and m.metadata is not None:
+                message["metadata"] = m.metadata
+            messages.append(message)
+        more = start + limit < len(found)
+        self._json(
+            200,
+            {
+                "ok": True,
+                "messages": messages,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            },
+        )
 
     def _webhook(self, emu: SlackEmulator, payload: dict[str, Any]) -> None:
         if block_kit_violations(payload):
@@ -176,10 +282,14 @@ class _SlackHandler(QuietHandler):
         else:
             self._json(200, {"ok": True, "user_id": "UEMULATOR", "team": "emulator"})
 
-    def _accept(self, emu: SlackEmulator, posted: Posted) -> None:
+    def _accept(self, emu: SlackEmulator, posted: Posted) -> Posted:
         with emu.delivered:
+            if posted.channel is not None:
+                posted.channel_id = emu._channel_id(posted.channel)
+            posted.ts = emu.next_ts()
             emu.messages.append(posted)
             emu.delivered.notify_all()
+        return posted
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
         self._raw(status, json.dumps(body).encode(), {}, "application/json; charset=utf-8")
@@ -187,6 +297,9 @@ class _SlackHandler(QuietHandler):
     def _raw(
         self, status: int, body: bytes, headers: dict[str, str], ctype: str = "application/json"
     ) -> None:
+        if getattr(self, "_lose_answer", False):
+            self._hold_until_the_client_hangs_up()
+            return
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -194,3 +307,15 @@ class _SlackHandler(QuietHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+    def _hold_until_the_client_hangs_up(self) -> None:
+        """The request was processed; its answer never leaves (a lost answer)."""
+        emu: SlackEmulator = self.owner
+        self.close_connection = True
+        while not emu.closing.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            try:
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    return  # end of stream: the client timed out and hung up
+            except OSError:
+                return

@@ -1,0 +1,290 @@
+"""The delivery pass over a real store, through crashes: leases kept alive by a heartbeat
+while a slow send is in flight, taken over when their owner stalls, and a send whose answer
+was lost looked up in Slack (the emulator, through slack-sdk) instead of posted twice."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from bot.model import Alert, Item, Summary
+from bot.notify import Attempt, Notifier
+from bot.notify.slack import SlackNotifier
+from bot.pipeline import Leases, Pipeline
+from bot.settings import Settings, SlackDestination
+from bot.store import FeedRow, PollOutcome, QueuedAlert, Store, open_store
+from tests.peers.slack_emulator import TOKEN, Fault, SlackEmulator
+
+T = TypeVar("T")
+T0 = datetime.now(UTC).replace(microsecond=0)
+LEASE = 30.0
+
+
+class FakeTime:
+    """A clock and an asyncio sleep that move only when the test advances them."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+        self.naps = 0
+        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+
+    def clock(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.naps += 1
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.now + timedelta(seconds=seconds), wake))
+        await wake
+
+    async def asleep(self) -> None:
+        """Until something sleeps on this clock (the heartbeat has started)."""
+        for _ in range(10_000):
+            if self._sleepers:
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("nothing sleeps on this clock")
+
+    async def advance(self, seconds: float) -> None:
+        """Move time on; every sleeper due runs until it sleeps again."""
+        self.now += timedelta(seconds=seconds)
+        due = [wake for at, wake in self._sleepers if at <= self.now]
+        self._sleepers = [(at, wake) for at, wake in self._sleepers if at > self.now]
+        naps = self.naps
+        for wake in due:
+            wake.set_result(None)
+        while self.naps < naps + len(due):
+            await asyncio.sleep(0)
+
+
+class HeldNotifier:
+    """Records what it is asked to send and blocks each send until the test lets it go."""
+
+    destination_id = "desk"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[list[str], Attempt | None]] = []
+        self.entered = threading.Semaphore(0)
+        self.go = threading.Event()
+
+    def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
+        self.entered.release()
+        assert self.go.wait(timeout=30)
+        self.sent.append(([a.item_key for a in alerts], attempt))
+
+    def send_notice(self, title: str, text: str) -> None:
+        raise AssertionError("no notices here")
+
+    def close(self) -> None:
+        pass
+
+
+class NoFetcher:
+    async def fetch(self, url: str, **_: Any) -> Any:
+        raise AssertionError("delivery fetches nothing")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(f"sqlite:{tmp_path / 'store.db'}")
+    yield s
+    s.close()
+
+
+def _queue(store: Store, count: int) -> list[int]:
+    """``count`` alerts for destination ``desk``, as a poll queues them; returns their row ids."""
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    store.claim_feeds("poller", T0, 60, 1, due_only=False)
+    items = [Item("a", f"k{i}", f"Story {i}", story_keys=(f"s{i}",)) for i in range(count)]
+    alerts = [
+        QueuedAlert(
+            Alert(
+                rule_id="r",
+                rule_title="Rule",
+                destination="desk",
+                feed_id="a",
+                source="A",
+                item_key=i.key,
+                title=i.title,
+                link=None,
+                published=None,
+                first_seen=T0,
+                summary=Summary(i.title),
+                terms=("story",),
+            ),
+            i.story_keys,
+            T0,
+        )
+        for i in items
+    ]
+    store.record_poll(
+        PollOutcome("a", "poller", T0, T0 + timedelta(hours=1), items=items, alerts=alerts)
+    )
+    return [e.id for e in store.claim_outbox("peek", T0, 0, 100, due_only=False)]
+
+
+def _pipeline(store: Store, notifier: Notifier, time: FakeTime, owner: str) -> Pipeline:
+    settings = Settings.model_validate({"destinations": {"desk": {"type": "console"}}})
+    return Pipeline(
+        settings,
+        [],
+        store,
+        NoFetcher(),
+        {"desk": notifier},
+        owner=owner,
+        clock=time.clock,
+        leases=Leases(outbox=LEASE),
+        sleep=time.sleep,
+    )
+
+
+def _run(main: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(main())  # type: ignore[arg-type]
+
+
+async def _entered(notifier: HeldNotifier) -> None:
+    assert await asyncio.to_thread(notifier.entered.acquire, True, 30)
+
+
+def test_a_slow_send_keeps_its_rows_through_several_lease_periods(store: Store) -> None:
+    ids = _queue(store, 2)
+    time = FakeTime(T0 + timedelta(seconds=1))  # the peek's zero lease is over
+    notifier = HeldNotifier()
+
+    async def main() -> None:
+        pipeline = _pipeline(store, notifier, time, "slow")
+        delivery = asyncio.create_task(pipeline.deliver())
+        await _entered(notifier)
+        await time.asleep()
+        for _ in range(6):  # two minutes: four leases, each renewed before it ends
+            await time.advance(LEASE / 3)
+            assert store.claim_outbox("rival", time.now, LEASE, 10, due_only=False) == []
+        notifier.go.set()
+        report = await delivery
+        assert report.sent == 2
+
+    _run(main)
+    assert [keys for keys, _ in notifier.sent] == [["k0"], ["k1"]]
+    assert [a.outbox_ids for _, a in notifier.sent if a] == [(ids[0],), (ids[1],)]
+    assert store.outbox_counts(time.now).sent == 2
+
+
+def test_rows_taken_over_after_a_stall_are_neither_sent_nor_marked(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = _queue(store, 2)
+    time = FakeTime(T0 + timedelta(seconds=1))
+    notifier = HeldNotifier()
+
+    async def main() -> None:
+        pipeline = _pipeline(store, notifier, time, "stalled")
+        delivery = asyncio.create_task(pipeline.deliver())
+        await _entered(notifier)
+        await time.asleep()
+        # The process stalls past its lease (no heartbeat ran); another one takes over.
+        after = time.now + timedelta(seconds=LEASE + 1)
+        taken = store.claim_outbox("rival", after, LEASE, 10, due_only=False)
+        assert [(e.id, e.uncertain) for e in taken] == [(ids[0], True), (ids[1], False)]
+        await time.advance(LEASE + 1)  # the heartbeat wakes up and finds the lease lost
+        notifier.go.set()
+        await delivery
+
+    _run(main)
+    assert [keys for keys, _ in notifier.sent] == [["k0"]]  # the one in flight, not k1
+    assert store.outbox_counts(time.now).sent == 0  # its late mark changed nothing
+    assert "lease lost on 2 outbox rows" in caplog.text
+    assert store.renew_outbox(ids, "rival", time.now + timedelta(minutes=1)) == set(ids)
+
+
+@pytest.fixture
+def desk(slack: SlackEmulator) -> SlackNotifier:
+    destination = SlackDestination(
+        type="slack", channel=slack.channel_id("#desk"), token=TOKEN, base_url=slack.base_url
+    )
+    return SlackNotifier("desk", destination, timeout=1)
+
+
+def test_a_send_whose_answer_was_lost_is_delivered_once(
+    store: Store, slack: SlackEmulator, desk: SlackNotifier
+) -> None:
+    _queue(store, 1)
+    time = FakeTime(datetime.now(UTC))
+    pipeline = _pipeline(store, desk, time, "one")
+    slack.fail_next(Fault("lost_answer"))
+    first = _run(pipeline.deliver)
+    assert (first.sent, first.retrying) == (0, 1)
+    assert len(slack.in_channel("#desk")) == 1  # it did arrive; its answer did not
+    again = _run(lambda: pipeline.deliver(due_only=False))
+    assert again.sent == 1
+    assert len(slack.in_channel("#desk")) == 1
+    assert store.outbox_counts(time.now).sent == 1
+
+
+def test_a_replica_killed_after_posting_is_not_repeated_by_the_next(
+    store: Store, slack: SlackEmulator, desk: SlackNotifier
+) -> None:
+    ids = _queue(store, 2)
+    start = datetime.now(UTC)
+    # The replica claims both rows, posts the first, and dies before marking it.
+    (first, _) = store.claim_outbox("killed", start, LEASE, 10, due_only=True)
+    assert store.start_attempt([first.id], "killed", start) == {first.id}
+    desk.send([first.alert], Attempt((first.id,)))
+    time = FakeTime(start + timedelta(seconds=LEASE + 1))
+    report = _run(_pipeline(store, desk, time, "survivor").deliver)
+    assert report.sent == 2
+    posted = slack.in_channel("#desk")
+    assert [m.metadata["event_payload"]["outbox_ids"] for m in posted] == [[i] for i in ids]
+    assert len(slack.history_requests()) == 1  # only the row that was in flight is looked up
+
+
+class HeldFetcher:
+    """Answers 304 Not Modified once the test lets it; until then the fetch hangs."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def fetch(self, url: str, **_: Any) -> Any:
+        self.started.set()
+        await self.go.wait()
+        return _NotModified(url)
+
+
+class _NotModified:
+    def __init__(self, url: str) -> None:
+        self.not_modified, self.body, self.url, self.content_type = True, b"", url, None
+        self.etag = self.last_modified = None
+        self.max_age = None
+
+
+def test_a_slow_feed_keeps_its_lease_while_it_is_polled(store: Store) -> None:
+    time = FakeTime(T0)
+    fetcher = HeldFetcher()
+    settings = Settings.model_validate(
+        {"feeds": [{"id": "a", "url": "http://x/a"}], "http": {"timeout": "20s"}}
+    )
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    pipeline = Pipeline(
+        settings, [], store, fetcher, {}, owner="poller", clock=time.clock,
+        leases=Leases(outbox=LEASE), sleep=time.sleep,
+    )  # fmt: skip
+
+    async def main() -> list[str]:
+        poll = asyncio.create_task(pipeline.poll(due_only=True))
+        await fetcher.started.wait()
+        await time.asleep()
+        for _ in range(9):  # three leases of 30 s, each renewed before it ends
+            await time.advance(LEASE / 3)
+            assert store.claim_feeds("rival", time.now, LEASE, 10, due_only=False) == []
+        fetcher.go.set()
+        return [f.status for f in (await poll).feeds]
+
+    assert _run(main) == ["not_modified"]
+    (state,) = store.feed_states()
+    assert state.last_success_at == time.now
