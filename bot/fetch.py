@@ -19,7 +19,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
@@ -29,6 +29,7 @@ from urllib.request import getproxies
 
 import httpx
 
+from bot.decoding import decoder_for
 from bot.errors import FetchError
 from bot.settings import Http
 from bot.transport import FeedTransport
@@ -221,18 +222,41 @@ def _check_status(response: httpx.Response) -> None:
 
 
 async def _read(response: httpx.Response, max_bytes: int) -> bytes:
-    """The decoded body, abandoned as soon as it grows past ``max_bytes`` (never downloaded)."""
+    """The decoded body, abandoned as soon as it grows past ``max_bytes`` (never downloaded).
+
+    The raw bytes are decoded here in bounded steps (:mod:`bot.decoding`), whichever
+    transport carries them, so a small body that decodes to gigabytes is cut off after
+    ``max_bytes``; the raw bytes count too, as a coding can decode to nothing at all.
+    """
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise FetchError("too_large", f"Content-Length {declared} > {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
+    decoder = decoder_for(response.headers.get("Content-Encoding", ""))
+    body = _DecodedBody(max_bytes)
+    received = 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        if received > max_bytes:
             raise FetchError("too_large", f"body larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body.extend(decoder.decode(chunk))
+    body.extend(decoder.flush())
+    return b"".join(body.chunks)
+
+
+class _DecodedBody:
+    """Decoded pieces, refused as soon as they add up to more than ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.chunks: list[bytes] = []
+        self._size = 0
+        self._max_bytes = max_bytes
+
+    def extend(self, pieces: Iterable[bytes]) -> None:
+        for piece in pieces:
+            self._size += len(piece)
+            if self._size > self._max_bytes:
+                raise FetchError("too_large", f"body decodes to more than {self._max_bytes} bytes")
+            self.chunks.append(piece)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -262,8 +286,6 @@ def _failure(error: Exception, timeout: float) -> FetchError:
         return FetchError(_connect_reason(error), str(error))
     if isinstance(error, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return FetchError("bad_url", str(error))
-    if isinstance(error, httpx.DecodingError):
-        return FetchError("malformed", f"content encoding: {error}")
     return FetchError("network", f"{type(error).__name__}: {error}")
 
 

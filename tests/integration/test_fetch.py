@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import ssl
 import time
+import tracemalloc
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -18,7 +21,7 @@ from bot.errors import FetchError
 from bot.fetch import Fetcher, FetchResult
 from bot.settings import Http
 from bot.transport import FeedTransport
-from tests.peers.feed_server import FeedServer
+from tests.peers.feed_server import FeedServer, bomb
 from tests.peers.httpbase import QuietHandler
 
 T = TypeVar("T")
@@ -135,6 +138,108 @@ def test_endless_body_is_cut_off(feed_server: FeedServer) -> None:
 def test_compressed_body_is_limited_after_decoding(feed_server: FeedServer) -> None:
     url = feed_server.serve_encoded("/bomb", b"\0" * 5_000_000, "gzip")
     assert reason(url, Http(max_bytes=1_000_000)).reason == "too_large"
+
+
+def peak_memory(work: Callable[[], T]) -> tuple[T, int]:
+    """What ``work`` returns, and the most memory Python held at once while it ran (bytes)."""
+    tracemalloc.start()
+    try:
+        result = work()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+BOUNDED = 64 << 20  # far above max_bytes (4 MB) and far below a 2 GiB bomb
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_decompression_bomb_is_cut_off_in_bounded_memory(
+    feed_server: FeedServer, encoding: str
+) -> None:
+    """2 GiB of zeros in 2 MB of gzip or deflate, 400 KB of brotli: decoding stops at max_bytes."""
+    url = feed_server.serve("/bomb", bomb(encoding), headers={"Content-Encoding": encoding})
+    error, peak = peak_memory(lambda: reason(url, Http(max_bytes=4_000_000, timeout=20)))
+    assert error.reason == "too_large"
+    assert peak < BOUNDED
+
+
+def test_stacked_codings_are_refused_undecoded(feed_server: FeedServer) -> None:
+    """gzip inside gzip: a 2 GiB bomb in a few KB; no feed needs two layers."""
+    nested = gzip.compress(bomb("gzip"))
+    url = feed_server.serve("/bomb", nested, headers={"Content-Encoding": "gzip, gzip"})
+    error, peak = peak_memory(lambda: reason(url, Http(max_bytes=4_000_000, timeout=20)))
+    assert error.reason == "bad_encoding"
+    assert peak < BOUNDED
+
+
+def test_codings_in_repeated_headers_are_stacked_too(feed_server: FeedServer) -> None:
+    body = gzip.compress(gzip.compress(RSS))
+
+    def twice(request: QuietHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Encoding", "gzip")
+        request.send_header("Content-Encoding", "gzip")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    assert reason(feed_server.serve("/twice", b"", custom=twice)).reason == "bad_encoding"
+
+
+@pytest.mark.parametrize("coding", ["compress", "zstd", "x-bomb", "gzip, br"])
+def test_unknown_codings_are_refused(feed_server: FeedServer, coding: str) -> None:
+    url = feed_server.serve("/odd", RSS, headers={"Content-Encoding": coding})
+    error = reason(url)
+    assert error.reason == "bad_encoding"
+    assert coding.split(",")[0] in error.detail
+
+
+@pytest.mark.parametrize(
+    ("header", "encoding"), [("identity", None), ("x-gzip", "gzip"), ("identity, GZIP", "gzip")]
+)
+def test_identity_and_aliases_are_one_layer(
+    feed_server: FeedServer, header: str, encoding: str | None
+) -> None:
+    body = RSS * 10
+    url = (
+        feed_server.serve_encoded("/feed", body, encoding, headers={"Content-Encoding": header})
+        if encoding
+        else feed_server.serve("/feed", body, headers={"Content-Encoding": header})
+    )
+    assert fetch(url).body == body
+
+
+def test_raw_deflate_is_decoded(feed_server: FeedServer) -> None:
+    """Some servers send ``deflate`` without its zlib wrapper."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw = compressor.compress(RSS * 10) + compressor.flush()
+    url = feed_server.serve("/feed", raw, headers={"Content-Encoding": "deflate"})
+    assert fetch(url).body == RSS * 10
+
+
+def test_a_corrupt_compressed_body_is_malformed(feed_server: FeedServer) -> None:
+    url = feed_server.serve(
+        "/feed", b"\x1f\x8b\x08garbage" * 10, headers={"Content-Encoding": "gzip"}
+    )
+    assert reason(url).reason == "malformed"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"), [("br", "too_large"), ("gzip, gzip", "bad_encoding")]
+)
+def test_bombs_through_a_proxy_are_cut_off_as_well(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch, encoding: str, expected: str
+) -> None:
+    """Behind a proxy httpx's own transport carries the body: the same decoder reads it."""
+    url = "http://feeds.invalid/bomb"
+    body = bomb("br") if encoding == "br" else gzip.compress(bomb("gzip"))
+    feed_server.serve(url, body, headers={"Content-Encoding": encoding})
+    monkeypatch.setenv("HTTP_PROXY", feed_server.url)
+    error, peak = peak_memory(lambda: reason(url, Http(max_bytes=4_000_000, timeout=20)))
+    assert error.reason == expected
+    assert peak < BOUNDED
+    assert feed_server.requests[-1][1] == url
 
 
 def test_stalled_body_ends_at_the_deadline(feed_server: FeedServer) -> None:
