@@ -41,7 +41,7 @@ _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml, "
     "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
 )
-_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE | re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ async def _read(response: httpx.Response, max_bytes: int) -> bytes:
     ``max_bytes``; the raw bytes count too, as a coding can decode to nothing at all.
     """
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if _is_number(declared) and int(declared) > max_bytes:
         raise FetchError("too_large", f"Content-Length {declared} > {max_bytes} bytes")
     decoder = decoder_for(response.headers.get("Content-Encoding", ""))
     body = _DecodedBody(max_bytes)
@@ -260,17 +260,24 @@ class _DecodedBody:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date."""
+    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date.
+
+    Any size is returned (``inf`` past a float's range): :mod:`bot.polling` caps it.
+    """
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if _is_number(value):
         return float(value)
     try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, moment.timestamp() - time.time())
+
+
+def _is_number(value: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes ``²``, which ``int`` refuses."""
+    return value.isascii() and value.isdigit()
 
 
 def _max_age(response: httpx.Response) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import math
 import socket
 import ssl
 import time
@@ -97,6 +98,39 @@ def test_retry_after_is_surfaced_on_429_and_503(feed_server: FeedServer) -> None
     error = reason(url)
     assert error.reason == "http_5xx"
     assert error.retry_after is not None and error.retry_after > 86400
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1000000000000", 1e12),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", pytest.approx(253402300799 - time.time(), abs=60)),
+        ("Mon, 01 Jan 2001 00:00:00 GMT", 0.0),
+        ("Fri, 31 Dec 99999 23:59:59 GMT", None),
+        ("²", None),
+        ("-5", None),
+        ("soon", None),
+    ],
+)
+def test_retry_after_of_any_shape_is_read_without_raising(
+    feed_server: FeedServer, value: str, expected: float | None
+) -> None:
+    """Any size comes back as it is (bot.polling caps it); what is not a number or a date
+    is ignored: ``²`` passes ``str.isdigit`` but not ``float``."""
+    url = feed_server.serve("/feed", b"", status=429, headers={"Retry-After": value})
+    error = reason(url)
+    assert (error.reason, error.retry_after) == ("http_429", expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("max-age=99999999999999", 99999999999999.0), ("max-age=" + "9" * 400, math.inf)],
+)
+def test_a_huge_max_age_is_read_without_raising(
+    feed_server: FeedServer, value: str, expected: float
+) -> None:
+    url = feed_server.serve("/feed", RSS, headers={"Cache-Control": value})
+    assert fetch(url).max_age == expected
 
 
 def test_redirects_are_followed_to_the_final_url(feed_server: FeedServer) -> None:
