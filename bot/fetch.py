@@ -10,6 +10,13 @@ so queueing never eats a feed's time.
 
 Every failure leaves through :func:`_failure`, the one place where exceptions
 become :class:`FetchError` reasons.
+
+Every address a fetch reaches is judged (:mod:`bot.addresses`): a cloud metadata
+address never, a loopback or private one only when the feed's own address is not
+public (or ``http.allow_private_redirects``). FeedTransport reports the address each
+request actually goes to, so a name that resolves to ``127.0.0.1`` is caught too;
+behind a proxy only the addresses written in URLs can be judged, as the proxy
+resolves names itself.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
@@ -29,10 +36,11 @@ from urllib.request import getproxies
 
 import httpx
 
+from bot.addresses import Reach, literal_address, reach
 from bot.decoding import decoder_for
 from bot.errors import FetchError
 from bot.settings import Http
-from bot.transport import FeedTransport
+from bot.transport import PEER_CHECK, FeedTransport
 
 _KEEPALIVE = 30.0  # seconds an idle connection is kept for the next fetch from its host
 _MAX_IDLE = 256  # idle connections kept in all (each is an open file)
@@ -71,8 +79,9 @@ class _HostSlot:
 class Fetcher:
     """Fetches feeds under a global and a per-host concurrency limit, each within a deadline."""
 
-    def __init__(self, http: Http) -> None:
+    def __init__(self, http: Http, *, classify: Callable[[str], Reach] = reach) -> None:
         self._http = http
+        self._classify = classify
         self._client: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(http.concurrency)
         self._hosts: dict[str, _HostSlot] = {}
@@ -150,9 +159,14 @@ class Fetcher:
         self, client: httpx.AsyncClient, url: str, headers: dict[str, str]
     ) -> FetchResult:
         """Follow at most ``Http.max_redirects`` redirects; a URL seen twice is a loop."""
+        guard = _AddressGuard(self._classify, allow_private=self._http.allow_private_redirects)
+        extensions = {PEER_CHECK: guard.check}
         seen = {url}
         for _ in range(self._http.max_redirects + 1):
-            async with client.stream("GET", url, headers=headers) as response:
+            guard.check_url(url)
+            async with client.stream(
+                "GET", url, headers=headers, extensions=extensions
+            ) as response:
                 location = response.headers.get("Location")
                 if response.status_code not in _REDIRECTS or not location:
                     return await self._result(response, headers)
@@ -160,6 +174,7 @@ class Fetcher:
             if url in seen:
                 raise FetchError("redirect_loop", f"redirects back to {url}")
             seen.add(url)
+            guard.redirected = True
         raise FetchError("redirect_loop", f"more than {self._http.max_redirects} redirects")
 
     async def _result(self, response: httpx.Response, sent: dict[str, str]) -> FetchResult:
@@ -187,6 +202,42 @@ class Fetcher:
             max_age=_max_age(response),
             elapsed=0.0,
         )
+
+
+class _AddressGuard:
+    """Judges the addresses one fetch reaches, its redirects included.
+
+    The first address decides whether the feed is public; unknown (a name behind a
+    proxy) counts as public, the stricter case.
+    """
+
+    def __init__(self, classify: Callable[[str], Reach], *, allow_private: bool) -> None:
+        self._classify = classify
+        self._allow_private = allow_private
+        self._public_origin = True
+        self.redirected = False
+
+    def check_url(self, url: str) -> None:
+        """Judge an address written in ``url`` before connecting to it."""
+        address = literal_address(urlsplit(url).hostname or "")
+        if address is not None:
+            self.check(address)
+
+    def check(self, address: str) -> None:
+        try:
+            kind = self._classify(address)
+        except ValueError:  # no address to judge (a socket closed at once): the strict case
+            kind = "private" if self.redirected else "public"
+        if kind == "metadata":
+            if self.redirected:
+                raise FetchError("blocked_redirect", f"redirect to cloud metadata at {address}")
+            raise FetchError("bad_url", f"{address} is a cloud metadata address")
+        if not self.redirected:
+            self._public_origin = kind == "public"
+        elif kind != "public" and self._public_origin and not self._allow_private:
+            raise FetchError(
+                "blocked_redirect", f"a public feed redirects to the private address {address}"
+            )
 
 
 def _proxied() -> bool:

@@ -10,7 +10,7 @@ import ssl
 import time
 import tracemalloc
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +18,7 @@ import httpx
 import pytest
 import trustme
 
+from bot.addresses import Reach, reach
 from bot.errors import FetchError
 from bot.fetch import Fetcher, FetchResult
 from bot.settings import Http
@@ -154,6 +155,129 @@ def test_too_many_redirects(feed_server: FeedServer) -> None:
     feed_server.serve("/r5", RSS)
     assert reason(feed_server.url + "/r0", Http(max_redirects=3)).reason == "redirect_loop"
     assert fetch(feed_server.url + "/r0", Http(max_redirects=5)).body == RSS
+
+
+# ------------------------------------------------------------ redirects to internal addresses
+# Everything here is loopback: 127.0.0.2 plays a public host (an injected classifier says
+# so), 127.0.0.1 and localhost are what they are. The metadata address is never connected
+# to: it is refused as written in the Location.
+
+PUBLIC = "127.0.0.2"
+
+
+def public_at_2(address: str) -> Reach:
+    return "public" if address == PUBLIC else reach(address)
+
+
+def run_as(http: Http, work: Callable[[Fetcher], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with Fetcher(http, classify=public_at_2) as fetcher:
+            return await work(fetcher)
+
+    return asyncio.run(main())
+
+
+def reason_as(url: str, http: Http | None = None) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        run_as(http or Http(timeout=5), lambda f: f.fetch(url))
+    return caught.value
+
+
+@pytest.fixture
+def public_server() -> Iterator[FeedServer]:
+    with FeedServer(host=PUBLIC) as server:
+        yield server
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "2130706433"])
+def test_a_public_feed_cannot_redirect_to_a_private_address(
+    public_server: FeedServer, feed_server: FeedServer, host: str
+) -> None:
+    """``localhost`` is a name: the address connected to is what is judged."""
+    feed_server.serve("/internal", RSS)
+    url = public_server.redirect("/feed", f"http://{host}:{feed_server.port}/internal")
+    error = reason_as(url)
+    assert error.reason == "blocked_redirect"
+    assert "private address" in error.detail
+    assert feed_server.hits("/internal") == 0
+
+
+def test_private_redirects_can_be_allowed(
+    public_server: FeedServer, feed_server: FeedServer
+) -> None:
+    internal = feed_server.serve("/internal", RSS)
+    url = public_server.redirect("/feed", internal)
+    result = run_as(Http(timeout=5, allow_private_redirects=True), lambda f: f.fetch(url))
+    assert (result.body, result.url) == (RSS, internal)
+
+
+def test_a_private_feed_may_redirect_anywhere(
+    public_server: FeedServer, feed_server: FeedServer
+) -> None:
+    """A feed configured on an internal host is the operator's choice, and so are its moves."""
+    inside = feed_server.serve("/inside", RSS)
+    public_server.redirect("/hop", inside)
+    url = feed_server.redirect("/start", public_server.url + "/hop")
+    result = run_as(Http(timeout=5), lambda f: f.fetch(url))
+    assert (result.body, result.url) == (RSS, inside)
+
+
+def test_a_kept_connection_is_judged_again_for_each_request(
+    public_server: FeedServer, feed_server: FeedServer
+) -> None:
+    """The internal host was fetched directly first: its idle connection is not a way in."""
+    internal = feed_server.serve("/internal", RSS)
+    url = public_server.redirect("/feed", internal)
+
+    async def work(fetcher: Fetcher) -> FetchError:
+        assert (await fetcher.fetch(internal)).body == RSS
+        with pytest.raises(FetchError) as caught:
+            await fetcher.fetch(url)
+        return caught.value
+
+    assert run_as(Http(timeout=5), work).reason == "blocked_redirect"
+    assert feed_server.hits("/internal") == 1
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://2852039166/computeMetadata/v1/",
+        "http://0xa9.0xfe.0xa9.0xfe/",
+    ],
+)
+def test_cloud_metadata_is_never_reached(feed_server: FeedServer, target: str) -> None:
+    """Even from a private feed, and even with private redirects allowed."""
+    url = feed_server.redirect("/feed", target)
+    error = reason(url, Http(timeout=5, allow_private_redirects=True))
+    assert error.reason == "blocked_redirect"
+    assert "metadata" in error.detail
+
+
+def test_a_configured_metadata_url_is_refused() -> None:
+    error = reason("http://169.254.169.254/latest/meta-data/")
+    assert (error.reason, error.detail) == (
+        "bad_url",
+        "169.254.169.254 is a cloud metadata address",
+    )
+
+
+def test_behind_a_proxy_addresses_written_in_urls_are_judged(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy resolves names itself; the redirects below name addresses outright."""
+    feed_server.redirect("http://feeds.invalid/internal", "http://127.0.0.1:6379/")
+    feed_server.redirect("http://feeds.invalid/metadata", "http://169.254.169.254/")
+    monkeypatch.setenv("HTTP_PROXY", feed_server.url)
+    assert reason("http://feeds.invalid/internal").reason == "blocked_redirect"
+    assert reason("http://feeds.invalid/metadata").reason == "blocked_redirect"
+    assert [p for _, p, _ in feed_server.requests] == [
+        "http://feeds.invalid/internal",
+        "http://feeds.invalid/metadata",
+    ]
 
 
 def test_declared_huge_body_is_refused_unread(feed_server: FeedServer) -> None:

@@ -47,12 +47,12 @@ class FeedServer(LoopbackServer):
     """Serves ``routes`` (path → Route); ``requests`` logs (method, path, headers), and
     ``clients`` the client address of each, so tests can tell connections apart."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.clients: list[tuple[str, int]] = []
         self._lock = threading.Lock()
-        super().__init__(_FeedHandler, tls)
+        super().__init__(_FeedHandler, tls, host)
 
     def serve(self, path: str, body: bytes | str, **kwargs: object) -> str:
         """Publish ``body`` at ``path`` (replacing what was there) and return its URL."""
