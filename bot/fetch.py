@@ -131,7 +131,7 @@ class Fetcher:
         """
         if self._client is None:
             raise RuntimeError("use the Fetcher as an async context manager")
-        host = (urlsplit(url).hostname or "").lower()
+        host = _host(url)
         headers = _conditional_headers(etag, last_modified)
         async with self._host_slot(host), self._slots:
             started = time.monotonic()
@@ -170,7 +170,7 @@ class Fetcher:
                 location = response.headers.get("Location")
                 if response.status_code not in _REDIRECTS or not location:
                     return await self._result(response, headers)
-            url = urljoin(url, location.strip())
+            url = _redirect_target(url, location)
             if url in seen:
                 raise FetchError("redirect_loop", f"redirects back to {url}")
             seen.add(url)
@@ -219,7 +219,7 @@ class _AddressGuard:
 
     def check_url(self, url: str) -> None:
         """Judge an address written in ``url`` before connecting to it."""
-        address = literal_address(urlsplit(url).hostname or "")
+        address = literal_address(_host(url))
         if address is not None:
             self.check(address)
 
@@ -238,6 +238,21 @@ class _AddressGuard:
             raise FetchError(
                 "blocked_redirect", f"a public feed redirects to the private address {address}"
             )
+
+
+def _host(url: str) -> str:
+    """The host of ``url``, lower-case; a URL that does not split (``http://[x/``) is bad."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError as error:
+        raise FetchError("bad_url", f"{error}: {url[:200]}") from error
+
+
+def _redirect_target(url: str, location: str) -> str:
+    try:
+        return urljoin(url, location.strip())
+    except ValueError as error:
+        raise FetchError("bad_url", f"redirect to {location[:200]!r}: {error}") from error
 
 
 def _proxied() -> bool:

@@ -149,6 +149,11 @@ def test_redirect_loop(feed_server: FeedServer) -> None:
     assert feed_server.hits("/a") == 1
 
 
+def test_a_redirect_to_a_url_that_does_not_parse_is_a_bad_url(feed_server: FeedServer) -> None:
+    """Not an internal error: urljoin raises ValueError on ``[`` without its ``]``."""
+    assert reason(feed_server.redirect("/feed", "http://[oops/")).reason == "bad_url"
+
+
 def test_too_many_redirects(feed_server: FeedServer) -> None:
     for n in range(5):
         feed_server.redirect(f"/r{n}", f"/r{n + 1}")
