@@ -56,8 +56,9 @@ class FetchError(NewswatchError):
 
     ``reason`` is one of a small set of stable keys (``timeout``, ``refused``,
     ``dns``, ``tls``, ``network``, ``bad_url``, ``http_404``, ``http_429``,
-    ``http_4xx``, ``http_5xx``, ``too_large``, ``redirect_loop``, ``not_a_feed``,
-    ``malformed``) stored on the feed and shown to users.
+    ``http_4xx``, ``http_5xx``, ``too_large``, ``bad_encoding``, ``redirect_loop``,
+    ``blocked_redirect``, ``not_a_feed``, ``malformed``) stored on the feed and shown
+    to users.
     """
 
     def __init__(self, reason: str, detail: str = "", retry_after: float | None = None) -> None:

@@ -10,6 +10,13 @@ so queueing never eats a feed's time.
 
 Every failure leaves through :func:`_failure`, the one place where exceptions
 become :class:`FetchError` reasons.
+
+Every address a fetch reaches is judged (:mod:`bot.addresses`): a cloud metadata
+address never, a loopback or private one only when the feed's own address is not
+public (or ``http.allow_private_redirects``). FeedTransport reports the address each
+request actually goes to, so a name that resolves to ``127.0.0.1`` is caught too;
+behind a proxy only the addresses written in URLs can be judged, as the proxy
+resolves names itself.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
@@ -29,9 +36,11 @@ from urllib.request import getproxies
 
 import httpx
 
+from bot.addresses import Reach, literal_address, reach
+from bot.decoding import decoder_for
 from bot.errors import FetchError
 from bot.settings import Http
-from bot.transport import FeedTransport
+from bot.transport import PEER_CHECK, FeedTransport
 
 _KEEPALIVE = 30.0  # seconds an idle connection is kept for the next fetch from its host
 _MAX_IDLE = 256  # idle connections kept in all (each is an open file)
@@ -40,7 +49,7 @@ _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml, "
     "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
 )
-_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE | re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,9 @@ class _HostSlot:
 class Fetcher:
     """Fetches feeds under a global and a per-host concurrency limit, each within a deadline."""
 
-    def __init__(self, http: Http) -> None:
+    def __init__(self, http: Http, *, classify: Callable[[str], Reach] = reach) -> None:
         self._http = http
+        self._classify = classify
         self._client: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(http.concurrency)
         self._hosts: dict[str, _HostSlot] = {}
@@ -121,7 +131,7 @@ class Fetcher:
         """
         if self._client is None:
             raise RuntimeError("use the Fetcher as an async context manager")
-        host = (urlsplit(url).hostname or "").lower()
+        host = _host(url)
         headers = _conditional_headers(etag, last_modified)
         async with self._host_slot(host), self._slots:
             started = time.monotonic()
@@ -149,16 +159,22 @@ class Fetcher:
         self, client: httpx.AsyncClient, url: str, headers: dict[str, str]
     ) -> FetchResult:
         """Follow at most ``Http.max_redirects`` redirects; a URL seen twice is a loop."""
+        guard = _AddressGuard(self._classify, allow_private=self._http.allow_private_redirects)
+        extensions = {PEER_CHECK: guard.check}
         seen = {url}
         for _ in range(self._http.max_redirects + 1):
-            async with client.stream("GET", url, headers=headers) as response:
+            guard.check_url(url)
+            async with client.stream(
+                "GET", url, headers=headers, extensions=extensions
+            ) as response:
                 location = response.headers.get("Location")
                 if response.status_code not in _REDIRECTS or not location:
                     return await self._result(response, headers)
-            url = urljoin(url, location.strip())
+            url = _redirect_target(url, location)
             if url in seen:
                 raise FetchError("redirect_loop", f"redirects back to {url}")
             seen.add(url)
+            guard.redirected = True
         raise FetchError("redirect_loop", f"more than {self._http.max_redirects} redirects")
 
     async def _result(self, response: httpx.Response, sent: dict[str, str]) -> FetchResult:
@@ -186,6 +202,57 @@ class Fetcher:
             max_age=_max_age(response),
             elapsed=0.0,
         )
+
+
+class _AddressGuard:
+    """Judges the addresses one fetch reaches, its redirects included.
+
+    The first address decides whether the feed is public; unknown (a name behind a
+    proxy) counts as public, the stricter case.
+    """
+
+    def __init__(self, classify: Callable[[str], Reach], *, allow_private: bool) -> None:
+        self._classify = classify
+        self._allow_private = allow_private
+        self._public_origin = True
+        self.redirected = False
+
+    def check_url(self, url: str) -> None:
+        """Judge an address written in ``url`` before connecting to it."""
+        address = literal_address(_host(url))
+        if address is not None:
+            self.check(address)
+
+    def check(self, address: str) -> None:
+        try:
+            kind = self._classify(address)
+        except ValueError:  # no address to judge (a socket closed at once): the strict case
+            kind = "private" if self.redirected else "public"
+        if kind == "metadata":
+            if self.redirected:
+                raise FetchError("blocked_redirect", f"redirect to cloud metadata at {address}")
+            raise FetchError("bad_url", f"{address} is a cloud metadata address")
+        if not self.redirected:
+            self._public_origin = kind == "public"
+        elif kind != "public" and self._public_origin and not self._allow_private:
+            raise FetchError(
+                "blocked_redirect", f"a public feed redirects to the private address {address}"
+            )
+
+
+def _host(url: str) -> str:
+    """The host of ``url``, lower-case; a URL that does not split (``http://[x/``) is bad."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError as error:
+        raise FetchError("bad_url", f"{error}: {url[:200]}") from error
+
+
+def _redirect_target(url: str, location: str) -> str:
+    try:
+        return urljoin(url, location.strip())
+    except ValueError as error:
+        raise FetchError("bad_url", f"redirect to {location[:200]!r}: {error}") from error
 
 
 def _proxied() -> bool:
@@ -221,32 +288,62 @@ def _check_status(response: httpx.Response) -> None:
 
 
 async def _read(response: httpx.Response, max_bytes: int) -> bytes:
-    """The decoded body, abandoned as soon as it grows past ``max_bytes`` (never downloaded)."""
+    """The decoded body, abandoned as soon as it grows past ``max_bytes`` (never downloaded).
+
+    The raw bytes are decoded here in bounded steps (:mod:`bot.decoding`), whichever
+    transport carries them, so a small body that decodes to gigabytes is cut off after
+    ``max_bytes``; the raw bytes count too, as a coding can decode to nothing at all.
+    """
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if _is_number(declared) and int(declared) > max_bytes:
         raise FetchError("too_large", f"Content-Length {declared} > {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
+    decoder = decoder_for(response.headers.get("Content-Encoding", ""))
+    body = _DecodedBody(max_bytes)
+    received = 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        if received > max_bytes:
             raise FetchError("too_large", f"body larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body.extend(decoder.decode(chunk))
+    body.extend(decoder.flush())
+    return b"".join(body.chunks)
+
+
+class _DecodedBody:
+    """Decoded pieces, refused as soon as they add up to more than ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.chunks: list[bytes] = []
+        self._size = 0
+        self._max_bytes = max_bytes
+
+    def extend(self, pieces: Iterable[bytes]) -> None:
+        for piece in pieces:
+            self._size += len(piece)
+            if self._size > self._max_bytes:
+                raise FetchError("too_large", f"body decodes to more than {self._max_bytes} bytes")
+            self.chunks.append(piece)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date."""
+    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date.
+
+    Any size is returned (``inf`` past a float's range): :mod:`bot.polling` caps it.
+    """
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if _is_number(value):
         return float(value)
     try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, moment.timestamp() - time.time())
+
+
+def _is_number(value: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes ``²``, which ``int`` refuses."""
+    return value.isascii() and value.isdigit()
 
 
 def _max_age(response: httpx.Response) -> float | None:
@@ -262,8 +359,6 @@ def _failure(error: Exception, timeout: float) -> FetchError:
         return FetchError(_connect_reason(error), str(error))
     if isinstance(error, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return FetchError("bad_url", str(error))
-    if isinstance(error, httpx.DecodingError):
-        return FetchError("malformed", f"content encoding: {error}")
     return FetchError("network", f"{type(error).__name__}: {error}")
 
 

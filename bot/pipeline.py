@@ -30,7 +30,7 @@ from bot.logs import scrub
 from bot.matcher import RuleSet
 from bot.model import Alert, Item, Match, Summary
 from bot.notify import Attempt, Notifier
-from bot.polling import next_poll_delay, retry_delay
+from bot.polling import NextPoll, due_at, next_poll, retry_delay, with_note
 from bot.settings import Feed, Rule, Settings
 from bot.store import FeedState, OutboxEntry, PollOutcome, PollRecord, QueuedAlert, Store
 from bot.summarize import summarize
@@ -258,17 +258,15 @@ class Pipeline:
             feed.url, etag=state.etag, last_modified=state.last_modified
         )
         now = self.clock()
-        interval = self.settings.feed_interval(feed)
-        jitter = self.settings.schedule.jitter
         if result.not_modified:
             if not dry_run:
-                delay = next_poll_delay(interval, jitter, self.rng, max_age=result.max_age)
+                plan = self._next_poll(feed, max_age=result.max_age)
                 self._record(
                     feed.id,
                     now,
-                    delay,
+                    plan.delay,
                     not_modified=True,
-                    warning=state.warning,
+                    warning=with_note(state.warning, plan.note),
                     failure_notified=self._recovered(feed, state),
                 )
             return FeedReport(feed.id, "not_modified")
@@ -289,17 +287,15 @@ class Pipeline:
         )
         if dry_run:
             return report
-        delay = next_poll_delay(
-            interval, jitter, self.rng, max_age=result.max_age, ttl=parsed.ttl_seconds
-        )
+        plan = self._next_poll(feed, max_age=result.max_age, ttl=parsed.ttl_seconds)
         record = self._record(
             feed.id,
             now,
-            delay,
+            plan.delay,
             etag=result.etag,
             last_modified=result.last_modified,
             title=parsed.title,
-            warning=parsed.warning,
+            warning=with_note(parsed.warning, plan.note),
             items=items,
             alerts=queued,
             failure_notified=self._recovered(feed, state),
@@ -395,25 +391,39 @@ class Pipeline:
 
     def _record_failure(self, feed: Feed, state: FeedState, err: FetchError) -> None:
         now = self.clock()
-        delay = next_poll_delay(
-            self.settings.feed_interval(feed),
-            self.settings.schedule.jitter,
-            self.rng,
-            failures=state.consecutive_failures + 1,
-            retry_after=err.retry_after,
+        plan = self._next_poll(
+            feed, failures=state.consecutive_failures + 1, retry_after=err.retry_after
         )
         self._record(
             feed.id,
             now,
-            delay,
+            plan.delay,
             error=err.reason,
-            error_detail=err.detail[:500],
+            error_detail="; ".join(filter(None, (err.detail[:400], plan.note))),
             failure_notified=self._failure_due(feed, state, err, now),
         )
 
+    def _next_poll(self, feed: Feed, **hints: Any) -> NextPoll:
+        """When to poll ``feed`` next; a server's wish past ``http.max_delay`` is capped, logged."""
+        plan = next_poll(
+            self.settings.feed_interval(feed),
+            self.settings.schedule.jitter,
+            self.rng,
+            ceiling=self.settings.http.max_delay,
+            **hints,
+        )
+        if plan.note:
+            log.warning(
+                "feed %s: %s",
+                feed.id,
+                plan.note,
+                extra={"feed": feed.id, "event": "delay_capped"},
+            )
+        return plan
+
     def _record(self, feed_id: str, now: datetime, delay: float, **fields: Any) -> PollRecord:
         """Write one poll's outcome under this process's lease, next poll ``delay`` from now."""
-        outcome = PollOutcome(feed_id, self.owner, now, now + timedelta(seconds=delay), **fields)
+        outcome = PollOutcome(feed_id, self.owner, now, due_at(now, delay), **fields)
         return self.store.record_poll(outcome)
 
     # -- feed health notices ------------------------------------------------

@@ -8,6 +8,10 @@ httpcore uses), the client API still httpx, and the pool is a list of idle
 connections per origin. The Fetcher bounds concurrency, deadlines and redirects
 itself, so the transport needs no limits or timeouts of its own. Requests carry
 no body (feeds are fetched with GET).
+
+A request's :data:`PEER_CHECK` extension, when set, is called with the IP address
+the request is about to be sent to (a new connection's or a reused one's), before
+any byte is sent; whatever it raises ends the request.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import h11
 import httpx
@@ -29,15 +33,20 @@ _HAPPY_EYEBALLS = 0.25
 
 Origin = tuple[bytes, bytes, int]  # scheme, host (ASCII), port
 
+PEER_CHECK = "newswatch.peer_check"
+"""Request extension: a ``Callable[[str], None]`` given the peer's IP address."""
+
 
 class _Connection:
     """One HTTP/1.1 connection; ``h11`` frames it, asyncio streams carry it."""
 
-    __slots__ = ("answered", "h11", "idle_since", "reader", "writer")
+    __slots__ = ("answered", "h11", "idle_since", "peer", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        peername = writer.get_extra_info("peername")
+        self.peer: str = peername[0] if peername else ""
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEADERS)
         self.idle_since = 0.0
         self.answered = False  # whether the current exchange has received any byte
@@ -98,9 +107,11 @@ class FeedTransport(httpx.AsyncBaseTransport):
         outgoing = h11.Request(
             method=request.method, target=url.raw_path, headers=request.headers.raw
         )
+        check: Callable[[str], None] | None = request.extensions.get(PEER_CHECK)
         self._sweep_if_due(time.monotonic())
         connection = self._checkout(origin)
         if connection is not None:
+            _check_peer(connection, check)
             try:
                 return await self._exchange(connection, outgoing, origin)
             except httpx.RemoteProtocolError:
@@ -109,6 +120,7 @@ class FeedTransport(httpx.AsyncBaseTransport):
                 # Closed or reset before any byte of an answer: the server dropped the
                 # idle connection as it was reused. The GET goes again, once, on a new one.
         connection = await self._connect(origin)
+        _check_peer(connection, check)
         return await self._exchange(connection, outgoing, origin)
 
     async def aclose(self) -> None:
@@ -210,6 +222,17 @@ class FeedTransport(httpx.AsyncBaseTransport):
             stream=_Body(self, connection, origin),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": event.reason},
         )
+
+
+def _check_peer(connection: _Connection, check: Callable[[str], None] | None) -> None:
+    """Let the request's :data:`PEER_CHECK` refuse the address; a refused one is closed."""
+    if check is None:
+        return
+    try:
+        check(connection.peer)
+    except BaseException:
+        connection.close()
+        raise
 
 
 class _Body(httpx.AsyncByteStream):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import math
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+import tracemalloc
+import zlib
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,11 +18,12 @@ import httpx
 import pytest
 import trustme
 
+from bot.addresses import Reach, reach
 from bot.errors import FetchError
 from bot.fetch import Fetcher, FetchResult
 from bot.settings import Http
 from bot.transport import FeedTransport
-from tests.peers.feed_server import FeedServer
+from tests.peers.feed_server import FeedServer, bomb
 from tests.peers.httpbase import QuietHandler
 
 T = TypeVar("T")
@@ -96,6 +101,49 @@ def test_retry_after_is_surfaced_on_429_and_503(feed_server: FeedServer) -> None
     assert error.retry_after is not None and error.retry_after > 86400
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1000000000000", 1e12),
+        ("Mon, 01 Jan 2001 00:00:00 GMT", 0.0),
+        ("Fri, 31 Dec 99999 23:59:59 GMT", None),
+        ("²", None),
+        ("-5", None),
+        ("soon", None),
+    ],
+)
+def test_retry_after_of_any_shape_is_read_without_raising(
+    feed_server: FeedServer, value: str, expected: float | None
+) -> None:
+    """Any size comes back as it is (bot.polling caps it); what is not a number or a date
+    is ignored: ``²`` passes ``str.isdigit`` but not ``float``."""
+    url = feed_server.serve("/feed", b"", status=429, headers={"Retry-After": value})
+    error = reason(url)
+    assert (error.reason, error.retry_after) == ("http_429", expected)
+
+
+def test_retry_after_dated_in_9999_is_read_as_it_is(feed_server: FeedServer) -> None:
+    url = feed_server.serve(
+        "/feed", b"", status=503, headers={"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}
+    )
+    before = time.time()
+    error = reason(url)
+    after = time.time()
+    assert error.retry_after is not None
+    assert 253402300799 - after <= error.retry_after <= 253402300799 - before
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("max-age=99999999999999", 99999999999999.0), ("max-age=" + "9" * 400, math.inf)],
+)
+def test_a_huge_max_age_is_read_without_raising(
+    feed_server: FeedServer, value: str, expected: float
+) -> None:
+    url = feed_server.serve("/feed", RSS, headers={"Cache-Control": value})
+    assert fetch(url).max_age == expected
+
+
 def test_redirects_are_followed_to_the_final_url(feed_server: FeedServer) -> None:
     feed_server.redirect("/old", "/older", status=301)
     feed_server.redirect("/older", feed_server.url + "/feed", status=308)
@@ -111,12 +159,140 @@ def test_redirect_loop(feed_server: FeedServer) -> None:
     assert feed_server.hits("/a") == 1
 
 
+def test_a_redirect_to_a_url_that_does_not_parse_is_a_bad_url(feed_server: FeedServer) -> None:
+    """Not an internal error: urljoin raises ValueError on ``[`` without its ``]``."""
+    assert reason(feed_server.redirect("/feed", "http://[oops/")).reason == "bad_url"
+
+
 def test_too_many_redirects(feed_server: FeedServer) -> None:
     for n in range(5):
         feed_server.redirect(f"/r{n}", f"/r{n + 1}")
     feed_server.serve("/r5", RSS)
     assert reason(feed_server.url + "/r0", Http(max_redirects=3)).reason == "redirect_loop"
     assert fetch(feed_server.url + "/r0", Http(max_redirects=5)).body == RSS
+
+
+# ------------------------------------------------------------ redirects to internal addresses
+# Everything here is loopback: 127.0.0.2 plays a public host (an injected classifier says
+# so), 127.0.0.1 and localhost are what they are. The metadata address is never connected
+# to: it is refused as written in the Location.
+
+PUBLIC = "127.0.0.2"
+
+
+def public_at_2(address: str) -> Reach:
+    return "public" if address == PUBLIC else reach(address)
+
+
+def run_as(http: Http, work: Callable[[Fetcher], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with Fetcher(http, classify=public_at_2) as fetcher:
+            return await work(fetcher)
+
+    return asyncio.run(main())
+
+
+def reason_as(url: str, http: Http | None = None) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        run_as(http or Http(timeout=5), lambda f: f.fetch(url))
+    return caught.value
+
+
+@pytest.fixture
+def public_server() -> Iterator[FeedServer]:
+    with FeedServer(host=PUBLIC) as server:
+        yield server
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "2130706433"])
+def test_a_public_feed_cannot_redirect_to_a_private_address(
+    public_server: FeedServer, feed_server: FeedServer, host: str
+) -> None:
+    """``localhost`` is a name: the address connected to is what is judged."""
+    feed_server.serve("/internal", RSS)
+    url = public_server.redirect("/feed", f"http://{host}:{feed_server.port}/internal")
+    error = reason_as(url)
+    assert error.reason == "blocked_redirect"
+    assert "private address" in error.detail
+    assert feed_server.hits("/internal") == 0
+
+
+def test_private_redirects_can_be_allowed(
+    public_server: FeedServer, feed_server: FeedServer
+) -> None:
+    internal = feed_server.serve("/internal", RSS)
+    url = public_server.redirect("/feed", internal)
+    result = run_as(Http(timeout=5, allow_private_redirects=True), lambda f: f.fetch(url))
+    assert (result.body, result.url) == (RSS, internal)
+
+
+def test_a_private_feed_may_redirect_anywhere(
+    public_server: FeedServer, feed_server: FeedServer
+) -> None:
+    """A feed configured on an internal host is the operator's choice, and so are its moves."""
+    inside = feed_server.serve("/inside", RSS)
+    public_server.redirect("/hop", inside)
+    url = feed_server.redirect("/start", public_server.url + "/hop")
+    result = run_as(Http(timeout=5), lambda f: f.fetch(url))
+    assert (result.body, result.url) == (RSS, inside)
+
+
+def test_a_kept_connection_is_judged_again_for_each_request(
+    public_server: FeedServer, feed_server: FeedServer
+) -> None:
+    """The internal host was fetched directly first: its idle connection is not a way in."""
+    internal = feed_server.serve("/internal", RSS)
+    url = public_server.redirect("/feed", internal)
+
+    async def work(fetcher: Fetcher) -> FetchError:
+        assert (await fetcher.fetch(internal)).body == RSS
+        with pytest.raises(FetchError) as caught:
+            await fetcher.fetch(url)
+        return caught.value
+
+    assert run_as(Http(timeout=5), work).reason == "blocked_redirect"
+    assert feed_server.hits("/internal") == 1
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://2852039166/computeMetadata/v1/",
+        "http://0xa9.0xfe.0xa9.0xfe/",
+    ],
+)
+def test_cloud_metadata_is_never_reached(feed_server: FeedServer, target: str) -> None:
+    """Even from a private feed, and even with private redirects allowed."""
+    url = feed_server.redirect("/feed", target)
+    error = reason(url, Http(timeout=5, allow_private_redirects=True))
+    assert error.reason == "blocked_redirect"
+    assert "metadata" in error.detail
+
+
+def test_a_configured_metadata_url_is_refused() -> None:
+    error = reason("http://169.254.169.254/latest/meta-data/")
+    assert (error.reason, error.detail) == (
+        "bad_url",
+        "169.254.169.254 is a cloud metadata address",
+    )
+
+
+def test_behind_a_proxy_addresses_written_in_urls_are_judged(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy resolves names itself; the redirects below name addresses outright."""
+    feed_server.redirect("http://feeds.invalid/internal", "http://127.0.0.1:6379/")
+    feed_server.redirect("http://feeds.invalid/metadata", "http://169.254.169.254/")
+    monkeypatch.setenv("HTTP_PROXY", feed_server.url)
+    assert reason("http://feeds.invalid/internal").reason == "blocked_redirect"
+    assert reason("http://feeds.invalid/metadata").reason == "blocked_redirect"
+    assert [p for _, p, _ in feed_server.requests] == [
+        "http://feeds.invalid/internal",
+        "http://feeds.invalid/metadata",
+    ]
 
 
 def test_declared_huge_body_is_refused_unread(feed_server: FeedServer) -> None:
@@ -135,6 +311,108 @@ def test_endless_body_is_cut_off(feed_server: FeedServer) -> None:
 def test_compressed_body_is_limited_after_decoding(feed_server: FeedServer) -> None:
     url = feed_server.serve_encoded("/bomb", b"\0" * 5_000_000, "gzip")
     assert reason(url, Http(max_bytes=1_000_000)).reason == "too_large"
+
+
+def peak_memory(work: Callable[[], T]) -> tuple[T, int]:
+    """What ``work`` returns, and the most memory Python held at once while it ran (bytes)."""
+    tracemalloc.start()
+    try:
+        result = work()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+BOUNDED = 64 << 20  # far above max_bytes (4 MB) and far below a 2 GiB bomb
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_decompression_bomb_is_cut_off_in_bounded_memory(
+    feed_server: FeedServer, encoding: str
+) -> None:
+    """2 GiB of zeros in 2 MB of gzip or deflate, 400 KB of brotli: decoding stops at max_bytes."""
+    url = feed_server.serve("/bomb", bomb(encoding), headers={"Content-Encoding": encoding})
+    error, peak = peak_memory(lambda: reason(url, Http(max_bytes=4_000_000, timeout=20)))
+    assert error.reason == "too_large"
+    assert peak < BOUNDED
+
+
+def test_stacked_codings_are_refused_undecoded(feed_server: FeedServer) -> None:
+    """gzip inside gzip: a 2 GiB bomb in a few KB; no feed needs two layers."""
+    nested = gzip.compress(bomb("gzip"))
+    url = feed_server.serve("/bomb", nested, headers={"Content-Encoding": "gzip, gzip"})
+    error, peak = peak_memory(lambda: reason(url, Http(max_bytes=4_000_000, timeout=20)))
+    assert error.reason == "bad_encoding"
+    assert peak < BOUNDED
+
+
+def test_codings_in_repeated_headers_are_stacked_too(feed_server: FeedServer) -> None:
+    body = gzip.compress(gzip.compress(RSS))
+
+    def twice(request: QuietHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Encoding", "gzip")
+        request.send_header("Content-Encoding", "gzip")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    assert reason(feed_server.serve("/twice", b"", custom=twice)).reason == "bad_encoding"
+
+
+@pytest.mark.parametrize("coding", ["compress", "zstd", "x-bomb", "gzip, br"])
+def test_unknown_codings_are_refused(feed_server: FeedServer, coding: str) -> None:
+    url = feed_server.serve("/odd", RSS, headers={"Content-Encoding": coding})
+    error = reason(url)
+    assert error.reason == "bad_encoding"
+    assert coding.split(",")[0] in error.detail
+
+
+@pytest.mark.parametrize(
+    ("header", "encoding"), [("identity", None), ("x-gzip", "gzip"), ("identity, GZIP", "gzip")]
+)
+def test_identity_and_aliases_are_one_layer(
+    feed_server: FeedServer, header: str, encoding: str | None
+) -> None:
+    body = RSS * 10
+    url = (
+        feed_server.serve_encoded("/feed", body, encoding, headers={"Content-Encoding": header})
+        if encoding
+        else feed_server.serve("/feed", body, headers={"Content-Encoding": header})
+    )
+    assert fetch(url).body == body
+
+
+def test_raw_deflate_is_decoded(feed_server: FeedServer) -> None:
+    """Some servers send ``deflate`` without its zlib wrapper."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw = compressor.compress(RSS * 10) + compressor.flush()
+    url = feed_server.serve("/feed", raw, headers={"Content-Encoding": "deflate"})
+    assert fetch(url).body == RSS * 10
+
+
+def test_a_corrupt_compressed_body_is_malformed(feed_server: FeedServer) -> None:
+    url = feed_server.serve(
+        "/feed", b"\x1f\x8b\x08garbage" * 10, headers={"Content-Encoding": "gzip"}
+    )
+    assert reason(url).reason == "malformed"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"), [("br", "too_large"), ("gzip, gzip", "bad_encoding")]
+)
+def test_bombs_through_a_proxy_are_cut_off_as_well(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch, encoding: str, expected: str
+) -> None:
+    """Behind a proxy httpx's own transport carries the body: the same decoder reads it."""
+    url = "http://feeds.invalid/bomb"
+    body = bomb("br") if encoding == "br" else gzip.compress(bomb("gzip"))
+    feed_server.serve(url, body, headers={"Content-Encoding": encoding})
+    monkeypatch.setenv("HTTP_PROXY", feed_server.url)
+    error, peak = peak_memory(lambda: reason(url, Http(max_bytes=4_000_000, timeout=20)))
+    assert error.reason == expected
+    assert peak < BOUNDED
+    assert feed_server.requests[-1][1] == url
 
 
 def test_stalled_body_ends_at_the_deadline(feed_server: FeedServer) -> None:

@@ -1,15 +1,17 @@
 """A loopback feed server: real HTTP, real feed files, ETag/Last-Modified, scripted faults.
 
 Faults beyond a status code: ``redirect`` (chains and loops), ``stall`` (headers
-then silence), ``endless`` (a body that never ends) and ``serve_encoded``
-(gzip, deflate or brotli bodies).
+then silence), ``endless`` (a body that never ends), ``serve_encoded``
+(gzip, deflate or brotli bodies) and :func:`bomb` (a few KB that decode to GiBs).
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import ssl
+import struct
 import threading
 import zlib
 from collections.abc import Callable
@@ -45,12 +47,12 @@ class FeedServer(LoopbackServer):
     """Serves ``routes`` (path → Route); ``requests`` logs (method, path, headers), and
     ``clients`` the client address of each, so tests can tell connections apart."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.clients: list[tuple[str, int]] = []
         self._lock = threading.Lock()
-        super().__init__(_FeedHandler, tls)
+        super().__init__(_FeedHandler, tls, host)
 
     def serve(self, path: str, body: bytes | str, **kwargs: object) -> str:
         """Publish ``body`` at ``path`` (replacing what was there) and return its URL."""
@@ -113,6 +115,52 @@ _COMPRESS: dict[str, Callable[[bytes], bytes]] = {
     "deflate": zlib.compress,
     "br": brotli.compress,
 }
+
+
+_BOMB_BLOCK = 1 << 24  # bytes of zeros per repeated deflate block
+
+
+@functools.cache
+def bomb(encoding: str, size: int = 2 << 30) -> bytes:
+    """A valid ``encoding`` (gzip, deflate or br) body that decodes to ``size`` zero bytes.
+
+    Compressing 2 GiB would take seconds: a deflate block of zeros that ends in a full
+    flush (which resets the window) is the same every time, so it is made once and
+    repeated; brotli's fastest quality turns 2 GiB into ~400 KB in a fraction of that.
+    """
+    if encoding == "br":
+        compressor = brotli.Compressor(quality=1)
+        zeros = bytes(_BOMB_BLOCK)
+        blocks, rest = divmod(size, _BOMB_BLOCK)
+        parts = [compressor.process(zeros) for _ in range(blocks)]
+        return b"".join([*parts, compressor.process(bytes(rest)), compressor.finish()])
+    raw = _deflated_zeros(size)
+    if encoding == "gzip":
+        crc = _crc32_of_zeros(size)
+        header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+        return header + raw + struct.pack("<II", crc, size & 0xFFFFFFFF)
+    if encoding == "deflate":
+        adler = (size % 65521) << 16 | 1  # Adler-32 of zeros: a stays 1, b adds 1 per byte
+        return b"\x78\xda" + raw + struct.pack(">I", adler)
+    raise ValueError(f"no bomb for {encoding!r}")
+
+
+def _deflated_zeros(size: int) -> bytes:
+    """A raw deflate stream of ``size`` zeros: the repeated block, then the rest."""
+    blocks, rest = divmod(size, _BOMB_BLOCK)
+    block = zlib.compressobj(9, zlib.DEFLATED, -15)
+    repeated = block.compress(bytes(_BOMB_BLOCK)) + block.flush(zlib.Z_FULL_FLUSH)
+    tail = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return repeated * blocks + tail.compress(bytes(rest)) + tail.flush()
+
+
+def _crc32_of_zeros(size: int) -> int:
+    zeros = bytes(_BOMB_BLOCK)
+    blocks, rest = divmod(size, _BOMB_BLOCK)
+    crc = 0
+    for _ in range(blocks):
+        crc = zlib.crc32(zeros, crc)
+    return zlib.crc32(bytes(rest), crc)
 
 
 class _FeedHandler(QuietHandler):

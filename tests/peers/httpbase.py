@@ -1,4 +1,5 @@
-"""A real HTTP server on 127.0.0.1 and a free port, run in a background thread."""
+"""A real HTTP server on 127.0.0.1 (or another loopback address) and a free port, run in a
+background thread."""
 
 from __future__ import annotations
 
@@ -17,14 +18,17 @@ class LoopbackServer:
     """Serves ``handler_class`` until closed; ``url`` is its base address (https with ``tls``)."""
 
     def __init__(
-        self, handler_class: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None
+        self,
+        handler_class: type[BaseHTTPRequestHandler],
+        tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
-        self._httpd = _Server(("127.0.0.1", 0), handler_class)
+        self._httpd = _Server((host, 0), handler_class)
         if tls is not None:
             self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.owner = self  # type: ignore[attr-defined]
         self.port: int = self._httpd.server_address[1]
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.closing = threading.Event()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
