@@ -34,6 +34,31 @@ _TAG = re.compile(r"<[/!]?[A-Za-z][^<>]*>|<[A-Za-z][^<>]*$")
 _ESCAPED_MARKUP = re.compile(r"</[A-Za-z][\w:-]*\s*>|<(?:br|p|img|a)\b[^<>]*>", re.IGNORECASE)
 
 
+# A title longer than this is not a title: its text is cut here, whatever the settings.
+TITLE_LIMIT = 2_048
+# Markup takes more characters than the text it leaves: HTML is read up to this
+# many times the limit on its text, so converting a field costs a bounded amount.
+MARKUP_FACTOR = 4
+
+
+def bounded_text(fragment: str, limit: int) -> str:
+    """:func:`html_to_text` of a field, at most ``limit`` characters of it.
+
+    The HTML is cut at ``MARKUP_FACTOR * limit`` characters before conversion,
+    and the text at ``limit``, between words when a word boundary is near.
+    """
+    return cut_text(html_to_text(fragment[: MARKUP_FACTOR * limit]), limit)
+
+
+def cut_text(text: str, limit: int) -> str:
+    """``text`` if it is at most ``limit`` characters, else a prefix of it that ends a word."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]
+    end = max(head.rfind(" "), head.rfind("\n"))
+    return head[:end].rstrip() if end > limit // 2 else head[:limit]
+
+
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment: entities decoded, paragraphs kept as ``\\n``.
 
