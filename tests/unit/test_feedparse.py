@@ -266,10 +266,22 @@ def test_refusals(name: str, reason: str) -> None:
         (b"   \n", "malformed"),
         (b'{"hello": "world"}', "not_a_feed"),
         (b'{"version": "https://jsonfeed.org/version/1", "items": [', "malformed"),
+        # Nesting deeper than Python's stack: json raises RecursionError, not ValueError.
+        (b'{"version": "https://jsonfeed.org/version/1", "items": ' + b"[" * 100_000, "malformed"),
     ],
 )
 def test_empty_and_foreign_json(body: bytes, reason: str) -> None:
     assert refused(body).reason == reason
+
+
+def test_truncated_json_feed_with_an_invalid_title_escape_keeps_its_items() -> None:
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1", "title": "bad \\q",'
+        b' "items": [{"id": "1", "title": "kept"}, {'
+    )
+    feed = parse_feed(body, feed_id="f", url=URL)
+    assert feed.title is None
+    assert [i.title for i in feed.items] == ["kept"]
 
 
 def test_items_carry_no_html() -> None:
