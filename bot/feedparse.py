@@ -43,7 +43,8 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _DECLARATION = re.compile(rb"<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
-_XML_DECLARATION = re.compile(r"<\?xml\s[^>]*\?>")
+# Up to the next "<" at most: an unterminated "<?xml " must not scan to the end each time.
+_XML_DECLARATION = re.compile(r"<\?xml\s[^<>]*\?>")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _ROOT = re.compile(r"<([A-Za-z][\w.:-]*)")
 _FEED_ELEMENT = re.compile(r"<(?:[\w-]+:)?(?:rss|feed|RDF|channel)[\s>]")
