@@ -29,10 +29,11 @@ import feedparser
 from feedparser.datetimes import _parse_date as _feedparser_date
 
 from bot.errors import FetchError
-from bot.htmltext import html_to_text
+from bot.htmltext import TITLE_LIMIT, bounded_text
 from bot.identity import item_key, story_keys
 from bot.jsonfeed import Document, Entry, looks_like_json, parse_date, read_json_feed
 from bot.model import Item, ParsedFeed
+from bot.settings import Limits
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -42,7 +43,8 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _DECLARATION = re.compile(rb"<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
-_XML_DECLARATION = re.compile(r"<\?xml\s[^>]*\?>")
+# Up to the next "<" at most: an unterminated "<?xml " must not scan to the end each time.
+_XML_DECLARATION = re.compile(r"<\?xml\s[^<>]*\?>")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _ROOT = re.compile(r"<([A-Za-z][\w.:-]*)")
 _FEED_ELEMENT = re.compile(r"<(?:[\w-]+:)?(?:rss|feed|RDF|channel)[\s>]")
@@ -57,12 +59,28 @@ _PLAIN_URL = re.compile(
 )
 
 
+TEXT_LIMIT = Limits().text
+
+
 def parse_feed(
-    body: bytes, *, feed_id: str, url: str, content_type: str | None = None
+    body: bytes,
+    *,
+    feed_id: str,
+    url: str,
+    content_type: str | None = None,
+    text_limit: int = TEXT_LIMIT,
 ) -> ParsedFeed:
     """Read a feed document; ``not_a_feed`` for HTML and other documents, ``malformed``
-    when nothing can be recovered. Lenient recoveries set ``warning``."""
-    return read_feed(body, feed_id=feed_id, url=url, content_type=content_type).parsed()
+    when nothing can be recovered. Lenient recoveries set ``warning``.
+
+    Titles keep at most ``TITLE_LIMIT`` characters, summaries and contents
+    ``text_limit`` (``limits.text``): what a hostile feed can make every later
+    step (matching, summaries, rendering) work through is bounded per item.
+    """
+    drafts = read_feed(
+        body, feed_id=feed_id, url=url, content_type=content_type, text_limit=text_limit
+    )
+    return drafts.parsed()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +95,11 @@ class Draft:
     link: str | None
     published: datetime | None
     entry: Entry
+    text_limit: int = TEXT_LIMIT
 
     def item(self) -> Item:
-        summary = html_to_text(self.entry.summary)
-        content = html_to_text(self.entry.content)
+        summary = bounded_text(self.entry.summary, self.text_limit)
+        content = bounded_text(self.entry.content, self.text_limit)
         return Item(
             feed_id=self.feed_id,
             key=self.key,
@@ -89,7 +108,7 @@ class Draft:
             summary=summary,
             content="" if content == summary else content,
             published=self.published,
-            author=html_to_text(self.entry.author or "") or None,
+            author=bounded_text(self.entry.author or "", TITLE_LIMIT) or None,
             story_keys=story_keys(self.link, self.title),
         )
 
@@ -109,12 +128,19 @@ class FeedDraft:
         return ParsedFeed(self.title, self.link, items, self.warning, self.ttl_seconds)
 
 
-def read_feed(body: bytes, *, feed_id: str, url: str, content_type: str | None = None) -> FeedDraft:
-    """:func:`parse_feed`, stopping at keyed drafts; the same errors and warnings."""
+def read_feed(
+    body: bytes,
+    *,
+    feed_id: str,
+    url: str,
+    content_type: str | None = None,
+    text_limit: int = TEXT_LIMIT,
+) -> FeedDraft:
+    """:func:`parse_feed`, stopping at keyed drafts; the same errors, warnings and limits."""
     if not body.strip():
         raise FetchError("malformed", "empty document")
     document = read_json_feed(body) if looks_like_json(body) else _read_xml(body, content_type)
-    return _to_draft(document, feed_id=feed_id, url=url)
+    return _to_draft(document, feed_id=feed_id, url=url, text_limit=text_limit)
 
 
 def _read_xml(body: bytes, content_type: str | None) -> Document:
@@ -680,7 +706,7 @@ def _ttl(value: object) -> int | None:
     return minutes * 60 if minutes > 0 else None
 
 
-def _to_draft(document: Document, *, feed_id: str, url: str) -> FeedDraft:
+def _to_draft(document: Document, *, feed_id: str, url: str, text_limit: int) -> FeedDraft:
     """Plain-text titles, absolute links and keys, one entry per key.
 
     Relative item links are resolved against the site's link when the feed gives
@@ -688,19 +714,22 @@ def _to_draft(document: Document, *, feed_id: str, url: str) -> FeedDraft:
     """
     site = _absolute(document.link, url)
     return FeedDraft(
-        title=html_to_text(document.title or "") or None,
+        title=bounded_text(document.title or "", TITLE_LIMIT) or None,
         link=site,
-        entries=_unique(_drafts(document.entries, feed_id, site or url)),
+        entries=_unique(_drafts(document.entries, feed_id, site or url, text_limit)),
         warning=document.warning,
         ttl_seconds=document.ttl_seconds,
     )
 
 
-def _drafts(entries: tuple[Entry, ...], feed_id: str, base: str) -> list[Draft]:
+def _drafts(entries: tuple[Entry, ...], feed_id: str, base: str, text_limit: int) -> list[Draft]:
     """Entries keyed by guid, except that an entry whose guid repeats in the feed falls back
     to its link: some CMSs give every item the same guid."""
     repeated = {guid for guid, n in Counter(e.guid for e in entries if e.guid).items() if n > 1}
-    return [_draft(e, feed_id, base, None if e.guid in repeated else e.guid) for e in entries]
+    return [
+        _draft(e, feed_id, base, None if e.guid in repeated else e.guid, text_limit)
+        for e in entries
+    ]
 
 
 def _unique(drafts: list[Draft]) -> tuple[Draft, ...]:
@@ -719,11 +748,11 @@ def _unique(drafts: list[Draft]) -> tuple[Draft, ...]:
     return tuple(unique.values())
 
 
-def _draft(entry: Entry, feed_id: str, base: str, guid: str | None) -> Draft:
-    title = html_to_text(entry.title)
+def _draft(entry: Entry, feed_id: str, base: str, guid: str | None, text_limit: int) -> Draft:
+    title = bounded_text(entry.title, TITLE_LIMIT)
     link = _absolute(entry.link, base)
     key = item_key(guid, link, title, entry.published)
-    return Draft(feed_id, key, title, link, entry.published, entry)
+    return Draft(feed_id, key, title, link, entry.published, entry, text_limit)
 
 
 def _absolute(link: str | None, base: str) -> str | None:

@@ -47,6 +47,7 @@ _DECODER = json.JSONDecoder(strict=False)
 _ITEMS = re.compile(r'"items"\s*:\s*\[')
 _VERSION = re.compile(r"https?://jsonfeed\.org/version/")
 _FEED_KEY = re.compile(r'"(?:version|feed_url|home_page_url)"\s*:')
+_TITLE = re.compile(r'"title"\s*:\s*("(?:[^"\\]++|\\.)*+")')
 
 
 def looks_like_json(body: bytes) -> bool:
@@ -63,7 +64,7 @@ def read_json_feed(body: bytes) -> Document:
     text = body.decode("utf-8-sig", errors="replace")
     try:
         data = json.loads(text, strict=False)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # nesting deeper than Python's stack
         return _recover(text, error)
     if isinstance(data, dict) and _VERSION.match(str(data.get("version", ""))):
         return Document(
@@ -104,7 +105,7 @@ def _rss_in_json(channel: dict[str, Any]) -> Document:
     )
 
 
-def _recover(text: str, error: ValueError) -> Document:
+def _recover(text: str, error: ValueError | RecursionError) -> Document:
     """Read every complete item of a truncated or broken JSON Feed."""
     start = _ITEMS.search(text)
     if start is None or not _FEED_KEY.search(text):
@@ -116,19 +117,27 @@ def _recover(text: str, error: ValueError) -> Document:
             position += 1
         try:
             item, position = _DECODER.raw_decode(text, position)
-        except ValueError:
+        except (ValueError, RecursionError):
             break
         if isinstance(item, dict):
             entries.append(_entry(item))
     if not entries:
         raise FetchError("malformed", f"invalid JSON: {error}")
-    title = re.search(r'"title"\s*:\s*("(?:[^"\\]|\\.)*")', text[: start.start()])
     return Document(
-        title=json.loads(title.group(1)) if title else None,
+        title=_recovered_title(text, start.start()),
         link=None,
         entries=tuple(entries),
         warning=f"invalid JSON, {len(entries)} items recovered: {error}",
     )
+
+
+def _recovered_title(text: str, end: int) -> str | None:
+    """The feed's title before ``end`` in a broken document, if it is a valid JSON string."""
+    title = _TITLE.search(text, 0, end)
+    try:
+        return _string(_DECODER.decode(title.group(1))) if title else None
+    except ValueError:  # an invalid escape such as \\q
+        return None
 
 
 def _entry(item: dict[str, Any]) -> Entry:

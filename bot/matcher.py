@@ -217,11 +217,18 @@ _NO_KEYS: frozenset[str] = frozenset()
 
 
 def _positions(padded: str, pattern: str) -> list[int]:
-    """Token positions where ``pattern`` starts in a padded token text."""
+    """Token positions where ``pattern`` starts in a padded token text, in order.
+
+    Spaces are counted from one occurrence to the next, so the whole text is
+    counted once however many occurrences there are.
+    """
     found = []
+    position = counted = 0
     start = padded.find(pattern)
     while start >= 0:
-        found.append(padded.count(" ", 0, start))
+        position += padded.count(" ", counted, start)
+        counted = start
+        found.append(position)
         start = padded.find(pattern, start + 1)
     return found
 
@@ -252,8 +259,27 @@ def _near_in(padded: str, left: NearSide, right: NearSide, distance: int) -> boo
     if not any(p in padded for p, _ in right):
         return False
     a = _occurrences(padded, left)
-    b = _occurrences(padded, right) if a else []
-    return any(max(s2 - e1, s1 - e2, 0) <= distance for s1, e1 in a for s2, e2 in b)
+    return bool(a) and _any_within(a, _occurrences(padded, right), distance)
+
+
+def _any_within(a: list[tuple[int, int]], b: list[tuple[int, int]], distance: int) -> bool:
+    """Whether some (s1, e1) of ``a`` and (s2, e2) of ``b`` have s2 - e1 and s1 - e2 <= distance.
+
+    One sweep rather than every pair: taking ``b`` by its end, the occurrences of
+    ``a`` that start early enough only grow, and the one of them ending last is
+    the best partner for every start in ``b``.
+    """
+    a.sort()
+    b.sort(key=itemgetter(1))
+    furthest = -1 - distance  # the latest end among the occurrences of ``a`` admitted
+    i = 0
+    for s2, e2 in b:
+        while i < len(a) and a[i][0] <= e2 + distance:
+            furthest = max(furthest, a[i][1])
+            i += 1
+        if furthest >= s2 - distance:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------- the rule set

@@ -271,7 +271,11 @@ class Pipeline:
                 )
             return FeedReport(feed.id, "not_modified")
         parsed = read_feed(
-            result.body, feed_id=feed.id, url=result.url, content_type=result.content_type
+            result.body,
+            feed_id=feed.id,
+            url=result.url,
+            content_type=result.content_type,
+            text_limit=self.settings.limits.text,
         )
         items = self._unseen(feed.id, parsed.entries)
         window = backfill if backfill is not None else feed.backfill

@@ -99,8 +99,16 @@ def fit(text: str, limit: int, render: Callable[[str, bool], str]) -> str:
 def _longest_fitting(
     text: str, points: list[int], limit: int, render: Callable[[str, bool], str]
 ) -> str | None:
-    """Binary search over cut points: rendering length grows with the prefix."""
+    """Binary search over cut points: rendering length grows with the prefix.
+
+    The search starts below a bound found by doubling, so the prefixes rendered
+    stay near the size that fits, however long the text is.
+    """
     low, high, best = 0, len(points) - 1, None
+    bound = 1
+    while bound < high and len(render(text[: points[bound]].rstrip(), True)) <= limit:
+        bound *= 2
+    high = min(bound, high)
     while low <= high:
         middle = (low + high) // 2
         rendered = render(text[: points[middle]].rstrip(), True)
@@ -169,16 +177,19 @@ def _source(alert: Alert) -> str:
 # --- emphasis ---------------------------------------------------------------------------
 
 
-def _segments(summary: Summary, end: int) -> Iterable[tuple[str, bool]]:
-    """The summary text up to ``end`` as (piece, emphasised) pairs, highlights merged."""
+def _segments(text: str, spans: list[tuple[int, int]], end: int) -> Iterable[tuple[str, bool]]:
+    """``text`` up to ``end`` as (piece, emphasised) pairs, given its merged highlight spans."""
     position = 0
-    for start, stop in merge_spans(summary.highlights, end):
+    for start, stop in spans:
+        if start >= end:
+            break
+        stop = min(stop, end)
         if start > position:
-            yield summary.text[position:start], False
-        yield summary.text[start:stop], True
+            yield text[position:start], False
+        yield text[start:stop], True
         position = stop
     if position < end:
-        yield summary.text[position:end], False
+        yield text[position:end], False
 
 
 def merge_spans(highlights: Iterable[tuple[int, int]], end: int) -> list[tuple[int, int]]:
@@ -208,10 +219,12 @@ def _emphasised(
         lead, trail = piece[: piece.index(core)], piece[piece.index(core) + len(core) :]
         return escape(lead) + strong(escape(core)) + escape(trail)
 
+    spans = merge_spans(summary.highlights, len(summary.text))
+
     def render(prefix: str, cut: bool) -> str:
         pieces = (
             emphasise(piece) if emphasised else escape(piece)
-            for piece, emphasised in _segments(summary, len(prefix))
+            for piece, emphasised in _segments(summary.text, spans, len(prefix))
         )
         return "".join(pieces) + (ELLIPSIS if cut else "")
 

@@ -11,6 +11,7 @@ from bot.errors import FetchError
 from bot.explain import Explanation, TermHit, explain
 from bot.feedparse import parse_feed
 from bot.fetch import Fetcher
+from bot.htmltext import TITLE_LIMIT, cut_text
 from bot.model import FIELDS, Item
 from bot.render import merge_spans
 from bot.settings import Feed, Rule
@@ -28,9 +29,13 @@ class Source:
     error: str | None = None
 
 
-def text_item(text: str) -> Item:
-    """``--text`` is matched as an item whose title, summary and content are all TEXT."""
-    return Item(feed_id="text", key="text", title=text, summary=text, content=text)
+def text_item(text: str, text_limit: int) -> Item:
+    """``--text`` is matched as an item whose title, summary and content are all TEXT,
+    each cut as a feed's would be (``TITLE_LIMIT``, ``limits.text``)."""
+    body = cut_text(text, text_limit)
+    return Item(
+        feed_id="text", key="text", title=cut_text(text, TITLE_LIMIT), summary=body, content=body
+    )
 
 
 def rule_feeds(config: Config, rule: Rule) -> list[Feed]:
@@ -49,24 +54,26 @@ async def read_sources(
     config: Config, rule: Rule, locations: Sequence[str], text: str | None
 ) -> list[Source]:
     """Items from ``--feed`` URLs or files, ``--text``, or else every feed the rule watches."""
-    sources = [Source("--text", (text_item(text),))] if text is not None else []
+    limit = config.settings.limits.text
+    sources = [Source("--text", (text_item(text, limit),))] if text is not None else []
     by_url = {f.url: f for f in config.settings.feeds}
     feeds = [] if locations or text is not None else rule_feeds(config, rule)
     urls = [loc for loc in locations if loc.startswith(("http://", "https://"))]
     files = [loc for loc in locations if loc not in urls]
-    sources += [_read_file(Path(name)) for name in files]
+    sources += [_read_file(Path(name), limit) for name in files]
     targets = [(u, by_url.get(u)) for u in urls] + [(f.url, f) for f in feeds]
     if targets:
         async with Fetcher(config.settings.http) as fetcher:
             for url, feed in targets:
-                sources.append(await _read_url(fetcher, url, feed))
+                sources.append(await _read_url(fetcher, url, feed, limit))
     return sources
 
 
-def _read_file(path: Path) -> Source:
+def _read_file(path: Path, text_limit: int) -> Source:
     try:
         body = path.read_bytes()
-        parsed = parse_feed(body, feed_id=path.stem, url=path.resolve().as_uri())
+        url = path.resolve().as_uri()
+        parsed = parse_feed(body, feed_id=path.stem, url=url, text_limit=text_limit)
     except OSError as err:
         return Source(str(path), error=f"cannot read: {err.strerror}")
     except FetchError as err:
@@ -74,12 +81,16 @@ def _read_file(path: Path) -> Source:
     return Source(str(path), parsed.items)
 
 
-async def _read_url(fetcher: Fetcher, url: str, feed: Feed | None) -> Source:
+async def _read_url(fetcher: Fetcher, url: str, feed: Feed | None, text_limit: int) -> Source:
     feed_id = feed.id if feed else "feed"
     try:
         result = await fetcher.fetch(url)
         parsed = parse_feed(
-            result.body, feed_id=feed_id, url=result.url, content_type=result.content_type
+            result.body,
+            feed_id=feed_id,
+            url=result.url,
+            content_type=result.content_type,
+            text_limit=text_limit,
         )
     except FetchError as err:
         return Source(url, error=str(err))

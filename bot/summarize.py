@@ -7,6 +7,7 @@ summary, so a retried alert renders identically.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 from bot.model import Item, Summary
@@ -15,7 +16,9 @@ from bot.text import token_spans, tokens
 
 # The end of a sentence: terminal punctuation, closing quotes or brackets, then a
 # space not followed by a lower-case letter (so "e.g. the" does not split).
-_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’»)\]]* (?![a-z])")
+# Matches start only at the first mark of a run, and take it whole: a long run of
+# dots is read once, not once from each of its dots.
+_SENTENCE_END = re.compile(r"(?<![.!?…。！？])[.!?…。！？]++[\"'”’»)\]]*+ (?![a-z])")
 _GAP = f" {ELLIPSIS} "
 # When the one sentence worth showing is too long, it starts this share of the
 # budget before the first match, so the match is shown with some lead-in.
@@ -86,18 +89,53 @@ def _sentences(text: str) -> list[tuple[int, int]]:
 def _extract(text: str, patterns: list[Pattern], limit: int) -> str:
     """Matched sentences first, then the others in order, as many as fit."""
     sentences = _sentences(text)
+    starts = [start for start, _ in sentences]
     matches = _find(text, patterns)
-    matched = [s for s in sentences if any(s[0] <= m[0] < s[1] for m in matches)]
-    ranked = matched + [s for s in sentences if s not in matched]
-    first = ranked[0]
+    matched: set[int] = set()
+    for start, _ in matches:
+        i = bisect_right(starts, start) - 1
+        if i >= 0 and start < sentences[i][1]:
+            matched.add(i)
+    ranked = sorted(matched) + [i for i in range(len(sentences)) if i not in matched]
+    first = sentences[ranked[0]]
     if first[1] - first[0] > limit:
-        focus = next((m[0] for m in matches if first[0] <= m[0] < first[1]), first[0])
+        k = bisect_left(matches, (first[0], 0))
+        focus = matches[k][0] if k < len(matches) and matches[k][0] < first[1] else first[0]
         return _window(text, first, focus, limit)
-    picked = [first]
-    for sentence in ranked[1:]:
-        if len(_join(text, [*picked, sentence])) <= limit:
-            picked.append(sentence)
-    return _join(text, picked)
+    return _join(text, [sentences[i] for i in _fitting(text, sentences, ranked, limit)])
+
+
+def _fitting(
+    text: str, sentences: list[tuple[int, int]], ranked: list[int], limit: int
+) -> list[int]:
+    """The sentences picked in ``ranked`` order while their :func:`_join` fits ``limit``.
+
+    The joined length is kept up to date as each sentence comes between two
+    picked ones, rather than joined again for every candidate.
+    """
+
+    def gap(before: int, after: int) -> int:
+        if after == before + 1 and not text[sentences[before][1] : sentences[after][0]].strip():
+            return 1
+        return len(_GAP)
+
+    picked = [ranked[0]]
+    length = sentences[ranked[0]][1] - sentences[ranked[0]][0]
+    for i in ranked[1:]:
+        grown = length + sentences[i][1] - sentences[i][0]
+        if grown - 1 > limit:  # it cannot fit: between two picked ones it adds one less
+            continue
+        place = bisect_right(picked, i)
+        if place:
+            grown += gap(picked[place - 1], i)
+        if place < len(picked):
+            grown += gap(i, picked[place])
+            if place:
+                grown -= gap(picked[place - 1], picked[place])
+        if grown <= limit:
+            picked.insert(place, i)
+            length = grown
+    return picked
 
 
 def _join(text: str, picked: list[tuple[int, int]]) -> str:

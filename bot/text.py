@@ -11,7 +11,6 @@ import functools
 import re
 import unicodedata
 from bisect import bisect_right
-from difflib import SequenceMatcher
 
 
 def _mark_class(low: int, high: int) -> str:
@@ -253,18 +252,41 @@ def normalized_offsets(text: str) -> tuple[str, list[tuple[int, int]]]:
 _ASCII_LOWER = str.maketrans({c: c.lower() for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})
 
 
+# How far ahead :func:`_alignment` looks, in both texts together, to get back in step.
+_RESYNC = 6
+
+
 def _alignment(whole: str, local: str) -> list[int]:
-    """For each offset of ``whole``, the nearest corresponding offset of ``local``."""
-    mapping = [0] * len(whole)
-    blocks = SequenceMatcher(None, whole, local, autojunk=False).get_matching_blocks()
-    last = 0
-    cursor = 0
-    for a, b, size in blocks:
-        for offset in range(cursor, min(a, len(whole))):
-            mapping[offset] = min(last, max(len(local) - 1, 0))
-        for k in range(size):
-            mapping[a + k] = b + k
-        if size:
-            last = b + size - 1
-        cursor = a + size
+    """For each offset of ``whole``, the nearest corresponding offset of ``local``.
+
+    The two differ only where normalization acted across chunks, a few characters
+    at a time, so one forward walk keeps them in step: on a difference, the
+    nearest pair of equal characters a few places ahead resumes the walk, and
+    what was skipped in ``whole`` maps to where ``local`` stood. Linear, unlike
+    a general diff (difflib is quadratic in the length of such a text).
+    """
+    mapping: list[int] = []
+    last = len(local) - 1
+    i = j = 0
+    while i < len(whole):
+        if j < len(local) and whole[i] == local[j]:
+            mapping.append(j)
+            i, j = i + 1, j + 1
+            continue
+        skip_whole, skip_local = _resync(whole, local, i, j)
+        mapping += [min(j, last)] * skip_whole
+        i, j = i + skip_whole, j + skip_local
     return mapping
+
+
+def _resync(whole: str, local: str, i: int, j: int) -> tuple[int, int]:
+    """How many characters of each text to skip so that they agree again.
+
+    The fewest in total (at most ``_RESYNC``); one of each when nothing nearby agrees.
+    """
+    for total in range(1, _RESYNC + 1):
+        for a in range(total + 1):
+            b = total - a
+            if i + a < len(whole) and j + b < len(local) and whole[i + a] == local[j + b]:
+                return a, b
+    return 1, 1

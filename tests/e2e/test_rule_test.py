@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.rule_test import text_item
 from tests.conftest import ConfigDir, run_cli
 from tests.e2e.test_once import MOSUL, UNRELATED
 from tests.peers.feed_server import FeedServer
@@ -89,3 +90,9 @@ def test_negated_terms_are_shown_and_unknown_rules_are_usage_errors(
     unknown = run_cli("--config", str(config_dir.path), "test", "nope", "--text", "x")
     assert unknown.code == 2
     assert "unknown rule 'nope' (known: mission)" in unknown.stderr
+
+
+def test_text_is_cut_as_a_feed_item_would_be() -> None:
+    item = text_item("word " * 100_000, 1_000)
+    assert len(item.title) <= 2_048 and item.title.endswith("word")
+    assert len(item.summary) <= 1_000 and item.content == item.summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,10 +267,22 @@ def test_refusals(name: str, reason: str) -> None:
         (b"   \n", "malformed"),
         (b'{"hello": "world"}', "not_a_feed"),
         (b'{"version": "https://jsonfeed.org/version/1", "items": [', "malformed"),
+        # Nesting deeper than Python's stack: json raises RecursionError, not ValueError.
+        (b'{"version": "https://jsonfeed.org/version/1", "items": ' + b"[" * 100_000, "malformed"),
     ],
 )
 def test_empty_and_foreign_json(body: bytes, reason: str) -> None:
     assert refused(body).reason == reason
+
+
+def test_truncated_json_feed_with_an_invalid_title_escape_keeps_its_items() -> None:
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1", "title": "bad \\q",'
+        b' "items": [{"id": "1", "title": "kept"}, {'
+    )
+    feed = parse_feed(body, feed_id="f", url=URL)
+    assert feed.title is None
+    assert [i.title for i in feed.items] == ["kept"]
 
 
 def test_items_carry_no_html() -> None:
@@ -281,3 +294,38 @@ def test_items_carry_no_html() -> None:
         for item in feed.items:
             for text in (item.title, item.summary, item.content):
                 assert "<p>" not in text and "<b>" not in text and "&amp;" not in text
+
+
+def _huge_rss(title: str, description: str) -> bytes:
+    return (
+        '<rss version="2.0"><channel><title>t</title><item><guid>g</guid>'
+        f"<title>{title}</title><description>{description}</description>"
+        "</item></channel></rss>"
+    ).encode()
+
+
+@pytest.mark.parametrize("text_limit", [None, 5_000])
+def test_each_field_is_cut_to_its_limit_between_words(text_limit: int | None) -> None:
+    word = "police&lt;b&gt;officers&lt;/b&gt; "  # escaped markup, as feeds send it
+    body = _huge_rss(word * 30_000, word * 30_000)  # 1 MB each
+    limit = {} if text_limit is None else {"text_limit": text_limit}
+    (item,) = parse_feed(body, feed_id="f", url=URL, **limit).items
+    expected = 100_000 if text_limit is None else text_limit  # limits.text's default
+    assert expected - 20 <= len(item.summary) <= expected
+    assert 2_048 - 20 <= len(item.title) <= 2_048
+    assert item.summary.endswith("policeofficers") and item.title.endswith("policeofficers")
+
+
+def test_a_json_feed_is_cut_as_well() -> None:
+    huge = "word " * 200_000
+    body = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "items": [{"id": "1", "title": huge, "summary": huge, "content_text": huge}],
+        }
+    ).encode()
+    (item,) = read_feed(body, feed_id="f", url=URL, text_limit=1_000).entries
+    converted = item.item()
+    assert len(item.title) <= 2_048
+    assert len(converted.summary) <= 1_000 and converted.summary.endswith("word")
+    assert converted.content == ""  # the same text as the summary once both are cut
