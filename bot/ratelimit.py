@@ -15,6 +15,17 @@ from typing import Protocol
 
 from bot.errors import DeliveryError
 
+MAX_PACING_WAIT = 10.0
+"""Longest a send sleeps for its turn; a longer pause (a Slack Retry-After) fails the send
+as retryable, so the outbox reschedules it instead of a thread sleeping through shutdown."""
+
+
+def paused(wait: float) -> DeliveryError:
+    """The error for a turn further off than :data:`MAX_PACING_WAIT`."""
+    return DeliveryError(
+        "ratelimited", f"paused for {wait:.0f}s more", retryable=True, retry_after=wait
+    )
+
 
 class RateLimiter(Protocol):
     """At most one turn per ``interval`` seconds on each key."""
@@ -48,6 +59,8 @@ class StoreRateLimiter:
 
     def wait_turn(self, key: str, interval: float) -> None:
         wait = self._reserve(key, interval, self._clock())
+        if wait > MAX_PACING_WAIT:
+            raise paused(wait)
         if wait > 0:
             self._sleep(wait)
 

@@ -35,6 +35,8 @@ from slack_sdk.webhook import WebhookClient
 from bot.errors import DeliveryError
 from bot.model import Alert
 from bot.notify import Attempt
+from bot.polling import DELIVERY_MAX_WAIT, server_seconds
+from bot.ratelimit import MAX_PACING_WAIT, paused
 from bot.render import SlackMessage, message_id, slack_digest, slack_message, slack_notice
 from bot.settings import SlackDestination
 
@@ -100,6 +102,8 @@ class ChannelLimiter:
         with self._lock:
             now = self._clock()
             slot = max(now, self._next)
+            if slot - now > MAX_PACING_WAIT:
+                raise paused(slot - now)
             self._next = slot + self._interval
         if slot > now:
             self._sleep(slot - now)
@@ -369,7 +373,8 @@ def _retry_after(headers: Mapping[str, Any]) -> float | None:
         if name.lower() == "retry-after":
             raw = value[0] if isinstance(value, list) else value
             try:
-                return max(float(raw), 0.0)
+                seconds = server_seconds(float(raw))
             except (TypeError, ValueError):
                 return None
+            return None if seconds is None else min(seconds, DELIVERY_MAX_WAIT)
     return None

@@ -17,6 +17,7 @@ from bot.errors import DeliveryError
 from bot.model import Alert, Summary
 from bot.notify import Attempt, build_notifier
 from bot.notify.slack import ChannelLimiter, SlackNotifier
+from bot.polling import DELIVERY_MAX_WAIT
 from bot.settings import SlackDestination
 from tests.factories import NOW, sample_alert
 from tests.peers.slack_emulator import TOKEN, Fault, Posted, SlackEmulator, block_kit_violations
@@ -79,6 +80,23 @@ def test_rate_limited_is_retryable_with_retry_after(slack: SlackEmulator, make: 
     error = failure(make(slack))
     assert (error.code, error.retryable, error.retry_after) == ("ratelimited", True, 7.0)
     assert slack.messages == []
+
+
+@pytest.mark.parametrize("retry_after", [10**12, 10**400])
+@pytest.mark.parametrize("make", [api, webhook])
+def test_an_absurd_retry_after_is_capped_and_fails_later_sends_instead_of_sleeping(
+    slack: SlackEmulator, make: Any, retry_after: int
+) -> None:
+    notifier = make(slack)
+    slack.fail_next(Fault("ratelimited", retry_after=retry_after))
+    error = failure(notifier)
+    assert (error.code, error.retry_after) == ("ratelimited", DELIVERY_MAX_WAIT)
+    # The channel is paused a day: the next send fails at once (the outbox reschedules
+    # it) rather than a delivery thread sleeping through the day and through shutdown.
+    paused = failure(notifier)
+    assert paused.code == "ratelimited" and paused.retryable
+    assert DELIVERY_MAX_WAIT - 60 < paused.retry_after <= DELIVERY_MAX_WAIT
+    assert len(slack.requests) == 1
 
 
 @pytest.mark.parametrize("make", [api, webhook])
@@ -243,9 +261,14 @@ def test_channel_limiter_reserves_slots_and_honours_retry_after() -> None:
     limiter.wait()
     assert sleeps == [1.0, 2.0]
     now[0] = 110.0
-    limiter.defer(30)
+    limiter.defer(8)
     limiter.wait()
-    assert sleeps[-1] == 30.0
+    assert sleeps[-1] == 8.0
+    limiter.defer(30)  # past MAX_PACING_WAIT: the send fails for the outbox to reschedule
+    with pytest.raises(DeliveryError) as caught:
+        limiter.wait()
+    assert (caught.value.code, caught.value.retry_after) == ("ratelimited", 30.0)
+    assert sleeps[-1] == 8.0
 
 
 def _lost_answer(slack: SlackEmulator, notifier: SlackNotifier, ids: tuple[int, ...]) -> datetime:
