@@ -174,6 +174,14 @@ def test_slack_outage_keeps_the_alert_and_the_next_run_delivers_it(setup) -> Non
     assert "1 undelivered" in down.stderr
     assert slack.messages == []
 
+    # A run within Slack's 60 s pause keeps the alert and asks nothing of Slack: it
+    # neither posts nor sleeps the pause out.
+    paused = run_cli("--config", str(cfg.path), "once")
+    assert paused.code == 1 and "paused for" in paused.stderr, paused.stderr
+    assert len(slack.requests) == 1
+
+    with sqlite3.connect(cfg.store) as db:  # the pause is over
+        db.execute("DELETE FROM rate_slots")
     up = run_cli("--config", str(cfg.path), "once")
     assert up.code == 0, up.stderr
     assert len(slack.messages) == 1
