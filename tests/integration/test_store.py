@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -17,7 +15,7 @@ from bot.store import FeedRow, OutboxCounts, PollOutcome, QueuedAlert, Store, op
 from bot.store.postgres import POSTGRES as POSTGRES_DIALECT
 from bot.store.sql import SCHEMA_VERSION, migrations
 from bot.store.sqlite import SQLITE, sqlite_path
-from tests.peers.postgres import postgres_dsn, temporary_database
+from tests.peers.postgres import postgres_dsn
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POSTGRES, NO_POSTGRES = postgres_dsn()
@@ -28,22 +26,6 @@ def _engines() -> list[object]:
     if POSTGRES is None:
         marks.append(pytest.mark.skip(reason=NO_POSTGRES))
     return ["sqlite", pytest.param("postgresql", marks=marks)]
-
-
-@pytest.fixture
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:{tmp_path / 'store.db'}"
-        return
-    with temporary_database(POSTGRES or "") as url:
-        yield url
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
-    yield s
-    s.close()
 
 
 pytestmark = pytest.mark.parametrize("store_url", _engines(), indirect=True)

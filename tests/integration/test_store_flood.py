@@ -3,35 +3,24 @@ the overflow reads back whole, and a replay of the same poll queues nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.flood import fold
 from bot.model import Item
-from bot.store import FeedRow, QueuedAlert, Store, open_store
-from tests.integration.test_store import POSTGRES, T0, _engines, alert, claim_all, item, poll, raw
-from tests.peers.postgres import temporary_database
+from bot.store import FeedRow, QueuedAlert, Store
+from tests.integration.test_store import (
+    T0,
+    _engines,
+    alert,
+    claim_all,
+    item,
+    poll,
+    raw,
+)
 
 pytestmark = pytest.mark.parametrize("store_url", _engines(), indirect=True)
-
-
-@pytest.fixture
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:{tmp_path / 'store.db'}"
-        return
-    with temporary_database(POSTGRES or "") as url:
-        yield url
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
-    yield s
-    s.close()
 
 
 def flood(n: int) -> tuple[list[Item], list[QueuedAlert]]:
