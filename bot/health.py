@@ -94,9 +94,10 @@ def evaluate(
     loop_lag: float = 0.0,
     stall_after: float = float("inf"),
 ) -> Health:
-    """SPEC §8: healthy when the poll job ran within twice its interval (or the
-    process is younger than that), the store answers, and the daemon's event loop
-    beat within ``stall_after`` seconds (``loop_lag`` is the age of its heartbeat)."""
+    """Healthy (README, "Running the daemon") when the poll job ran within twice its
+    interval (or the process is younger than that), the store answers, and the daemon's
+    event loop beat within ``stall_after`` seconds (``loop_lag`` is the age of its
+    heartbeat)."""
     window = 2 * poll_interval
     fresh = (now - (last_poll or started_at)).total_seconds() <= window
     beating = loop_lag <= stall_after

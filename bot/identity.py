@@ -1,4 +1,4 @@
-"""Who an item is: its key within a feed, and the keys of the story it tells (SPEC §4).
+"""Who an item is: its key within a feed, and the keys of the story it tells.
 
 Keys are plain strings with a kind prefix (``guid:``, ``link:``, ``hash:``,
 ``title:``) so that a guid can never collide with a link or a hash.

@@ -1,4 +1,4 @@
-"""The rule query language (SPEC §3): a hand-written recursive-descent parser.
+"""The rule query language (README, "Watch rules"): a hand-written recursive-descent parser.
 
 Grammar, loosest binding first::
 
