@@ -14,25 +14,30 @@ from __future__ import annotations
 import json
 import signal
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import brotli
-import pytest
 
 from tests.conftest import ConfigDir
-from tests.e2e.test_daemon import Daemon
+from tests.peers.daemon import Daemon
 from tests.peers.feed_server import FeedServer
 from tests.peers.rss import Entry, rss
 from tests.peers.slack_emulator import SlackEmulator
 
 NOW = datetime.now(UTC)
-CALM = Entry("Budget tabled in Ottawa", "Nothing to see.", "https://news.example/old",
-             published=NOW - timedelta(days=3))
-MOSUL = Entry("Canada sends police officers to Mosul",
-              "The RCMP will lead the deployment to Iraq.", "https://news.example/mosul",
-              published=NOW - timedelta(hours=1))
+CALM = Entry(
+    "Budget tabled in Ottawa",
+    "Nothing to see.",
+    "https://news.example/old",
+    published=NOW - timedelta(days=3),
+)
+MOSUL = Entry(
+    "Canada sends police officers to Mosul",
+    "The RCMP will lead the deployment to Iraq.",
+    "https://news.example/mosul",
+    published=NOW - timedelta(hours=1),
+)
 RULES = """
     rules:
       - id: iraq
@@ -54,36 +59,29 @@ def _quadratic_feed() -> str:
     """Text that costs quadratic time in a naive HTML stripper or NEAR evaluator."""
     escaped_markup = "<script>" * 30_000  # 240 KB once escaped by rss()
     words = "RCMP " + "mission " * 18_000 + "Iraq"  # 144 KB between the NEAR terms
-    return rss([Entry(escaped_markup, words, "https://hostile.example/1"), CALM],
-               title="Hostile")
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
-    daemons: list[Daemon] = []
-
-    def starter(cfg: ConfigDir) -> Daemon:
-        daemon = Daemon(cfg, tmp_path / f"daemon{len(daemons)}.log", {})
-        daemons.append(daemon)
-        return daemon
-
-    yield starter
-    for daemon in daemons:
-        daemon.close()
+    return rss([Entry(escaped_markup, words, "https://hostile.example/1"), CALM], title="Hostile")
 
 
 def test_hostile_feeds_neither_delay_a_normal_feed_nor_stop_the_daemon(
-    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator,
+    config_dir: ConfigDir,
+    feed_server: FeedServer,
+    slack: SlackEmulator,
     start: Callable[..., Daemon],
 ) -> None:
     normal = feed_server.serve("/normal.xml", rss([CALM]))
     quadratic = feed_server.serve("/quadratic.xml", _quadratic_feed())
-    bomb = feed_server.serve("/bomb.xml", _brotli_bomb(512 << 20),
-                             headers={"Content-Encoding": "br"})
-    year = feed_server.serve("/year.xml", rss([CALM]),
-                             headers={"Cache-Control": "public, max-age=31536000"},
-                             conditional=False)
-    config_dir.write("settings.yaml", textwrap.dedent(f"""
+    bomb = feed_server.serve(
+        "/bomb.xml", _brotli_bomb(512 << 20), headers={"Content-Encoding": "br"}
+    )
+    year = feed_server.serve(
+        "/year.xml",
+        rss([CALM]),
+        headers={"Cache-Control": "public, max-age=31536000"},
+        conditional=False,
+    )
+    config_dir.write(
+        "settings.yaml",
+        textwrap.dedent(f"""
         store: sqlite:{config_dir.store}
         server: {{host: 127.0.0.1, port: 0}}
         schedule: {{interval: 1s, jitter: 0s}}
@@ -96,7 +94,8 @@ def test_hostile_feeds_neither_delay_a_normal_feed_nor_stop_the_daemon(
         destinations:
           desk: {{type: slack, channel: "#iraq", token: "${{SLACK_TEST_TOKEN}}",
                  base_url: {slack.base_url}}}
-    """).lstrip())
+    """).lstrip(),
+    )
     config_dir.write("rules.yaml", RULES)
     daemon = start(config_dir)
     for feed in ("normal", "year"):
@@ -114,8 +113,9 @@ def test_hostile_feeds_neither_delay_a_normal_feed_nor_stop_the_daemon(
     assert {e["reason"] for e in failures if e.get("feed") == "bomb"} == {"too_large"}
     assert not [e for e in failures if e.get("feed") != "bomb"]
     # max-age asked for a year; max_delay (2 s) caps it, so the feed is polled again.
-    daemon.wait_for("the year-long max-age feed polled again",
-                    lambda: feed_server.hits("/year.xml") >= 2)
+    daemon.wait_for(
+        "the year-long max-age feed polled again", lambda: feed_server.hits("/year.xml") >= 2
+    )
     status, _, body = daemon.get("/healthz")
     assert status == 200 and json.loads(body)["store_ok"] is True
 
