@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -11,6 +10,7 @@ from bot.model import Alert
 from bot.store import QueuedAlert
 from bot.store.codec import alert_from_json, alert_to_json
 from tests.factories import NOW, sample_alert
+from tests.linearity import assert_linear
 
 
 def queued(
@@ -148,14 +148,5 @@ def test_payloads_written_before_overflows_existed_still_read() -> None:
 
 
 def test_folding_is_linear() -> None:
-    def cost(n: int) -> float:
-        alerts = [queued(i) for i in range(n)]
-        best = float("inf")
-        for _ in range(3):
-            start = time.process_time()
-            fold(alerts, 20, NOW)
-            best = min(best, time.process_time() - start)
-        return best
-
     # Sizes whose alerts fit the CPU caches: past them, memory stalls blur the ratio.
-    assert cost(8_000) < 10 * cost(1_000)
+    assert_linear(lambda n: [queued(i) for i in range(n)], lambda q: fold(q, 20, NOW), 1_000)

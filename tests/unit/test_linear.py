@@ -7,9 +7,6 @@ about 64x, so the bound is 10x. Sizes keep the 8x case well under a second.
 
 from __future__ import annotations
 
-import gc
-import math
-import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -28,42 +25,9 @@ from bot.settings import RulesFile
 from bot.summarize import summarize
 from bot.text import token_spans, tokens
 from tests.factories import NOW, sample_alert
+from tests.linearity import assert_linear
 
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules.yaml"
-GROWTH = 8
-# Linear work at 8x the input measures 8-11x on a loaded 2-core machine (n log n steps,
-# cache effects); quadratic work measures 40-80x. 16x separates the two with margin.
-BOUND = 16.0
-RESOLUTION = 0.01  # seconds of CPU time the small input is run for, at least
-
-
-def _cpu(run: Callable[[], object], times: int) -> float:
-    """The CPU time of ``times`` runs, without garbage collector pauses."""
-    gc.disable()
-    try:
-        start = time.process_time()
-        for _ in range(times):
-            run()
-        return time.process_time() - start
-    finally:
-        gc.enable()
-
-
-def assert_linear(make: Callable[[int], str], run: Callable[[str], object], size: int) -> None:
-    """``run`` on ``make(GROWTH * size)`` costs less than ``BOUND`` times ``make(size)``.
-
-    Each is timed three times, alternately (so a busy moment of the machine
-    weighs on both), and the best times are compared; both run as many times as
-    the small input needs to take ``RESOLUTION``, so timer noise does not count.
-    """
-    small, large = make(size), make(GROWTH * size)
-    times = max(1, math.ceil(RESOLUTION / max(_cpu(lambda: run(small), 1), 1e-6)))
-    best_small = best_large = math.inf
-    for _ in range(3):
-        best_small = min(best_small, _cpu(lambda: run(small), times))
-        best_large = min(best_large, _cpu(lambda: run(large), times))
-    ratio = best_large / best_small
-    assert ratio < BOUND, f"{GROWTH}x the input took {ratio:.1f}x the time"
 
 
 def repeat(unit: str, lead: str = "", tail: str = "") -> Callable[[int], str]:
