@@ -41,6 +41,6 @@ USER ${UID}:${UID}
 EXPOSE 8080
 # Reads the port from the config in use, then GETs /healthz on 127.0.0.1.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "bot.health"]
+    CMD ["python", "-m", "bot.service.health"]
 ENTRYPOINT ["newswatch"]
 CMD ["run"]

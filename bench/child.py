@@ -36,13 +36,12 @@ def _timed_dict(t: object) -> dict[str, object]:
 
 def _seed(store_url: str, urls: list[str], stories: int) -> None:
     """Record every feed as polled once at the server's first version (validators and items)."""
-    from bot.feedparse import parse_feed
-    from bot.identity import item_key
-    from bot.model import Item
-    from bot.store import FeedRow, PollOutcome, open_store
-
     from bench.corpus import T0, feed_format, feed_items, make_stories, render
     from bench.feedserver import FIRST_NEWEST
+    from bot.feeds.identity import item_key
+    from bot.feeds.parse import parse_feed
+    from bot.model import Item
+    from bot.store import FeedRow, PollOutcome, open_store
 
     story_list = make_stories(stories)
     now = datetime.now(UTC)
@@ -57,27 +56,45 @@ def _seed(store_url: str, urls: list[str], stories: int) -> None:
         items = []
         for e in entries:
             url = f"https://site{f}.example/news/{e.seq}"
-            items.append(Item(f"f{f}", item_key(url, url, e.story.title, e.published),
-                              e.story.title, url, published=e.published))
+            items.append(
+                Item(
+                    f"f{f}",
+                    item_key(url, url, e.story.title, e.published),
+                    e.story.title,
+                    url,
+                    published=e.published,
+                )
+            )
         if f < 3:  # the keys must be those parse_feed gives, or every item would look new
             doc = render(feed_format(f), f, entries)
             parsed = parse_feed(doc, feed_id=f"f{f}", url=f"http://x/feed/{f}")
             assert [i.key for i in parsed.items] == [i.key for i in items], "seed keys differ"
-        store.record_poll(PollOutcome(f"f{f}", owner, now, now + timedelta(seconds=600),
-                                      etag=f'"{f}-0"', last_modified=modified, items=items))
+        store.record_poll(
+            PollOutcome(
+                f"f{f}",
+                owner,
+                now,
+                now + timedelta(seconds=600),
+                etag=f'"{f}-0"',
+                last_modified=modified,
+                items=items,
+            )
+        )
     store.close()
 
 
 def cycles(args: argparse.Namespace) -> dict[str, object]:
-    from bench.feedserver import CONTROL_HOST, feed_url
-    from bench.workloads import _cycles, rules_of, settings_for
-
     import asyncio
     import urllib.request
 
+    from bench.feedserver import CONTROL_HOST, feed_url
+    from bench.workloads import _cycles, rules_of, settings_for
+
     def advance(k: int) -> int:
-        url = (f"http://{CONTROL_HOST}:{args.port}/_advance?share={args.share}"
-               f"&seed={args.seed + k}&new=5&among={args.feeds}")
+        url = (
+            f"http://{CONTROL_HOST}:{args.port}/_advance?share={args.share}"
+            f"&seed={args.seed + k}&new=5&among={args.feeds}"
+        )
         with urllib.request.urlopen(url, timeout=30) as r:
             return json.loads(r.read())["changed"]
 
@@ -87,8 +104,16 @@ def cycles(args: argparse.Namespace) -> dict[str, object]:
         store = args.store or f"sqlite:{folder}/bench.db"
         settings = settings_for(urls, store, args.concurrency)
         profiler = _profiler(args)
-        timings = asyncio.run(_cycles(settings, rules, args.steady, advance,
-                                      skip_first=args.store is not None, profiler=profiler))
+        timings = asyncio.run(
+            _cycles(
+                settings,
+                rules,
+                args.steady,
+                advance,
+                skip_first=args.store is not None,
+                profiler=profiler,
+            )
+        )
     out: dict[str, object] = {"cycles": [_timed_dict(t) for t in timings]}
     if profiler is not None:
         out["profile"] = profiler.result
@@ -96,11 +121,11 @@ def cycles(args: argparse.Namespace) -> dict[str, object]:
 
 
 def naive(args: argparse.Namespace) -> dict[str, object]:
-    from bench.feedserver import CONTROL_HOST, feed_url
-    from bench.corpus import make_queries
-    from bench.workloads import NaiveMatcher, naive_cycle
-
     import urllib.request
+
+    from bench.corpus import make_queries
+    from bench.feedserver import CONTROL_HOST, feed_url
+    from bench.workloads import NaiveMatcher, naive_cycle
 
     urls = [feed_url(args.port, f, args.hosts) for f in range(args.feeds)]
     matcher = NaiveMatcher(make_queries(args.rules))
@@ -109,8 +134,10 @@ def naive(args: argparse.Namespace) -> dict[str, object]:
     runs = []
     for k in range(args.steady + 1):
         if k:
-            url = (f"http://{CONTROL_HOST}:{args.port}/_advance?share={args.share}"
-                   f"&seed={args.seed + k}&new=5&among={args.feeds}")
+            url = (
+                f"http://{CONTROL_HOST}:{args.port}/_advance?share={args.share}"
+                f"&seed={args.seed + k}&new=5&among={args.feeds}"
+            )
             urllib.request.urlopen(url, timeout=30).read()
         runs.append(_timed_dict(naive_cycle(urls, state, seen, matcher)))
     return {"cycles": runs}
@@ -137,8 +164,13 @@ def _profiler(args: argparse.Namespace) -> _Profiler | None:
 
 def wrap(argv: list[str]) -> None:
     """Run one measurement as a child and report its peak resident set as the kernel counts it."""
-    proc = subprocess.run([sys.executable, "-m", "bench.child", *argv], cwd=ROOT,
-                          stdout=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.child", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -172,8 +204,11 @@ def main() -> None:
     if args.what == "seed":
         from bench.feedserver import feed_url
 
-        _seed(args.store, [feed_url(args.port, f, args.hosts) for f in range(args.feeds)],
-              args.stories)
+        _seed(
+            args.store,
+            [feed_url(args.port, f, args.hosts) for f in range(args.feeds)],
+            args.stories,
+        )
         print(json.dumps({"seeded": args.feeds}))
         return
     result = cycles(args) if args.what == "cycles" else naive(args)

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.model import Alert, Item, Summary
-from bot.store import FeedRow, PollOutcome, QueuedAlert, open_store
+from bot.model import Alert, Item, QueuedAlert, Summary
+from bot.store import FeedRow, PollOutcome, open_store
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,14 +56,26 @@ def scratch_store(kind: str, dsn: str) -> Iterator[str]:
 
 
 def _alert(feed: str, key: str) -> QueuedAlert:
-    a = Alert(rule_id="r", rule_title="R", destination="desk", feed_id=feed, source=feed,
-              item_key=key, title=key, link=None, published=None, first_seen=T0,
-              summary=Summary("s"), terms=("t",))
+    a = Alert(
+        rule_id="r",
+        rule_title="R",
+        destination="desk",
+        feed_id=feed,
+        source=feed,
+        item_key=key,
+        title=key,
+        link=None,
+        published=None,
+        first_seen=T0,
+        summary=Summary("s"),
+        terms=("t",),
+    )
     return QueuedAlert(a, (f"story:{feed}:{key}",), T0)
 
 
-def _feed_worker(url: str, batch: int, seconds: float, out: multiprocessing.Queue,
-                 start: Any) -> None:
+def _feed_worker(
+    url: str, batch: int, seconds: float, out: multiprocessing.Queue, start: Any
+) -> None:
     store = open_store(url)
     owner = f"w{os.getpid()}"
     claimed: list[str] = []
@@ -81,8 +93,9 @@ def _feed_worker(url: str, batch: int, seconds: float, out: multiprocessing.Queu
     store.close()
 
 
-def _outbox_worker(url: str, batch: int, seconds: float, out: multiprocessing.Queue,
-                   start: Any) -> None:
+def _outbox_worker(
+    url: str, batch: int, seconds: float, out: multiprocessing.Queue, start: Any
+) -> None:
     store = open_store(url)
     owner = f"w{os.getpid()}"
     claimed: list[int] = []
@@ -99,16 +112,17 @@ def _outbox_worker(url: str, batch: int, seconds: float, out: multiprocessing.Qu
     store.close()
 
 
-def _run_workers(target: object, url: str, workers: int, batch: int, seconds: float) -> tuple[
-    float, Counter[object]
-]:
+def _run_workers(
+    target: object, url: str, workers: int, batch: int, seconds: float
+) -> tuple[float, Counter[object]]:
     """Workers start together on a barrier once connected; the clock runs from the first
     start to the last finish, so process start-up is not counted."""
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = ctx.Queue()
     start = ctx.Barrier(workers)
-    procs = [ctx.Process(target=target, args=(url, batch, seconds, out, start))
-             for _ in range(workers)]
+    procs = [
+        ctx.Process(target=target, args=(url, batch, seconds, out, start)) for _ in range(workers)
+    ]
     for p in procs:
         p.start()
     results = [out.get() for _ in procs]
@@ -126,8 +140,10 @@ def bench_feeds(kind: str, dsn: str, workers: int, batch: int, seconds: float, n
         elapsed, seen = _run_workers(_feed_worker, url, workers, batch, seconds)
     twice = sum(1 for c in seen.values() if c > 1)
     total = sum(seen.values())
-    return (f"feeds   {kind:8} workers={workers} batch={batch:3}: {total:6} claims in "
-            f"{elapsed:5.2f}s = {total / elapsed:7.0f}/s, claimed twice: {twice}")
+    return (
+        f"feeds   {kind:8} workers={workers} batch={batch:3}: {total:6} claims in "
+        f"{elapsed:5.2f}s = {total / elapsed:7.0f}/s, claimed twice: {twice}"
+    )
 
 
 def bench_outbox(kind: str, dsn: str, workers: int, batch: int, seconds: float, n: int) -> str:
@@ -136,14 +152,19 @@ def bench_outbox(kind: str, dsn: str, workers: int, batch: int, seconds: float, 
         store.sync_feeds([FeedRow("a", "http://x/a")], T0)
         store.claim_feeds("setup", T0, 60, 1, due_only=False)
         items = [Item("a", f"k{i:06d}", f"t{i}") for i in range(n)]
-        store.record_poll(PollOutcome("a", "setup", T0, T0, items=items,
-                                      alerts=[_alert("a", i.key) for i in items]))
+        store.record_poll(
+            PollOutcome(
+                "a", "setup", T0, T0, items=items, alerts=[_alert("a", i.key) for i in items]
+            )
+        )
         store.close()
         elapsed, seen = _run_workers(_outbox_worker, url, workers, batch, seconds)
     twice = sum(1 for c in seen.values() if c > 1)
     total = sum(seen.values())
-    return (f"outbox  {kind:8} workers={workers} batch={batch:3}: {total:6} claims in "
-            f"{elapsed:5.2f}s = {total / elapsed:7.0f}/s, claimed twice: {twice}")
+    return (
+        f"outbox  {kind:8} workers={workers} batch={batch:3}: {total:6} claims in "
+        f"{elapsed:5.2f}s = {total / elapsed:7.0f}/s, claimed twice: {twice}"
+    )
 
 
 def bench_items(kind: str, dsn: str, per_poll: int, polls: int) -> str:
@@ -154,15 +175,25 @@ def bench_items(kind: str, dsn: str, per_poll: int, polls: int) -> str:
         for p in range(polls):
             at = T0 + timedelta(hours=p)
             store.claim_feeds("w", at, 60, 1, due_only=False)
-            items = [Item("a", f"p{p}-k{i:05d}", f"title {i}", f"http://n/{p}/{i}",
-                          story_keys=(f"link:http://n/{p}/{i}",)) for i in range(per_poll)]
+            items = [
+                Item(
+                    "a",
+                    f"p{p}-k{i:05d}",
+                    f"title {i}",
+                    f"http://n/{p}/{i}",
+                    story_keys=(f"link:http://n/{p}/{i}",),
+                )
+                for i in range(per_poll)
+            ]
             alerts = [_alert("a", i.key) for i in items[: per_poll // 10]]
             store.record_poll(PollOutcome("a", "w", at, at, items=items, alerts=alerts))
         elapsed = time.monotonic() - started
         store.close()
     total = per_poll * polls
-    return (f"items   {kind:8} {polls} polls x {per_poll} new items (10% alerting): "
-            f"{elapsed * 1000 / polls:6.1f} ms/poll = {total / elapsed:7.0f} items/s")
+    return (
+        f"items   {kind:8} {polls} polls x {per_poll} new items (10% alerting): "
+        f"{elapsed * 1000 / polls:6.1f} ms/poll = {total / elapsed:7.0f} items/s"
+    )
 
 
 def main() -> None:
@@ -177,10 +208,14 @@ def main() -> None:
     print(bench_items(args.store, args.dsn, 500, 20), flush=True)
     for batch in args.batch:
         for workers in args.workers:
-            print(bench_feeds(args.store, args.dsn, workers, batch, args.seconds, args.rows),
-                  flush=True)
-            print(bench_outbox(args.store, args.dsn, workers, batch, args.seconds, args.rows),
-                  flush=True)
+            print(
+                bench_feeds(args.store, args.dsn, workers, batch, args.seconds, args.rows),
+                flush=True,
+            )
+            print(
+                bench_outbox(args.store, args.dsn, workers, batch, args.seconds, args.rows),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

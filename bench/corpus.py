@@ -16,65 +16,466 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-PLACES = (
-    "Iraq Mosul Baghdad Erbil Kirkuk Basra Syria Damascus Aleppo Turkey Ankara Iran Tehran "
-    "Jordan Amman Lebanon Beirut Israel Gaza Egypt Cairo Libya Tripoli Yemen Sanaa Kuwait "
-    "Canada Ottawa Toronto Montreal Vancouver Calgary Edmonton Winnipeg Halifax Regina Quebec "
-    "Ontario Alberta Manitoba Saskatchewan Nunavut Washington London Paris Berlin Brussels "
-    "Geneva Vienna Rome Madrid Lisbon Warsaw Kyiv Moscow Beijing Tokyo Seoul Delhi Kabul "
-    "Islamabad Nairobi Lagos Khartoum Addis Ababa Mogadishu Kinshasa Bamako Niamey Dakar "
-    "Ukraine Russia China Japan Germany France Spain Italy Poland Sudan Somalia Mali Niger"
-).split()
-ORGS = (
-    "RCMP OPP NATO UN UNAMI EU Interpol Europol Pentagon Kremlin Parliament Senate Congress "
-    "Cabinet CSIS DND GAC CBC Reuters AFP Peshmerga PMF ISIS Hezbollah Hamas IAEA WHO UNICEF "
-    "UNHCR OSCE G7 G20 OPEC IMF WTO"
-).split()
+PLACES = [
+    "Iraq",
+    "Mosul",
+    "Baghdad",
+    "Erbil",
+    "Kirkuk",
+    "Basra",
+    "Syria",
+    "Damascus",
+    "Aleppo",
+    "Turkey",
+    "Ankara",
+    "Iran",
+    "Tehran",
+    "Jordan",
+    "Amman",
+    "Lebanon",
+    "Beirut",
+    "Israel",
+    "Gaza",
+    "Egypt",
+    "Cairo",
+    "Libya",
+    "Tripoli",
+    "Yemen",
+    "Sanaa",
+    "Kuwait",
+    "Canada",
+    "Ottawa",
+    "Toronto",
+    "Montreal",
+    "Vancouver",
+    "Calgary",
+    "Edmonton",
+    "Winnipeg",
+    "Halifax",
+    "Regina",
+    "Quebec",
+    "Ontario",
+    "Alberta",
+    "Manitoba",
+    "Saskatchewan",
+    "Nunavut",
+    "Washington",
+    "London",
+    "Paris",
+    "Berlin",
+    "Brussels",
+    "Geneva",
+    "Vienna",
+    "Rome",
+    "Madrid",
+    "Lisbon",
+    "Warsaw",
+    "Kyiv",
+    "Moscow",
+    "Beijing",
+    "Tokyo",
+    "Seoul",
+    "Delhi",
+    "Kabul",
+    "Islamabad",
+    "Nairobi",
+    "Lagos",
+    "Khartoum",
+    "Addis",
+    "Ababa",
+    "Mogadishu",
+    "Kinshasa",
+    "Bamako",
+    "Niamey",
+    "Dakar",
+    "Ukraine",
+    "Russia",
+    "China",
+    "Japan",
+    "Germany",
+    "France",
+    "Spain",
+    "Italy",
+    "Poland",
+    "Sudan",
+    "Somalia",
+    "Mali",
+    "Niger",
+]
+ORGS = [
+    "RCMP",
+    "OPP",
+    "NATO",
+    "UN",
+    "UNAMI",
+    "EU",
+    "Interpol",
+    "Europol",
+    "Pentagon",
+    "Kremlin",
+    "Parliament",
+    "Senate",
+    "Congress",
+    "Cabinet",
+    "CSIS",
+    "DND",
+    "GAC",
+    "CBC",
+    "Reuters",
+    "AFP",
+    "Peshmerga",
+    "PMF",
+    "ISIS",
+    "Hezbollah",
+    "Hamas",
+    "IAEA",
+    "WHO",
+    "UNICEF",
+    "UNHCR",
+    "OSCE",
+    "G7",
+    "G20",
+    "OPEC",
+    "IMF",
+    "WTO",
+]
 PHRASE_ORGS = (
-    "Canadian police", "Canadian Armed Forces", "Iraqi police", "Iraqi army", "Interior Ministry",
-    "Foreign Affairs", "Global Affairs Canada", "Police Task Force", "Sûreté du Québec",
-    "Ontario Provincial Police", "NATO Mission Iraq", "Security Council", "Supreme Court",
-    "Prime Minister", "Defence Minister", "Public Safety", "Red Cross", "World Bank",
-    "Islamic State", "Kurdistan Regional Government", "border guards", "peacekeeping mission",
+    "Canadian police",
+    "Canadian Armed Forces",
+    "Iraqi police",
+    "Iraqi army",
+    "Interior Ministry",
+    "Foreign Affairs",
+    "Global Affairs Canada",
+    "Police Task Force",
+    "Sûreté du Québec",
+    "Ontario Provincial Police",
+    "NATO Mission Iraq",
+    "Security Council",
+    "Supreme Court",
+    "Prime Minister",
+    "Defence Minister",
+    "Public Safety",
+    "Red Cross",
+    "World Bank",
+    "Islamic State",
+    "Kurdistan Regional Government",
+    "border guards",
+    "peacekeeping mission",
 )
-NOUNS = (
-    "police officers mission training deployment attack bombing ceasefire election vote "
-    "budget tax inflation economy oil gas pipeline refinery drought flood wildfire earthquake "
-    "storm hurricane protest strike union court trial judge verdict appeal sentence prison "
-    "refugees migrants border checkpoint convoy militia troops soldiers army navy airstrike "
-    "drone missile rocket weapons ammunition explosives investigation inquiry report audit "
-    "scandal corruption fraud bribery contract procurement hospital vaccine outbreak virus "
-    "school students teachers university research scientists climate emissions energy "
-    "electricity grid water reconstruction aid donors funding sanctions talks summit treaty "
-    "agreement deal negotiations diplomats embassy ambassador minister president governor "
-    "mayor council police chief commander general sergeant constable detective victims "
-    "survivors hostages kidnapping smuggling trafficking narcotics cartel gang shooting "
-    "stabbing arrest charges warrant raid operation patrol security intelligence surveillance "
-    "cyberattack hackers data privacy software startup company shares market investors bank "
-    "loans housing rent wages jobs unemployment workers farmers harvest wheat prices"
-).split()
-VERBS = (
-    "announces confirms denies launches suspends resumes extends ends expands cuts raises "
-    "approves rejects delays signs condemns investigates charges arrests deploys withdraws "
-    "trains warns urges calls reports reveals probes defends questions sues appeals blocks"
-).split()
-ADJECTIVES = (
-    "new major key former senior local federal provincial regional international joint "
-    "secret deadly fresh urgent rare growing massive surprise historic controversial"
-).split()
-FUNCTION = (
-    "the the the of of in in to to and and a a for on with at by from after as over amid "
-    "against into about during under near while"
-).split()
-ACCENTED = (
-    "Sûreté Québec Montréal Trois-Rivières Gatineau Lévis Chicoutimi fédéral sécurité "
-    "déploiement policiers Irak Mossoul formation mission réfugiés Bagdad Erbil Kurdistan "
-    "Zürich Düsseldorf Kraków Łódź São Paulo Bogotá Ciudad Juárez Saint-Jérôme"
-).split()
-_SYLLABLES = (
-    "ka ri mo sa le na to vi ro da mi ne lu ba zi go fe ha ju ki ol an er in ar us ov ek "
-    "al ad ur ma zo ta pe si bo ni ya qa di ze wa"
-).split()
+NOUNS = [
+    "police",
+    "officers",
+    "mission",
+    "training",
+    "deployment",
+    "attack",
+    "bombing",
+    "ceasefire",
+    "election",
+    "vote",
+    "budget",
+    "tax",
+    "inflation",
+    "economy",
+    "oil",
+    "gas",
+    "pipeline",
+    "refinery",
+    "drought",
+    "flood",
+    "wildfire",
+    "earthquake",
+    "storm",
+    "hurricane",
+    "protest",
+    "strike",
+    "union",
+    "court",
+    "trial",
+    "judge",
+    "verdict",
+    "appeal",
+    "sentence",
+    "prison",
+    "refugees",
+    "migrants",
+    "border",
+    "checkpoint",
+    "convoy",
+    "militia",
+    "troops",
+    "soldiers",
+    "army",
+    "navy",
+    "airstrike",
+    "drone",
+    "missile",
+    "rocket",
+    "weapons",
+    "ammunition",
+    "explosives",
+    "investigation",
+    "inquiry",
+    "report",
+    "audit",
+    "scandal",
+    "corruption",
+    "fraud",
+    "bribery",
+    "contract",
+    "procurement",
+    "hospital",
+    "vaccine",
+    "outbreak",
+    "virus",
+    "school",
+    "students",
+    "teachers",
+    "university",
+    "research",
+    "scientists",
+    "climate",
+    "emissions",
+    "energy",
+    "electricity",
+    "grid",
+    "water",
+    "reconstruction",
+    "aid",
+    "donors",
+    "funding",
+    "sanctions",
+    "talks",
+    "summit",
+    "treaty",
+    "agreement",
+    "deal",
+    "negotiations",
+    "diplomats",
+    "embassy",
+    "ambassador",
+    "minister",
+    "president",
+    "governor",
+    "mayor",
+    "council",
+    "police",
+    "chief",
+    "commander",
+    "general",
+    "sergeant",
+    "constable",
+    "detective",
+    "victims",
+    "survivors",
+    "hostages",
+    "kidnapping",
+    "smuggling",
+    "trafficking",
+    "narcotics",
+    "cartel",
+    "gang",
+    "shooting",
+    "stabbing",
+    "arrest",
+    "charges",
+    "warrant",
+    "raid",
+    "operation",
+    "patrol",
+    "security",
+    "intelligence",
+    "surveillance",
+    "cyberattack",
+    "hackers",
+    "data",
+    "privacy",
+    "software",
+    "startup",
+    "company",
+    "shares",
+    "market",
+    "investors",
+    "bank",
+    "loans",
+    "housing",
+    "rent",
+    "wages",
+    "jobs",
+    "unemployment",
+    "workers",
+    "farmers",
+    "harvest",
+    "wheat",
+    "prices",
+]
+VERBS = [
+    "announces",
+    "confirms",
+    "denies",
+    "launches",
+    "suspends",
+    "resumes",
+    "extends",
+    "ends",
+    "expands",
+    "cuts",
+    "raises",
+    "approves",
+    "rejects",
+    "delays",
+    "signs",
+    "condemns",
+    "investigates",
+    "charges",
+    "arrests",
+    "deploys",
+    "withdraws",
+    "trains",
+    "warns",
+    "urges",
+    "calls",
+    "reports",
+    "reveals",
+    "probes",
+    "defends",
+    "questions",
+    "sues",
+    "appeals",
+    "blocks",
+]
+ADJECTIVES = [
+    "new",
+    "major",
+    "key",
+    "former",
+    "senior",
+    "local",
+    "federal",
+    "provincial",
+    "regional",
+    "international",
+    "joint",
+    "secret",
+    "deadly",
+    "fresh",
+    "urgent",
+    "rare",
+    "growing",
+    "massive",
+    "surprise",
+    "historic",
+    "controversial",
+]
+FUNCTION = [
+    "the",
+    "the",
+    "the",
+    "of",
+    "of",
+    "in",
+    "in",
+    "to",
+    "to",
+    "and",
+    "and",
+    "a",
+    "a",
+    "for",
+    "on",
+    "with",
+    "at",
+    "by",
+    "from",
+    "after",
+    "as",
+    "over",
+    "amid",
+    "against",
+    "into",
+    "about",
+    "during",
+    "under",
+    "near",
+    "while",
+]
+ACCENTED = [
+    "Sûreté",
+    "Québec",
+    "Montréal",
+    "Trois-Rivières",
+    "Gatineau",
+    "Lévis",
+    "Chicoutimi",
+    "fédéral",
+    "sécurité",
+    "déploiement",
+    "policiers",
+    "Irak",
+    "Mossoul",
+    "formation",
+    "mission",
+    "réfugiés",
+    "Bagdad",
+    "Erbil",
+    "Kurdistan",
+    "Zürich",
+    "Düsseldorf",
+    "Kraków",
+    "Łódź",
+    "São",
+    "Paulo",
+    "Bogotá",
+    "Ciudad",
+    "Juárez",
+    "Saint-Jérôme",
+]
+_SYLLABLES = [
+    "ka",
+    "ri",
+    "mo",
+    "sa",
+    "le",
+    "na",
+    "to",
+    "vi",
+    "ro",
+    "da",
+    "mi",
+    "ne",
+    "lu",
+    "ba",
+    "zi",
+    "go",
+    "fe",
+    "ha",
+    "ju",
+    "ki",
+    "ol",
+    "an",
+    "er",
+    "in",
+    "ar",
+    "us",
+    "ov",
+    "ek",
+    "al",
+    "ad",
+    "ur",
+    "ma",
+    "zo",
+    "ta",
+    "pe",
+    "si",
+    "bo",
+    "ni",
+    "ya",
+    "qa",
+    "di",
+    "ze",
+    "wa",
+]
 
 
 def _names(rng: random.Random, count: int) -> list[str]:
@@ -183,15 +584,18 @@ def _sentence(v: Vocabulary, rng: random.Random, accented: bool) -> str:
 
 
 def _summary(v: Vocabulary, rng: random.Random, accented: bool) -> str:
-    sentences = [html.escape(_sentence(v, rng, accented), quote=False)
-                 for _ in range(rng.randint(2, 4))]
+    sentences = [
+        html.escape(_sentence(v, rng, accented), quote=False) for _ in range(rng.randint(2, 4))
+    ]
     link = f'<a href="https://news.example/{v.name(rng).lower()}">{v.name(rng)}</a>'
     sentences[0] = f"<strong>{v.place(rng).upper()}</strong> \u2014 " + sentences[0]
     if accented:
         sentences[-1] = sentences[-1].replace(" the ", " l\u2019 ", 1)
     middle = len(sentences) // 2
-    parts = ["<p>" + " ".join(sentences[:middle]) + f" {link} says &amp; adds:</p>",
-             "<p><em>" + " ".join(sentences[middle:]) + "</em></p>"]
+    parts = [
+        "<p>" + " ".join(sentences[:middle]) + f" {link} says &amp; adds:</p>",
+        "<p><em>" + " ".join(sentences[middle:]) + "</em></p>",
+    ]
     if rng.random() < 0.3:
         parts.append(f'<p><img src="https://img.example/{rng.randrange(10**6)}.jpg" alt=""></p>')
     return "".join(parts)
@@ -231,8 +635,9 @@ class FeedItem:
     published: datetime
 
 
-def feed_items(stories: list[Story], feed: int, newest: int, count: int = 50,
-               extra: tuple[FeedItem, ...] = ()) -> list[FeedItem]:
+def feed_items(
+    stories: list[Story], feed: int, newest: int, count: int = 50, extra: tuple[FeedItem, ...] = ()
+) -> list[FeedItem]:
     """Feed ``feed``'s ``count`` newest items when its newest sequence number is ``newest``."""
     out = list(extra)
     n = len(stories)
@@ -285,8 +690,8 @@ def render_atom(feed: int, items: list[FeedItem]) -> bytes:
     for it in items:
         s = it.story
         parts.append(
-            f"<entry><title type=\"text\">{html.escape(s.title, quote=False)}</title>"
-            f'<id>tag:site{feed}.example,2026:{it.seq}</id>'
+            f'<entry><title type="text">{html.escape(s.title, quote=False)}</title>'
+            f"<id>tag:site{feed}.example,2026:{it.seq}</id>"
             f'<link rel="alternate" href="{_guid(feed, it.seq)}"/>'
             f"<published>{it.published.isoformat()}</published>"
             f"<updated>{it.published.isoformat()}</updated>"

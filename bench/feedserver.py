@@ -85,8 +85,9 @@ class Feeds:
         key = (feed, self.version[feed])
         data = self.cache.get(key)
         if data is None:
-            items = feed_items(self.stories, feed, self.newest[feed],
-                               extra=tuple(self.extra.get(feed, ())))
+            items = feed_items(
+                self.stories, feed, self.newest[feed], extra=tuple(self.extra.get(feed, ()))
+            )
             data = render(feed_format(feed), feed, items)
             self.cache[key] = data
             if len(self.cache) > self.cache_size:
@@ -137,7 +138,7 @@ class FeedProtocol(asyncio.Protocol):
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head, self.buffer = self.buffer[:end], self.buffer[end + 4:]
+            head, self.buffer = self.buffer[:end], self.buffer[end + 4 :]
             self.request(head.decode("latin-1"))
 
     def request(self, head: str) -> None:
@@ -177,17 +178,23 @@ class FeedProtocol(asyncio.Protocol):
             feeds.stats["304"] += 1
             return 304, b"", validators
         feeds.stats["200"] += 1
-        return 200, feeds.body(feed), {
-            "Content-Type": CONTENT_TYPES[feed_format(feed)], **validators}
+        return (
+            200,
+            feeds.body(feed),
+            {"Content-Type": CONTENT_TYPES[feed_format(feed)], **validators},
+        )
 
     def control(self, target: str) -> tuple[int, bytes, dict[str, str]]:
         parts = urlsplit(target)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         feeds = self.feeds
         if parts.path == "/_advance":
-            changed = feeds.advance(float(query.get("share", "0.1")), int(query.get("seed", "1")),
-                                    int(query.get("new", "5")),
-                                    int(query.get("among", "0")) or None)
+            changed = feeds.advance(
+                float(query.get("share", "0.1")),
+                int(query.get("seed", "1")),
+                int(query.get("new", "5")),
+                int(query.get("among", "0")) or None,
+            )
             answer: object = {"changed": changed}
         elif parts.path == "/_inject":
             feeds.inject(int(query["feed"]), unquote(query["title"]))
@@ -219,8 +226,12 @@ async def serve(feeds: int, hosts: int, latency: float, stories: int, port: int)
     loop = asyncio.get_running_loop()
     addresses = [CONTROL_HOST] + sorted({host_of(f, hosts) for f in range(min(feeds, hosts))})
     server = await loop.create_server(
-        lambda: FeedProtocol(state, latency), host=addresses, port=port, backlog=1024,
-        reuse_address=True)
+        lambda: FeedProtocol(state, latency),
+        host=addresses,
+        port=port,
+        backlog=1024,
+        reuse_address=True,
+    )
     bound = server.sockets[0].getsockname()[1]
     print(json.dumps({"port": bound, "pid": os.getpid()}), flush=True)
     stop = asyncio.Event()
@@ -241,18 +252,34 @@ def _free_port() -> int:
 class FeedServerProcess:
     """The server in a child process (so its CPU is not the bot's), with its control calls."""
 
-    def __init__(self, feeds: int, *, hosts: int = 500, latency: float = 0.010,
-                 stories: int = 20000) -> None:
+    def __init__(
+        self, feeds: int, *, hosts: int = 500, latency: float = 0.010, stories: int = 20000
+    ) -> None:
         self.feeds, self.hosts = feeds, hosts
         root = Path(__file__).resolve().parent.parent
         last: Exception | None = None
         for _ in range(5):
             port = _free_port()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.feedserver", "--feeds", str(feeds), "--hosts",
-                 str(hosts), "--latency", str(latency), "--stories", str(stories),
-                 "--port", str(port)],
-                stdout=subprocess.PIPE, cwd=root, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.feedserver",
+                    "--feeds",
+                    str(feeds),
+                    "--hosts",
+                    str(hosts),
+                    "--latency",
+                    str(latency),
+                    "--stories",
+                    str(stories),
+                    "--port",
+                    str(port),
+                ],
+                stdout=subprocess.PIPE,
+                cwd=root,
+                text=True,
+            )
             line = self.proc.stdout.readline() if self.proc.stdout else ""
             if line:
                 self.port = json.loads(line)["port"]

@@ -24,8 +24,14 @@ from tests.peers.slack_emulator import TOKEN, SlackEmulator
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _config(folder: Path, server: FeedServerProcess, feeds: int, interval: float,
-            slack: SlackEmulator, background_rules: int) -> None:
+def _config(
+    folder: Path,
+    server: FeedServerProcess,
+    feeds: int,
+    interval: float,
+    slack: SlackEmulator,
+    background_rules: int,
+) -> None:
     lines = [
         f"store: sqlite:{folder}/store.db",
         "server: {host: 127.0.0.1, port: 0}",
@@ -42,17 +48,33 @@ def _config(folder: Path, server: FeedServerProcess, feeds: int, interval: float
         f"    base_url: {slack.base_url}",
     ]
     (folder / "settings.yaml").write_text("\n".join(lines) + "\n")
-    rules = ["rules:", "  - id: probe", "    title: Latency probe", "    query: benchprobe",
-             "    notify: [desk]"]
+    rules = [
+        "rules:",
+        "  - id: probe",
+        "    title: Latency probe",
+        "    query: benchprobe",
+        "    notify: [desk]",
+    ]
     for rule in rules_of(background_rules):
         query = rule.query.replace("'", "''")  # type: ignore[union-attr]
-        rules += [f"  - id: {rule.id}", f"    title: {rule.title}", f"    query: '{query}'",
-                  "    notify: [console]"]
+        rules += [
+            f"  - id: {rule.id}",
+            f"    title: {rule.title}",
+            f"    query: '{query}'",
+            "    notify: [console]",
+        ]
     (folder / "rules.yaml").write_text("\n".join(rules) + "\n")
 
 
-def measure(server: FeedServerProcess, *, feeds: int, interval: float, probes: int,
-            background_rules: int = 100, seed: int = 3) -> dict[str, object]:
+def measure(
+    server: FeedServerProcess,
+    *,
+    feeds: int,
+    interval: float,
+    probes: int,
+    background_rules: int = 100,
+    seed: int = 3,
+) -> dict[str, object]:
     rng = random.Random(seed)
     server.reset()
     with tempfile.TemporaryDirectory() as tmp, SlackEmulator() as slack:
@@ -64,7 +86,11 @@ def measure(server: FeedServerProcess, *, feeds: int, interval: float, probes: i
         started = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "--config", str(folder), "--log-format", "json", "run"],
-            stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=ROOT)
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=env,
+            cwd=ROOT,
+        )
         try:
             deadline = time.monotonic() + 300
             while server.stats()["200"] < feeds:  # every feed fetched once: baselined
@@ -89,8 +115,12 @@ def measure(server: FeedServerProcess, *, feeds: int, interval: float, probes: i
                 proc.kill()
                 proc.wait()
             log.close()
-    return {"latencies": latencies, "interval": interval, "feeds": feeds,
-            "baseline_seconds": baseline}
+    return {
+        "latencies": latencies,
+        "interval": interval,
+        "feeds": feeds,
+        "baseline_seconds": baseline,
+    }
 
 
 def _wait_message(slack: SlackEmulator, token: str, timeout: float) -> float | None:

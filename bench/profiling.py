@@ -24,14 +24,30 @@ def top_functions(session_root: Any, top: int = TOP) -> list[dict[str, object]]:
         own[key] += max(0.0, frame.time - sum(c.time for c in real))
         stack.extend(real)
     ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:top]
-    rows = [{"function": f, "file": p, "line": n, "seconds": round(t, 3),
-             "share": round(t / total, 3) if total else 0.0} for (f, p, n), t in ranked]
+    rows = [
+        {
+            "function": f,
+            "file": p,
+            "line": n,
+            "seconds": round(t, 3),
+            "share": round(t / total, 3) if total else 0.0,
+        }
+        for (f, p, n), t in ranked
+    ]
     packages: dict[str, float] = defaultdict(float)
     for (_f, p, _n), t in own.items():
         packages[_package(p)] += t
     for name, t in sorted(packages.items(), key=lambda kv: -kv[1])[:8]:
-        rows.append({"function": "*", "file": name, "line": 0, "seconds": round(t, 3),
-                     "share": round(t / total, 3) if total else 0.0, "package": True})
+        rows.append(
+            {
+                "function": "*",
+                "file": name,
+                "line": 0,
+                "seconds": round(t, 3),
+                "share": round(t / total, 3) if total else 0.0,
+                "package": True,
+            }
+        )
     return rows
 
 
@@ -60,8 +76,12 @@ class Section:
         self._profiler.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         session = self._profiler.stop()
         rows = top_functions(session.root_frame())
         if self._name in self._results:  # accumulate: sum seconds per function or package
@@ -70,7 +90,8 @@ class Section:
                 key = (r["function"], r["file"], r["line"], bool(r.get("package")))
                 if key in merged:
                     merged[key]["seconds"] = round(
-                        float(merged[key]["seconds"]) + float(r["seconds"]), 3)  # type: ignore[arg-type]
+                        float(merged[key]["seconds"]) + float(r["seconds"]), 3
+                    )  # type: ignore[arg-type]
                 else:
                     merged[key] = dict(r)
             rows = sorted(merged.values(), key=lambda r: -float(r["seconds"]))  # type: ignore[arg-type]

@@ -1,9 +1,9 @@
 """Runs every scenario, prints the table, writes ``bench/results/<timestamp>.json``.
 
-    .venv/bin/python -m bench              # the default run (~2 minutes on 2 cores)
-    .venv/bin/python -m bench --quick      # about 30 seconds: smaller sizes, one repeat
-    .venv/bin/python -m bench --profile    # also the top functions per scenario (pyinstrument)
-    .venv/bin/python -m bench --only parse,match   # some scenarios only
+.venv/bin/python -m bench              # the default run (~2 minutes on 2 cores)
+.venv/bin/python -m bench --quick      # about 30 seconds: smaller sizes, one repeat
+.venv/bin/python -m bench --profile    # also the top functions per scenario (pyinstrument)
+.venv/bin/python -m bench --only parse,match   # some scenarios only
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class Run:
         self.rows.append(row)
         ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
         base = _fmt(row.baseline) if row.baseline is not None else "-"
-        print(f"  {row.scenario}: {_fmt(row.ours)} {row.unit} (baseline {base}, {ratio})",
-              flush=True)
+        print(
+            f"  {row.scenario}: {_fmt(row.ours)} {row.unit} (baseline {base}, {ratio})", flush=True
+        )
 
 
 def _fmt(value: float | None) -> str:
@@ -86,8 +87,9 @@ def machine() -> dict[str, object]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "loadavg_at_start": os.getloadavg(),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                 capture_output=True, text=True).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
     }
 
 
@@ -109,12 +111,24 @@ def scenario_parse(run: Run) -> None:
         base = [parse_feedparser(docs) for _ in range(run.args.repeats)]
         items_ours = median([t.count * 50 / t.wall for t in ours])
         items_base = median([t.count * 50 / t.wall for t in base])
-        note = ("feedparser 6 reads no JSON Feed (0 items): its rate is for nothing"
-                if fmt == "json" else "")
-        run.raw[f"parse_{fmt}"] = {"ours": [t.__dict__ for t in ours],
-                                   "feedparser": [t.__dict__ for t in base]}
-        run.add(Row(f"parse {fmt} (ours vs plain feedparser)", items_ours, items_base,
-                    "items/s", note=note))
+        note = (
+            "feedparser 6 reads no JSON Feed (0 items): its rate is for nothing"
+            if fmt == "json"
+            else ""
+        )
+        run.raw[f"parse_{fmt}"] = {
+            "ours": [t.__dict__ for t in ours],
+            "feedparser": [t.__dict__ for t in base],
+        }
+        run.add(
+            Row(
+                f"parse {fmt} (ours vs plain feedparser)",
+                items_ours,
+                items_base,
+                "items/s",
+                note=note,
+            )
+        )
         if run.args.profile:
             from bench.profiling import profile
 
@@ -123,10 +137,9 @@ def scenario_parse(run: Run) -> None:
 
 
 def scenario_match(run: Run) -> None:
-    from bot.matcher import RuleSet
-
     from bench.corpus import make_queries
     from bench.workloads import NaiveMatcher, corpus_items, match_naive, match_ours, rules_of
+    from bot.rules.match import RuleSet
 
     print(f"3. matching throughput over {run.args.match_items:,} items", flush=True)
     items = corpus_items(run.args.match_items)
@@ -145,18 +158,27 @@ def scenario_match(run: Run) -> None:
             rates_k.append(done / wall)
         rate = median(rates_k)
         rates[count] = rate
-        naive = match_naive(NaiveMatcher(make_queries(count)), items,
-                            budget=run.args.naive_budget)
+        naive = match_naive(NaiveMatcher(make_queries(count)), items, budget=run.args.naive_budget)
         target = targets.get(count)
-        run.raw[f"match_{count}"] = {"rates": rates_k, "build_seconds": build,
-                                     "items_per_pass": done,
-                                     "matches_per_item": matches / done,
-                                     "naive": naive.__dict__}
-        run.add(Row(f"match {count:,} rules", rate, naive.rate, "items/s",
-                    f">= {target:,}" if target else "",
-                    rate >= target if target else None,
-                    f"{matches / done:.2f} matches/item over {done:,} items; "
-                    f"RuleSet built in {build:.2f}s"))
+        run.raw[f"match_{count}"] = {
+            "rates": rates_k,
+            "build_seconds": build,
+            "items_per_pass": done,
+            "matches_per_item": matches / done,
+            "naive": naive.__dict__,
+        }
+        run.add(
+            Row(
+                f"match {count:,} rules",
+                rate,
+                naive.rate,
+                "items/s",
+                f">= {target:,}" if target else "",
+                rate >= target if target else None,
+                f"{matches / done:.2f} matches/item over {done:,} items; "
+                f"RuleSet built in {build:.2f}s",
+            )
+        )
         if run.args.profile and count in (1000, 10000):
             from bench.profiling import profile
 
@@ -166,8 +188,16 @@ def scenario_match(run: Run) -> None:
     if len(counts) >= 2:
         lo, hi = counts[0], counts[-1]
         exponent = _slope(lo, rates[lo] ** -1, hi, rates[hi] ** -1)
-        run.add(Row(f"match cost growth, {lo:,} -> {hi:,} rules (cost ~ rules^k)", exponent,
-                    None, "k", "< 1 (sub-linear)", exponent < 1))
+        run.add(
+            Row(
+                f"match cost growth, {lo:,} -> {hi:,} rules (cost ~ rules^k)",
+                exponent,
+                None,
+                "k",
+                "< 1 (sub-linear)",
+                exponent < 1,
+            )
+        )
 
 
 def _slope(x1: float, y1: float, x2: float, y2: float) -> float:
@@ -177,8 +207,13 @@ def _slope(x1: float, y1: float, x2: float, y2: float) -> float:
 
 
 def _child(args: list[str]) -> dict[str, object]:
-    proc = subprocess.run([sys.executable, "-m", "bench.child", "wrap", "--", *args], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.child", "wrap", "--", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0 or not proc.stdout.strip():
         raise RuntimeError(f"child {args} failed: {proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -189,13 +224,33 @@ def _child(args: list[str]) -> dict[str, object]:
 
 def scenario_cycles(run: Run, server: FeedServerProcess) -> None:
     a = run.args
-    common = ["--port", str(server.port), "--hosts", str(server.hosts), "--rules", str(a.rules),
-              "--share", str(a.share)]
-    print(f"1+2. poll cycles over {a.feeds:,} feeds, {a.rules} rules "
-          f"(a child process; {a.steady} steady cycles)", flush=True)
+    common = [
+        "--port",
+        str(server.port),
+        "--hosts",
+        str(server.hosts),
+        "--rules",
+        str(a.rules),
+        "--share",
+        str(a.share),
+    ]
+    print(
+        f"1+2. poll cycles over {a.feeds:,} feeds, {a.rules} rules "
+        f"(a child process; {a.steady} steady cycles)",
+        flush=True,
+    )
     server.reset()
-    ours = _child(["cycles", "--feeds", str(a.feeds), "--steady", str(a.steady), *common,
-                   *(["--profile"] if a.profile else [])])
+    ours = _child(
+        [
+            "cycles",
+            "--feeds",
+            str(a.feeds),
+            "--steady",
+            str(a.steady),
+            *common,
+            *(["--profile"] if a.profile else []),
+        ]
+    )
     print(f"   naive loop over {a.naive_feeds} feeds (a sample: it is sequential)", flush=True)
     server.reset()
     naive = _child(["naive", "--feeds", str(a.naive_feeds), "--steady", str(a.steady), *common])
@@ -209,22 +264,53 @@ def scenario_cycles(run: Run, server: FeedServerProcess) -> None:
     nfirst, nsteady = naive["cycles"][0], naive["cycles"][1:]  # type: ignore[index]
     rate = median([c["count"] / c["wall"] for c in first])
     base = median([c["count"] / c["wall"] for c in [nfirst]])
-    run.add(Row(f"1. first cycle, {a.feeds:,} new feeds", rate, base, "feeds/s", ">= 250",
-                rate >= 250, f"{first[0]['cpu']:.1f}s CPU for {first[0]['wall']:.1f}s wall"))
+    run.add(
+        Row(
+            f"1. first cycle, {a.feeds:,} new feeds",
+            rate,
+            base,
+            "feeds/s",
+            ">= 250",
+            rate >= 250,
+            f"{first[0]['cpu']:.1f}s CPU for {first[0]['wall']:.1f}s wall",
+        )
+    )
     cores = os.cpu_count() or 1
     s_wall = median([c["count"] / c["wall"] for c in steady])
     s_cpu = median([c["count"] / c["cpu"] for c in steady])
     b_wall = median([c["count"] / c["wall"] for c in nsteady])
     b_cpu = median([c["count"] / c["cpu"] for c in nsteady])
-    run.add(Row(f"2. steady cycle, {a.feeds:,} feeds, {a.share:.0%} changed (wall)", s_wall,
-                b_wall, "feeds/s", f">= {1000 * cores:,} ({cores} cores)", s_wall >= 1000 * cores,
-                f"alerts per cycle: {median([c['alerts'] for c in steady]):.0f}"))
-    run.add(Row("2. steady cycle, per core (feeds per CPU second)", s_cpu, b_cpu,
-                "feeds/CPU-s", ">= 1,000", s_cpu >= 1000))
+    run.add(
+        Row(
+            f"2. steady cycle, {a.feeds:,} feeds, {a.share:.0%} changed (wall)",
+            s_wall,
+            b_wall,
+            "feeds/s",
+            f">= {1000 * cores:,} ({cores} cores)",
+            s_wall >= 1000 * cores,
+            f"alerts per cycle: {median([c['alerts'] for c in steady]):.0f}",
+        )
+    )
+    run.add(
+        Row(
+            "2. steady cycle, per core (feeds per CPU second)",
+            s_cpu,
+            b_cpu,
+            "feeds/CPU-s",
+            ">= 1,000",
+            s_cpu >= 1000,
+        )
+    )
     mb = ours["ru_maxrss_kb"] / 1024  # type: ignore[operator]
-    run.add(Row(f"5. peak RSS, {a.feeds:,} feeds (first + steady cycles)", mb,
-                naive["ru_maxrss_kb"] / 1024, "MB",  # type: ignore[operator]
-                note=f"baseline: naive loop over {a.naive_feeds} feeds"))
+    run.add(
+        Row(
+            f"5. peak RSS, {a.feeds:,} feeds (first + steady cycles)",
+            mb,
+            naive["ru_maxrss_kb"] / 1024,
+            "MB",  # type: ignore[operator]
+            note=f"baseline: naive loop over {a.naive_feeds} feeds",
+        )
+    )
     run.raw["steady_rate_small"] = s_cpu
 
 
@@ -232,51 +318,106 @@ def _seeded(feeds: int, common: list[str]) -> dict[str, object]:
     """Seed a store in one process, then measure a steady cycle over it in another."""
     with tempfile.TemporaryDirectory() as folder:
         store = f"sqlite:{folder}/seeded.db"
-        subprocess.run([sys.executable, "-m", "bench.child", "seed", "--feeds", str(feeds),
-                        "--store", store, *common], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
-        return _child(["cycles", "--feeds", str(feeds), "--steady", "1", "--store", store,
-                       *common])
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.child",
+                "seed",
+                "--feeds",
+                str(feeds),
+                "--store",
+                store,
+                *common,
+            ],
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        return _child(["cycles", "--feeds", str(feeds), "--steady", "1", "--store", store, *common])
 
 
 def scenario_memory(run: Run, server: FeedServerProcess) -> None:
     a = run.args
-    print(f"5. memory and steady state at {a.big_feeds:,} feeds (a child process, store seeded "
-          "through the Store API)", flush=True)
+    print(
+        f"5. memory and steady state at {a.big_feeds:,} feeds (a child process, store seeded "
+        "through the Store API)",
+        flush=True,
+    )
     server.reset()
-    common = ["--port", str(server.port), "--hosts", str(server.hosts), "--rules", str(a.rules),
-              "--share", str(a.share)]
+    common = [
+        "--port",
+        str(server.port),
+        "--hosts",
+        str(server.hosts),
+        "--rules",
+        str(a.rules),
+        "--share",
+        str(a.share),
+    ]
     big = _seeded(a.big_feeds, common)
     server.reset()
     small = _seeded(a.feeds, common)
     run.raw["memory"] = {"big": big, "small": small}
     mb = big["ru_maxrss_kb"] / 1024  # type: ignore[operator]
-    run.add(Row(f"5. peak RSS, {a.big_feeds:,} feeds (seeded store, steady cycle)", mb,
-                small["ru_maxrss_kb"] / 1024, "MB", "< 200", mb < 200,  # type: ignore[operator]
-                f"baseline: the same at {a.feeds:,} feeds"))
+    run.add(
+        Row(
+            f"5. peak RSS, {a.big_feeds:,} feeds (seeded store, steady cycle)",
+            mb,
+            small["ru_maxrss_kb"] / 1024,
+            "MB",
+            "< 200",
+            mb < 200,  # type: ignore[operator]
+            f"baseline: the same at {a.feeds:,} feeds",
+        )
+    )
     big_c, small_c = big["cycles"][0], small["cycles"][0]  # type: ignore[index]
     per_big = big_c["cpu"] / big_c["count"]
     per_small = small_c["cpu"] / small_c["count"]
-    run.add(Row(f"steady CPU per feed, {a.big_feeds:,} vs {a.feeds:,} feeds (linear = 1.0)",
-                per_big / per_small, None, "ratio", "~1.0 (linear in feeds)",
-                0.7 <= per_big / per_small <= 1.3,
-                f"{big_c['count'] / big_c['wall']:.0f} feeds/s wall at {a.big_feeds:,}"))
+    run.add(
+        Row(
+            f"steady CPU per feed, {a.big_feeds:,} vs {a.feeds:,} feeds (linear = 1.0)",
+            per_big / per_small,
+            None,
+            "ratio",
+            "~1.0 (linear in feeds)",
+            0.7 <= per_big / per_small <= 1.3,
+            f"{big_c['count'] / big_c['wall']:.0f} feeds/s wall at {a.big_feeds:,}",
+        )
+    )
 
 
 def scenario_latency(run: Run, server: FeedServerProcess) -> None:
     from bench.latency import measure
 
     a = run.args
-    print(f"6. item -> Slack latency (python -m bot run, {a.latency_feeds} feeds, "
-          f"interval {a.interval:g}s, {a.probes} probes)", flush=True)
-    result = measure(server, feeds=a.latency_feeds, interval=a.interval, probes=a.probes,
-                     background_rules=a.rules)
+    print(
+        f"6. item -> Slack latency (python -m bot run, {a.latency_feeds} feeds, "
+        f"interval {a.interval:g}s, {a.probes} probes)",
+        flush=True,
+    )
+    result = measure(
+        server,
+        feeds=a.latency_feeds,
+        interval=a.interval,
+        probes=a.probes,
+        background_rules=a.rules,
+    )
     run.raw["latency"] = result
     lat = result["latencies"]  # type: ignore[assignment]
     med, worst = median(lat), max(lat)  # type: ignore[arg-type]
     bound = a.interval + 2
-    run.add(Row("6. item -> Slack, median (worst)", med, None, "s", f"<= {bound:g} (interval+2)",
-                worst <= bound, f"worst {worst:.2f}s of {len(lat)}"))  # type: ignore[arg-type]
+    run.add(
+        Row(
+            "6. item -> Slack, median (worst)",
+            med,
+            None,
+            "s",
+            f"<= {bound:g} (interval+2)",
+            worst <= bound,
+            f"worst {worst:.2f}s of {len(lat)}",
+        )
+    )  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- output
@@ -290,8 +431,7 @@ def table(run: Run) -> str:
         met = "-" if r.met is None else ("yes" if r.met else "NO")
         rows.append((r.scenario, _fmt(r.ours), _fmt(r.baseline), ratio, r.unit, r.target, met))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
-             for row in rows]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = [f"  {r.scenario}: {r.note}" for r in run.rows if r.note]
     return "\n".join(lines + (["", "notes:", *notes] if notes else []))
@@ -304,11 +444,14 @@ def profiles_text(run: Run) -> str:
         functions = [r for r in rows if not r.get("package")]  # type: ignore[union-attr]
         packages = [r for r in rows if r.get("package")]  # type: ignore[union-attr]
         for r in functions[:10]:
-            out.append(f"   {r['share']:6.1%}  {r['seconds']:8.3f}s  {r['function']}  "
-                       f"({r['file']}:{r['line']})")
+            out.append(
+                f"   {r['share']:6.1%}  {r['seconds']:8.3f}s  {r['function']}  "
+                f"({r['file']}:{r['line']})"
+            )
         if packages:
-            out.append("   by package: " + ", ".join(
-                f"{r['file']} {r['share']:.0%}" for r in packages[:8]))
+            out.append(
+                "   by package: " + ", ".join(f"{r['file']} {r['share']:.0%}" for r in packages[:8])
+            )
     return "\n".join(out)
 
 
@@ -349,11 +492,16 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args)
     started = time.monotonic()
     info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
-          f"commit {info['commit']}, load average {info['loadavg_at_start'][0]:.2f}", flush=True)
+    print(
+        f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
+        f"commit {info['commit']}, load average {info['loadavg_at_start'][0]:.2f}",
+        flush=True,
+    )
     if info["loadavg_at_start"][0] > 0.5:  # type: ignore[index]
-        print("warning: the machine is busy; wall-clock figures will be low (CPU-time ones less)",
-              flush=True)
+        print(
+            "warning: the machine is busy; wall-clock figures will be low (CPU-time ones less)",
+            flush=True,
+        )
     from bench.workloads import warm_up
 
     warm_up()
@@ -363,8 +511,9 @@ def main(argv: list[str] | None = None) -> int:
         scenario_match(run)
     needs_server = {"cycles", "memory", "latency"} & set(args.scenarios)
     if needs_server:
-        feeds = max(args.feeds, args.big_feeds if "memory" in args.scenarios else 0,
-                    args.latency_feeds)
+        feeds = max(
+            args.feeds, args.big_feeds if "memory" in args.scenarios else 0, args.latency_feeds
+        )
         with FeedServerProcess(feeds, latency=args.latency_ms / 1000) as server:
             if "cycles" in args.scenarios:
                 scenario_cycles(run, server)
@@ -381,15 +530,21 @@ def main(argv: list[str] | None = None) -> int:
         print(profiles_text(run))
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = args.output or RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps({
-        "machine": info,
-        "started": datetime.now(UTC).isoformat(),
-        "seconds": elapsed,
-        "settings": {k: v for k, v in vars(args).items() if k != "output"},
-        "rows": [{**r.__dict__, "ratio": r.ratio} for r in run.rows],
-        "profiles": run.profiles,
-        "raw": run.raw,
-    }, indent=1, default=str))
+    path.write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "started": datetime.now(UTC).isoformat(),
+                "seconds": elapsed,
+                "settings": {k: v for k, v in vars(args).items() if k != "output"},
+                "rows": [{**r.__dict__, "ratio": r.ratio} for r in run.rows],
+                "profiles": run.profiles,
+                "raw": run.raw,
+            },
+            indent=1,
+            default=str,
+        )
+    )
     print(f"\nresults: {path}  ({elapsed:.0f}s)")
     return 0
 

@@ -12,20 +12,12 @@ import io
 import re
 import tempfile
 import time
-from contextlib import nullcontext
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import feedparser
-
-from bot.feedparse import parse_feed
-from bot.fetch import Fetcher
-from bot.matcher import RuleSet
-from bot.model import Item
-from bot.pipeline import Pipeline
-from bot.settings import Feed, Rule, Settings
-from bot.store import FeedRow, open_store
 
 from bench.corpus import (
     FORMATS,
@@ -37,6 +29,13 @@ from bench.corpus import (
     naive_terms,
     render,
 )
+from bot.config.schema import Feed, Rule, Settings
+from bot.feeds.parse import parse_feed
+from bot.fetch.client import Fetcher
+from bot.model import Item
+from bot.pipeline.cycle import Pipeline
+from bot.rules.match import RuleSet
+from bot.store import FeedRow, open_store
 
 
 @dataclass
@@ -62,8 +61,10 @@ def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
 
 
 def rules_of(count: int, seed: int = 5) -> list[Rule]:
-    return [Rule(id=f"r{i}", title=f"Rule {i}", query=q)
-            for i, q in enumerate(make_queries(count, seed))]
+    return [
+        Rule(id=f"r{i}", title=f"Rule {i}", query=q)
+        for i, q in enumerate(make_queries(count, seed))
+    ]
 
 
 # ---------------------------------------------------------------- poll cycles
@@ -75,9 +76,15 @@ def settings_for(urls: list[str], store: str, concurrency: int | None = None) ->
     return Settings.model_validate({"store": store, "feeds": feeds, **http})
 
 
-async def _cycles(settings: Settings, rules: list[Rule], steady: int,
-                  advance: Callable[[int], int], *, skip_first: bool = False,
-                  profiler: object | None = None) -> list[Timed]:
+async def _cycles(
+    settings: Settings,
+    rules: list[Rule],
+    steady: int,
+    advance: Callable[[int], int],
+    *,
+    skip_first: bool = False,
+    profiler: object | None = None,
+) -> list[Timed]:
     """Poll every feed once (``first``), then ``steady`` times after ``advance(k)``."""
     store = open_store(settings.store)
     store.sync_feeds([FeedRow(f.id, f.url) for f in settings.feeds], datetime.now(UTC))
@@ -96,17 +103,32 @@ async def _cycles(settings: Settings, rules: list[Rule], steady: int,
                 statuses: dict[str, int] = {}
                 for f in report.feeds:
                     statuses[f.status] = statuses.get(f.status, 0) + 1
-                out.append(Timed(wall, cpu, len(report.feeds), {
-                    "kind": kind, "statuses": statuses, "changed": changed,
-                    "new_items": sum(f.new_items for f in report.feeds),
-                    "alerts": len(report.alerts)}))
+                out.append(
+                    Timed(
+                        wall,
+                        cpu,
+                        len(report.feeds),
+                        {
+                            "kind": kind,
+                            "statuses": statuses,
+                            "changed": changed,
+                            "new_items": sum(f.new_items for f in report.feeds),
+                            "alerts": len(report.alerts),
+                        },
+                    )
+                )
     finally:
         store.close()
     return out
 
 
-def poll_cycles(urls: list[str], rules: list[Rule], steady: int, advance: Callable[[int], int],
-                concurrency: int | None = None) -> list[Timed]:
+def poll_cycles(
+    urls: list[str],
+    rules: list[Rule],
+    steady: int,
+    advance: Callable[[int], int],
+    concurrency: int | None = None,
+) -> list[Timed]:
     """A first cycle over a fresh SQLite store, then ``steady`` cycles after ``advance(k)``."""
     with tempfile.TemporaryDirectory() as folder:
         settings = settings_for(urls, f"sqlite:{folder}/bench.db", concurrency)
@@ -134,8 +156,9 @@ class NaiveMatcher:
         return [i for i, terms in enumerate(self.rules) if any(t.search(text) for t in terms)]
 
 
-def naive_cycle(urls: list[str], state: dict[str, dict[str, object]], seen: set[str],
-                matcher: NaiveMatcher) -> Timed:
+def naive_cycle(
+    urls: list[str], state: dict[str, dict[str, object]], seen: set[str], matcher: NaiveMatcher
+) -> Timed:
     """``feedparser.parse(url)`` per feed in turn (conditional when it can), then regexes."""
     w, c = time.perf_counter(), time.process_time()
     matches = not_modified = 0
@@ -153,8 +176,12 @@ def naive_cycle(urls: list[str], state: dict[str, dict[str, object]], seen: set[
             seen.add(key)
             if known:  # the first fetch of a feed only marks its items seen
                 matches += len(matcher.match(e.get("title", "") + "\n" + e.get("summary", "")))
-    return Timed(time.perf_counter() - w, time.process_time() - c, len(urls),
-                 {"not_modified": not_modified, "matches": matches})
+    return Timed(
+        time.perf_counter() - w,
+        time.process_time() - c,
+        len(urls),
+        {"not_modified": not_modified, "matches": matches},
+    )
 
 
 # ---------------------------------------------------------------- matching
@@ -172,8 +199,9 @@ def corpus_items(count: int, seed: int = 11) -> list[Item]:
     return items[:count]
 
 
-def match_ours(ruleset: RuleSet, items: list[Item],
-               budget: float = float("inf")) -> tuple[float, float, int, int]:
+def match_ours(
+    ruleset: RuleSet, items: list[Item], budget: float = float("inf")
+) -> tuple[float, float, int, int]:
     """(wall, cpu, matches, items done): every item, or as many as ``budget`` seconds allow."""
     tags: frozenset[str] = frozenset()
     w, c = time.perf_counter(), time.process_time()
@@ -208,15 +236,17 @@ def documents(fmt: str, count: int, seed: int = 13) -> list[bytes]:
 
 
 def parse_ours(docs: list[bytes]) -> Timed:
-    wall, cpu, items = timed(lambda: sum(
-        len(parse_feed(d, feed_id="f", url="https://example.org/").items) for d in docs))
+    wall, cpu, items = timed(
+        lambda: sum(len(parse_feed(d, feed_id="f", url="https://example.org/").items) for d in docs)
+    )
     return Timed(wall, cpu, len(docs), {"items": items})
 
 
 def parse_feedparser(docs: list[bytes]) -> Timed:
     """Plain feedparser, as a naive bot calls it (defaults: sanitising and URI resolution on)."""
-    wall, cpu, items = timed(lambda: sum(
-        len(feedparser.parse(io.BytesIO(d)).entries) for d in docs))
+    wall, cpu, items = timed(
+        lambda: sum(len(feedparser.parse(io.BytesIO(d)).entries) for d in docs)
+    )
     return Timed(wall, cpu, len(docs), {"items": items})
 
 
@@ -226,6 +256,3 @@ def warm_up() -> None:
         parse_feed(documents(fmt, 1)[0], feed_id="w", url="https://example.org/")
     RuleSet(rules_of(10)).match(corpus_items(5)[0])
     Vocabulary()
-
-
-

@@ -112,3 +112,13 @@ class Alert:
     @property
     def is_overflow(self) -> bool:
         return self.folded_count > 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedAlert:
+    """An alert to queue, when and how: ``digest`` rows wait for their batch to close."""
+
+    alert: Alert
+    story_keys: tuple[str, ...]
+    deliver_at: datetime
+    digest: bool = False

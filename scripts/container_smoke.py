@@ -28,14 +28,31 @@ from tests.peers.feed_server import FeedServer
 from tests.peers.rss import Entry, rss
 from tests.peers.slack_emulator import TOKEN, SlackEmulator
 
-HARDENED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop=ALL",
-            "--security-opt=no-new-privileges", "--network=host", "--init"]
+HARDENED = [
+    "--read-only",
+    "--tmpfs",
+    "/tmp",
+    "--cap-drop=ALL",
+    "--security-opt=no-new-privileges",
+    "--network=host",
+    "--init",
+]
 NOW = datetime.now(UTC)
-OLD = Entry("Budget tabled in Ottawa", "Nothing to see.", "https://news.example/old",
-            published=NOW - timedelta(days=3))
-NEW = [Entry(f"RCMP officers deploy to Iraq ({n})", "The RCMP will train police in Mosul.",
-             f"https://news.example/iraq-{n}", published=NOW - timedelta(minutes=n))
-       for n in (1, 2)]
+OLD = Entry(
+    "Budget tabled in Ottawa",
+    "Nothing to see.",
+    "https://news.example/old",
+    published=NOW - timedelta(days=3),
+)
+NEW = [
+    Entry(
+        f"RCMP officers deploy to Iraq ({n})",
+        "The RCMP will train police in Mosul.",
+        f"https://news.example/iraq-{n}",
+        published=NOW - timedelta(minutes=n),
+    )
+    for n in (1, 2)
+]
 
 
 class SmokeFailure(Exception):
@@ -45,11 +62,13 @@ class SmokeFailure(Exception):
 def podman(
     *args: str, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    proc = subprocess.run(
+        ["podman", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and proc.returncode != 0:
-        raise SmokeFailure(f"podman {' '.join(args)} exited {proc.returncode}:\n"
-                           f"{proc.stdout}{proc.stderr}")
+        raise SmokeFailure(
+            f"podman {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+        )
     return proc
 
 
@@ -111,8 +130,14 @@ def smoke(image: str) -> None:
         data = stack.enter_context(volume())
         port = free_port()
         write_config(config, feeds.serve("/news.xml", rss([OLD])), slack, port)
-        mounts = ["-v", f"{config}:/config:ro", "-v", f"{data}:/data",
-                  "-e", f"SLACK_TEST_TOKEN={TOKEN}"]
+        mounts = [
+            "-v",
+            f"{config}:/config:ro",
+            "-v",
+            f"{data}:/data",
+            "-e",
+            f"SLACK_TEST_TOKEN={TOKEN}",
+        ]
 
         version = podman("run", "--rm", *HARDENED, image, "--version").stdout.strip()
         print(f"version: {version}")
@@ -136,9 +161,11 @@ def smoke(image: str) -> None:
         podman("run", "-d", "--name", name, *HARDENED, *mounts, image)
         stack.callback(podman, "rm", "--force", "--time", "0", name, check=False)
         try:
-            wait_until("the daemon to be healthy",
-                       lambda: podman("healthcheck", "run", name, check=False).returncode == 0,
-                       timeout=60)
+            wait_until(
+                "the daemon to be healthy",
+                lambda: podman("healthcheck", "run", name, check=False).returncode == 0,
+                timeout=60,
+            )
             status = podman("inspect", "-f", "{{.State.Healthcheck.Status}}", name).stdout.strip()
             print(f"daemon: {status}")
             feeds.serve("/news.xml", rss([NEW[1], NEW[0], OLD]))

@@ -12,7 +12,7 @@ from pathlib import Path
 import feedparser
 
 from bot.errors import FetchError
-from bot.feedparse import parse_feed
+from bot.feeds.parse import parse_feed
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "feeds"
 ROUNDS = 5

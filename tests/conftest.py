@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO
 from tests.peers.feed_server import FeedServer
 from tests.peers.slack_emulator import TOKEN, SlackEmulator
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

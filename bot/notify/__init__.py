@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.model import Alert
-from bot.ratelimit import KeyedLimiter, RateLimiter
-from bot.settings import (
+from bot.config.schema import (
     ConsoleDestination,
     Destination,
     EmailDestination,
     SlackDestination,
 )
+from bot.model import Alert
+from bot.notify.ratelimit import KeyedLimiter, RateLimiter
 
 
 @dataclass(frozen=True, slots=True)

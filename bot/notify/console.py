@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
+from bot.alerts.render import clean_text, one_line, text_message
+from bot.config.schema import ConsoleDestination
 from bot.model import Alert
 from bot.notify import Attempt
-from bot.render import clean_text, one_line, text_message
-from bot.settings import ConsoleDestination
 
 
 class ConsoleNotifier:

@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
+from bot.alerts.render import email_message, notice_email, one_line
+from bot.config.schema import EmailDestination, Smtp
 from bot.errors import DeliveryError
 from bot.model import Alert
 from bot.notify import Attempt
-from bot.render import email_message, notice_email, one_line
-from bot.settings import EmailDestination, Smtp
 
 log = logging.getLogger("newswatch.notify.email")
 
@@ -46,9 +46,7 @@ class EmailNotifier:
         if not alerts:
             return
         self._deliver(
-            email_message(
-                alerts, self._clock(), sender=self._sender, recipients=self._recipients
-            )
+            email_message(alerts, self._clock(), sender=self._sender, recipients=self._recipients)
         )
 
     def send_notice(self, title: str, text: str) -> None:

@@ -32,13 +32,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
+from bot.alerts.render import SlackMessage, message_id, slack_digest, slack_message, slack_notice
+from bot.config.schema import SlackDestination
 from bot.errors import DeliveryError
 from bot.model import Alert
 from bot.notify import Attempt
-from bot.polling import DELIVERY_MAX_WAIT, server_seconds
-from bot.ratelimit import MAX_PACING_WAIT, paused
-from bot.render import SlackMessage, message_id, slack_digest, slack_message, slack_notice
-from bot.settings import SlackDestination
+from bot.notify.ratelimit import MAX_PACING_WAIT, paused
+from bot.timing import DELIVERY_MAX_WAIT, server_seconds
 
 log = logging.getLogger("newswatch.notify.slack")
 # slack-sdk logs request URLs (a webhook URL is a secret) and payloads at DEBUG level,

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.errors import StoreError
-from bot.model import Alert
+from bot.model import Alert, QueuedAlert
 
 
 class SeenItem(Protocol):
@@ -67,16 +67,6 @@ class FeedState:
         if self.last_success_at is None:
             return "new"
         return "warning" if self.warning else "ok"
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedAlert:
-    """An alert to queue, when and how: ``digest`` rows wait for their batch to close."""
-
-    alert: Alert
-    story_keys: tuple[str, ...]
-    deliver_at: datetime
-    digest: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,17 +30,22 @@ def test_one_cycle_with_every_kind_of_broken_feed(
         "endless": (s.endless("/endless"), "too_large"),
         "stalled": (s.stall("/stall", 60), "timeout"),
         "refused": (refused_url(), "refused"),
-        "webpage": (s.serve("/page", "<html><body>Hi</body></html>", content_type="text/html"),
-                    "not_a_feed"),
+        "webpage": (
+            s.serve("/page", "<html><body>Hi</body></html>", content_type="text/html"),
+            "not_a_feed",
+        ),
         "garbage": (s.serve("/garbage", b"\x00\x01\x02 not xml {"), "not_a_feed|malformed"),
     }
     good = s.serve("/good.xml", rss([OLD]))
     feeds = ", ".join(f"{{id: {k}, url: '{u}'}}" for k, (u, _) in bad.items())
-    config_dir.write("settings.yaml", f"""
+    config_dir.write(
+        "settings.yaml",
+        f"""
         store: sqlite:{config_dir.store}
         http: {{timeout: 1s, max_bytes: 1MB}}
         feeds: [{feeds}, {{id: good, url: '{good}'}}]
-    """)
+    """,
+    )
     config_dir.write("rules.yaml", "rules: [{id: r, title: Watch, query: 'RCMP AND Iraq'}]\n")
     assert run_cli("--config", str(config_dir.path), "once", timeout=60).code == 0
     s.serve("/good.xml", rss([MOSUL, OLD]))
@@ -64,14 +69,17 @@ def test_feed_failure_and_recovery_are_notified_once_each(
     config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator
 ) -> None:
     url = feed_server.serve("/flaky.xml", "down", status=503)
-    config_dir.write("settings.yaml", f"""
+    config_dir.write(
+        "settings.yaml",
+        f"""
         store: sqlite:{config_dir.store}
         feeds: [{{id: flaky, url: '{url}'}}]
         destinations:
           console: {{type: console}}
           ops: {{type: slack, webhook_url: '{slack.webhook_url}'}}
         on_feed_failure: {{after: 0s, notify: [ops]}}
-    """)
+    """,
+    )
     config_dir.write("rules.yaml", "rules: [{id: r, title: W, query: x, notify: [console]}]\n")
     for _ in range(2):
         assert run_cli("--config", str(config_dir.path), "once").code == 0

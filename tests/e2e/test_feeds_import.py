@@ -5,7 +5,7 @@ from __future__ import annotations
 from ruamel.yaml import YAML
 
 from tests.conftest import ConfigDir, run_cli
-from tests.unit.test_opml import OPML
+from tests.unit.config.test_opml import OPML
 
 SETTINGS = """
     # my settings: keep this comment

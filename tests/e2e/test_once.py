@@ -225,11 +225,14 @@ def test_many_alerts_are_delivered_in_batches_within_one_run(
     config_dir: ConfigDir, feed_server: FeedServer
 ) -> None:
     url = feed_server.serve("/news.xml", rss([OLD]))
-    config_dir.write("settings.yaml", f"""
+    config_dir.write(
+        "settings.yaml",
+        f"""
         store: sqlite:{config_dir.store}
         feeds: [{{id: news, url: '{url}'}}]
         delivery: {{max_alerts_per_poll: 200}}
-    """)
+    """,
+    )
     config_dir.write("rules.yaml", "rules: [{id: r, title: RCMP watch, query: RCMP}]\n")
     assert run_cli("--config", str(config_dir.path), "once").code == 0
     many = [
@@ -241,6 +244,7 @@ def test_many_alerts_are_delivered_in_batches_within_one_run(
     assert result.code == 0, result.stderr
     assert "120 sent, 0 undelivered" in result.stderr
     assert sorted(
-        int(line.rsplit(" ", 1)[1]) for line in result.stdout.splitlines()
+        int(line.rsplit(" ", 1)[1])
+        for line in result.stdout.splitlines()
         if line.startswith("RCMP update number")
     ) == list(range(120))

@@ -32,8 +32,12 @@ pytestmark = [pytest.mark.postgres, pytest.mark.skipif(DSN is None, reason=NO_PO
 
 NOW = datetime.now(UTC)
 FEEDS = 30
-OLD = Entry("Budget tabled in Ottawa", "Nothing to see.", "https://news.example/old",
-            published=NOW - timedelta(days=3))
+OLD = Entry(
+    "Budget tabled in Ottawa",
+    "Nothing to see.",
+    "https://news.example/old",
+    published=NOW - timedelta(days=3),
+)
 
 
 LEASE = 5  # seconds: an internal knob (NEWSWATCH_TEST_LEASE) keeps the takeover test short
@@ -52,7 +56,9 @@ def _configure(cfg: ConfigDir, store: str, server: FeedServer, slack: SlackEmula
         f"  - {{id: f{i:02d}, url: '{server.serve(f'/f{i:02d}.xml', rss([OLD]))}'}}\n"
         for i in range(FEEDS)
     )
-    cfg.write("settings.yaml", textwrap.dedent(f"""
+    cfg.write(
+        "settings.yaml",
+        textwrap.dedent(f"""
         store: {store}
         server: {{host: 127.0.0.1, port: 0}}
         schedule: {{interval: 1s, jitter: 0s}}
@@ -64,14 +70,19 @@ def _configure(cfg: ConfigDir, store: str, server: FeedServer, slack: SlackEmula
             token: ${{SLACK_TEST_TOKEN}}
             base_url: {slack.base_url}
         feeds:
-    """).lstrip() + feeds)
-    cfg.write("rules.yaml", """
+    """).lstrip()
+        + feeds,
+    )
+    cfg.write(
+        "rules.yaml",
+        """
         rules:
           - id: iraq
             title: Police in Iraq
             query: 'RCMP AND Iraq'
             notify: [desk]
-    """)
+    """,
+    )
 
 
 def _publish(server: FeedServer, alerting: int, shared: int) -> set[str]:
@@ -82,17 +93,24 @@ def _publish(server: FeedServer, alerting: int, shared: int) -> set[str]:
     for i in range(FEEDS):
         if i < alerting:
             title = f"RCMP officers deploy to Iraq, report {i:02d}"
-            entry = Entry(title, "The RCMP mission in Iraq.", f"https://news.example/own/{i}",
-                          published=NOW)
+            entry = Entry(
+                title, "The RCMP mission in Iraq.", f"https://news.example/own/{i}", published=NOW
+            )
             expected.add(title)
         elif i < alerting + shared:
             title = "RCMP and Iraq sign a police training deal"
-            entry = Entry(title, "Reported everywhere.", "https://news.example/shared",
-                          guid=f"shared-{i}", published=NOW)
+            entry = Entry(
+                title,
+                "Reported everywhere.",
+                "https://news.example/shared",
+                guid=f"shared-{i}",
+                published=NOW,
+            )
             expected.add(title)
         else:
-            entry = Entry(f"Hockey night {i}", "The Leafs won.", f"https://news.example/h/{i}",
-                          published=NOW)
+            entry = Entry(
+                f"Hockey night {i}", "The Leafs won.", f"https://news.example/h/{i}", published=NOW
+            )
         server.serve(f"/f{i:02d}.xml", rss([entry, OLD]))
     return expected
 
@@ -127,9 +145,14 @@ def store_url() -> Iterator[str]:
 def _once_together(cfg: ConfigDir, n: int = 3) -> list[subprocess.CompletedProcess[str]]:
     """``n`` ``newswatch once`` processes started at the same moment."""
     procs = [
-        subprocess.Popen([sys.executable, "-m", "bot", "--config", str(cfg.path), "once"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=_environment(), cwd=REPO)
+        subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(cfg.path), "once"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_environment(),
+            cwd=REPO,
+        )
         for _ in range(n)
     ]
     done = []
@@ -146,8 +169,9 @@ def test_three_once_replicas_send_every_alert_exactly_once(
     baseline = _once_together(config_dir)
     assert all(r.returncode == 0 for r in baseline), [r.stderr for r in baseline]
     assert slack.messages == []
-    assert _scalar(store_url, "SELECT count(*) FROM feeds WHERE last_success_at IS NOT NULL") \
-        == FEEDS
+    assert (
+        _scalar(store_url, "SELECT count(*) FROM feeds WHERE last_success_at IS NOT NULL") == FEEDS
+    )
 
     expected = _publish(feed_server, alerting=10, shared=5)
     runs = _once_together(config_dir)
@@ -165,9 +189,21 @@ class Daemon:
         self.log_path = log
         self._log = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(cfg.path), "--log-format", "json",
-             "-v", "run"],
-            stdout=subprocess.DEVNULL, stderr=self._log, env=_environment(LEASE), cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "--config",
+                str(cfg.path),
+                "--log-format",
+                "json",
+                "-v",
+                "run",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            env=_environment(LEASE),
+            cwd=REPO,
         )
 
     def events(self, name: str) -> list[dict[str, Any]]:
@@ -202,29 +238,49 @@ def daemons(tmp_path: Path) -> Iterator[Callable[[ConfigDir], Daemon]]:
 
 
 def test_three_daemons_one_killed_while_sending_lose_nothing(
-    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, store_url: str,
-    daemons: Callable[[ConfigDir], Daemon], record_property: Callable[[str, object], None],
+    config_dir: ConfigDir,
+    feed_server: FeedServer,
+    slack: SlackEmulator,
+    store_url: str,
+    daemons: Callable[[ConfigDir], Daemon],
+    record_property: Callable[[str, object], None],
 ) -> None:
     _configure(config_dir, store_url, feed_server, slack)
     replicas = [daemons(config_dir) for _ in range(3)]
-    _wait("every feed baselined", lambda: _scalar(
-        store_url, "SELECT count(*) FROM feeds WHERE last_success_at IS NOT NULL") == FEEDS)
+    _wait(
+        "every feed baselined",
+        lambda: (
+            _scalar(store_url, "SELECT count(*) FROM feeds WHERE last_success_at IS NOT NULL")
+            == FEEDS
+        ),
+    )
 
     expected = _publish(feed_server, alerting=12, shared=0)
-    victim = _wait("a replica delivering", lambda: next(
-        (d for d in replicas if d.events("delivered")), None))
+    victim = _wait(
+        "a replica delivering", lambda: next((d for d in replicas if d.events("delivered")), None)
+    )
     victim.proc.send_signal(signal.SIGKILL)
     victim.proc.wait(timeout=10)
     owner = f"%:{victim.proc.pid}:%"
-    held = _scalar(store_url, "SELECT count(*) FROM outbox WHERE lease_owner LIKE %s "
-                   "AND status = 'pending'", owner)
+    held = _scalar(
+        store_url,
+        "SELECT count(*) FROM outbox WHERE lease_owner LIKE %s AND status = 'pending'",
+        owner,
+    )
     record_property("held_by_the_killed_replica", held)
 
     # Its leases end on their own (no heartbeat renews them); the survivors take over.
     _wait("every alert delivered", lambda: set(_titles(slack, expected)) == expected, 90)
-    _wait("an empty outbox", lambda: _scalar(
-        store_url, "SELECT count(*) FROM outbox WHERE status <> 'sent' OR lease_owner IS NOT NULL"
-    ) == 0)
+    _wait(
+        "an empty outbox",
+        lambda: (
+            _scalar(
+                store_url,
+                "SELECT count(*) FROM outbox WHERE status <> 'sent' OR lease_owner IS NOT NULL",
+            )
+            == 0
+        ),
+    )
     sent = _titles(slack, expected)
     duplicates = sum(sent.values()) - len(expected)
     record_property("duplicates", duplicates)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.rule_test import text_item
+from bot.cli.rule_test import text_item
 from tests.conftest import ConfigDir, run_cli
 from tests.e2e.test_once import MOSUL, UNRELATED
 from tests.peers.feed_server import FeedServer

@@ -7,11 +7,14 @@ from tests.peers.slack_emulator import SlackEmulator
 
 
 def configure(cfg: ConfigDir, slack: SlackEmulator, token: str) -> None:
-    cfg.write("settings.yaml", f"""
+    cfg.write(
+        "settings.yaml",
+        f"""
         store: sqlite:{cfg.store}
         destinations:
           desk: {{type: slack, channel: '#iraq', token: '{token}', base_url: '{slack.base_url}'}}
-    """)
+    """,
+    )
     cfg.write("rules.yaml", "rules: [{id: r, title: W, query: x}]\n")
 
 

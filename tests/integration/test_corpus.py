@@ -9,9 +9,9 @@ import feedparser
 import pytest
 
 from bot.errors import FetchError
-from bot.feedparse import parse_feed
+from bot.feeds.parse import parse_feed
+from tests.paths import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "feeds"
 FILES = sorted(p for p in CORPUS.glob("*") if p.suffix != ".tsv") if CORPUS.is_dir() else []
 
 pytestmark = [

@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bot.model import Alert, Item, Summary
+from bot.config.schema import Settings, SlackDestination
+from bot.model import Alert, Item, QueuedAlert, Summary
 from bot.notify import Attempt, Notifier
 from bot.notify.slack import SlackNotifier
-from bot.pipeline import Leases, Pipeline
-from bot.settings import Settings, SlackDestination
-from bot.store import FeedRow, PollOutcome, QueuedAlert, Store, open_store
+from bot.pipeline.cycle import Leases, Pipeline
+from bot.store import FeedRow, PollOutcome, Store, open_store
 from tests.peers.slack_emulator import TOKEN, Fault, SlackEmulator
 
 T = TypeVar("T")

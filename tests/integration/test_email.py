@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from bot.config.schema import EmailDestination
 from bot.errors import DeliveryError
 from bot.model import Alert, Summary
 from bot.notify import build_notifier
 from bot.notify.email import EmailNotifier
-from bot.settings import EmailDestination
 from tests.factories import NOW, sample_alert
 from tests.peers.smtp_server import HOST, Received, SmtpServer
 
@@ -101,15 +101,20 @@ def test_starttls_required_but_not_offered_sends_nothing(plain: SmtpServer) -> N
 def test_a_password_without_tls_is_a_config_error() -> None:
     with pytest.raises(ValidationError, match="without TLS"):
         EmailDestination.model_validate(
-            {"type": "email", "to": ["a@x.org"], "from": "b@x.org",
-             "smtp": {"host": "x", "security": "none", "username": "u", "password": "p"}}
+            {
+                "type": "email",
+                "to": ["a@x.org"],
+                "from": "b@x.org",
+                "smtp": {"host": "x", "security": "none", "username": "u", "password": "p"},
+            }
         )
 
 
 def test_wrong_password_is_not_retryable_and_not_shown() -> None:
     with SmtpServer("starttls", users={"bot": "right"}) as server:
-        target = notifier(server, "starttls", username="bot", password="wrong-pw",
-                          ca_file=server.ca_file)
+        target = notifier(
+            server, "starttls", username="bot", password="wrong-pw", ca_file=server.ca_file
+        )
         error = failure(target)
         assert error.code == "smtp_535" and not error.retryable
         assert "wrong-pw" not in f"{error} {error.detail} {target!r}"
@@ -227,9 +232,11 @@ def test_non_ascii_subjects_and_bodies(plain: SmtpServer) -> None:
 
 
 def test_digest_is_one_message_grouped_by_rule(plain: SmtpServer) -> None:
-    alerts = [alert(item_key="1", title="One"),
-              alert(rule_id="b", rule_title="Rule B", item_key="2", title="Two"),
-              alert(item_key="3", title="Three")]
+    alerts = [
+        alert(item_key="1", title="One"),
+        alert(rule_id="b", rule_title="Rule B", item_key="2", title="Two"),
+        alert(item_key="3", title="Three"),
+    ]
     notifier(plain, "none").send(alerts)
     message = sent(plain).message
     subject = message["Subject"].strip()
@@ -240,8 +247,12 @@ def test_digest_is_one_message_grouped_by_rule(plain: SmtpServer) -> None:
 
 def test_send_notice_through_the_factory(plain: SmtpServer) -> None:
     destination = EmailDestination.model_validate(
-        {"type": "email", "to": ["ops@example.org"], "from": "newswatch@example.org",
-         "smtp": {"host": HOST, "port": plain.port, "security": "none"}}
+        {
+            "type": "email",
+            "to": ["ops@example.org"],
+            "from": "newswatch@example.org",
+            "smtp": {"host": HOST, "port": plain.port, "security": "none"},
+        }
     )
     build_notifier("ops", destination).send_notice("Feed rcmp is failing", "timeout\r\nsince 24 h")
     message = sent(plain).message

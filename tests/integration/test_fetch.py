@@ -18,11 +18,11 @@ import httpx
 import pytest
 import trustme
 
-from bot.addresses import Reach, reach
+from bot.config.schema import Http
 from bot.errors import FetchError
-from bot.fetch import Fetcher, FetchResult
-from bot.settings import Http
-from bot.transport import FeedTransport
+from bot.fetch.addresses import Reach, reach
+from bot.fetch.client import Fetcher, FetchResult
+from bot.fetch.transport import FeedTransport
 from tests.peers.feed_server import FeedServer, bomb
 from tests.peers.httpbase import QuietHandler
 
@@ -115,7 +115,7 @@ def test_retry_after_is_surfaced_on_429_and_503(feed_server: FeedServer) -> None
 def test_retry_after_of_any_shape_is_read_without_raising(
     feed_server: FeedServer, value: str, expected: float | None
 ) -> None:
-    """Any size comes back as it is (bot.polling caps it); what is not a number or a date
+    """Any size comes back as it is (bot.timing caps it); what is not a number or a date
     is ignored: ``²`` passes ``str.isdigit`` but not ``float``."""
     url = feed_server.serve("/feed", b"", status=429, headers={"Retry-After": value})
     error = reason(url)
@@ -476,7 +476,7 @@ def test_per_host_limit_bounds_concurrent_requests(feed_server: FeedServer) -> N
     assert took >= 0.55  # three rounds of two, each ending at its own deadline
 
 
-# ------------------------------------------------------------ connections (bot.transport)
+# ------------------------------------------------------------ connections (bot.fetch.transport)
 
 
 def test_fetches_from_one_host_share_a_connection(feed_server: FeedServer) -> None:

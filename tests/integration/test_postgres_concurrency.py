@@ -16,9 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.model import Alert, Item, Summary
-from bot.ratelimit import StoreRateLimiter
-from bot.store import FeedRow, PollOutcome, QueuedAlert, Store, open_store
+from bot.model import Alert, Item, QueuedAlert, Summary
+from bot.notify.ratelimit import StoreRateLimiter
+from bot.store import FeedRow, PollOutcome, Store, open_store
 from bot.store.postgres import POSTGRES as DIALECT
 from bot.store.sql import SCHEMA_VERSION, SqlStore
 from tests.peers.postgres import postgres_dsn, temporary_database
@@ -38,9 +38,20 @@ def url() -> Iterator[str]:
 
 
 def _alert(it: Item, source: str) -> QueuedAlert:
-    a = Alert(rule_id="r1", rule_title="Rule", destination="desk", feed_id=it.feed_id,
-              source=source, item_key=it.key, title=it.title, link=it.link, published=None,
-              first_seen=T0, summary=Summary("text"), terms=("t",))
+    a = Alert(
+        rule_id="r1",
+        rule_title="Rule",
+        destination="desk",
+        feed_id=it.feed_id,
+        source=source,
+        item_key=it.key,
+        title=it.title,
+        link=it.link,
+        published=None,
+        first_seen=T0,
+        summary=Summary("text"),
+        terms=("t",),
+    )
     return QueuedAlert(a, it.story_keys, T0)
 
 
@@ -75,8 +86,7 @@ def _in_processes(count: int, target: Callable[..., None], *args: Any) -> list[A
     """Run ``target(barrier, results, n, *args)`` in ``count`` processes released together."""
     barrier = SPAWN.Barrier(count)
     results = SPAWN.Queue()
-    procs = [SPAWN.Process(target=target, args=(barrier, results, n, *args))
-             for n in range(count)]
+    procs = [SPAWN.Process(target=target, args=(barrier, results, n, *args)) for n in range(count)]
     for proc in procs:
         proc.start()
     out = [results.get(timeout=120) for _ in procs]
@@ -124,7 +134,8 @@ def test_concurrent_workers_claim_every_feed_exactly_once(url: str) -> None:
         while states := store.claim_feeds(f"w{n}", T0, 300, 3, due_only=True):
             for s in states:
                 record = store.record_poll(
-                    PollOutcome(s.feed_id, f"w{n}", T0, T0 + timedelta(hours=1)))
+                    PollOutcome(s.feed_id, f"w{n}", T0, T0 + timedelta(hours=1))
+                )
                 assert record.applied
                 claimed.append(s.feed_id)
         return claimed
@@ -158,8 +169,9 @@ def test_a_dead_workers_feeds_come_back_after_its_lease_and_its_late_write_is_dr
     store = open_store(url)
     try:
         it = Item(sorted(dead)[0], "k", "A story", story_keys=("s",))
-        late = store.record_poll(PollOutcome(it.feed_id, "dead", later, later, items=[it],
-                                             alerts=[_alert(it, "x")]))
+        late = store.record_poll(
+            PollOutcome(it.feed_id, "dead", later, later, items=[it], alerts=[_alert(it, "x")])
+        )
         assert late.applied is False and store.outbox_counts(later).pending == 0
     finally:
         store.close()
@@ -170,8 +182,9 @@ def test_concurrent_workers_claim_every_outbox_row_exactly_once(url: str) -> Non
     setup.sync_feeds([FeedRow("a", "http://x/a")], T0)
     setup.claim_feeds("setup", T0, 60, 1, due_only=False)
     items = [Item("a", f"k{i:04d}", f"Story {i}", story_keys=(f"s{i}",)) for i in range(1000)]
-    setup.record_poll(PollOutcome("a", "setup", T0, T0, items=items,
-                                  alerts=[_alert(i, "A") for i in items]))
+    setup.record_poll(
+        PollOutcome("a", "setup", T0, T0, items=items, alerts=[_alert(i, "A") for i in items])
+    )
     setup.close()
 
     def work(n: int, store: Store) -> list[int]:
@@ -205,10 +218,21 @@ def test_the_same_stories_recorded_concurrently_from_many_feeds_queue_once(
         # unsorted, these inserts would lock the shared story keys in conflicting orders.
         stories = list(range(60))
         random.Random(n).shuffle(stories)
-        items = [Item(feeds[n], f"{feeds[n]}-{j}", f"Story {j}", f"http://n/{j}",
-                      story_keys=(f"link:http://n/{j}", f"title:story {j}")) for j in stories]
-        record = store.record_poll(PollOutcome(feeds[n], "w", T0, T0, items=items,
-                                               alerts=[_alert(i, feeds[n]) for i in items]))
+        items = [
+            Item(
+                feeds[n],
+                f"{feeds[n]}-{j}",
+                f"Story {j}",
+                f"http://n/{j}",
+                story_keys=(f"link:http://n/{j}", f"title:story {j}"),
+            )
+            for j in stories
+        ]
+        record = store.record_poll(
+            PollOutcome(
+                feeds[n], "w", T0, T0, items=items, alerts=[_alert(i, feeds[n]) for i in items]
+            )
+        )
         return record.queued, record.duplicates
 
     results = _in_threads(WORKERS, work, url)
@@ -251,15 +275,23 @@ def test_a_story_committed_by_a_rival_meanwhile_reruns_the_transaction(url: str)
         "INSERT INTO outbox (rule_id, destination, feed_id, item_key, payload, created_at,"
         " next_attempt_at) VALUES ('r1', 'desk', 'b', 'kb', '{}', 0, 0) RETURNING id"
     ).fetchone()
-    rival.execute("INSERT INTO story_alerts VALUES ('r1', 'desk', 'link:http://n/1', %s)",
-                  (rival_id,))
+    rival.execute(
+        "INSERT INTO story_alerts VALUES ('r1', 'desk', 'link:http://n/1', %s)", (rival_id,)
+    )
     it = Item("a", "ka", "Story", "http://n/1", story_keys=("link:http://n/1",))
     outcome: list[Any] = []
-    recorder = threading.Thread(target=lambda: outcome.append(store.record_poll(
-        PollOutcome("a", "w", T0, T0, items=[it], alerts=[_alert(it, "Feed A")]))))
+    recorder = threading.Thread(
+        target=lambda: outcome.append(
+            store.record_poll(
+                PollOutcome("a", "w", T0, T0, items=[it], alerts=[_alert(it, "Feed A")])
+            )
+        )
+    )
     recorder.start()
-    _wait_until("the recorder waits on the rival's story key",
-                _waiting_on_a_lock(store._conn.info.backend_pid))  # type: ignore[attr-defined]
+    _wait_until(
+        "the recorder waits on the rival's story key",
+        _waiting_on_a_lock(store._conn.info.backend_pid),
+    )  # type: ignore[attr-defined]
     rival.commit()
     recorder.join(timeout=30)
     rival.close()

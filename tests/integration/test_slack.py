@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from bot.config.schema import SlackDestination
 from bot.errors import DeliveryError
 from bot.model import Alert, Summary
 from bot.notify import Attempt, build_notifier
 from bot.notify.slack import ChannelLimiter, SlackNotifier
-from bot.polling import DELIVERY_MAX_WAIT
-from bot.settings import SlackDestination
+from bot.timing import DELIVERY_MAX_WAIT
 from tests.factories import NOW, sample_alert
 from tests.peers.slack_emulator import TOKEN, Fault, Posted, SlackEmulator, block_kit_violations
 

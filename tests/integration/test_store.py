@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.model import Alert, Item, Summary
-from bot.store import FeedRow, OutboxCounts, PollOutcome, QueuedAlert, Store, open_store
+from bot.model import Alert, Item, QueuedAlert, Summary
+from bot.store import FeedRow, OutboxCounts, PollOutcome, Store, open_store
 from bot.store.postgres import POSTGRES as POSTGRES_DIALECT
 from bot.store.sql import SCHEMA_VERSION, migrations
 from bot.store.sqlite import SQLITE, sqlite_path
@@ -37,16 +37,34 @@ def item(key: str, link: str | None = None, title: str = "A story", feed: str = 
 
 
 def alert(it: Item, dest: str = "desk", rule: str = "r1", source: str = "Feed A") -> QueuedAlert:
-    a = Alert(rule_id=rule, rule_title="Rule", destination=dest, feed_id=it.feed_id, source=source,
-              item_key=it.key, title=it.title, link=it.link, published=None, first_seen=T0,
-              summary=Summary("text", ((0, 4),)), terms=("rcmp",))
+    a = Alert(
+        rule_id=rule,
+        rule_title="Rule",
+        destination=dest,
+        feed_id=it.feed_id,
+        source=source,
+        item_key=it.key,
+        title=it.title,
+        link=it.link,
+        published=None,
+        first_seen=T0,
+        summary=Summary("text", ((0, 4),)),
+        terms=("rcmp",),
+    )
     return QueuedAlert(a, it.story_keys, T0)
 
 
-def poll(store: Store, feed: str, owner: str, items: list[Item], alerts: list[QueuedAlert],
-         at: datetime = T0) -> object:
-    return store.record_poll(PollOutcome(feed, owner, at, at + timedelta(minutes=10),
-                                         items=items, alerts=alerts))
+def poll(
+    store: Store,
+    feed: str,
+    owner: str,
+    items: list[Item],
+    alerts: list[QueuedAlert],
+    at: datetime = T0,
+) -> object:
+    return store.record_poll(
+        PollOutcome(feed, owner, at, at + timedelta(minutes=10), items=items, alerts=alerts)
+    )
 
 
 def claim_all(store: Store, owner: str, at: datetime = T0) -> list[str]:
@@ -82,9 +100,13 @@ def test_migrate_is_idempotent(store_url: str, store: Store) -> None:
 def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
     dialect = SQLITE if store_url.startswith("sqlite:") else POSTGRES_DIALECT
     (_, v1), *_ = migrations(dialect)
-    raw(store_url, "CREATE TABLE schema_version (version INTEGER NOT NULL)", *v1,
+    raw(
+        store_url,
+        "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+        *v1,
         "INSERT INTO schema_version VALUES (1)",
-        "INSERT INTO feeds (feed_id, url, etag) VALUES ('old', 'http://x/old', 'e')")
+        "INSERT INTO feeds (feed_id, url, etag) VALUES ('old', 'http://x/old', 'e')",
+    )
     store = open_store(store_url)
     try:
         assert [(s.feed_id, s.etag) for s in store.feed_states()] == [("old", "e")]
@@ -108,8 +130,12 @@ def test_sync_adds_deactivates_and_resets_caching_on_url_change(store: Store) ->
     store.record_poll(PollOutcome("a", "w1", T0, T0, etag='"e1"', last_modified="lm"))
     store.sync_feeds([FeedRow("a", "http://x/a2")], T0)
     (state,) = store.feed_states()
-    assert (state.feed_id, state.url, state.etag, state.last_modified) == ("a", "http://x/a2",
-                                                                           None, None)
+    assert (state.feed_id, state.url, state.etag, state.last_modified) == (
+        "a",
+        "http://x/a2",
+        None,
+        None,
+    )
 
 
 def test_sync_is_idempotent_and_reactivation_keeps_caching(store: Store) -> None:
@@ -208,8 +234,9 @@ def test_many_items_are_inserted_in_batches_once_each(store: Store) -> None:
     assert store.seen_keys("a", [i.key for i in its]) == {i.key for i in its}
     claim_all(store, "w1", T0 + timedelta(hours=1))
     more = [item(f"z{i}", f"http://n/z{i}", f"Zed {i}") for i in range(3)]
-    again = poll(store, "a", "w1", [*its, *more], [alert(i) for i in [*its, *more]],
-                 T0 + timedelta(hours=1))
+    again = poll(
+        store, "a", "w1", [*its, *more], [alert(i) for i in [*its, *more]], T0 + timedelta(hours=1)
+    )
     assert (again.new_items, again.queued) == (3, 3)
     assert store.feed_states()[0].item_count == 1237
 
@@ -220,8 +247,13 @@ def test_stories_linked_through_shared_keys_in_one_poll_alert_once(store: Store)
     first = item("k1", "http://n/story", "Police mission")
     same_link = item("k2", "http://n/story", "Police mission, updated")
     same_title = item("k3", "http://n/other", "Police mission, updated")
-    record = poll(store, "a", "w1", [first, same_link, same_title],
-                  [alert(first), alert(same_link, source="Wire"), alert(same_title, source="AP")])
+    record = poll(
+        store,
+        "a",
+        "w1",
+        [first, same_link, same_title],
+        [alert(first), alert(same_link, source="Wire"), alert(same_title, source="AP")],
+    )
     assert (record.queued, record.duplicates) == (1, 2)
     (entry,) = store.claim_outbox("s", T0, 60, 10, due_only=True)
     assert entry.alert.item_key == "k1"
@@ -257,9 +289,13 @@ def test_the_same_story_alerts_once_per_rule_and_destination(store: Store) -> No
     in_b = item("other-guid", "http://n/story", "Police mission (updated)", feed="b")
     retitled = item("k9", "http://n/elsewhere", "Police mission", feed="b")
     assert poll(store, "a", "w1", [in_a], [alert(in_a), alert(in_a, dest="mail")]).queued == 2
-    record = poll(store, "b", "w1", [in_b, retitled],
-                  [alert(in_b, source="Feed B"), alert(retitled, source="Feed C"),
-                   alert(in_b, rule="r2")])
+    record = poll(
+        store,
+        "b",
+        "w1",
+        [in_b, retitled],
+        [alert(in_b, source="Feed B"), alert(retitled, source="Feed C"), alert(in_b, rule="r2")],
+    )
     assert (record.queued, record.duplicates) == (1, 2)
     entries = store.claim_outbox("s", T0, 60, 10, due_only=True)
     desk = next(e for e in entries if e.alert.destination == "desk" and e.alert.rule_id == "r1")
@@ -324,8 +360,6 @@ def test_read_only_store_refuses_writes(store_url: str, store: Store) -> None:
         reader.close()
 
 
-
-
 def test_outbox_claims_continue_after_a_cursor(store: Store) -> None:
     store.sync_feeds([FeedRow("a", "http://x/a")], T0)
     claim_all(store, "w1")
@@ -385,8 +419,11 @@ def test_a_send_that_never_reported_back_is_claimed_again_as_uncertain(store: St
     # w1 dies mid-send; once its lease is over, the row it had in flight comes back uncertain.
     later = T0 + timedelta(seconds=31)
     again = store.claim_outbox("w2", later, 30, 10, due_only=True)
-    assert [(e.id, e.uncertain) for e in again] == [(first[0], True), (first[1], False),
-                                                    (first[2], False)]
+    assert [(e.id, e.uncertain) for e in again] == [
+        (first[0], True),
+        (first[1], False),
+        (first[2], False),
+    ]
     assert again[0].first_attempt_at == started and again[1].first_attempt_at is None
     # A later attempt that fails for sure does not make the earlier one certain...
     store.start_attempt(first, "w2", later)

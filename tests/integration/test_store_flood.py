@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot.flood import fold
-from bot.model import Item
-from bot.store import FeedRow, QueuedAlert, Store
+from bot.alerts.flood import fold
+from bot.model import Item, QueuedAlert
+from bot.store import FeedRow, Store
 from tests.integration.test_store import (
     T0,
     _engines,

@@ -17,13 +17,11 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from pathlib import Path
 
 import brotli
 
+from tests.paths import FIXTURES
 from tests.peers.httpbase import LoopbackServer, QuietHandler
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "feeds"
 
 
 @dataclass

@@ -9,25 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
+from bot.alerts.render import email_message, slack_message, text_message
+from bot.alerts.summarize import summarize
+from bot.config.schema import RulesFile
 from bot.errors import FetchError
-from bot.feedparse import read_feed
-from bot.htmltext import html_to_text
-from bot.identity import story_keys
-from bot.matcher import RuleSet
+from bot.feeds.htmltext import html_to_text
+from bot.feeds.identity import story_keys
+from bot.feeds.parse import read_feed
 from bot.model import Item, Summary
-from bot.render import email_message, slack_message, text_message
-from bot.settings import RulesFile
-from bot.summarize import summarize
+from bot.rules.match import RuleSet
 from bot.text import token_spans, tokens
 from tests.factories import NOW, sample_alert
 from tests.linearity import assert_linear
+from tests.paths import REPO
 
-RULES = Path(__file__).resolve().parents[2] / "config" / "rules.yaml"
+RULES = REPO / "config" / "rules.yaml"
 
 
 def repeat(unit: str, lead: str = "", tail: str = "") -> Callable[[int], str]:

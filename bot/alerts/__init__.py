@@ -1,0 +1,1 @@
+"""From matches to messages: summaries, folding floods, digests, rendering."""

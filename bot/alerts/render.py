@@ -1,0 +1,667 @@
+"""Turning alerts into messages: Slack Block Kit, plain text and email.
+
+Pure functions. Every feed-derived string (titles, summaries, sources, links) is
+hostile: it is cleaned of control characters and escaped for its medium *after*
+it has been cut to size, so a cut never lands inside an escape sequence, and
+the cut itself always falls between words when a word boundary fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from string import Template
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import nh3
+
+from bot.model import Alert, Folded, Summary
+
+SLACK_HEADER_MAX = 150
+SLACK_SECTION_MAX = 3000
+SLACK_BLOCKS_MAX = 50
+SLACK_TEXT_MAX = 4000
+TITLE_MAX = 500
+SUBJECT_MAX = 200
+URL_MAX = 2000
+DIGEST_SUMMARY_MAX = 300
+FOLDED_TITLE_MAX = 300
+ELLIPSIS = "…"
+
+# Bidi overrides and isolates can make a title read differently from what it is.
+_BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
+_INVISIBLE = {ord(c): None for c in _BIDI}
+# Slack mrkdwn has no escape character: formatting characters from a feed are
+# swapped for look-alikes so they can never pair with the bot's own emphasis.
+_MRKDWN_LOOKALIKES = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
+_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_URL_SAFE = "%/:=&?#+!$,;'@()*[]~-._"
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """One ``chat.postMessage`` payload: the ``text`` fallback and the Block Kit blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+# --- cleaning and cutting ---------------------------------------------------------------
+
+
+def clean_text(text: str) -> str:
+    """Drop control characters (terminal escapes, NUL, bidi overrides), keep newlines and tabs."""
+    text = text.translate(_INVISIBLE)
+    if text.isprintable():
+        return text
+    return (
+        "".join(
+            c for c in text if c in "\n\t" or not unicodedata.category(c).startswith(("Cc", "Cs"))
+        )
+        .replace("\u2028", "\n")
+        .replace("\u2029", "\n")
+    )
+
+
+def one_line(text: str) -> str:
+    """``text`` cleaned, on one line: each run of whitespace (CR, LF, U+2028 ...) is one space."""
+    return " ".join(clean_text(text).split())
+
+
+def _cut_points(text: str) -> list[int]:
+    """Offsets where a cut keeps every word whole: the ends of words."""
+    return [m.end() for m in re.finditer(r"\S+", text)]
+
+
+def fit(text: str, limit: int, render: Callable[[str, bool], str]) -> str:
+    """The rendering of the longest prefix of ``text`` whose rendering is within ``limit``.
+
+    ``render(prefix, cut)`` escapes and decorates a prefix (adding an ellipsis when
+    ``cut``); cutting before rendering means no escape sequence is ever split. Cuts
+    fall at word ends; inside a word only when a single word is too long.
+    """
+    whole = render(text, False)
+    if len(whole) <= limit:
+        return whole
+    for points in (_cut_points(text), range(1, len(text))):
+        best = _longest_fitting(text, list(points), limit, render)
+        if best is not None:
+            return best
+    return render("", True)[:limit]
+
+
+def _longest_fitting(
+    text: str, points: list[int], limit: int, render: Callable[[str, bool], str]
+) -> str | None:
+    """Binary search over cut points: rendering length grows with the prefix.
+
+    The search starts below a bound found by doubling, so the prefixes rendered
+    stay near the size that fits, however long the text is.
+    """
+    low, high, best = 0, len(points) - 1, None
+    bound = 1
+    while bound < high and len(render(text[: points[bound]].rstrip(), True)) <= limit:
+        bound *= 2
+    high = min(bound, high)
+    while low <= high:
+        middle = (low + high) // 2
+        rendered = render(text[: points[middle]].rstrip(), True)
+        if len(rendered) <= limit:
+            best, low = rendered, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _plain(prefix: str, cut: bool) -> str:
+    return prefix + ELLIPSIS if cut else prefix
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters, cut between words."""
+    return fit(one_line(text), limit, _plain)
+
+
+# --- links and time ---------------------------------------------------------------------
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` percent-encoded so it cannot break out of a link, or None unless http(s)."""
+    if not url:
+        return None
+    # Like browsers: surrounding whitespace goes, tabs and newlines inside are dropped.
+    url = re.sub(r"[\t\n\r]", "", clean_text(url).strip())
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    encoded = quote(url, safe=_URL_SAFE)
+    return encoded if len(encoded) <= URL_MAX else None
+
+
+def _utc(moment: datetime) -> datetime:
+    """Naive datetimes are UTC by convention throughout newswatch."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def relative_time(moment: datetime, now: datetime) -> str:
+    """``3 h ago`` style distance from ``now`` (``in 5 min`` for a future time)."""
+    seconds = (_utc(now) - _utc(moment)).total_seconds()
+    size = abs(seconds)
+    if size < 60:
+        return "just now"
+    if size < 3600:
+        amount = f"{int(size // 60)} min"
+    elif size < 48 * 3600:
+        amount = f"{int(size // 3600)} h"
+    else:
+        amount = f"{int(size // 86400)} d"
+    return f"{amount} ago" if seconds > 0 else f"in {amount}"
+
+
+def when(alert: Alert, now: datetime) -> str:
+    """Published time in UTC and relative; an undated item counts as published when first seen."""
+    moment = _utc(alert.published or alert.first_seen)
+    return f"{moment:%Y-%m-%d %H:%M} UTC ({relative_time(moment, now)})"
+
+
+def _source(alert: Alert) -> str:
+    return alert.source or alert.feed_id
+
+
+# --- emphasis ---------------------------------------------------------------------------
+
+
+def _segments(text: str, spans: list[tuple[int, int]], end: int) -> Iterable[tuple[str, bool]]:
+    """``text`` up to ``end`` as (piece, emphasised) pairs, given its merged highlight spans."""
+    position = 0
+    for start, stop in spans:
+        if start >= end:
+            break
+        stop = min(stop, end)
+        if start > position:
+            yield text[position:start], False
+        yield text[start:stop], True
+        position = stop
+    if position < end:
+        yield text[position:end], False
+
+
+def merge_spans(highlights: Iterable[tuple[int, int]], end: int) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping spans within ``[0, end)``, so overlaps are emphasised once."""
+    spans: list[tuple[int, int]] = []
+    for start, stop in sorted(highlights):
+        start, stop = max(start, 0), min(stop, end)
+        if start >= stop:
+            continue
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(stop, spans[-1][1]))
+        else:
+            spans.append((start, stop))
+    return spans
+
+
+def _emphasised(
+    summary: Summary, limit: int, escape: Callable[[str], str], strong: Callable[[str], str]
+) -> str:
+    """The summary escaped, highlights wrapped by ``strong``, cut to ``limit`` between words."""
+
+    def emphasise(piece: str) -> str:
+        # Spaces stay outside the markers: Slack ignores "* bold *".
+        core = piece.strip()
+        if not core:
+            return escape(piece)
+        lead, trail = piece[: piece.index(core)], piece[piece.index(core) + len(core) :]
+        return escape(lead) + strong(escape(core)) + escape(trail)
+
+    spans = merge_spans(summary.highlights, len(summary.text))
+
+    def render(prefix: str, cut: bool) -> str:
+        pieces = (
+            emphasise(piece) if emphasised else escape(piece)
+            for piece, emphasised in _segments(summary.text, spans, len(prefix))
+        )
+        return "".join(pieces) + (ELLIPSIS if cut else "")
+
+    return fit(summary.text, limit, render)
+
+
+# --- Slack ------------------------------------------------------------------------------
+
+
+def slack_escape(text: str) -> str:
+    """Slack's escaping (``&``, ``<``, ``>``) plus mrkdwn look-alikes: inert in any text field."""
+    return clean_text(text).translate(_SLACK_ESCAPES).translate(_MRKDWN_LOOKALIKES)
+
+
+def _slack_line(text: str, limit: int) -> str:
+    return fit(one_line(text), limit, lambda prefix, cut: slack_escape(_plain(prefix, cut)))
+
+
+def _slack_bold(text: str) -> str:
+    return f"*{text}*"
+
+
+def slack_link(url: str | None, label: str, limit: int = TITLE_MAX) -> str:
+    """``<url|label>`` for http(s) links (label escaped and cut), the bare label otherwise."""
+    shown = _slack_line(label, limit) or "(untitled)"
+    target = safe_url(url)
+    if target is None:
+        return shown
+    # Escaping can make a URL five times longer ("&" → "&amp;"): past URL_MAX it would
+    # push its section over Slack's 3,000 characters, and the message would be refused.
+    escaped = target.translate(_SLACK_ESCAPES)
+    return f"<{escaped}|{shown}>" if len(escaped) <= URL_MAX else shown
+
+
+def _plain_text(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _slack_line(text, limit) or "-", "emoji": True}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _slack_terms(terms: Sequence[str], limit: int = 1000) -> str:
+    return fit(
+        "\n".join(terms),
+        limit,
+        lambda prefix, cut: (
+            ", ".join(_slack_bold(slack_escape(term)) for term in prefix.split("\n") if term)
+            + (" " + ELLIPSIS if cut else "")
+        ),
+    )
+
+
+def _slack_meta(alert: Alert, now: datetime, terms_limit: int = 1000) -> str:
+    meta = f"{_slack_line(_source(alert), 300)} · {when(alert, now)}"
+    if alert.terms:
+        meta += f" · Matched: {_slack_terms(alert.terms, terms_limit)}"
+    return meta
+
+
+def _slack_summary(summary: Summary, limit: int) -> str:
+    return _emphasised(summary, limit, slack_escape, _slack_bold)
+
+
+def _also_reported(alert: Alert, escape: Callable[[str], str], limit: int = 1000) -> str:
+    names = ", ".join(one_line(name) for name in alert.also_reported_by)
+    return "Also reported by: " + fit(names, limit, lambda p, cut: escape(_plain(p, cut)))
+
+
+def slack_message(alert: Alert, now: datetime) -> SlackMessage:
+    """One alert as Block Kit: rule title, linked item title, source, time, terms, summary."""
+    if alert.is_overflow:
+        return slack_overflow(alert, now)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain_text(alert.rule_title, SLACK_HEADER_MAX)},
+        {"type": "section", "text": _mrkdwn(_slack_bold(slack_link(alert.link, alert.title)))},
+        {"type": "context", "elements": [_mrkdwn(_slack_meta(alert, now))]},
+    ]
+    if alert.summary.text.strip():
+        summary = _slack_summary(alert.summary, SLACK_SECTION_MAX)
+        blocks.append({"type": "section", "text": _mrkdwn(summary)})
+    if alert.also_reported_by:
+        also = _also_reported(alert, slack_escape)
+        blocks.append({"type": "context", "elements": [_mrkdwn(also)]})
+    fallback = f"{alert.rule_title}: {alert.title} ({_source(alert)})"
+    return SlackMessage(_slack_line(fallback, SLACK_TEXT_MAX), blocks)
+
+
+def overflow_heading(alert: Alert) -> str:
+    """``N more matches from SOURCE``: the title of an overflow alert, not yet escaped."""
+    return f"{alert.folded_count} more matches from {one_line(_source(alert))}"
+
+
+def _overflow_intro(alert: Alert, now: datetime) -> str:
+    return f"{when(alert, now)} · too many matches in one poll to send one by one"
+
+
+def _slack_folded(folded: Folded) -> str:
+    # At most 2 + 2,503 + 3 + 300 characters: one line always fits in a section.
+    rules = _slack_line(", ".join(folded.rule_titles), FOLDED_TITLE_MAX)
+    return f"• {slack_link(folded.link, folded.title, FOLDED_TITLE_MAX)} · {rules}"
+
+
+def _pack(lines: Iterable[str], limit: int, most: int) -> tuple[list[str], int]:
+    """``lines`` joined into at most ``most`` texts of at most ``limit`` characters each
+    (no line is longer); returns the texts and how many lines they hold."""
+    texts: list[str] = []
+    used = 0
+    for line in lines:
+        if texts and len(texts[-1]) + 1 + len(line) <= limit:
+            texts[-1] += "\n" + line
+        elif len(texts) < most:
+            texts.append(line)
+        else:
+            break
+        used += 1
+    return texts, used
+
+
+def slack_overflow(alert: Alert, now: datetime) -> SlackMessage:
+    """An overflow alert as one message: what fits of its list, then how many more.
+
+    Header, intro and the closing count take three blocks; the list packs its
+    lines into the other 47 sections of at most 3,000 characters.
+    """
+    count = alert.folded_count
+    header = fit(
+        one_line(_source(alert)),
+        SLACK_HEADER_MAX,
+        lambda prefix, cut: slack_escape(f"{count} more matches from {_plain(prefix, cut)}"),
+    )
+    intro = f"{_slack_line(_source(alert), 300)} · {_overflow_intro(alert, now)}:"
+    sections, listed = _pack(
+        map(_slack_folded, alert.folded), SLACK_SECTION_MAX, SLACK_BLOCKS_MAX - 3
+    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+        {"type": "context", "elements": [_mrkdwn(intro)]},
+        *({"type": "section", "text": _mrkdwn(text)} for text in sections),
+    ]
+    if count > listed:
+        blocks.append({"type": "context", "elements": [_mrkdwn(f"and {count - listed} more")]})
+    return SlackMessage(_slack_line(overflow_heading(alert), SLACK_TEXT_MAX), blocks)
+
+
+def slack_notice(title: str, text: str) -> SlackMessage:
+    """A message that is not an alert (feed failure, ``send-test``), escaped like feed text."""
+    body = fit(clean_text(text), SLACK_SECTION_MAX, lambda p, cut: slack_escape(_plain(p, cut)))
+    header = {"type": "header", "text": _plain_text(title, SLACK_HEADER_MAX)}
+    blocks: list[dict[str, Any]] = [header]
+    if body.strip():
+        blocks.append({"type": "section", "text": _mrkdwn(body)})
+    return SlackMessage(_slack_line(f"{title}: {text}", SLACK_TEXT_MAX), blocks)
+
+
+def group_by_rule(alerts: Iterable[Alert]) -> list[list[Alert]]:
+    """Alerts grouped by rule, rules and items in the order they first appear."""
+    groups: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        groups.setdefault(alert.rule_id, []).append(alert)
+    return list(groups.values())
+
+
+def _digest_item(alert: Alert, now: datetime) -> dict[str, Any]:
+    # At most 500 + 850 + 300 + 520 characters: well within a section's 3,000.
+    lines = [_slack_bold(slack_link(alert.link, alert.title)), _slack_meta(alert, now, 500)]
+    if alert.summary.text.strip():
+        lines.append(_slack_summary(alert.summary, DIGEST_SUMMARY_MAX))
+    if alert.also_reported_by:
+        lines.append(_also_reported(alert, slack_escape, 500))
+    return {"type": "section", "text": _mrkdwn("\n".join(lines))}
+
+
+def _rule_header(alerts: Sequence[Alert], continued: bool) -> dict[str, Any]:
+    suffix = f" ({len(alerts)}{', continued' if continued else ''})"
+    text = fit(
+        one_line(alerts[0].rule_title),
+        SLACK_HEADER_MAX,
+        lambda prefix, cut: slack_escape(_plain(prefix, cut)) + suffix,
+    )
+    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
+
+
+def slack_digest(alerts: Sequence[Alert], now: datetime) -> list[SlackMessage]:
+    """A digest grouped by rule (a header per rule), split into messages of at most 50 blocks."""
+    pages: list[list[dict[str, Any]]] = [[]]
+    for group in group_by_rule(alerts):
+        if len(pages[-1]) > SLACK_BLOCKS_MAX - 2:
+            pages.append([])
+        pages[-1].append(_rule_header(group, continued=False))
+        for alert in group:
+            if len(pages[-1]) >= SLACK_BLOCKS_MAX:
+                pages.append([_rule_header(group, continued=True)])
+            pages[-1].append(_digest_item(alert, now))
+    pages = [page for page in pages if page]
+    return [
+        SlackMessage(_digest_fallback(alerts, number, len(pages)), page)
+        for number, page in enumerate(pages, 1)
+    ]
+
+
+def _digest_fallback(alerts: Sequence[Alert], number: int, total: int) -> str:
+    part = f" (part {number}/{total})" if total > 1 else ""
+    rules = ", ".join(f"{g[0].rule_title} ({len(g)})" for g in group_by_rule(alerts))
+    return _slack_line(f"newswatch digest{part}: {len(alerts)} alerts: {rules}", SLACK_TEXT_MAX)
+
+
+# --- plain text -------------------------------------------------------------------------
+
+
+def _text_summary(summary: Summary) -> str:
+    return _emphasised(summary, len(summary.text) + 200, clean_text, lambda s: f"*{s}*")
+
+
+def _text_block(alert: Alert, now: datetime, *, with_rule: bool) -> list[str]:
+    lines = [shorten(alert.rule_title, TITLE_MAX)] if with_rule else []
+    lines.append(shorten(alert.title, TITLE_MAX) or "(untitled)")
+    if (url := safe_url(alert.link)) is not None:
+        lines.append(url)
+    lines.append(f"Source: {shorten(_source(alert), 300)} · {when(alert, now)}")
+    if alert.terms:
+        lines.append("Matched: " + shorten(", ".join(alert.terms), 1000))
+    if alert.also_reported_by:
+        lines.append(_also_reported(alert, str))
+    if alert.summary.text.strip():
+        lines += ["", _text_summary(alert.summary)]
+    return lines
+
+
+def text_message(alert: Alert, now: datetime) -> str:
+    """One alert as plain text (console, email): no control characters, terms in ``*stars*``."""
+    if alert.is_overflow:
+        return text_overflow(alert, now)
+    return "\n".join(_text_block(alert, now, with_rule=True))
+
+
+def text_overflow(alert: Alert, now: datetime) -> str:
+    """An overflow alert as plain text: each listed item's title, link and rules."""
+    lines = [shorten(overflow_heading(alert), TITLE_MAX), _overflow_intro(alert, now) + ":"]
+    for folded in alert.folded:
+        lines += ["", "- " + (shorten(folded.title, FOLDED_TITLE_MAX) or "(untitled)")]
+        if (url := safe_url(folded.link)) is not None:
+            lines.append("  " + url)
+        lines.append("  Rules: " + shorten(", ".join(folded.rule_titles), FOLDED_TITLE_MAX))
+    if (more := alert.folded_count - len(alert.folded)) > 0:
+        lines += ["", f"and {more} more"]
+    return "\n".join(lines)
+
+
+def text_digest(alerts: Sequence[Alert], now: datetime) -> str:
+    """Several alerts as plain text, grouped by rule."""
+    parts = []
+    for group in group_by_rule(alerts):
+        title = f"{shorten(group[0].rule_title, TITLE_MAX)} ({len(group)})"
+        parts.append(f"{title}\n{'=' * min(len(title), 72)}")
+        parts += ["\n".join(_text_block(alert, now, with_rule=False)) for alert in group]
+    return "\n\n".join(parts)
+
+
+# --- email ------------------------------------------------------------------------------
+
+
+class Markup(str):
+    """HTML that is already safe: the template inserts it without escaping again."""
+
+    __slots__ = ()
+
+
+def html_template(template: str, **values: str) -> Markup:
+    """Auto-escaping substitution: every value is escaped unless it is :class:`Markup`."""
+    return Markup(
+        Template(template).substitute(
+            {k: v if isinstance(v, Markup) else html.escape(v) for k, v in values.items()}
+        )
+    )
+
+
+_ALLOWED_TAGS = {"a", "p", "br", "strong", "em", "h2", "h3", "div", "span", "small", "hr"}
+_ALERT_HTML = """<div>
+<h3>$rule</h3>
+<p><strong>$title</strong></p>
+<p><small>$source · $when</small></p>
+$terms$also$summary</div>
+"""
+
+
+def sanitize_html(fragment: str) -> str:
+    """nh3 with an explicit allow-list: no script, style, img, iframe or forms; http(s) links."""
+    return nh3.clean(
+        fragment,
+        tags=_ALLOWED_TAGS,
+        clean_content_tags={"script", "style"},
+        attributes={"a": {"href"}},
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+def _html_link(url: str | None, label: str) -> Markup:
+    target = safe_url(url)
+    label = shorten(label, TITLE_MAX) or "(untitled)"
+    if target is None:
+        return html_template("$label", label=label)
+    return html_template('<a href="$href">$label</a>', href=target, label=label)
+
+
+def _html_alert(alert: Alert, now: datetime, *, with_rule: bool) -> Markup:
+    summary = alert.summary
+    rendered = _emphasised(summary, len(summary.text) + 200, html.escape, _html_strong)
+    return html_template(
+        _ALERT_HTML if with_rule else _ALERT_HTML.replace("<h3>$rule</h3>\n", ""),
+        rule=shorten(alert.rule_title, TITLE_MAX),
+        title=_html_link(alert.link, alert.title),
+        source=shorten(_source(alert), 300),
+        when=when(alert, now),
+        terms=_html_paragraph("Matched: " + shorten(", ".join(alert.terms), 1000), alert.terms),
+        also=_html_paragraph(_also_reported(alert, str), alert.also_reported_by),
+        summary=Markup(f"<p>{rendered}</p>\n") if summary.text.strip() else Markup(""),
+    )
+
+
+_OVERFLOW_HTML = """<div>
+<h3>$heading</h3>
+<p><small>$intro</small></p>
+$items$more</div>
+"""
+_FOLDED_HTML = "<p>$title<br>\n<small>$rules</small></p>\n"
+
+
+def _html_overflow(alert: Alert, now: datetime) -> Markup:
+    items = "".join(
+        html_template(
+            _FOLDED_HTML,
+            title=_html_link(folded.link, folded.title),
+            rules=shorten(", ".join(folded.rule_titles), FOLDED_TITLE_MAX),
+        )
+        for folded in alert.folded
+    )
+    more = alert.folded_count - len(alert.folded)
+    return html_template(
+        _OVERFLOW_HTML,
+        heading=shorten(overflow_heading(alert), TITLE_MAX),
+        intro=_overflow_intro(alert, now) + ":",
+        items=Markup(items),
+        more=html_template("<p>and $more more</p>\n", more=str(more)) if more > 0 else "",
+    )
+
+
+def _html_strong(text: str) -> str:
+    return f"<strong>{text}</strong>"
+
+
+def _html_paragraph(text: str, present: Sequence[str]) -> Markup:
+    return html_template("<p>$text</p>\n", text=text) if present else Markup("")
+
+
+def _html_group(alerts: Sequence[Alert], now: datetime) -> str:
+    rule = f"{shorten(alerts[0].rule_title, 300)} ({len(alerts)})"
+    items = "<hr>\n".join(_html_alert(alert, now, with_rule=False) for alert in alerts)
+    return html_template("<h2>$rule</h2>\n", rule=rule) + items
+
+
+def _html_document(alerts: Sequence[Alert], now: datetime) -> str:
+    if len(alerts) == 1 and alerts[0].is_overflow:
+        body = _html_overflow(alerts[0], now)
+    elif len(alerts) == 1:
+        body = _html_alert(alerts[0], now, with_rule=True)
+    else:
+        body = Markup("".join(_html_group(group, now) for group in group_by_rule(alerts)))
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head><body>\n'
+        + sanitize_html(body)
+        + "\n</body></html>\n"
+    )
+
+
+def header_value(text: str, limit: int = SUBJECT_MAX) -> str:
+    """A safe one-line header value: no control characters, CR/LF or U+2028/9; cut to ``limit``."""
+    return shorten(text, limit)
+
+
+def email_subject(alerts: Sequence[Alert]) -> str:
+    if len(alerts) == 1 and alerts[0].is_overflow:
+        raw = f"[newswatch] {overflow_heading(alerts[0])}"
+    elif len(alerts) == 1:
+        raw = f"[newswatch] {one_line(alerts[0].rule_title)}: {one_line(alerts[0].title)}"
+    else:
+        rules = ", ".join(one_line(g[0].rule_title) for g in group_by_rule(alerts))
+        raw = f"[newswatch] {len(alerts)} alerts: {rules}"
+    return header_value(raw)
+
+
+def message_id(alerts: Sequence[Alert]) -> str:
+    """Stable per alert (rule, destination, item), so a resend is recognisably the same mail."""
+    keys = sorted("\x1f".join((a.rule_id, a.destination, a.feed_id, a.item_key)) for a in alerts)
+    # 128 bits of SHA-256 is unique enough and keeps the header on one line.
+    digest = hashlib.sha256("\x1e".join(keys).encode()).hexdigest()[:32]
+    return f"<{digest}@newswatch>"
+
+
+def email_message(
+    alerts: Alert | Sequence[Alert],
+    now: datetime,
+    *,
+    sender: str,
+    recipients: Sequence[str],
+) -> EmailMessage:
+    """One alert, or a digest grouped by rule, as multipart/alternative (plain text, then HTML)."""
+    batch = [alerts] if isinstance(alerts, Alert) else list(alerts)
+    if not batch:
+        raise ValueError("an email needs at least one alert")
+    message = EmailMessage()
+    message["Subject"] = email_subject(batch)
+    message["From"] = header_value(sender, 998)
+    message["To"] = ", ".join(header_value(r, 998) for r in recipients)
+    message["Date"] = format_datetime(_utc(now))
+    message["Message-ID"] = message_id(batch)
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    plain = text_message(batch[0], now) if len(batch) == 1 else text_digest(batch, now)
+    message.set_content(plain + "\n")
+    message.add_alternative(_html_document(batch, now), subtype="html")
+    return message
+
+
+def notice_email(
+    title: str, text: str, now: datetime, *, sender: str, recipients: Sequence[str]
+) -> EmailMessage:
+    """A message that is not an alert (feed failure, ``send-test``), plain text only."""
+    message = EmailMessage()
+    message["Subject"] = header_value(f"[newswatch] {one_line(title)}")
+    message["From"] = header_value(sender, 998)
+    message["To"] = ", ".join(header_value(r, 998) for r in recipients)
+    message["Date"] = format_datetime(_utc(now))
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(clean_text(text) + "\n")
+    return message

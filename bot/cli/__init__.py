@@ -1,0 +1,1 @@
+"""The ``newswatch`` command line."""

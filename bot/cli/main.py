@@ -1,0 +1,357 @@
+"""The ``newswatch`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot import __version__
+from bot.alerts.render import relative_time, text_message
+from bot.cli.progress import Progress
+from bot.cli.rule_test import explain_all, read_sources, render
+from bot.config.edit import add_feeds
+from bot.config.load import SETTINGS_FILE, Config, load_config
+from bot.config.opml import OpmlError, parse_opml
+from bot.config.units import parse_duration
+from bot.errors import ConfigError, DeliveryError, NewswatchError, StoreError
+from bot.logs import scrub, setup_logging
+from bot.notify import build_notifier
+from bot.pipeline.cycle import utcnow
+from bot.service.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
+from bot.service.daemon import serve
+from bot.store import store_error
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Exit codes (besides 0): a command's own failure (an undelivered alert, a failed send),
+# an invalid config, a store that cannot be opened or used.
+EXIT_FAILED, EXIT_CONFIG, EXIT_STORE = 1, 2, 3
+
+
+@dataclass
+class Context:
+    config_dir: Path
+    log_format: str
+    verbosity: int
+    config: Config | None = None
+
+    def load(self) -> Config:
+        """The validated config, or every problem on stderr and exit 2."""
+        try:
+            config = load_config(self.config_dir, os.environ)
+        except ConfigError as err:
+            for problem in err.problems:
+                click.echo(str(problem), err=True)
+            click.echo(f"{len(err.problems)} problem(s) in {self.config_dir}", err=True)
+            raise SystemExit(EXIT_CONFIG) from None
+        setup_logging(self.log_format, self.verbosity, config_secrets(config))
+        self.config = config
+        return config
+
+    @staticmethod
+    def echo(message: str = "", *, err: bool = False) -> None:
+        """Print a line of command output, hiding the secrets the logs hide."""
+        click.echo(scrub(message), err=err)
+
+
+class DurationType(click.ParamType):
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+def handles_errors(func: F) -> F:
+    """Failures end as one clear line and a documented exit code, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StoreError as err:
+            _fail(str(err), EXIT_STORE)
+        except NewswatchError as err:
+            _fail(str(err), EXIT_FAILED)
+        except RecursionError:
+            _fail("input nested too deeply to process", EXIT_FAILED)
+        except Exception as err:
+            failure = _store_failure(err)
+            if failure is None:
+                raise
+            _fail(str(failure), EXIT_STORE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _store_failure(err: Exception) -> StoreError | None:
+    """``err`` as a failure of the loaded config's store (a database driver's error), or None."""
+    obj = click.get_current_context().find_object(Context)
+    if obj is None or obj.config is None:
+        return None
+    return store_error(obj.config.settings.store, err)
+
+
+def _fail(message: str, code: int) -> None:
+    Context.echo(f"newswatch: {message}", err=True)
+    raise SystemExit(code) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="newswatch")
+@click.option(
+    "--config",
+    "config_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="NEWSWATCH_CONFIG",
+    default="config",
+    show_default=True,
+    help="Config directory (settings.yaml, rules.yaml, rules/*.yaml). Env: NEWSWATCH_CONFIG.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log line format (on stderr).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-v: debug).")
+@click.option("-q", "--quiet", count=True, help="Less logging (warnings and errors only).")
+@click.pass_context
+def main(ctx: click.Context, config_dir: Path, log_format: str, verbose: int, quiet: int) -> None:
+    """Watch news feeds and alert Slack or email when stories match your rules."""
+    ctx.obj = Context(config_dir, log_format, verbose - quiet)
+    setup_logging(log_format, verbose - quiet)
+
+
+@main.command()
+@click.pass_obj
+@handles_errors
+def check(obj: Context) -> None:
+    """Validate settings and rules; print every problem; send nothing."""
+    config = obj.load()
+    s = config.settings
+    obj.echo(
+        f"{obj.config_dir}: OK — {len(s.feeds)} feeds, {len(config.rules)} rules, "
+        f"{len(s.destinations)} destinations ({', '.join(sorted(s.destinations))})"
+    )
+
+
+@main.command()
+@click.option(
+    "--dry-run", is_flag=True, help="Print alerts instead of sending them; change no state at all."
+)
+@click.option(
+    "--backfill",
+    type=DurationType(),
+    default=None,
+    metavar="DURATION",
+    help="On a feed's first fetch, alert items published within DURATION.",
+)
+@click.pass_obj
+@handles_errors
+def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
+    """Poll every feed once, deliver pending alerts, and exit (1 if any is undelivered)."""
+    config = obj.load()
+    store = open_synced_store(config, read_only=dry_run)
+    notifiers = {} if dry_run else open_notifiers(config, store)
+    progress = Progress(sum(1 for f in config.settings.feeds if f.enabled))
+    try:
+        result = asyncio.run(
+            run_once(config, store, notifiers, backfill=backfill, dry_run=dry_run, events=progress)
+        )
+    finally:
+        progress.close()
+        close_all(store, notifiers)
+    now = utcnow()
+    if dry_run:
+        for alert in result.cycle.alerts:
+            obj.echo(text_message(alert, now))
+            obj.echo()
+    cycle = result.cycle
+    obj.echo(
+        f"{len(cycle.feeds)} feeds polled, {len(cycle.failed)} failed, "
+        f"{sum(f.new_items for f in cycle.feeds)} new items, {len(cycle.alerts)} alerts"
+        + ("" if dry_run else f", {result.sent} sent, {result.undelivered} undelivered"),
+        err=True,
+    )
+    for failed in cycle.failed:
+        obj.echo(f"  {failed.feed_id}: {failed.status} {failed.detail}".rstrip(), err=True)
+    if result.undelivered:
+        raise SystemExit(EXIT_FAILED)
+
+
+@main.command("run")
+@click.pass_obj
+@handles_errors
+def run_daemon(obj: Context) -> None:
+    """Run the daemon: poll feeds, deliver alerts, serve /healthz and /metrics (SIGHUP reloads)."""
+    config = obj.load()
+    open_synced_store(config).close()  # an unusable store is one line and exit 3, not a crash
+    raise SystemExit(serve(config, os.environ))
+
+
+@main.command("test")
+@click.argument("rule_id")
+@click.option(
+    "--feed",
+    "locations",
+    multiple=True,
+    metavar="URL_OR_FILE",
+    help="A feed URL or a feed file to test on (repeatable). Default: the rule's feeds.",
+)
+@click.option("--text", default=None, help="A text to test on (as title, summary and content).")
+@click.option("--all", "show_all", is_flag=True, help="Show items that do not match too.")
+@click.pass_obj
+@handles_errors
+def test_rule(
+    obj: Context, rule_id: str, locations: tuple[str, ...], text: str | None, show_all: bool
+) -> None:
+    """Show which items RULE_ID matches and why. Changes nothing, sends nothing."""
+    config = obj.load()
+    rule = next((r for r in config.rules if r.id == rule_id), None)
+    if rule is None:
+        known = ", ".join(r.id for r in config.rules)
+        raise click.UsageError(f"unknown rule {rule_id!r} (known: {known})")
+    sources = asyncio.run(read_sources(config, rule, locations, text))
+    tty = sys.stdout.isatty()
+
+    def highlight(fragment: str) -> str:
+        return click.style(fragment, fg="yellow", bold=True) if tty else f"«{fragment}»"
+
+    results = explain_all(rule, sources)
+    for source in sources:
+        if source.error:
+            obj.echo(f"{source.name}: {source.error}", err=True)
+    for _, item, explanation in results:
+        if explanation.matched or show_all:
+            for line in render(explanation, item, highlight, show_fields=True):
+                obj.echo(line)
+            obj.echo()
+    matched = sum(1 for _, _, e in results if e.matched)
+    obj.echo(
+        f"{rule.id}: {matched} of {len(results)} items match"
+        f" ({len(sources)} source{'s' if len(sources) != 1 else ''})",
+        err=True,
+    )
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+@handles_errors
+def feeds(ctx: click.Context) -> None:
+    """Show every feed's health: last fetch, status, items, next poll, error."""
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Context = ctx.obj
+    config = obj.load()
+    store = open_synced_store(config, read_only=True)
+    try:
+        states = {s.feed_id: s for s in store.feed_states()}
+        counts = store.outbox_counts(utcnow())
+    finally:
+        store.close()
+    now = utcnow()
+    rows = [("FEED", "STATUS", "LAST SUCCESS", "ERROR", "ITEMS", "NEXT POLL", "FAILURES")]
+    for feed in config.settings.feeds:
+        s = states.get(feed.id)
+        if s is None:
+            rows.append((feed.id, "new", "-", "-", "0", "now", "0"))
+            continue
+        rows.append(
+            (
+                feed.id,
+                s.status if feed.enabled else "disabled",
+                _ago(s.last_success_at, now),
+                s.last_error or (f"warning: {s.warning}" if s.warning else "-"),
+                str(s.item_count),
+                _ago(s.next_poll_at, now),
+                str(s.consecutive_failures),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        obj.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    obj.echo(
+        f"\noutbox: {counts.pending} pending, {counts.waiting_digest} waiting for a digest, "
+        f"{counts.sent} sent, {counts.dead} dead"
+    )
+
+
+@feeds.command("import")
+@click.argument("opml_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+@handles_errors
+def feeds_import(obj: Context, opml_file: Path) -> None:
+    """Add the feeds of OPML_FILE to settings.yaml (comments kept, duplicates skipped)."""
+    obj.load()
+    try:
+        found = parse_opml(opml_file.read_bytes())
+    except OpmlError as err:
+        obj.echo(f"{opml_file}: {err}", err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+    settings_file = obj.config_dir / SETTINGS_FILE
+    original = settings_file.read_text(encoding="utf-8")
+    added, skipped = add_feeds(settings_file, found)
+    try:
+        load_config(obj.config_dir, os.environ)
+    except ConfigError as err:
+        settings_file.write_text(original, encoding="utf-8")
+        obj.echo("the imported feeds would make the config invalid; nothing changed:", err=True)
+        for problem in err.problems:
+            obj.echo(f"  {problem}", err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+    for url in skipped:
+        obj.echo(f"skipped (already configured): {url}")
+    obj.echo(f"added {len(added)} feed(s) to {settings_file}: {', '.join(added) or '-'}")
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    return "-" if moment is None else relative_time(moment, now)
+
+
+@main.command("send-test")
+@click.argument("destination_id")
+@click.pass_obj
+@handles_errors
+def send_test(obj: Context, destination_id: str) -> None:
+    """Send one test message to DESTINATION_ID to check its credentials."""
+    config = obj.load()
+    destination = config.settings.destinations.get(destination_id)
+    if destination is None:
+        known = ", ".join(sorted(config.settings.destinations))
+        raise click.UsageError(f"unknown destination {destination_id!r} (known: {known})")
+    notifier = build_notifier(destination_id, destination)
+    try:
+        notifier.send_notice(
+            "newswatch test message",
+            f"If you can read this, newswatch can post to {destination_id}.",
+        )
+    except DeliveryError as err:
+        obj.echo(f"send-test {destination_id}: failed: {err}", err=True)
+        raise SystemExit(EXIT_FAILED) from None
+    finally:
+        notifier.close()
+    obj.echo(f"send-test {destination_id}: sent")
+
+
+def run() -> None:
+    """Entry point that never shows a traceback for a broken pipe (``newswatch feeds | head``)."""
+    try:
+        main(prog_name="newswatch")
+    except BrokenPipeError:
+        sys.stderr.close()
+        raise SystemExit(0) from None

@@ -1,0 +1,1 @@
+"""Settings and rule files: their schema, units, loading with located errors, editing."""

@@ -1,0 +1,478 @@
+"""Loads the config directory: YAML with line numbers, ``${VAR}`` substitution,
+validation, cross-references and rule compilation, every problem located as
+``file:line: message``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+
+from bot.config.schema import MatchGroup, Rule, RulesFile, Settings
+from bot.errors import ConfigError, ConfigProblem, Location, QueryError
+
+SETTINGS_FILE = "settings.yaml"
+RULES_FILE = "rules.yaml"
+RULES_DIR = "rules"
+
+# YAML aliases share one node, but everything after parsing sees it expanded, once per use:
+# a few hundred bytes of nested aliases ("billion laughs") expand to billions of nodes.
+MAX_ALIASES = 100  # alias uses in one file
+MAX_ALIAS_NODES = 10_000  # nodes the alias uses of one file add once expanded
+MAX_DEPTH = 50  # nesting levels of one file (mappings, lists, values)
+MAX_MATCH_DEPTH = 10  # match groups nested in match groups
+MIN_SECRET = 6  # shorter values from the environment are not hidden (see _Environment)
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Path_ = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config directory."""
+
+    directory: Path
+    settings: Settings
+    rules: tuple[Rule, ...]
+    rule_files: tuple[Path, ...]
+    secrets: frozenset[str] = frozenset()  # values from the environment to hide (see _Environment)
+
+
+class _Environment:
+    """The environment as ``${VAR}`` sees it, remembering the values it hands out that
+    could be credentials: a key can sit anywhere (in a feed URL), so all are hidden.
+
+    Values shorter than :data:`MIN_SECRET` characters or that are numbers are not:
+    hiding ``8080`` or ``true`` everywhere would mangle every line and hide nothing.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.secrets: set[str] = set()
+
+    def get(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is not None and _secret_looking(value):
+            self.secrets.add(value)
+        return value
+
+    def error(self, problems: _Problems) -> ConfigError:
+        """Every problem, with these values hidden (a validation message quotes the value)."""
+        hidden = sorted(self.secrets, key=len, reverse=True)
+        return ConfigError([_hide(problem, hidden) for problem in problems.items])
+
+
+def _secret_looking(value: str) -> bool:
+    if len(value) < MIN_SECRET:
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
+
+
+def _hide(problem: ConfigProblem, secrets: Sequence[str]) -> ConfigProblem:
+    message = problem.message
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return ConfigProblem(problem.location, message)
+
+
+@dataclass
+class _Document:
+    """One parsed YAML file: plain data plus the ruamel tree that knows line numbers."""
+
+    file: str
+    tree: Any
+    data: Any
+
+    def line(self, path: Path_, *, key: bool = False) -> int:
+        """1-based line of the value at ``path`` (or of its key), else of its nearest ancestor."""
+        node, line = self.tree, 1
+        if isinstance(node, CommentedMap | CommentedSeq):
+            line = node.lc.line + 1
+        for step in path:
+            if isinstance(node, CommentedMap) and step in node:
+                pos = node.lc.key(step) if key else node.lc.value(step)
+                line, node = pos[0] + 1, node[step]
+            elif isinstance(node, CommentedSeq) and isinstance(step, int) and step < len(node):
+                line, node = node.lc.item(step)[0] + 1, node[step]
+            elif isinstance(node, CommentedMap | CommentedSeq):
+                continue  # a step that is not in the file (a union tag): keep walking
+            else:
+                break
+        return line
+
+    def column(self, path: Path_) -> int:
+        """0-based column where the value at ``path`` starts, when it is in a mapping or list."""
+        node, col = self.tree, 0
+        for step in path:
+            if isinstance(node, CommentedMap) and step in node:
+                col, node = node.lc.value(step)[1], node[step]
+            elif isinstance(node, CommentedSeq) and isinstance(step, int) and step < len(node):
+                col, node = node.lc.item(step)[1], node[step]
+        return col
+
+
+class _YamlLimitError(ComposerError):
+    """A file nests or aliases more than a config ever needs."""
+
+
+class _BoundedComposer(Composer):
+    """Composes a YAML file, refusing alias bombs and cycles at the alias that crosses the line.
+
+    Each node's expanded size (counting every alias use in full) is known once
+    the node is composed, so the check costs one addition per node.
+    """
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self._sizes: dict[int, int] = {}
+        self._aliases = 0
+        self._alias_nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if not self.parser.check_event(AliasEvent):
+            node = super().compose_node(parent, index)
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
+            return node
+        mark = self.parser.peek_event().start_mark
+        node = super().compose_node(parent, index)
+        size = self._sizes.get(id(node))
+        if size is None:
+            raise _YamlLimitError(None, None, "a YAML alias inside the node it names", mark)
+        self._aliases += 1
+        self._alias_nodes += size
+        if self._aliases > MAX_ALIASES:
+            raise _YamlLimitError(
+                None, None, f"more than {MAX_ALIASES} YAML aliases (*name) in one file", mark
+            )
+        if self._alias_nodes > MAX_ALIAS_NODES:
+            raise _YamlLimitError(
+                None,
+                None,
+                f"YAML aliases (*name) expand to more than {MAX_ALIAS_NODES} values in one file",
+                mark,
+            )
+        return node
+
+
+def _children(node: Node) -> Iterator[Node]:
+    if isinstance(node, SequenceNode):
+        yield from node.value
+    elif isinstance(node, MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+
+
+def _yaml_loader() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Composer = _BoundedComposer
+    yaml.max_depth = MAX_DEPTH
+    return yaml
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[ConfigProblem] = []
+
+    def add(self, file: str, line: int, message: str) -> None:
+        self.items.append(ConfigProblem(Location(file, line), message))
+
+
+def load_config(directory: Path, environ: Mapping[str, str]) -> Config:
+    """Everything in ``directory``, validated; raises :class:`ConfigError` listing every problem."""
+    problems, env = _Problems(), _Environment(environ)
+    settings_doc = _read(directory / SETTINGS_FILE, env, problems, required=True)
+    settings = _validate(settings_doc, Settings, problems) if settings_doc else None
+    if settings is not None:
+        _check_settings(settings, settings_doc, problems)
+    rules, files = _load_rules(directory, env, settings, problems)
+    if problems.items or settings is None:
+        raise env.error(problems)
+    return Config(directory, settings, rules, files, frozenset(env.secrets))
+
+
+def load_rules(directory: Path, settings: Settings, environ: Mapping[str, str]) -> tuple[Rule, ...]:
+    """Only the rule files (for reloading them while running), checked against ``settings``."""
+    problems, env = _Problems(), _Environment(environ)
+    rules, _ = _load_rules(directory, env, settings, problems)
+    if problems.items:
+        raise env.error(problems)
+    return rules
+
+
+def rule_file_paths(directory: Path) -> tuple[Path, ...]:
+    single = directory / RULES_FILE
+    many = sorted((directory / RULES_DIR).glob("*.yaml")) + sorted(
+        (directory / RULES_DIR).glob("*.yml")
+    )
+    return ((single,) if single.is_file() else ()) + tuple(many)
+
+
+def _load_rules(
+    directory: Path,
+    environ: _Environment,
+    settings: Settings | None,
+    problems: _Problems,
+) -> tuple[tuple[Rule, ...], tuple[Path, ...]]:
+    files = rule_file_paths(directory)
+    if not files:
+        problems.add(
+            str(directory / RULES_FILE), 0, f"no rules: create {RULES_FILE} or {RULES_DIR}/*.yaml"
+        )
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        doc = _read(path, environ, problems, required=True)
+        parsed = _validate(doc, RulesFile, problems) if doc else None
+        if parsed is None:
+            continue
+        for index, rule in enumerate(parsed.rules):
+            where = ("rules", index)
+            if rule.id in seen:
+                problems.add(
+                    doc.file,
+                    doc.line((*where, "id")),
+                    f"rules[{index}].id: duplicate rule id {rule.id!r} (first in {seen[rule.id]})",
+                )
+                continue
+            seen[rule.id] = f"{doc.file}:{doc.line((*where, 'id'))}"
+            if settings is not None:
+                _check_rule(rule, where, doc, settings, problems)
+            if _check_match_depth(rule, where, doc, problems):
+                _compile(rule, where, doc, problems)
+            rules.append(rule)
+    return tuple(rules), files
+
+
+def _check_settings(settings: Settings, doc: _Document, problems: _Problems) -> None:
+    seen: set[str] = set()
+    for index, feed in enumerate(settings.feeds):
+        if feed.id in seen:
+            problems.add(
+                doc.file,
+                doc.line(("feeds", index, "id")),
+                f"feeds[{index}].id: duplicate feed id {feed.id!r}",
+            )
+        seen.add(feed.id)
+    if settings.on_feed_failure is not None:
+        for index, dest in enumerate(settings.on_feed_failure.notify):
+            if dest not in settings.destinations:
+                problems.add(
+                    doc.file,
+                    doc.line(("on_feed_failure", "notify", index)),
+                    f"on_feed_failure.notify[{index}]: unknown destination {dest!r}"
+                    + _known(settings.destinations),
+                )
+
+
+def _check_rule(
+    rule: Rule, where: Path_, doc: _Document, settings: Settings, problems: _Problems
+) -> None:
+    for index, dest in enumerate(rule.notify or ()):
+        if dest not in settings.destinations:
+            problems.add(
+                doc.file,
+                doc.line((*where, "notify", index)),
+                f"rule {rule.id!r}: notify[{index}]: unknown destination {dest!r}"
+                + _known(settings.destinations),
+            )
+    feed_ids = {feed.id for feed in settings.feeds}
+    tags = {tag for feed in settings.feeds for tag in feed.tags}
+    for index, entry in enumerate(rule.feeds):
+        tag = entry.removeprefix("tag:") if entry.startswith("tag:") else None
+        if (tag is not None and tag not in tags) or (tag is None and entry not in feed_ids):
+            what = f"no feed has tag {tag!r}" if tag is not None else f"unknown feed {entry!r}"
+            problems.add(
+                doc.file,
+                doc.line((*where, "feeds", index)),
+                f"rule {rule.id!r}: feeds[{index}]: {what}",
+            )
+
+
+def _check_match_depth(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> bool:
+    """Whether the rule's ``match`` groups nest at most :data:`MAX_MATCH_DEPTH` deep."""
+    pending: list[tuple[MatchGroup, Path_, int]] = (
+        [(rule.match, ("match",), 1)] if rule.match else []
+    )
+    while pending:
+        group, path, depth = pending.pop()
+        if depth > MAX_MATCH_DEPTH:
+            problems.add(
+                doc.file,
+                doc.line((*where, *path)),
+                f"rule {rule.id!r}: {_dotted(path)}: match groups nested more than"
+                f" {MAX_MATCH_DEPTH} deep",
+            )
+            return False
+        for kind in ("all", "any", "none"):
+            for index, entry in enumerate(getattr(group, kind)):
+                if isinstance(entry, MatchGroup):
+                    pending.append((entry, (*path, kind, index), depth + 1))
+    return True
+
+
+def _compile(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> None:
+    from bot.rules.match import compile_rule
+
+    try:
+        compile_rule(rule)
+    except QueryError as err:
+        path = (*where, *err.path)
+        problems.add(
+            doc.file,
+            doc.line(path),
+            f"rule {rule.id!r}: {_dotted(err.path)}: column {err.column}: {err.message}",
+        )
+
+
+def _known(ids: Mapping[str, object]) -> str:
+    return f" (known: {', '.join(sorted(ids))})" if ids else ""
+
+
+def _read(
+    path: Path, environ: _Environment, problems: _Problems, *, required: bool
+) -> _Document | None:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            problems.add(name, 0, "file not found")
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        problems.add(name, 0, f"cannot read: {err}")
+        return None
+    try:
+        tree = _yaml_loader().load(text)
+    except (_YamlLimitError, MaxDepthExceededError) as err:
+        mark = err.problem_mark
+        line = mark.line + 1 if mark is not None else 0
+        limit = isinstance(err, _YamlLimitError)
+        problems.add(
+            name, line, err.problem if limit else f"nested more than {MAX_DEPTH} levels deep"
+        )
+        return None
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        message = f"YAML syntax error: {err.problem or err.context}"
+        if err.context and err.context_mark is not None and err.problem:
+            started = err.context.removeprefix("while parsing a ")
+            message += f" (in the {started} started at line {err.context_mark.line + 1})"
+        problems.add(name, line, message)
+        return None
+    except YAMLError as err:
+        problems.add(name, 0, f"YAML error: {err}")
+        return None
+    if tree is None:
+        tree = CommentedMap()
+    doc = _Document(name, tree, None)
+    doc.data = _substitute(tree, (), doc, environ, problems)
+    return doc
+
+
+def _substitute(
+    node: Any, path: Path_, doc: _Document, environ: _Environment, problems: _Problems
+) -> Any:
+    """Plain Python data with ``${VAR}`` and ``${VAR:-default}`` replaced in every string."""
+    if isinstance(node, Mapping):
+        return {
+            str(k): _substitute(v, (*path, str(k)), doc, environ, problems) for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_substitute(v, (*path, i), doc, environ, problems) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        return _VAR.sub(lambda m: _expand(m, path, doc, environ, problems), str(node))
+    return node
+
+
+def _expand(
+    m: re.Match[str], path: Path_, doc: _Document, environ: _Environment, problems: _Problems
+) -> str:
+    if m.group(0) == "$$":
+        return "$"
+    name, default = m.group(1), m.group(2)
+    value = environ.get(name)
+    if value is None or (value == "" and default is not None):
+        if default is not None:
+            return default
+        problems.add(
+            doc.file,
+            doc.line(path),
+            f"{_dotted(path)}: environment variable {name} is not set"
+            f" (or write ${{{name}:-default}})",
+        )
+        return ""
+    return value
+
+
+def _validate(doc: _Document, model: type[M], problems: _Problems) -> M | None:
+    if not isinstance(doc.data, dict):
+        problems.add(doc.file, doc.line(()), "expected a mapping of keys at the top level")
+        return None
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as err:
+        for problem in _pydantic_problems(err, doc):
+            problems.items.append(problem)
+        return None
+
+
+def _pydantic_problems(err: ValidationError, doc: _Document) -> Iterator[ConfigProblem]:
+    for detail in err.errors(include_url=False):
+        loc = tuple(detail["loc"])
+        kind = detail["type"]
+        where = _dotted(_yaml_path(loc, doc))
+        if kind == "extra_forbidden":
+            line, message = doc.line(loc, key=True), f"{where}: unknown key"
+        elif kind == "missing":
+            where = _dotted((*_yaml_path(loc[:-1], doc), loc[-1]))
+            line, message = doc.line(loc[:-1]), f"{where}: missing required key"
+        else:
+            line, message = doc.line(loc), f"{where}: {_message(detail)}"
+        yield ConfigProblem(Location(doc.file, line), message)
+
+
+def _yaml_path(loc: Sequence[str | int], doc: _Document) -> Path_:
+    """``loc`` without the steps pydantic adds for unions (tags, model names)."""
+    node, kept = doc.data, []
+    for step in loc:
+        if (isinstance(node, dict) and step in node) or (
+            isinstance(node, list) and isinstance(step, int) and step < len(node)
+        ):
+            node = node[step]
+        elif isinstance(node, dict | list):
+            continue
+        kept.append(step)
+    return tuple(kept)
+
+
+def _message(detail: Mapping[str, Any]) -> str:
+    msg = str(detail["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out or "(top level)"

@@ -1,0 +1,246 @@
+"""The shape of ``settings.yaml`` and the rule files, as pydantic models.
+
+Pure data and validation: loading files, ``${VAR}`` substitution and locating
+errors in the YAML live in :mod:`bot.config.load`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
+
+from bot import __version__
+from bot.config.units import parse_duration, parse_size
+from bot.model import FIELDS
+from bot.model import Field as ItemField
+from bot.schedule import check_cron
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def _check_id(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(f"{value!r} is not a valid id (lower-case letters, digits, '-', '_', '.')")
+    return value
+
+
+Id = Annotated[str, AfterValidator(_check_id)]
+
+
+def _check_http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value, re.IGNORECASE):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+
+
+class Strict(BaseModel):
+    """Every config object rejects unknown keys: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(Strict):
+    interval: Duration = 600.0
+    jitter: Duration = 30.0
+
+
+class Http(Strict):
+    timeout: Duration = 20.0
+    max_bytes: Size = 10_000_000
+    concurrency: int = Field(50, ge=1, le=10_000)
+    per_host: int = Field(4, ge=1, le=1_000)
+    max_redirects: int = Field(5, ge=0, le=30)
+    user_agent: str = f"newswatch/{__version__} (+https://github.com/newswatch/newswatch)"
+    # Ceiling on every delay a server asks for (max-age, <ttl>, Retry-After): a CDN's
+    # year-long max-age must not silence a feed for a year.
+    max_delay: Duration = Field(86400.0, gt=0)
+    # Follow redirects from a public address to loopback, private or link-local ones.
+    allow_private_redirects: bool = False
+
+
+class Server(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    metrics_token: SecretStr | None = None
+
+
+class Delivery(Strict):
+    retry_for: Duration = 86400.0
+    # Single alerts one poll of one feed may queue for one destination; the rest
+    # are folded into one "N more matches" message.
+    max_alerts_per_poll: int = Field(20, ge=1, le=10_000)
+
+
+class Limits(Strict):
+    """How much of an item's text is kept: bounds the cost of every step after parsing."""
+
+    text: Size = Field(100_000, ge=1_000)
+
+
+class Feed(Strict):
+    id: Id
+    url: HttpUrl
+    title: str | None = None
+    interval: Duration | None = None
+    tags: tuple[str, ...] = ()
+    backfill: Duration | None = None
+    enabled: bool = True
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+class DigestEvery(Strict):
+    every: Duration = Field(gt=0)
+
+
+class DigestCron(Strict):
+    cron: str
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+
+    @model_validator(mode="after")
+    def _valid_cron(self) -> DigestCron:
+        check_cron(self.cron, self.timezone)
+        return self
+
+
+Digest = DigestEvery | DigestCron
+
+
+class ConsoleDestination(Strict):
+    type: Literal["console"]
+
+
+class SlackDestination(Strict):
+    type: Literal["slack"]
+    channel: str | None = None
+    token: SecretStr | None = None
+    webhook_url: SecretStr | None = None
+    base_url: HttpUrl | None = None
+    digest: Digest | None = None
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SlackDestination:
+        if (self.token is None) == (self.webhook_url is None):
+            raise ValueError("a slack destination needs exactly one of token or webhook_url")
+        if self.token is not None and not self.channel:
+            raise ValueError("a slack destination with a token needs a channel")
+        return self
+
+
+class Smtp(Strict):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = None
+    timeout: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _no_plaintext_auth(self) -> Smtp:
+        if self.security == "none" and self.password is not None:
+            raise ValueError("refusing to send an SMTP password without TLS (security: none)")
+        return self
+
+
+class EmailDestination(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: Literal["email"]
+    to: tuple[str, ...] = Field(min_length=1)
+    from_: str = Field(alias="from")
+    smtp: Smtp
+    digest: Digest | None = None
+
+
+Destination = Annotated[
+    ConsoleDestination | SlackDestination | EmailDestination, Field(discriminator="type")
+]
+
+
+class FeedFailure(Strict):
+    after: Duration = 86400.0
+    notify: tuple[str, ...] = Field(min_length=1)
+
+
+class Settings(Strict):
+    store: str = "sqlite:data/newswatch.db"
+    schedule: Schedule = Schedule()
+    http: Http = Http()
+    server: Server = Server()
+    delivery: Delivery = Delivery()
+    limits: Limits = Limits()
+    feeds: tuple[Feed, ...] = ()
+    destinations: dict[Id, Destination] = Field(
+        default_factory=lambda: {"console": ConsoleDestination(type="console")}
+    )
+    on_feed_failure: FeedFailure | None = None
+
+    @model_validator(mode="after")
+    def _known_store(self) -> Settings:
+        if not self.store.startswith(("sqlite:", "postgresql://", "postgres://")):
+            raise ValueError(f"store {self.store!r} must start with sqlite: or postgresql://")
+        return self
+
+    def feed_interval(self, feed: Feed) -> float:
+        return feed.interval if feed.interval is not None else self.schedule.interval
+
+
+class MatchGroup(Strict):
+    """``all`` entries must all match, one ``any`` entry must (when given), no ``none`` entry."""
+
+    all: tuple[str | MatchGroup, ...] = ()
+    any: tuple[str | MatchGroup, ...] = ()
+    none: tuple[str | MatchGroup, ...] = ()
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MatchGroup:
+        if not (self.all or self.any):
+            raise ValueError("a match group needs at least one 'all' or 'any' entry")
+        return self
+
+
+class Rule(Strict):
+    id: Id
+    title: str
+    query: str | None = None
+    match: MatchGroup | None = None
+    fields: tuple[ItemField, ...] = FIELDS
+    feeds: tuple[str, ...] = ()
+    notify: tuple[str, ...] | None = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Rule:
+        if (self.query is None) == (self.match is None):
+            raise ValueError("a rule needs exactly one of query or match")
+        if not self.fields:
+            raise ValueError("fields cannot be empty")
+        return self
+
+
+class RulesFile(Strict):
+    rules: tuple[Rule, ...] = ()

@@ -1,0 +1,1 @@
+"""Reading feed documents (RSS, Atom, RDF, JSON Feed) into items: pure, no I/O."""

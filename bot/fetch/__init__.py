@@ -1,0 +1,1 @@
+"""Fetching feeds over HTTP: the client, its address policy and bounded decoding."""

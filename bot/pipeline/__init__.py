@@ -1,0 +1,1 @@
+"""One poll-match-enqueue-deliver cycle over the store, fetcher and notifiers."""

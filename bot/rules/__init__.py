@@ -1,0 +1,1 @@
+"""The rule language: parsing queries, compiling rule sets, matching, explaining."""

@@ -1,0 +1,102 @@
+"""Why a rule did or did not match an item: the data behind ``newswatch test``.
+
+Pure: returns dataclasses with offsets into the item's original text, so the
+CLI can highlight them however its output allows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config.schema import Rule
+from bot.model import FIELDS, Field, Item
+from bot.rules.match import RuleSet, compile_rule, leaves
+from bot.rules.query import Regex, Term
+from bot.rules.regex import compile_regex
+from bot.text import normalized_offsets, token_spans
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TermHit:
+    """One term of the rule found in one field, with where it occurs in that field's text.
+
+    ``negated`` terms count against the rule (under NOT, ``-``, or in ``none:``).
+    """
+
+    term: str
+    field: Field
+    spans: tuple[Span, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """The verdict and its reasons.
+
+    ``feed_selected`` is False when the rule's ``feeds:`` exclude the item's feed;
+    ``missing`` lists the positive terms found in none of their fields.
+    """
+
+    rule_id: str
+    matched: bool
+    feed_selected: bool
+    hits: tuple[TermHit, ...]
+    missing: tuple[str, ...]
+
+
+def explain(rule: Rule, item: Item, tags: frozenset[str] = frozenset()) -> Explanation:
+    """Evaluate ``rule`` on ``item`` (even when disabled) and say which terms occur where.
+
+    Raises :class:`bot.errors.QueryError` when a query of the rule is invalid.
+    """
+    enabled = rule.model_copy(update={"enabled": True})
+    compiled = compile_rule(enabled)
+    matched = bool(RuleSet([enabled]).match(item, tags))
+    hits: dict[tuple[str, Field, bool], TermHit] = {}
+    missing: dict[str, None] = {}
+    for leaf, negated in leaves(compiled.condition):
+        found = False
+        for field in leaf.fields or FIELDS:
+            spans = _spans(leaf, item.text(field))
+            if spans:
+                found = True
+                hits.setdefault(
+                    (leaf.text, field, negated), TermHit(leaf.text, field, spans, negated)
+                )
+        if not found and not negated:
+            missing[leaf.text] = None
+    feed_selected = compiled.applies_to(item.feed_id, tags)
+    return Explanation(rule.id, matched, feed_selected, tuple(hits.values()), tuple(missing))
+
+
+def _spans(leaf: Term | Regex, text: str) -> tuple[Span, ...]:
+    if not text:
+        return ()
+    return _regex_spans(leaf, text) if isinstance(leaf, Regex) else _term_spans(leaf, text)
+
+
+def _term_spans(term: Term, text: str) -> tuple[Span, ...]:
+    """Where the term's tokens occur consecutively (the last one as a prefix for ``x*``)."""
+    spans = token_spans(text)
+    words = [word for word, _, _ in spans]
+    n = len(term.tokens)
+    found = []
+    for i in range(len(words) - n + 1):
+        last = words[i + n - 1]
+        if words[i : i + n - 1] == list(term.tokens[:-1]) and (
+            last.startswith(term.tokens[-1]) if term.prefix else last == term.tokens[-1]
+        ):
+            found.append((spans[i][1], spans[i + n - 1][2]))
+    return tuple(found)
+
+
+def _regex_spans(regex: Regex, text: str) -> tuple[Span, ...]:
+    """Where the regex matches the normalized text, mapped back to the original."""
+    normalized, origins = normalized_offsets(text)
+    return tuple(
+        (origins[m.start()][0], origins[m.end() - 1][1])
+        for m in compile_regex(regex.pattern).finditer(normalized)
+        if m.end() > m.start()
+    )

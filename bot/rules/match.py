@@ -1,0 +1,822 @@
+"""Matching items against a set of rules, fast enough to run on every item.
+
+Per item, each field is tokenized once into a space-joined, space-padded text
+(`` canadian police in iraq ``), in which a term is a substring: a word is
+`` police ``, a phrase `` canadian police ``, a prefix `` train``.
+
+A :class:`RuleSet` reduces every rule to *clauses* of keys (a word of a term,
+the first letters of a prefix, a literal run a regex cannot match without), one
+alternative of which must occur for the rule to match -- ``(a OR "b c") d``
+needs {a} or {b, c}, and {d}. Per item, one C-level set intersection of the
+tokens with all known words gives the keys present; each rule is indexed by
+the clause whose keys are rarest in the items seen so far (any clause is exact,
+so the pick only changes speed), and only rules whose index key occurs are
+evaluated, as one Python function generated per rule: a word is a set lookup,
+a phrase or prefix one substring search, a regex a literal search before RE2.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from bot.config.schema import MatchGroup, Rule
+from bot.errors import QueryError
+from bot.model import FIELDS, Field, Hit, Item, Match
+from bot.rules.query import And, Near, Node, Not, Or, Regex, Term, parse
+from bot.rules.regex import Pattern, RegexSet, compile_regex, regex_set
+from bot.text import normalize, tokens
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule's whole condition as one query tree, every leaf scoped to its fields."""
+
+    rule: Rule
+    condition: Node
+    feed_ids: frozenset[str]
+    feed_tags: frozenset[str]
+
+    def applies_to(self, feed_id: str, tags: frozenset[str]) -> bool:
+        """``feeds:`` lists feed ids and ``tag:x`` entries; an empty list means every feed."""
+        if not self.feed_ids and not self.feed_tags:
+            return True
+        return feed_id in self.feed_ids or not self.feed_tags.isdisjoint(tags)
+
+
+def compile_rule(rule: Rule) -> CompiledRule:
+    """Parse every query of ``rule``; a :class:`QueryError` says which one failed in ``path``."""
+    if rule.query is not None:
+        condition = _parse_at(rule.query, ("query",))
+    else:
+        assert rule.match is not None  # the Rule model guarantees one of the two
+        condition = _group(rule.match, ("match",))
+    feed_tags = frozenset(f[4:] for f in rule.feeds if f.startswith("tag:"))
+    feed_ids = frozenset(f for f in rule.feeds if not f.startswith("tag:"))
+    return CompiledRule(rule, scope(condition, rule.fields), feed_ids, feed_tags)
+
+
+def _parse_at(query: str, path: Path) -> Node:
+    try:
+        return parse(query)
+    except QueryError as exc:
+        raise QueryError(exc.message, exc.column, path) from None
+
+
+def _group(group: MatchGroup, path: Path) -> Node:
+    """``all`` AND (one of ``any``) AND NOT (any of ``none``), as one tree."""
+
+    def entry(value: str | MatchGroup, where: Path) -> Node:
+        return _parse_at(value, where) if isinstance(value, str) else _group(value, where)
+
+    parts = [entry(e, (*path, "all", i)) for i, e in enumerate(group.all)]
+    choices = [entry(e, (*path, "any", i)) for i, e in enumerate(group.any)]
+    if choices:
+        parts.append(choices[0] if len(choices) == 1 else Or(tuple(choices)))
+    parts += [Not(entry(e, (*path, "none", i))) for i, e in enumerate(group.none)]
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def scope(node: Node, fields: tuple[Field, ...]) -> Node:
+    """Give every leaf without an explicit ``field:`` the rule's ``fields``."""
+    match node:
+        case Term(fields=None):
+            return Term(node.tokens, node.prefix, fields)
+        case Regex(fields=None):
+            return Regex(node.pattern, fields)
+        case Term() | Regex():
+            return node
+        case Near(left=left, right=right, distance=distance):
+            return Near(
+                tuple(_scoped_term(t, fields) for t in left),
+                tuple(_scoped_term(t, fields) for t in right),
+                distance,
+            )
+        case Not(child=child):
+            return Not(scope(child, fields))
+        case And(children=children):
+            return And(tuple(scope(c, fields) for c in children))
+        case Or(children=children):
+            return Or(tuple(scope(c, fields) for c in children))
+    raise TypeError(node)
+
+
+def _scoped_term(term: Term, fields: tuple[Field, ...]) -> Term:
+    return term if term.fields is not None else Term(term.tokens, term.prefix, fields)
+
+
+def term_pattern(term: Term) -> str:
+    """The substring a term is, in a space-joined, space-padded token text."""
+    return " " + " ".join(term.tokens) + ("" if term.prefix else " ")
+
+
+def leaves(node: Node, negated: bool = False) -> Iterable[tuple[Term | Regex, bool]]:
+    """Every term and regex of a tree, in query order, with whether it counts negatively."""
+    match node:
+        case Term() | Regex():
+            yield node, negated
+        case Near(left=left, right=right):
+            for term in (*left, *right):
+                yield term, negated
+        case Not(child=child):
+            yield from leaves(child, not negated)
+        case And(children=children) | Or(children=children):
+            for child in children:
+                yield from leaves(child, negated)
+
+
+# ---------------------------------------------------------------- per-item state
+
+
+class _ItemState:
+    """One item's regex results, computed on demand."""
+
+    __slots__ = ("item", "normalized", "regex_results", "regexes")
+
+    def __init__(self, item: Item, regexes: _Regexes) -> None:
+        self.item = item
+        self.regexes = regexes
+        self.normalized: list[str | None] = [None, None, None]
+        self.regex_results: dict[int, frozenset[int] | dict[int, bool]] = {}
+
+    def regex(self, regex_id: int, field: int) -> bool:
+        """Whether regex ``regex_id`` matches ``field``'s normalized text.
+
+        With a compiled set, the first regex asked for a field runs every regex of
+        the rule set over that text in one pass; the others are then lookups.
+        """
+        results = self.regex_results.get(field)
+        if results is None:
+            text = self.normalized[field]
+            if text is None:
+                text = self.normalized[field] = normalize(self.item.text(FIELDS[field]))
+            regex_set = self.regexes.regex_set
+            if regex_set is not None:
+                results = self.regex_results[field] = frozenset(regex_set.Match(text) or ())
+            else:
+                results = self.regex_results[field] = {}
+        if isinstance(results, frozenset):
+            return regex_id in results
+        result = results.get(regex_id)
+        if result is None:
+            text = self.normalized[field]
+            assert text is not None
+            result = results[regex_id] = self.regexes[regex_id].search(text) is not None
+        return result
+
+
+class _Regexes(list[Pattern]):
+    """A rule set's regexes by id, plus all of them as one case-insensitive ``re2.Set``.
+
+    ``regex_set`` is built by :meth:`seal` once every regex is known; it stays None
+    when there are no regexes or RE2 cannot compile the set (then each regex is
+    searched on its own, as before).
+    """
+
+    regex_set: RegexSet | None = None
+
+    def seal(self) -> None:
+        self.regex_set = regex_set(self)
+
+
+# Trigger keys: a token, PREFIX_MARK + the first PREFIX_HEAD letters of a prefix, or
+# LITERAL_MARK + a run of at least MIN_LITERAL characters a regex cannot match without.
+PREFIX_MARK = "\x00"
+LITERAL_MARK = "\x01"
+MIN_LITERAL = 3
+TOKEN_CACHE = 1 << 18  # tokens whose literals are remembered, before starting over
+PREFIX_HEAD = 3
+_HEAD = itemgetter(slice(PREFIX_HEAD))
+_ALL_FIELDS = tuple(range(len(FIELDS)))
+_NO_KEYS: frozenset[str] = frozenset()
+
+
+def _positions(padded: str, pattern: str) -> list[int]:
+    """Token positions where ``pattern`` starts in a padded token text, in order.
+
+    Spaces are counted from one occurrence to the next, so the whole text is
+    counted once however many occurrences there are.
+    """
+    found = []
+    position = counted = 0
+    start = padded.find(pattern)
+    while start >= 0:
+        position += padded.count(" ", counted, start)
+        counted = start
+        found.append(position)
+        start = padded.find(pattern, start + 1)
+    return found
+
+
+NearSide = tuple[tuple[str, int], ...]  # (pattern, number of tokens) of each term
+
+
+def _near_side(terms: Iterable[Term]) -> NearSide:
+    return tuple((term_pattern(t), len(t.tokens)) for t in terms)
+
+
+def _occurrences(padded: str, side: NearSide) -> list[tuple[int, int]]:
+    """(first, last) token positions of every occurrence of any term of ``side``."""
+    return [
+        (start, start + length - 1)
+        for pattern, length in side
+        if pattern in padded
+        for start in _positions(padded, pattern)
+    ]
+
+
+def _near_in(padded: str, left: NearSide, right: NearSide, distance: int) -> bool:
+    """Whether occurrences of a left and a right term lie within ``distance`` positions.
+
+    The distance between two occurrences is the number of token positions from
+    the end of one to the start of the other (0 when they overlap): ``a b`` is 1.
+    """
+    if not any(p in padded for p, _ in right):
+        return False
+    a = _occurrences(padded, left)
+    return bool(a) and _any_within(a, _occurrences(padded, right), distance)
+
+
+def _any_within(a: list[tuple[int, int]], b: list[tuple[int, int]], distance: int) -> bool:
+    """Whether some (s1, e1) of ``a`` and (s2, e2) of ``b`` have s2 - e1 and s1 - e2 <= distance.
+
+    One sweep rather than every pair: taking ``b`` by its end, the occurrences of
+    ``a`` that start early enough only grow, and the one of them ending last is
+    the best partner for every start in ``b``.
+    """
+    a.sort()
+    b.sort(key=itemgetter(1))
+    furthest = -1 - distance  # the latest end among the occurrences of ``a`` admitted
+    i = 0
+    for s2, e2 in b:
+        while i < len(a) and a[i][0] <= e2 + distance:
+            furthest = max(furthest, a[i][1])
+            i += 1
+        if furthest >= s2 - distance:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- the rule set
+
+# The index adapts to the stream: every SAMPLE_EVERY-th item's keys are counted,
+# and each rule is re-indexed by its rarest requirement after FIRST_RETUNE
+# samples, then after four times as many each time, up to every MAX_RETUNE.
+SAMPLE_EVERY = 4
+FIRST_RETUNE = 64
+MAX_RETUNE = 1 << 16
+
+
+class RuleSet:
+    """Every enabled rule, compiled once; :meth:`match` is the per-item hot path.
+
+    :meth:`match` updates the key counts and the index it picks from them, so one
+    RuleSet serves one thread (the daemon matches on its event loop only).
+    """
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = [compile_rule(r) for r in rules if r.enabled]
+        self._regex_ids: dict[str, int] = {}
+        self._regexes = _Regexes()
+        source = _Source(self._regex_id)
+        names = [
+            (source.function(r.condition), source.hits(_reported(r.condition))) for r in self.rules
+        ]
+        namespace = source.run()
+        self._conditions = [namespace[condition] for condition, _ in names]
+        self._hits = [namespace[hits] for _, hits in names]
+        self._regexes.seal()
+        clauses = [_clauses(r.condition) for r in self.rules]
+        terms = [leaf for r in self.rules for leaf, _ in leaves(r.condition)]
+        self._words = frozenset(w for t in terms if isinstance(t, Term) for w in _words(t))
+        self._priors = _priors(terms, clauses)
+        self._all_heads = frozenset(k[len(PREFIX_MARK) :] for k in self._priors if _is_head(k))
+        self._all_literals = frozenset(
+            k[len(LITERAL_MARK) :] for k in self._priors if _is_literal(k)
+        )
+        self._literal_sizes = sorted({len(literal) for literal in self._all_literals})
+        self._token_literals: dict[str, tuple[str, ...]] = {}  # token -> literal keys in it
+        self._literal_tokens: set[str] = set()  # the tokens holding some literal
+        # Rules with one possible pick are indexed once; the others at every retune;
+        # rules with no clause at all are looked at for every item.
+        self._fixed: dict[str, list[int]] = {}
+        always: list[int] = []
+        self._variable: list[tuple[int, list[Choice]]] = []
+        for i, choices in enumerate(map(_choices, clauses)):
+            if len(choices) == 1 and all(len(keys) == 1 for keys in choices[0]):
+                for (key,) in choices[0]:
+                    self._fixed.setdefault(key, []).append(i)
+            elif choices:
+                self._variable.append((i, choices))
+            else:
+                always.append(i)
+        self._always = tuple(always)
+        self._fields = sorted({f for t in terms for f in _fields(t)})
+        self._counts: Counter[str] = Counter()
+        self._countdown = SAMPLE_EVERY
+        self._samples = 0
+        self._retune_at = FIRST_RETUNE
+        self._retune()
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def match(self, item: Item, tags: frozenset[str] = frozenset()) -> list[Match]:
+        """Every rule the item matches, in rule order, each with the positive terms found."""
+        fields: list[list[str]] = [[], [], []]
+        keys_by_field = [_NO_KEYS, _NO_KEYS, _NO_KEYS]
+        known = self._words
+        for field in self._fields:
+            text = item.text(FIELDS[field])
+            if text:
+                words = fields[field] = tokens(text)
+                keys_by_field[field] = known.intersection(words)
+        keys = keys_by_field[0].union(keys_by_field[1], keys_by_field[2])
+        self._countdown -= 1
+        if not self._countdown:
+            self._sample(keys, fields)
+        index = self._index
+        candidates = set(self._always)
+        for key in keys:
+            rules = index.get(key)
+            if rules is not None:
+                candidates.update(rules)
+        if self._heads:
+            for head in self._present_heads(self._heads, fields):
+                candidates.update(index[head])
+        if self._literals_indexed:
+            for literal in self._present_literals(fields):
+                rules = index.get(literal)
+                if rules is not None:
+                    candidates.update(rules)
+        if not candidates:
+            return []
+        padded = [f" {' '.join(words)} " if words else "" for words in fields]
+        whole = "\n".join(padded)
+        regex = _ItemState(item, self._regexes).regex
+        conditions = self._conditions
+        matches = []
+        for i in sorted(candidates):
+            if conditions[i](keys, keys_by_field, whole, padded, regex):
+                rule = self.rules[i]
+                if rule.applies_to(item.feed_id, tags):
+                    hits = self._hits[i](keys_by_field, padded, regex)
+                    matches.append(Match(rule.rule.id, hits))
+        return matches
+
+    @staticmethod
+    def _present_heads(heads: frozenset[str], fields: list[list[str]]) -> set[str]:
+        found: set[str] = set()
+        for words in fields:
+            if words:
+                found.update(heads.intersection(map(_HEAD, words)))
+        return {PREFIX_MARK + head for head in found}
+
+    def _present_literals(self, fields: list[list[str]]) -> set[str]:
+        """The literal keys of the regexes that occur inside some token of the item."""
+        words = set().union(*fields)
+        known = self._token_literals
+        if len(known) > TOKEN_CACHE:
+            known.clear()
+            self._literal_tokens.clear()
+        for word in words.difference(known):
+            found = known[word] = tuple(
+                LITERAL_MARK + word[start : start + size]
+                for size in self._literal_sizes
+                for start in range(len(word) - size + 1)
+                if word[start : start + size] in self._all_literals
+            )
+            if found:
+                self._literal_tokens.add(word)
+        return {key for word in words.intersection(self._literal_tokens) for key in known[word]}
+
+    # -- the adaptive index
+
+    def _sample(self, keys: frozenset[str], fields: list[list[str]]) -> None:
+        """Count one item's keys; re-index the rules when enough items were counted."""
+        self._countdown = SAMPLE_EVERY
+        self._counts.update(keys)
+        if self._all_heads:
+            self._counts.update(self._present_heads(self._all_heads, fields))
+        if self._all_literals:
+            self._counts.update(self._present_literals(fields))
+        self._samples += 1
+        if self._samples >= self._retune_at:
+            self._retune_at = self._samples + min(3 * self._samples, MAX_RETUNE)
+            self._retune()
+
+    def _retune(self) -> None:
+        """Index every rule by the clause whose keys were seen least (any clause is exact)."""
+        counts = self._counts
+        weights = {key: counts[key] + prior for key, prior in self._priors.items()}
+        index = {key: list(rules) for key, rules in self._fixed.items()}
+        for i, choices in self._variable:
+            for key in _pick(choices, weights):
+                index.setdefault(key, []).append(i)
+        self._index = index
+        self._literals_indexed = any(map(_is_literal, index))
+        self._heads = frozenset(k[len(PREFIX_MARK) :] for k in index if _is_head(k))
+
+    # -- compilation
+
+    def _regex_id(self, pattern: str) -> int:
+        regex_id = self._regex_ids.setdefault(pattern, len(self._regex_ids))
+        if regex_id == len(self._regexes):
+            self._regexes.append(compile_regex(pattern))
+        return regex_id
+
+
+def _reported(condition: Node) -> list[Term | Regex]:
+    """The positive leaves a match reports, deduplicated, in query order."""
+    seen: dict[tuple[str, tuple[int, ...]], Term | Regex] = {}
+    for leaf, negated in leaves(condition):
+        if not negated:
+            seen.setdefault((leaf.text, _fields(leaf)), leaf)
+    return list(seen.values())
+
+
+def _fields(leaf: Term | Regex) -> tuple[int, ...]:
+    return tuple(FIELDS.index(f) for f in leaf.fields or FIELDS)
+
+
+def _words(term: Term) -> tuple[str, ...]:
+    """The tokens of a term that must occur whole (all but a prefix)."""
+    return term.tokens[:-1] if term.prefix else term.tokens
+
+
+# ---------------------------------------------------------------- requirements
+
+# Whenever a node holds, every one of its clauses holds: some alternative of the
+# clause has all its keys among the item's keys. ``(a OR "b c") d`` has the
+# clauses {{a}, {b, c}} and {{d}}.
+Alternative = frozenset[str]
+Clause = frozenset[Alternative]
+
+
+def _is_head(key: str) -> bool:
+    return key.startswith(PREFIX_MARK)
+
+
+def _is_literal(key: str) -> bool:
+    return key.startswith(LITERAL_MARK)
+
+
+def _term_keys(term: Term) -> Alternative | None:
+    """Keys that all occur when ``term`` does: its whole words, else its prefix's head."""
+    words = _words(term)
+    if words:
+        return frozenset(words)
+    head = term.tokens[-1]
+    return frozenset((PREFIX_MARK + head[:PREFIX_HEAD],)) if len(head) >= PREFIX_HEAD else None
+
+
+def _clauses(node: Node) -> list[Clause]:
+    """Clauses that all hold whenever ``node`` holds (none when nothing is known)."""
+    match node:
+        case Term():
+            keys = _term_keys(node)
+            return [frozenset((keys,))] if keys else []
+        case Near(left=left, right=right):
+            return _clauses(Or(left)) + _clauses(Or(right))
+        case Not(child=Not(child=child)):
+            return _clauses(child)
+        case And(children=children):
+            return [clause for child in children for clause in _clauses(child)]
+        case Regex(pattern=pattern):
+            literals = [s for s in regex_literals(pattern) if len(s) >= MIN_LITERAL]
+            return [frozenset((frozenset((LITERAL_MARK + s,)),)) for s in literals]
+        case Or(children=children):
+            alternatives: set[Alternative] = set()
+            for child in children:
+                clauses = _clauses(child)
+                if not clauses:
+                    return []
+                alternatives |= _one_clause(clauses)
+            return [frozenset(alternatives)]
+    return []
+
+
+def _one_clause(clauses: list[Clause]) -> Clause:
+    """One clause implied by several: all keys of the single-alternative ones, else the shortest."""
+    single = [alternative for clause in clauses if len(clause) == 1 for alternative in clause]
+    return frozenset((frozenset().union(*single),)) if single else min(clauses, key=len)
+
+
+def _priors(terms: Iterable[Term | Regex], clauses: Iterable[list[Clause]]) -> dict[str, float]:
+    """Each key's cost before any item is counted, in items per ~400.
+
+    A word searched for on its own is taken for a name (rare); a word met only
+    inside phrases for an ordinary word (``police`` in ``"local police"``); a
+    prefix head covers many words, a short regex literal is part of many.
+    """
+    alone = {t.tokens[0] for t in terms if isinstance(t, Term) and len(t.tokens) == 1}
+    alone |= {
+        LITERAL_MARK + s
+        for t in terms
+        if isinstance(t, Regex)
+        for s in regex_literals(t.pattern)
+        if len(s) > 4
+    }
+    return {
+        key: 4.0 if _is_head(key) else 0.25 if key in alone else 2.0
+        for rule in clauses
+        for clause in rule
+        for alternative in clause
+        for key in alternative
+    }
+
+
+Choice = tuple[tuple[str, ...], ...]  # a clause, as the keys each alternative may be indexed by
+
+
+def _choices(clauses: list[Clause]) -> list[Choice]:
+    """The clauses a rule may be indexed by: each alternative by one of its words.
+
+    Prefix heads are a last resort (clauses with an alternative of heads only
+    count when no other clause exists): they cost a pass over every item's
+    words, made only while some rule is indexed by one.
+    """
+    ranked = []
+    for clause in clauses:
+        choice = []
+        for alternative in clause:
+            words = tuple(sorted(k for k in alternative if not _is_head(k)))
+            choice.append(words or tuple(sorted(alternative)))
+        ranked.append((any(_is_head(keys[0]) for keys in choice), tuple(sorted(choice))))
+    best = min((needs_head for needs_head, _ in ranked), default=False)
+    return [choice for needs_head, choice in ranked if needs_head == best]
+
+
+def _pick(choices: list[Choice], weights: dict[str, float]) -> frozenset[str]:
+    """The keys of the clause whose keys weigh least, each alternative by its lightest key."""
+    best: frozenset[str] = frozenset()
+    best_weight = float("inf")
+    for choice in choices:
+        keys = frozenset(min(keys, key=weights.__getitem__) for keys in choice)
+        weight = sum(map(weights.__getitem__, keys))
+        if weight < best_weight:
+            best, best_weight = keys, weight
+    return best
+
+
+# ---------------------------------------------------------------- code generation
+
+# Every rule's condition becomes one Python function of (K, F, A, P, R): K the
+# item's known words in any field, F those of each field, A the padded texts of
+# all fields joined by newlines, P each field's padded text, R the regex check.
+# A one-word term is a set lookup; a phrase looks its words up before searching
+# A; a regex searches a literal it cannot match without before running.
+_SIGNATURE = "(K, F, A, P, R)"
+MAX_NESTING = 40  # deeper subtrees become functions of their own (Python caps nesting)
+
+
+class _Source:
+    """The Python source of one function per condition (and per split-out subtree) and
+    of one per rule's hits, run at once."""
+
+    def __init__(self, regex_id: Callable[[str], int]) -> None:
+        self.regex_id = regex_id
+        self.lines: list[str] = []
+        self.constants: dict[str, object] = {"_near_in": _near_in}
+
+    def run(self) -> dict[str, Any]:
+        namespace = dict(self.constants)
+        exec(compile("".join(self.lines), "<rules>", "exec"), namespace)
+        return namespace
+
+    def _define(self, head: str, body: Callable[[], str]) -> str:
+        name = f"_f{len(self.lines)}"
+        self.lines.append("")  # reserve the name before nested functions take theirs
+        index = len(self.lines) - 1
+        self.lines[index] = f"def {name}{head}:\n{body()}\n"
+        return name
+
+    def function(self, node: Node) -> str:
+        return self._define(_SIGNATURE, lambda: f"    return {self.expression(node, 0)}")
+
+    def hits(self, reported: list[Term | Regex]) -> str:
+        """A function of (F, P, R) giving the hits of a matched rule, in report order."""
+        lines = ["    h = []"]
+        for leaf in reported:
+            for field in _fields(leaf):
+                hit = f"_h{len(self.constants)}"
+                self.constants[hit] = Hit(leaf.text, FIELDS[field])
+                if isinstance(leaf, Regex):
+                    check = _regex_field_code(self.regex_id(leaf.pattern), leaf.pattern, field)
+                elif len(leaf.tokens) == 1 and not leaf.prefix:
+                    check = f"{leaf.tokens[0]!r} in F[{field}]"
+                else:
+                    check = f"{term_pattern(leaf)!r} in P[{field}]"
+                lines.append(f"    if {check}: h.append({hit})")
+        texts = [leaf.text for leaf in reported]
+        unique = len(set(texts)) == len(texts)  # else a hit may repeat: keep its first place
+        lines.append("    return tuple(h)" if unique else "    return tuple(dict.fromkeys(h))")
+        return self._define("(F, P, R)", lambda: "\n".join(lines))
+
+    def expression(self, node: Node, depth: int) -> str:
+        if depth > MAX_NESTING:
+            return self.function(node) + _SIGNATURE
+        match node:
+            case Term():
+                return _term_code(node)
+            case Regex():
+                return _regex_code(self.regex_id(node.pattern), node)
+            case Near():
+                return _near_code(node)
+            case Not(child=child):
+                return f"(not {self.expression(child, depth + 1)})"
+            case And(children=children):
+                parts = [self.expression(c, depth + 1) for c in sorted(children, key=_cost)]
+                return "(" + " and ".join(parts) + ")"
+            case Or(children=children):
+                parts = [self.expression(c, depth + 1) for c in sorted(children, key=_cost)]
+                return "(" + " or ".join(parts) + ")"
+        raise TypeError(node)
+
+
+def _cost(node: Node) -> int:
+    """A rough evaluation cost, so cheap checks run first and often decide alone."""
+    match node:
+        case Term(tokens=(_,), prefix=False):
+            return 1
+        case Term():
+            return 2
+        case Near():
+            return 4
+        case Regex():
+            return 8
+        case Not(child=child):
+            return _cost(child)
+        case And(children=children) | Or(children=children):
+            return sum(map(_cost, children))
+    raise TypeError(node)
+
+
+def _within(needle: str, fields: tuple[int, ...], whole: str, per_field: str) -> str:
+    """``needle in`` the fields' text (or key set): one lookup when it is every field."""
+    if fields == _ALL_FIELDS:
+        return f"{needle!r} in {whole}"
+    return "(" + " or ".join(f"{needle!r} in {per_field}[{f}]" for f in fields) + ")"
+
+
+def _term_code(term: Term) -> str:
+    fields = _fields(term)
+    words = _words(term)
+    if len(words) == 1 and not term.prefix:
+        return _within(words[0], fields, "K", "F")
+    checks = [f"{word!r} in K" for word in dict.fromkeys(words)]
+    checks.append(_within(term_pattern(term), fields, "A", "P"))
+    return "(" + " and ".join(checks) + ")"
+
+
+def _regex_code(regex_id: int, regex: Regex) -> str:
+    fields = _fields(regex)
+    if fields == _ALL_FIELDS:
+        literals = [f"{s!r} in A" for s in regex_literals(regex.pattern)]
+        runs = " or ".join(f"R({regex_id}, {f})" for f in fields)
+        return "(" + " and ".join([*literals, f"({runs})"]) + ")"
+    per_field = [_regex_field_code(regex_id, regex.pattern, f) for f in fields]
+    return "(" + " or ".join(per_field) + ")"
+
+
+def _regex_field_code(regex_id: int, pattern: str, field: int) -> str:
+    literals = [f"{s!r} in P[{field}]" for s in regex_literals(pattern)]
+    return "(" + " and ".join([*literals, f"R({regex_id}, {field})"]) + ")"
+
+
+def _near_code(near: Near) -> str:
+    """NEAR holds in one field, looking only at the terms scoped to it; its clauses go first."""
+    nears = []
+    for field in range(len(FIELDS)):
+        a = _near_side(t for t in near.left if field in _fields(t))
+        b = _near_side(t for t in near.right if field in _fields(t))
+        if a and b:
+            nears.append(f"_near_in(P[{field}], {a!r}, {b!r}, {near.distance})")
+    if not nears:
+        return "False"
+    checks = [c for c in map(_clause_code, _clauses(near)) if c]
+    return "(" + " and ".join([*checks, "(" + " or ".join(nears) + ")"]) + ")"
+
+
+def _clause_code(clause: Clause) -> str:
+    """A clause as a check of known words ('' when an alternative has only a prefix head)."""
+    alternatives = []
+    for alternative in sorted(map(sorted, clause)):
+        words = [k for k in alternative if not _is_head(k)]
+        if not words:
+            return ""
+        alternatives.append(" and ".join(f"{w!r} in K" for w in words))
+    return "(" + " or ".join(alternatives) + ")"
+
+
+# ---------------------------------------------------------------- regex literals
+
+# Escapes that stand for a class or an assertion, never for a letter or digit.
+_CLASS_ESCAPES = frozenset("bBdDsSwWAz")
+
+
+def regex_literals(pattern: str) -> tuple[str, ...]:
+    """Lower-case ASCII letter/digit runs that every match of RE2 ``pattern`` contains.
+
+    A regex runs on normalized text, where such a run always lies inside one
+    token, so a field whose padded token text lacks the run cannot match. Only
+    plain top-level characters count; anything unusual (an alternation, a flag
+    group, ``\\Q``, a numeric or property escape) yields nothing.
+    """
+    runs: list[str] = []
+    run: list[str] = []
+
+    def close() -> None:
+        if run:
+            runs.append("".join(run))
+            run.clear()
+
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "|" or (
+            pattern.startswith("(?", i) and not pattern.startswith(("(?:", "(?P<"), i)
+        ):
+            return ()
+        if char in "?*{":  # the atom before may be absent: drop it from the run
+            if run:
+                run.pop()
+            close()
+            if char == "{":
+                i = pattern.find("}", i)
+                if i < 0:
+                    return ()
+        elif char == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if not escaped or (
+                escaped.isascii() and escaped.isalnum() and escaped not in _CLASS_ESCAPES
+            ):
+                return ()
+            close()
+            i += 1
+        elif char in "([":
+            close()
+            i = (_group_end if char == "(" else _class_end)(pattern, i)
+            if i < 0:
+                return ()
+            continue
+        elif char.isascii() and char.isalnum():
+            run.append(char.lower())
+        else:  # + . ^ $ and every other character end the run
+            close()
+        i += 1
+    close()
+    return tuple(runs)
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """The index after the bracketed class opening at ``start`` (-1 if unclosed)."""
+    i = start + 1
+    if pattern.startswith("^", i):
+        i += 1
+    if pattern.startswith("]", i):
+        i += 1
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            i += 2
+        elif pattern[i] == "]":
+            return i + 1
+        elif pattern.startswith("[:", i):
+            end = pattern.find(":]", i + 2)
+            if end < 0:
+                return -1
+            i = end + 2
+        else:
+            i += 1
+    return -1
+
+
+def _group_end(pattern: str, start: int) -> int:
+    """The index after the group opening at ``start`` (-1 if unclosed or holding ``\\Q``)."""
+    depth = 0
+    i = start
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            if pattern.startswith("Q", i + 1):
+                return -1
+            i += 2
+            continue
+        if char == "[":
+            i = _class_end(pattern, i)
+            if i < 0:
+                return -1
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if not depth:
+                return i + 1
+        i += 1
+    return -1

@@ -1,0 +1,399 @@
+"""The rule query language (README, "Watch rules"): a hand-written recursive-descent parser.
+
+Grammar, loosest binding first::
+
+    or    := and ("OR" and)*
+    and   := near (["AND"] near)*           adjacent operands are an implicit AND
+    near  := unary ("NEAR/n" unary)*        each side: a term, phrase or prefix, or an OR of them
+    unary := ("NOT" | "-") unary | primary
+    primary := "(" or ")" | FIELD ":" primary | word | "phrase" | /regex/
+
+Terms are normalized exactly like item text (:func:`bot.text.tokens`), so the
+matcher only compares tokens. Errors carry a 1-based column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import cast
+
+from bot.errors import QueryError
+from bot.model import FIELDS, Field
+from bot.rules.regex import compile_regex
+from bot.text import normalize, tokens
+
+MAX_NEAR = 1000
+MAX_DEPTH = 100  # nested parentheses and NOTs: the parser and every tree walk recurse per level
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """Consecutive tokens; with ``prefix`` the last one need only start the item token.
+
+    ``fields`` is ``None`` when the rule's own ``fields`` apply.
+    """
+
+    tokens: tuple[str, ...]
+    prefix: bool = False
+    fields: tuple[Field, ...] | None = None
+
+    @property
+    def text(self) -> str:
+        """How the term is reported in a match: ``canadian police`` or ``train*``."""
+        return " ".join(self.tokens) + ("*" if self.prefix else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """An RE2 pattern searched case-insensitively in the normalized field text."""
+
+    pattern: str
+    fields: tuple[Field, ...] | None = None
+
+    @property
+    def text(self) -> str:
+        return f"/{self.pattern}/"
+
+
+@dataclass(frozen=True, slots=True)
+class Near:
+    """One term of each side occurs in one field, at most ``distance`` token positions apart.
+
+    Each side is one term, or several from a parenthesized OR: ``veteran* NEAR/4 (Iraq OR war)``.
+    """
+
+    left: tuple[Term, ...]
+    right: tuple[Term, ...]
+    distance: int
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Node
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+Node = Term | Regex | Near | Not | And | Or
+
+
+def parse(query: str) -> Node:
+    """Parse one query string; raises :class:`QueryError` with a column on any mistake."""
+    return _Parser(query).parse()
+
+
+# ---------------------------------------------------------------- lexer
+
+_SPACE = re.compile(r"\s+")
+_FIELD = re.compile(r"([A-Za-z]+):")
+_NEAR = re.compile(r"NEAR(?:/(\d+))?(?=[\s()\"]|$)")
+_WORD = re.compile(r"[^\s()\"]+")
+_OPERATORS = {"AND", "OR", "NOT"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # word phrase regex ( ) AND OR NOT - NEAR field
+    column: int
+    value: str = ""
+    distance: int = 0
+
+
+def _lex(query: str) -> list[_Token]:
+    """Split a query into tokens; words without letters or digits are dropped."""
+    out: list[_Token] = []
+    i = 0
+    while i < len(query):
+        space = _SPACE.match(query, i)
+        if space:
+            i = space.end()
+            continue
+        token, i = _lex_one(query, i)
+        if token is not None:
+            out.append(token)
+    return out
+
+
+def _lex_one(query: str, i: int) -> tuple[_Token | None, int]:
+    column = i + 1
+    char = query[i]
+    if char in "()":
+        return _Token(char, column), i + 1
+    if char == '"':
+        end = query.find('"', i + 1)
+        if end < 0:
+            raise QueryError(f"unclosed quote opened at column {column}", column)
+        return _Token("phrase", column, query[i + 1 : end]), end + 1
+    if char == "/":
+        return _lex_regex(query, i)
+    if char == "-" and _continues(query, i + 1) and query[i + 1] != ")":
+        return _Token("-", column), i + 1
+    near = _NEAR.match(query, i)
+    if near:
+        return _near_token(near, column), near.end()
+    field = _FIELD.match(query, i)
+    if field and (field.group(1) in FIELDS or _continues(query, field.end())):
+        return _field_token(field, column), field.end()
+    word = cast(re.Match[str], _WORD.match(query, i))
+    value = word.group()
+    if value in _OPERATORS:
+        return _Token(value, column), word.end()
+    if not tokens(value):
+        return None, word.end()
+    return _Token("word", column, value), word.end()
+
+
+def _lex_regex(query: str, i: int) -> tuple[_Token, int]:
+    column = i + 1
+    j = i + 1
+    while j < len(query) and query[j] != "/":
+        j += 2 if query[j] == "\\" else 1
+    if j >= len(query):
+        raise QueryError(f"unclosed regex opened at column {column}: end it with /", column)
+    pattern = query[i + 1 : j].replace("\\/", "/")
+    if not pattern:
+        raise QueryError("empty regex //", column)
+    if _continues(query, j + 1) and query[j + 1] != ")":
+        raise QueryError(
+            f"unexpected {query[j + 1]!r} right after a regex: regex flags are not "
+            "supported (matching is always case-insensitive)",
+            j + 2,
+        )
+    try:
+        compile_regex(pattern)
+    except ValueError as exc:
+        raise QueryError(f"invalid regex: {exc}", column) from None
+    return _Token("regex", column, pattern), j + 1
+
+
+def _continues(query: str, i: int) -> bool:
+    return i < len(query) and not query[i].isspace()
+
+
+def _near_token(near: re.Match[str], column: int) -> _Token:
+    if near.group(1) is None:
+        raise QueryError("NEAR needs a distance, like NEAR/5", column)
+    distance = int(near.group(1))
+    if not 1 <= distance <= MAX_NEAR:
+        raise QueryError(f"NEAR distance must be between 1 and {MAX_NEAR}", column)
+    return _Token("NEAR", column, distance=distance)
+
+
+def _field_token(field: re.Match[str], column: int) -> _Token:
+    name = field.group(1)
+    if name not in FIELDS:
+        raise QueryError(
+            f"unknown field {name!r}: use title:, summary: or content: "
+            '(quote the text to search for a colon: "' + field.group() + '...")',
+            column,
+        )
+    return _Token("field", column, name)
+
+
+# ---------------------------------------------------------------- parser
+
+_OPERAND_START = {"word", "phrase", "regex", "(", "NOT", "-", "field"}
+Scope = tuple[Field, ...] | None
+
+
+class _Parser:
+    def __init__(self, query: str) -> None:
+        self.query = query
+        self.tokens = _lex(query)
+        self.pos = 0
+        self.depth = 0
+        self.first_negation: _Token | None = None
+        self.regex_columns: dict[str, int] = {}
+
+    def parse(self) -> Node:
+        if not self.tokens:
+            raise QueryError("empty query", 1)
+        node = self.or_expr(None)
+        if self.pos < len(self.tokens):
+            token = self.tokens[self.pos]
+            raise QueryError("unmatched closing parenthesis", token.column)
+        self.check_not_everything(node)
+        return node
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> _Token:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def operand_follows(self) -> bool:
+        token = self.peek()
+        return token is not None and token.kind in _OPERAND_START
+
+    def need_operand(self, operator: _Token, message: str) -> None:
+        if not self.operand_follows():
+            raise QueryError(message, operator.column)
+
+    def or_expr(self, scope: Scope) -> Node:
+        children = [self.and_expr(scope)]
+        while (token := self.peek()) is not None and token.kind == "OR":
+            self.take()
+            self.need_operand(token, "OR needs a term on both sides")
+            children.append(self.and_expr(scope))
+        return children[0] if len(children) == 1 else Or(tuple(children))
+
+    def and_expr(self, scope: Scope) -> Node:
+        children = [self.near_expr(scope)]
+        while (token := self.peek()) is not None:
+            if token.kind == "AND":
+                self.take()
+                self.need_operand(token, "AND needs a term on both sides")
+            elif token.kind not in _OPERAND_START:
+                break
+            children.append(self.near_expr(scope))
+        return children[0] if len(children) == 1 else And(tuple(children))
+
+    def near_expr(self, scope: Scope) -> Node:
+        left = self.unary(scope)
+        while (token := self.peek()) is not None and token.kind == "NEAR":
+            self.take()
+            self.need_operand(token, "NEAR needs a term on both sides")
+            right = self.unary(scope)
+            left = Near(_near_side(left, token), _near_side(right, token), token.distance)
+        return left
+
+    def unary(self, scope: Scope) -> Node:
+        token = self.peek()
+        if token is not None and token.kind in ("NOT", "-"):
+            self.take()
+            self.first_negation = self.first_negation or token
+            name = "NOT" if token.kind == "NOT" else "-"
+            self.need_operand(token, f"{name} needs a term right after it")
+            self.descend(token)
+            node = Not(self.unary(scope))
+            self.depth -= 1
+            return node
+        return self.primary(scope)
+
+    def descend(self, token: _Token) -> None:
+        """Count one more level of nesting; refuse more than :data:`MAX_DEPTH`."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QueryError(
+                f"nested more than {MAX_DEPTH} levels deep (parentheses and NOT)", token.column
+            )
+
+    def primary(self, scope: Scope) -> Node:
+        token = self.peek()
+        if token is None:
+            raise QueryError("the query ends where a term was expected", len(self.query) + 1)
+        if token.kind in ("AND", "OR", "NEAR"):
+            raise QueryError(f"{token.kind} needs a term on both sides", token.column)
+        if token.kind == ")":
+            raise QueryError("unmatched closing parenthesis", token.column)
+        self.take()
+        if token.kind == "(":
+            return self.group(token, scope)
+        if token.kind == "field":
+            return self.scoped(token)
+        if token.kind == "regex":
+            self.regex_columns.setdefault(token.value, token.column)
+            return Regex(token.value, scope)
+        if token.kind == "phrase":
+            return self.term(token, scope, quoted=True)
+        return self.term(token, scope, quoted=False)
+
+    def group(self, opening: _Token, scope: Scope) -> Node:
+        following = self.peek()
+        if following is not None and following.kind == ")":
+            raise QueryError("empty parentheses", opening.column)
+        self.descend(opening)
+        node = self.or_expr(scope)
+        self.depth -= 1
+        closing = self.peek()
+        if closing is None or closing.kind != ")":
+            column = opening.column
+            raise QueryError(f"unclosed parenthesis opened at column {column}", column)
+        self.take()
+        return node
+
+    def scoped(self, field: _Token) -> Node:
+        following = self.peek()
+        if following is None or following.kind not in ("word", "phrase", "regex", "("):
+            raise QueryError(
+                f"{field.value}: needs a term, phrase or (group) right after it", field.column
+            )
+        return self.primary((cast(Field, field.value),))
+
+    def term(self, token: _Token, scope: Scope, *, quoted: bool) -> Term:
+        text = token.value.strip() if quoted else token.value
+        prefix = text.endswith("*")
+        body = text[:-1] if prefix else text
+        if "*" in body:
+            column = token.column + token.value.index("*") + quoted
+            raise QueryError("'*' can only end a word (train*)", column)
+        words = tuple(tokens(body))
+        if not words:
+            raise QueryError(f"{token.value!r} has no letters or digits to match", token.column)
+        if prefix and not normalize(body).endswith(words[-1]):
+            raise QueryError("'*' must directly follow a letter or digit (train*)", token.column)
+        return Term(words, prefix, scope)
+
+    def check_not_everything(self, node: Node) -> None:
+        """Refuse queries an empty item satisfies: they would alert on nearly every item."""
+        if not _matches_empty(node):
+            return
+        regex = _first_empty_regex(node)
+        if regex is not None:
+            raise QueryError(
+                f"/{regex.pattern}/ matches empty text, so it would match every item",
+                self.regex_columns[regex.pattern],
+            )
+        negation = cast(_Token, self.first_negation)
+        raise QueryError(
+            f"{negation.kind} cannot stand alone: add a term that must be present "
+            "(police NOT army)",
+            negation.column,
+        )
+
+
+def _near_side(node: Node, near: _Token) -> tuple[Term, ...]:
+    if isinstance(node, Term):
+        return (node,)
+    if isinstance(node, Or) and all(isinstance(c, Term) for c in node.children):
+        return cast(tuple[Term, ...], node.children)
+    raise QueryError(
+        "NEAR joins terms, phrases or prefixes, or (a OR b) groups of them "
+        "(not a regex, a NOT, an AND or another NEAR)",
+        near.column,
+    )
+
+
+def _matches_empty(node: Node) -> bool:
+    match node:
+        case Term() | Near():
+            return False
+        case Regex(pattern=pattern):
+            return compile_regex(pattern).search("") is not None
+        case Not(child=child):
+            return not _matches_empty(child)
+        case And(children=children):
+            return all(_matches_empty(c) for c in children)
+        case Or(children=children):
+            return any(_matches_empty(c) for c in children)
+    raise TypeError(node)
+
+
+def _first_empty_regex(node: Node) -> Regex | None:
+    match node:
+        case Regex(pattern=pattern) if compile_regex(pattern).search("") is not None:
+            return node
+        case And(children=children) | Or(children=children):
+            return next((r for c in children if (r := _first_empty_regex(c))), None)
+    return None

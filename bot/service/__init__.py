@@ -1,0 +1,1 @@
+"""The long-running daemon: scheduling, reloads, health and metrics endpoints."""

@@ -1,0 +1,88 @@
+"""The shipped rules (config/rules.yaml) against the labelled evaluation set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from bot.config.schema import RulesFile
+from bot.model import Item
+from bot.rules.match import RuleSet
+from tests.paths import REPO
+
+ROOT = REPO
+RULES = ROOT / "config" / "rules.yaml"
+EVAL = ROOT / "tests" / "fixtures" / "eval"
+
+
+def _load(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+
+
+def _rules() -> RulesFile:
+    return RulesFile.model_validate(_load(RULES))
+
+
+def _labelled() -> list[tuple[dict[str, Any], bool]]:
+    """Every evaluation item with its label: positives.yaml alerts, near_misses.yaml does not."""
+    labelled = []
+    for path in sorted(EVAL.glob("*.yaml")):
+        alert = path.stem == "positives"
+        labelled += [(entry, alert) for entry in _load(path)["items"]]
+    return labelled
+
+
+def _alerts(rules: RuleSet, entry: dict[str, Any]) -> list[str]:
+    item = Item(feed_id="eval", key=entry["id"], title=entry["title"], summary=entry["summary"])
+    return [m.rule_id for m in rules.match(item, frozenset())]
+
+
+def test_every_shipped_rule_notifies_console() -> None:
+    for rule in _rules().rules:
+        assert rule.notify == ("console",), rule.id
+
+
+def test_shipped_rules_use_both_forms() -> None:
+    rules = _rules().rules
+    assert any(r.query for r in rules) and any(r.match for r in rules)
+
+
+def test_evaluation_set_is_large_and_covers_every_class() -> None:
+    labelled = _labelled()
+    assert len(labelled) >= 60
+    classes = {e.get("class") for e, alert in labelled if not alert}
+    assert {
+        "military",
+        "iraqi-police",
+        "canadian-police",
+        "other-country",
+        "veteran",
+        "reconstruction",
+    } <= classes
+    assert {e["lang"] for e, alert in labelled if alert} == {"en", "fr", "ar"}
+
+
+def test_precision_and_recall() -> None:
+    rules = RuleSet(_rules().rules)
+    outcomes = [(bool(_alerts(rules, e)), alert, e["id"]) for e, alert in _labelled()]
+    true_positives = sum(got and want for got, want, _ in outcomes)
+    false_positives = [i for got, want, i in outcomes if got and not want]
+    false_negatives = [i for got, want, i in outcomes if want and not got]
+    precision = true_positives / (true_positives + len(false_positives))
+    recall = true_positives / (true_positives + len(false_negatives))
+    report = (
+        f"precision {precision:.3f} (wrong: {false_positives}), "
+        f"recall {recall:.3f} (missed: {false_negatives})"
+    )
+    assert precision >= 0.95, report
+    assert recall >= 0.95, report
+
+
+@pytest.mark.parametrize(
+    "entry", [e for e, alert in _labelled() if e["id"].startswith("seed")], ids=lambda e: e["id"]
+)
+def test_seed_articles_alert(entry: dict[str, Any]) -> None:
+    assert _alerts(RuleSet(_rules().rules), entry)

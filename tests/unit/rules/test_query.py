@@ -1,0 +1,144 @@
+"""The query parser: the trees it builds and the errors users see."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.errors import QueryError
+from bot.rules.query import And, Near, Not, Or, Regex, Term, parse
+
+
+def t(*words: str, prefix: bool = False, fields: tuple[str, ...] | None = None) -> Term:
+    return Term(tuple(words), prefix, fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("query", "tree"),
+    [
+        ("police", t("police")),
+        ("Sûreté", t("surete")),
+        ("train*", t("train", prefix=True)),
+        ('"Canadian police"', t("canadian", "police")),
+        ('"police train*"', t("police", "train", prefix=True)),
+        ("anti-terror", t("anti", "terror")),
+        ("Sûreté du Québec", And((t("surete"), t("du"), t("quebec")))),
+        ("a b", And((t("a"), t("b")))),
+        ("a AND b", And((t("a"), t("b")))),
+        ("a OR b", Or((t("a"), t("b")))),
+        ("a b OR c", Or((And((t("a"), t("b"))), t("c")))),
+        ("a OR b c", Or((t("a"), And((t("b"), t("c")))))),
+        ("(a OR b) c", And((Or((t("a"), t("b"))), t("c")))),
+        ("a NOT b", And((t("a"), Not(t("b"))))),
+        ("a -b", And((t("a"), Not(t("b"))))),
+        ("a -(b OR c)", And((t("a"), Not(Or((t("b"), t("c"))))))),
+        ("a and b", And((t("a"), t("and"), t("b")))),
+        ("a NEAR/5 b", Near((t("a"),), (t("b"),), 5)),
+        ("a NEAR/5 (b OR c)", Near((t("a"),), (t("b"), t("c")), 5)),
+        ("a NEAR/2 b c", And((Near((t("a"),), (t("b"),), 2), t("c")))),
+        ("title:a", t("a", fields=("title",))),
+        ("title:(a OR b)", Or((t("a", fields=("title",)), t("b", fields=("title",))))),
+        ("title:(a summary:b)", And((t("a", fields=("title",)), t("b", fields=("summary",))))),
+        ("/mos+oul/", Regex("mos+oul")),
+        ("content:/x\\/y/", Regex("x/y", ("content",))),
+        ("a & b", And((t("a"), t("b")))),
+        ("a - b", And((t("a"), t("b")))),
+        ("10:30", t("10", "30")),
+        ("NOT NOT a", Not(Not(t("a")))),
+    ],
+)
+def test_parse(query: str, tree: object) -> None:
+    assert parse(query) == tree
+
+
+@pytest.mark.parametrize(
+    ("query", "column", "message"),
+    [
+        ("", 1, "empty query"),
+        ("   ", 1, "empty query"),
+        ("&", 1, "empty query"),
+        ("NOT x", 1, "NOT cannot stand alone"),
+        ("-x", 1, "- cannot stand alone"),
+        ("a OR NOT b", 6, "NOT cannot stand alone"),
+        ("NOT", 1, "NOT needs a term right after it"),
+        ("a NOT", 3, "NOT needs a term right after it"),
+        ("a (b", 3, "unclosed parenthesis opened at column 3"),
+        ("((a)", 1, "unclosed parenthesis opened at column 1"),
+        ("a)", 2, "unmatched closing parenthesis"),
+        ("()", 1, "empty parentheses"),
+        ("a AND", 3, "AND needs a term on both sides"),
+        ("AND a", 1, "AND needs a term on both sides"),
+        ("a OR", 3, "OR needs a term on both sides"),
+        ("OR b", 1, "OR needs a term on both sides"),
+        ("a OR OR b", 3, "OR needs a term on both sides"),
+        ("a NEAR/3", 3, "NEAR needs a term on both sides"),
+        ("NEAR/3 b", 1, "NEAR needs a term on both sides"),
+        ("a NEAR b", 3, "NEAR needs a distance, like NEAR/5"),
+        ("a NEAR/0 b", 3, "NEAR distance must be between 1 and 1000"),
+        ("a NEAR/3 /x/", 3, "NEAR joins terms, phrases or prefixes"),
+        ("a NEAR/3 (b c)", 3, "NEAR joins terms, phrases or prefixes"),
+        ("a NEAR/3 b NEAR/3 c", 12, "NEAR joins terms, phrases or prefixes"),
+        ('a "b', 3, "unclosed quote opened at column 3"),
+        ('""', 1, "'' has no letters or digits to match"),
+        ("a /b", 3, "unclosed regex opened at column 3"),
+        ("//", 1, "empty regex //"),
+        ("/a(/", 1, "invalid regex: missing )"),
+        ("/(?<=a)b/", 1, "invalid regex"),
+        ("/x*/", 1, "/x*/ matches empty text"),
+        ("/abc/i", 6, "unexpected 'i' right after a regex: regex flags are not supported"),
+        ("titel:x", 1, "unknown field 'titel'"),
+        ("title:", 1, "title: needs a term, phrase or (group) right after it"),
+        ("title:-x", 1, "title: needs a term"),
+        ("po*lice", 3, "'*' can only end a word"),
+        ('"a * b"', 4, "'*' can only end a word"),
+        ("a-*", 1, "'*' must directly follow a letter or digit"),
+    ],
+)
+def test_errors(query: str, column: int, message: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse(query)
+    assert caught.value.message.startswith(message), caught.value.message
+    assert caught.value.column == column
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from([*'ab ()"*-/:\\é', "NOT", "AND", "OR", "NEAR/2", "title:"])))
+def test_parse_only_ever_raises_query_errors(parts: list[str]) -> None:
+    query = "".join(parts)
+    try:
+        parse(query)
+    except QueryError as exc:
+        assert 1 <= exc.column <= len(query) + 1
+        assert exc.message
+
+
+@given(st.text())
+def test_parse_survives_any_unicode(query: str) -> None:
+    with contextlib.suppress(QueryError):
+        parse(query)
+
+
+def test_nesting_is_bounded_at_the_opening_that_goes_too_deep() -> None:
+    assert parse("(" * 100 + "a" + ")" * 100) == t("a")
+    with pytest.raises(QueryError) as caught:
+        parse("(" * 2000 + "a" + ")" * 2000)
+    assert (caught.value.column, caught.value.message) == (
+        101,
+        "nested more than 100 levels deep (parentheses and NOT)",
+    )
+
+
+def test_negation_chains_are_bounded() -> None:
+    assert parse("a " + "NOT " * 100 + "b") == And((t("a"), _negated(t("b"), 100)))
+    with pytest.raises(QueryError) as caught:
+        parse("a " + "-" * 2000 + "b")
+    assert caught.value.column == 103
+
+
+def _negated(node: object, times: int) -> object:
+    for _ in range(times):
+        node = Not(node)  # type: ignore[arg-type]
+    return node
