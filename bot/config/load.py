@@ -6,38 +6,34 @@ validation, cross-references and rule compilation, every problem located as
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent
-from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
-
-from bot.config.schema import MatchGroup, Rule, RulesFile, Settings
+from bot.config.schema import (
+    Invalid,
+    M,
+    MatchGroup,
+    Rule,
+    RulesFile,
+    SchemaError,
+    Settings,
+    validate,
+)
+from bot.config.yamlfile import YamlProblem, column_of, line_of, read_tree
 from bot.errors import ConfigError, ConfigProblem, Location, QueryError
 
 SETTINGS_FILE = "settings.yaml"
 RULES_FILE = "rules.yaml"
 RULES_DIR = "rules"
 
-# YAML aliases share one node, but everything after parsing sees it expanded, once per use:
-# a few hundred bytes of nested aliases ("billion laughs") expand to billions of nodes.
-MAX_ALIASES = 100  # alias uses in one file
-MAX_ALIAS_NODES = 10_000  # nodes the alias uses of one file add once expanded
-MAX_DEPTH = 50  # nesting levels of one file (mappings, lists, values)
 MAX_MATCH_DEPTH = 10  # match groups nested in match groups
 MIN_SECRET = 6  # shorter values from the environment are not hidden (see _Environment)
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Path_ = tuple[str | int, ...]
-M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -101,90 +97,10 @@ class _Document:
     data: Any
 
     def line(self, path: Path_, *, key: bool = False) -> int:
-        """1-based line of the value at ``path`` (or of its key), else of its nearest ancestor."""
-        node, line = self.tree, 1
-        if isinstance(node, CommentedMap | CommentedSeq):
-            line = node.lc.line + 1
-        for step in path:
-            if isinstance(node, CommentedMap) and step in node:
-                pos = node.lc.key(step) if key else node.lc.value(step)
-                line, node = pos[0] + 1, node[step]
-            elif isinstance(node, CommentedSeq) and isinstance(step, int) and step < len(node):
-                line, node = node.lc.item(step)[0] + 1, node[step]
-            elif isinstance(node, CommentedMap | CommentedSeq):
-                continue  # a step that is not in the file (a union tag): keep walking
-            else:
-                break
-        return line
+        return line_of(self.tree, path, key=key)
 
     def column(self, path: Path_) -> int:
-        """0-based column where the value at ``path`` starts, when it is in a mapping or list."""
-        node, col = self.tree, 0
-        for step in path:
-            if isinstance(node, CommentedMap) and step in node:
-                col, node = node.lc.value(step)[1], node[step]
-            elif isinstance(node, CommentedSeq) and isinstance(step, int) and step < len(node):
-                col, node = node.lc.item(step)[1], node[step]
-        return col
-
-
-class _YamlLimitError(ComposerError):
-    """A file nests or aliases more than a config ever needs."""
-
-
-class _BoundedComposer(Composer):
-    """Composes a YAML file, refusing alias bombs and cycles at the alias that crosses the line.
-
-    Each node's expanded size (counting every alias use in full) is known once
-    the node is composed, so the check costs one addition per node.
-    """
-
-    def __init__(self, loader: Any = None) -> None:
-        super().__init__(loader)
-        self._sizes: dict[int, int] = {}
-        self._aliases = 0
-        self._alias_nodes = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if not self.parser.check_event(AliasEvent):
-            node = super().compose_node(parent, index)
-            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
-            return node
-        mark = self.parser.peek_event().start_mark
-        node = super().compose_node(parent, index)
-        size = self._sizes.get(id(node))
-        if size is None:
-            raise _YamlLimitError(None, None, "a YAML alias inside the node it names", mark)
-        self._aliases += 1
-        self._alias_nodes += size
-        if self._aliases > MAX_ALIASES:
-            raise _YamlLimitError(
-                None, None, f"more than {MAX_ALIASES} YAML aliases (*name) in one file", mark
-            )
-        if self._alias_nodes > MAX_ALIAS_NODES:
-            raise _YamlLimitError(
-                None,
-                None,
-                f"YAML aliases (*name) expand to more than {MAX_ALIAS_NODES} values in one file",
-                mark,
-            )
-        return node
-
-
-def _children(node: Node) -> Iterator[Node]:
-    if isinstance(node, SequenceNode):
-        yield from node.value
-    elif isinstance(node, MappingNode):
-        for key, value in node.value:
-            yield key
-            yield value
-
-
-def _yaml_loader() -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.Composer = _BoundedComposer
-    yaml.max_depth = MAX_DEPTH
-    return yaml
+        return column_of(self.tree, path)
 
 
 class _Problems:
@@ -360,29 +276,10 @@ def _read(
         problems.add(name, 0, f"cannot read: {err}")
         return None
     try:
-        tree = _yaml_loader().load(text)
-    except (_YamlLimitError, MaxDepthExceededError) as err:
-        mark = err.problem_mark
-        line = mark.line + 1 if mark is not None else 0
-        limit = isinstance(err, _YamlLimitError)
-        problems.add(
-            name, line, err.problem if limit else f"nested more than {MAX_DEPTH} levels deep"
-        )
+        tree = read_tree(text)
+    except YamlProblem as err:
+        problems.add(name, err.line, err.message)
         return None
-    except MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark is not None else 0
-        message = f"YAML syntax error: {err.problem or err.context}"
-        if err.context and err.context_mark is not None and err.problem:
-            started = err.context.removeprefix("while parsing a ")
-            message += f" (in the {started} started at line {err.context_mark.line + 1})"
-        problems.add(name, line, message)
-        return None
-    except YAMLError as err:
-        problems.add(name, 0, f"YAML error: {err}")
-        return None
-    if tree is None:
-        tree = CommentedMap()
     doc = _Document(name, tree, None)
     doc.data = _substitute(tree, (), doc, environ, problems)
     return doc
@@ -428,26 +325,23 @@ def _validate(doc: _Document, model: type[M], problems: _Problems) -> M | None:
         problems.add(doc.file, doc.line(()), "expected a mapping of keys at the top level")
         return None
     try:
-        return model.model_validate(doc.data)
-    except ValidationError as err:
-        for problem in _pydantic_problems(err, doc):
-            problems.items.append(problem)
+        return validate(model, doc.data)
+    except SchemaError as err:
+        problems.items.extend(_located(invalid, doc) for invalid in err.problems)
         return None
 
 
-def _pydantic_problems(err: ValidationError, doc: _Document) -> Iterator[ConfigProblem]:
-    for detail in err.errors(include_url=False):
-        loc = tuple(detail["loc"])
-        kind = detail["type"]
-        where = _dotted(_yaml_path(loc, doc))
-        if kind == "extra_forbidden":
-            line, message = doc.line(loc, key=True), f"{where}: unknown key"
-        elif kind == "missing":
-            where = _dotted((*_yaml_path(loc[:-1], doc), loc[-1]))
-            line, message = doc.line(loc[:-1]), f"{where}: missing required key"
-        else:
-            line, message = doc.line(loc), f"{where}: {_message(detail)}"
-        yield ConfigProblem(Location(doc.file, line), message)
+def _located(invalid: Invalid, doc: _Document) -> ConfigProblem:
+    loc = invalid.loc
+    where = _dotted(_yaml_path(loc, doc))
+    if invalid.kind == "extra_forbidden":
+        line, message = doc.line(loc, key=True), f"{where}: unknown key"
+    elif invalid.kind == "missing":
+        where = _dotted((*_yaml_path(loc[:-1], doc), loc[-1]))
+        line, message = doc.line(loc[:-1]), f"{where}: missing required key"
+    else:
+        line, message = doc.line(loc), f"{where}: {invalid.message}"
+    return ConfigProblem(Location(doc.file, line), message)
 
 
 def _yaml_path(loc: Sequence[str | int], doc: _Document) -> Path_:
@@ -462,13 +356,6 @@ def _yaml_path(loc: Sequence[str | int], doc: _Document) -> Path_:
             continue
         kept.append(step)
     return tuple(kept)
-
-
-def _message(detail: Mapping[str, Any]) -> str:
-    msg = str(detail["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    return msg
 
 
 def _dotted(path: Path_) -> str:

@@ -1,13 +1,17 @@
-"""The shape of ``settings.yaml`` and the rule files, as pydantic models.
+"""The shape of ``settings.yaml`` and the rule files, as pydantic models: the one module
+that speaks pydantic.
 
 Pure data and validation: loading files, ``${VAR}`` substitution and locating
-errors in the YAML live in :mod:`bot.config.load`.
+errors in the YAML live in :mod:`bot.config.load`, which sees validation failures as
+plain :class:`Invalid` records.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -17,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
     model_validator,
 )
 
@@ -244,3 +249,62 @@ class Rule(Strict):
 
 class RulesFile(Strict):
     rules: tuple[Rule, ...] = ()
+
+
+M = TypeVar("M", bound=Strict)
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """One reason a document does not fit its model: where (pydantic's path, which includes
+    union tags), what kind (``missing``, ``extra_forbidden``, ...) and a message for users."""
+
+    loc: tuple[str | int, ...]
+    kind: str
+    message: str
+
+
+class SchemaError(ValueError):
+    """A document that does not fit its model, with every reason."""
+
+    def __init__(self, problems: list[Invalid]) -> None:
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems
+
+
+def validate(model: type[M], data: Mapping[str, Any]) -> M:
+    """``data`` as ``model``; :class:`SchemaError` lists every problem otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise SchemaError(
+            [
+                Invalid(tuple(d["loc"]), d["type"], _message(str(d["msg"])))
+                for d in err.errors(include_url=False)
+            ]
+        ) from None
+
+
+def _message(msg: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg
+
+
+def secret_values(model: BaseModel) -> Iterator[str]:
+    """Every ``SecretStr`` value in ``model``, however deep, so logs can scrub them."""
+    for value in model.__dict__.values():
+        yield from _secrets_in(value)
+
+
+def _secrets_in(value: object) -> Iterator[str]:
+    if isinstance(value, SecretStr):
+        yield value.get_secret_value()
+    elif isinstance(value, BaseModel):
+        yield from secret_values(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _secrets_in(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _secrets_in(v)

@@ -9,10 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pydantic import BaseModel, SecretStr
-
 from bot.config.load import Config
-from bot.config.schema import EmailDestination
+from bot.config.schema import EmailDestination, secret_values
 from bot.fetch.client import Fetcher
 from bot.notify import Notifier, build_notifiers
 from bot.notify.email import auth_strings
@@ -28,30 +26,11 @@ ONCE_RETRY_WINDOW = timedelta(seconds=30)
 def config_secrets(config: Config) -> Iterator[str]:
     """Every value logs, command output and notices must hide: the secret fields, the base64
     forms SMTP AUTH sends them in, and the values ``${VAR}`` took from the environment."""
-    yield from secrets_of(config.settings)
+    yield from secret_values(config.settings)
     for destination in config.settings.destinations.values():
         if isinstance(destination, EmailDestination):
             yield from auth_strings(destination.smtp)
     yield from config.secrets
-
-
-def secrets_of(model: BaseModel) -> Iterator[str]:
-    """Every secret value in the settings, so logs can scrub them."""
-    for value in model.__dict__.values():
-        yield from _secrets_in(value)
-
-
-def _secrets_in(value: object) -> Iterator[str]:
-    if isinstance(value, SecretStr):
-        yield value.get_secret_value()
-    elif isinstance(value, BaseModel):
-        yield from secrets_of(value)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _secrets_in(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _secrets_in(v)
 
 
 def open_synced_store(config: Config, *, read_only: bool = False) -> Store:

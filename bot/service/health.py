@@ -40,9 +40,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from prometheus_client import CONTENT_TYPE_LATEST
-
 from bot.errors import ListenError
+from bot.service.metrics import CONTENT_TYPE
 from bot.store import OutboxCounts
 
 log = logging.getLogger("newswatch.health")
@@ -431,7 +430,7 @@ def json_response(health: Health) -> Response:
 
 
 def metrics_response(body: bytes) -> Response:
-    return Response(200, CONTENT_TYPE_LATEST, body)
+    return Response(200, CONTENT_TYPE, body)
 
 
 def probe(config_dir: Path, environ: Mapping[str, str], timeout: float = 5.0) -> int:
