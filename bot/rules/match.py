@@ -641,11 +641,19 @@ def _not(child: Check) -> Check:
     return lambda K, F, A, P, R: not child(K, F, A, P, R)
 
 
+# AND and OR loop rather than call all()/any() on a generator: one Python frame per
+# level of the tree, not two, so the deepest rule the config accepts (match groups
+# nest ~250 levels, each an AND of an OR) is evaluated within the recursion limit.
+
+
 def _all(children: tuple[Check, ...]) -> Check:
     def check(
         K: frozenset[str], F: list[frozenset[str]], A: str, P: list[str], R: RegexCheck
     ) -> bool:
-        return all(child(K, F, A, P, R) for child in children)
+        for child in children:  # noqa: SIM110 -- one frame per level (above)
+            if not child(K, F, A, P, R):
+                return False
+        return True
 
     return check
 
@@ -654,7 +662,10 @@ def _any(children: tuple[Check, ...]) -> Check:
     def check(
         K: frozenset[str], F: list[frozenset[str]], A: str, P: list[str], R: RegexCheck
     ) -> bool:
-        return any(child(K, F, A, P, R) for child in children)
+        for child in children:  # noqa: SIM110 -- one frame per level (above)
+            if child(K, F, A, P, R):
+                return True
+        return False
 
     return check
 
