@@ -237,13 +237,18 @@ def report(
         )
     if "baseline" not in samples:
         return
-    per_pass = [c / b for c, b in zip(samples["current"], samples["baseline"], strict=True)]
+    passes = list(zip(samples["current"], samples["baseline"], strict=True))
+    per_pass = [c / b for c, b in passes]
     ratio = statistics.median(per_pass)
-    base_ms = statistics.median(samples["baseline"]) / polls * 1e3
-    cur_ms = statistics.median(samples["current"]) / polls * 1e3
-    bare, polled = (
-        (fixed + parse_ms + cur_ms) / (fixed + parse_ms + base_ms) for fixed in (0, fixed_ms)
-    )
+
+    def per_poll(fixed: float) -> float:
+        """The median over passes of (fixed + parse + match) current / baseline, per poll."""
+        return statistics.median(
+            (fixed + parse_ms + c / polls * 1e3) / (fixed + parse_ms + b / polls * 1e3)
+            for c, b in passes
+        )
+
+    bare, polled = per_poll(0.0), per_poll(fixed_ms)
     print(
         f"  current/baseline CPU: matching {ratio:.3f}x (passes {min(per_pass):.3f}-"
         f"{max(per_pass):.3f}); per poll {polled:.3f}x ({bare:.3f}x without the connection)"
