@@ -14,9 +14,9 @@ so the pick only changes speed), and only rules whose index key occurs are
 evaluated, by closures built from the rule's query tree: a word is a set
 lookup, a phrase or prefix one substring search, a regex a literal search
 before RE2. (Rules were once compiled to generated Python source instead; on
-the real feed corpus that was at most ~1.2x faster at matching, with 1,000
-rules firing 5 times per item, and 1.07x per poll: short of the 1.5x a second
-evaluator must earn. ``python -m bench.matching`` measures it again.)
+the real feed corpus that was at most 1.1-1.25x faster at matching, with 1,000
+rules firing 5 times per item, and 1.02-1.07x per poll: short of the 1.5x a
+second evaluator must earn. ``python -m bench.matching`` measures it again.)
 """
 
 from __future__ import annotations
