@@ -78,6 +78,9 @@ anti-terr*                      ¦ antiterror                              ¦ no
 "Canadian police"               ¦ Canadian provincial police              ¦ no
 "Canadian police"               ¦ police Canadian                         ¦ no
 "Canadian police"               ¦ canadian-police                         ¦ yes
+"police police"                 ¦ police                                  ¦ no
+"police police"                 ¦ police // police                        ¦ no
+"police police"                 ¦ military police police                  ¦ yes
 "Canadian police"               ¦ Canadian, police                        ¦ yes
 "Canadian police"               ¦ Canadian // police                      ¦ no
 "Sûreté du Québec"              ¦ la Surete du Quebec                     ¦ yes

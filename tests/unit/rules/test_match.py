@@ -193,6 +193,21 @@ def test_nested_match_groups() -> None:
     assert not ruleset.match(_item("Iraq"))
 
 
+def test_match_groups_nested_as_deep_as_the_config_allows_are_evaluated() -> None:
+    """250 levels (the rule schema refuses 254): evaluation must not hit the recursion limit."""
+    group: dict[str, object] = {"all": ["police"]}
+    for level in range(250):
+        group = (
+            {"all": [group], "any": [f"w{level}", "police"]}
+            if level % 2
+            else {"any": [group, "zzz"], "none": [f"n{level}"]}
+        )
+    ruleset = RuleSet([Rule.model_validate({"id": "g", "title": "t", "match": group})])
+    assert ruleset.match(_item("Police"))
+    assert not ruleset.match(_item("Police", "n0"))  # the innermost group's NOT
+    assert not ruleset.match(_item("army"))
+
+
 @pytest.mark.parametrize(
     ("data", "path", "column"),
     [
