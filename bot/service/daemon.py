@@ -30,7 +30,8 @@ from bot.errors import ConfigError, NewswatchError, StoreError
 from bot.fetch.client import Fetcher
 from bot.logs import SecretFilter
 from bot.notify import Notifier
-from bot.pipeline.cycle import Pipeline, new_owner, utcnow
+from bot.pipeline.base import new_owner, utcnow
+from bot.pipeline.cycle import Pipeline
 from bot.schedule import (
     EVENT_JOB_ERROR,
     EVENT_JOB_MISSED,
@@ -206,7 +207,8 @@ class Service:
         if old is not None:
             self._quiesce(old)
         try:
-            sync_feeds(config, gen.store)  # the last step that can fail: one transaction
+            # The last step that can fail: one transaction, off the loop (the old one still runs).
+            await asyncio.to_thread(sync_feeds, config, gen.store)
         except BaseException:
             if old is not None:
                 self._resume(old)
@@ -322,6 +324,7 @@ class Service:
     @staticmethod
     async def _discard(gen: _Generation) -> None:
         await gen.exits.aclose()
+        await asyncio.to_thread(gen.pipeline.close)  # the store calls made still run
         close_all(gen.store, gen.notifiers)
 
     async def _shutdown(self, beating: asyncio.Task[None]) -> None:

@@ -17,7 +17,8 @@ from bot.config.schema import Settings, SlackDestination
 from bot.model import Alert, Item, QueuedAlert, Summary
 from bot.notify import Attempt, Notifier
 from bot.notify.slack import SlackNotifier
-from bot.pipeline.cycle import Leases, Pipeline
+from bot.pipeline.base import Leases
+from bot.pipeline.cycle import Pipeline
 from bot.store import FeedRow, PollOutcome, Store, open_store
 from tests.peers.slack_emulator import TOKEN, Fault, SlackEmulator
 
