@@ -402,7 +402,9 @@ class Service:
         self._store_failure = None
         self.metrics.last_poll.set(time.time())
         self.metrics.cycle_seconds.labels(POLL_JOB).observe(time.monotonic() - started)
-        if report.alerts and not gen.stopping:
+        # Deliver now what this cycle queued: alerts, or a failure notice (only a failed
+        # feed queues one).
+        if (report.alerts or report.failed) and not gen.stopping:
             gen.scheduler.modify_job(DELIVER_JOB, next_run_time=datetime.now(UTC))
 
     async def _deliver_job(self, gen: _Generation) -> None:
