@@ -117,9 +117,11 @@ class TimedFetcher:
         self._fetcher, self._blocker, self._first = fetcher, blocker, first
         self.seconds: list[float] = []
 
-    async def fetch(self, url: str, **conditional: Any) -> FetchResult:
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
         started = time.perf_counter()
-        result = await self._fetcher.fetch(url, **conditional)
+        result = await self._fetcher.fetch(url, etag=etag, last_modified=last_modified)
         self.seconds.append(time.perf_counter() - started)
         if self._blocker is not None and url == self._first:
             await asyncio.to_thread(self._blocker.lock)

@@ -30,13 +30,22 @@ from bot.timing import NextPoll, due_at, next_poll, with_note
 
 
 class FetchResultLike(Protocol):
-    not_modified: bool
-    body: bytes
-    url: str
-    content_type: str | None
-    etag: str | None
-    last_modified: str | None
-    max_age: float | None
+    """What the poll reads of a fetch (read-only: a frozen result satisfies it)."""
+
+    @property
+    def not_modified(self) -> bool: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def last_modified(self) -> str | None: ...
+    @property
+    def max_age(self) -> float | None: ...
 
 
 class FeedFetcher(Protocol):
