@@ -226,7 +226,9 @@ class Service:
     async def _prepare(self, config: Config) -> _Generation:
         """Store, notifiers, fetcher and pipeline for ``config``; nothing runs yet."""
         exits = AsyncExitStack()
-        store = open_store(config.settings.store)
+        # Off the loop: connecting and migrating (up to a 10 s connect timeout on a reload to an
+        # unreachable server) must not stall the running generation's fetches.
+        store = await asyncio.to_thread(open_store, config.settings.store)
         notifiers: dict[str, Notifier] = {}
         try:
             notifiers = open_notifiers(config, store)
