@@ -25,7 +25,7 @@ from bot.config.units import parse_duration
 from bot.errors import ConfigError, DeliveryError, NewswatchError, StoreError
 from bot.logs import scrub, setup_logging
 from bot.notify import build_notifier
-from bot.pipeline.cycle import utcnow
+from bot.pipeline.base import utcnow
 from bot.service.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
 from bot.service.daemon import serve
 from bot.store import store_error

@@ -1,4 +1,4 @@
-"""A one-line progress bar for ``once`` on a terminal: a :class:`bot.pipeline.cycle.PipelineEvents`.
+"""A one-line progress bar for ``once`` on a terminal: a :class:`bot.pipeline.base.PipelineEvents`.
 
 It draws only when the stream is a TTY, so cron jobs and pipes get clean
 output, and it redraws at most every ``min_interval`` seconds so a thousand

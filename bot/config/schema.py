@@ -64,6 +64,9 @@ class Strict(BaseModel):
 class Schedule(Strict):
     interval: Duration = 600.0
     jitter: Duration = 30.0
+    # How long a replica's claim on a feed or an alert lasts without renewal (renewed every
+    # third of it while the work runs): how soon another replica takes over a dead one's work.
+    lease: Duration = Field(30.0, ge=1.0)
 
 
 class Http(Strict):

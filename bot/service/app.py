@@ -15,12 +15,16 @@ from bot.fetch.client import Fetcher
 from bot.notify import Notifier, build_notifiers
 from bot.notify.email import auth_strings
 from bot.notify.ratelimit import StoreRateLimiter
-from bot.pipeline.cycle import CycleReport, Pipeline, PipelineEvents, utcnow
+from bot.pipeline.base import Clock, PipelineEvents, Sleep, utcnow
+from bot.pipeline.cycle import Pipeline
+from bot.pipeline.poll import CycleReport
 from bot.store import FeedRow, Store, open_store
 
 log = logging.getLogger("newswatch.app")
 
 ONCE_RETRY_WINDOW = timedelta(seconds=30)
+"""How long ``once`` waits, from its first delivery pass, for failed sends to come due again;
+a retry due later (a Slack pause of a minute) stays in the outbox for the next run."""
 
 
 def config_secrets(config: Config) -> Iterator[str]:
@@ -70,9 +74,16 @@ async def running_pipeline(
     store: Store,
     notifiers: dict[str, Notifier],
     events: PipelineEvents | None = None,
+    clock: Clock = utcnow,
 ) -> AsyncIterator[Pipeline]:
     async with Fetcher(config.settings.http) as fetcher:
-        yield Pipeline(config.settings, config.rules, store, fetcher, notifiers, events=events)
+        pipeline = Pipeline(
+            config.settings, config.rules, store, fetcher, notifiers, events=events, clock=clock
+        )
+        try:
+            yield pipeline
+        finally:
+            pipeline.close()
 
 
 async def run_once(
@@ -83,21 +94,25 @@ async def run_once(
     backfill: float | None,
     dry_run: bool,
     events: PipelineEvents | None = None,
+    clock: Clock = utcnow,
+    sleep: Sleep = asyncio.sleep,
 ) -> OnceResult:
-    """Polls every feed, then tries every pending alert (retrying while the wait is short)."""
-    async with running_pipeline(config, store, notifiers, events) as pipeline:
+    """Polls every feed, then tries every pending alert, and those that fail again while
+    their retry is due within :data:`ONCE_RETRY_WINDOW` of the first try."""
+    async with running_pipeline(config, store, notifiers, events, clock) as pipeline:
         cycle = await pipeline.poll(due_only=False, backfill=backfill, dry_run=dry_run)
         if dry_run:
             return OnceResult(cycle, 0, 0)
+        deadline = clock() + ONCE_RETRY_WINDOW
         report = await pipeline.deliver(due_only=False)
-        sent = report.sent
-        while report.next_retry_at is not None and (
-            report.next_retry_at - utcnow() < ONCE_RETRY_WINDOW
-        ):
-            await asyncio.sleep(max(0.0, (report.next_retry_at - utcnow()).total_seconds()))
-            report = await pipeline.deliver()
+        sent, retries = report.sent, report.retries
+        while due := [at for at in retries if at <= deadline]:
+            await sleep(max(0.0, (min(due) - clock()).total_seconds()))
+            now = clock()
+            report = await pipeline.deliver()  # takes every row due by now
             sent += report.sent
-        counts = store.outbox_counts(utcnow())
+            retries = [at for at in retries if at > now] + report.retries
+        counts = await pipeline.db.outbox_counts(clock())
         return OnceResult(cycle, sent, counts.pending)
 
 

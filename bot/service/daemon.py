@@ -30,7 +30,8 @@ from bot.errors import ConfigError, NewswatchError, StoreError
 from bot.fetch.client import Fetcher
 from bot.logs import SecretFilter
 from bot.notify import Notifier
-from bot.pipeline.cycle import Pipeline, new_owner, utcnow
+from bot.pipeline.base import new_owner, utcnow
+from bot.pipeline.cycle import Pipeline
 from bot.schedule import (
     EVENT_JOB_ERROR,
     EVENT_JOB_MISSED,
@@ -206,7 +207,8 @@ class Service:
         if old is not None:
             self._quiesce(old)
         try:
-            sync_feeds(config, gen.store)  # the last step that can fail: one transaction
+            # The last step that can fail: one transaction, off the loop (the old one still runs).
+            await asyncio.to_thread(sync_feeds, config, gen.store)
         except BaseException:
             if old is not None:
                 self._resume(old)
@@ -224,7 +226,9 @@ class Service:
     async def _prepare(self, config: Config) -> _Generation:
         """Store, notifiers, fetcher and pipeline for ``config``; nothing runs yet."""
         exits = AsyncExitStack()
-        store = open_store(config.settings.store)
+        # Off the loop: connecting and migrating (up to a 10 s connect timeout on a reload to an
+        # unreachable server) must not stall the running generation's fetches.
+        store = await asyncio.to_thread(open_store, config.settings.store)
         notifiers: dict[str, Notifier] = {}
         try:
             notifiers = open_notifiers(config, store)
@@ -322,6 +326,7 @@ class Service:
     @staticmethod
     async def _discard(gen: _Generation) -> None:
         await gen.exits.aclose()
+        await asyncio.to_thread(gen.pipeline.close)  # the store calls made still run
         close_all(gen.store, gen.notifiers)
 
     async def _shutdown(self, beating: asyncio.Task[None]) -> None:
@@ -399,7 +404,9 @@ class Service:
         self._store_failure = None
         self.metrics.last_poll.set(time.time())
         self.metrics.cycle_seconds.labels(POLL_JOB).observe(time.monotonic() - started)
-        if report.alerts and not gen.stopping:
+        # Deliver now what this cycle queued: alerts, or a failure notice (only a failed
+        # feed queues one).
+        if (report.alerts or report.failed) and not gen.stopping:
             gen.scheduler.modify_job(DELIVER_JOB, next_run_time=datetime.now(UTC))
 
     async def _deliver_job(self, gen: _Generation) -> None:

@@ -63,7 +63,7 @@ class _OutboxCollector(Collector):
 
 
 class Metrics:
-    """A :class:`bot.pipeline.cycle.PipelineEvents` that counts into Prometheus series."""
+    """A :class:`bot.pipeline.base.PipelineEvents` that counts into Prometheus series."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)

@@ -70,11 +70,24 @@ class FeedState:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """A message that is not an alert (a feed failing, or recovered), queued in the outbox
+    like one so it is retried, given up on and marked sent by the same rules."""
+
+    destination: str
+    feed_id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class PollOutcome:
     """Everything one poll of one feed writes, applied in one transaction.
 
     ``alerts`` are candidates: the store queues only those whose item it
-    inserts now (an item already seen is never alerted again).
+    inserts now (an item already seen is never alerted again). ``notices`` are
+    queued with the poll's record, so ``failure_notified`` says a notice is in
+    the outbox exactly when it is (and none is queued under a lease lost).
     """
 
     feed_id: str
@@ -90,6 +103,7 @@ class PollOutcome:
     not_modified: bool = False
     items: Sequence[SeenItem] = ()
     alerts: Sequence[QueuedAlert] = ()
+    notices: Sequence[Notice] = ()
     failure_notified: bool | None = None
 
 
@@ -105,14 +119,23 @@ class PollRecord:
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
+    """One outbox row: an alert, or (``alert`` None) a :class:`Notice`."""
+
     id: int
-    alert: Alert
+    alert: Alert | None
     attempts: int
     created_at: datetime
     next_attempt_at: datetime
     also_reported_by: tuple[str, ...] = field(default=())
     uncertain: bool = False  # an earlier send may have landed: its answer never came back
     first_attempt_at: datetime | None = None
+    notice: Notice | None = None
+
+    @property
+    def destination(self) -> str:
+        message = self.alert or self.notice
+        assert message is not None, "an outbox row holds an alert or a notice"
+        return message.destination
 
 
 @dataclass(frozen=True, slots=True)

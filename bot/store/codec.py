@@ -1,4 +1,4 @@
-"""Alerts to and from JSON, and datetimes to and from epoch seconds, as the store keeps them."""
+"""Alerts and notices to and from JSON, and datetimes to and from epoch seconds, as stored."""
 
 from __future__ import annotations
 
@@ -45,3 +45,13 @@ def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
             "folded": tuple(Folded(f["title"], f["link"], tuple(f["rule_titles"])) for f in folded),
         }
     )
+
+
+def notice_to_json(title: str, text: str) -> str:
+    return json.dumps({"title": title, "text": text}, ensure_ascii=False, separators=(",", ":"))
+
+
+def notice_from_json(text: str) -> tuple[str, str]:
+    """(title, text) of a stored notice."""
+    data: dict[str, str] = json.loads(text)
+    return data["title"], data["text"]

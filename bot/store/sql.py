@@ -24,17 +24,25 @@ from typing import Any, TypeVar
 from bot.store import (
     FeedRow,
     FeedState,
+    Notice,
     OutboxCounts,
     OutboxEntry,
     PollOutcome,
     PollRecord,
     QueuedAlert,
 )
-from bot.store.codec import alert_from_json, alert_to_json, from_epoch, to_epoch
+from bot.store.codec import (
+    alert_from_json,
+    alert_to_json,
+    from_epoch,
+    notice_from_json,
+    notice_to_json,
+    to_epoch,
+)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CHUNK = 500  # rows per multi-row statement: 500 x 6 parameters is far below every engine's limit
 MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock or lost race is raised
 
@@ -144,7 +152,13 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         "ALTER TABLE outbox ADD COLUMN sending INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE outbox ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0",
     ]
-    return [(1, v1), (2, v2), (3, v3)]
+    v4 = [
+        # Feed failure and recovery notices are outbox rows too (``kind = 'notice'``, the
+        # payload their title and text, no rule, item or story), so they are retried and
+        # marked like alerts instead of sent once, in passing, from the poll.
+        "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'alert'",
+    ]
+    return [(1, v1), (2, v2), (3, v3), (4, v4)]
 
 
 def schema(d: Dialect) -> list[str]:
@@ -169,6 +183,27 @@ def _feed_state(row: Sequence[Any]) -> FeedState:
         warning=row[12],
         item_count=row[13],
         title=row[14],
+    )
+
+
+def _outbox_entry(row: Sequence[Any]) -> OutboxEntry:
+    """An outbox row as claimed: id, payload, attempts, created_at, next_attempt_at,
+    also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id."""
+    also = tuple(json.loads(row[5]))
+    notice = None
+    if row[8] == "notice":
+        title, text = notice_from_json(row[1])
+        notice = Notice(row[9], row[10], title, text)
+    return OutboxEntry(
+        id=row[0],
+        alert=None if notice is not None else alert_from_json(row[1], also),
+        attempts=row[2],
+        created_at=from_epoch(row[3]),  # type: ignore[arg-type]
+        next_attempt_at=from_epoch(row[4]),  # type: ignore[arg-type]
+        also_reported_by=also,
+        uncertain=bool(row[6]),
+        first_attempt_at=from_epoch(row[7]),
+        notice=notice,
     )
 
 
@@ -387,6 +422,7 @@ class SqlStore:
         if not self._update_feed(o):
             return PollRecord(applied=False)
         new = self._insert_items(o)
+        self._insert_notices(o.notices, o.at)
         wanted = sorted(
             (q for q in o.alerts if q.alert.item_key in new),
             key=lambda q: (q.alert.rule_id, q.alert.destination, q.alert.item_key),
@@ -452,6 +488,21 @@ class SqlStore:
             ).fetchall()
             new.update(r[0] for r in rows)
         return new
+
+    def _insert_notices(self, notices: Sequence[Notice], now: datetime) -> None:
+        t = to_epoch(now)
+        for chunk in _chunks(notices):
+            params = [
+                value
+                for n in chunk
+                for value in (n.destination, n.feed_id, notice_to_json(n.title, n.text), t, t)
+            ]
+            self._execute(
+                "INSERT INTO outbox (kind, rule_id, item_key, destination, feed_id, payload,"
+                " created_at, next_attempt_at) VALUES "
+                + ", ".join(["('notice', '', '', ?, ?, ?, ?, ?)"] * len(chunk)),
+                params,
+            )
 
     def _queue(self, wanted: Sequence[QueuedAlert], now: datetime) -> tuple[int, int]:
         """Queue ``wanted`` once per story, rule and destination; returns (queued, duplicates).
@@ -591,24 +642,11 @@ class SqlStore:
                 " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?"
                 + self._d.lock_claimed
                 + ") RETURNING id, payload, attempts, created_at, next_attempt_at,"
-                " also_reported_by, uncertain, first_attempt_at",
+                " also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id",
                 (owner, t + lease_seconds, after_id, t, t, limit),
             ).fetchall()
         )
-        entries = [
-            OutboxEntry(
-                id=r[0],
-                alert=alert_from_json(r[1], tuple(json.loads(r[5]))),
-                attempts=r[2],
-                created_at=from_epoch(r[3]),  # type: ignore[arg-type]
-                next_attempt_at=from_epoch(r[4]),  # type: ignore[arg-type]
-                also_reported_by=tuple(json.loads(r[5])),
-                uncertain=bool(r[6]),
-                first_attempt_at=from_epoch(r[7]),
-            )
-            for r in rows
-        ]
-        return sorted(entries, key=lambda e: e.id)
+        return sorted((_outbox_entry(r) for r in rows), key=lambda e: e.id)
 
     def renew_outbox(self, entry_ids: Sequence[int], owner: str, until: datetime) -> set[int]:
         return set(

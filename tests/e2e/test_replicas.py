@@ -40,14 +40,12 @@ OLD = Entry(
 )
 
 
-LEASE = 5  # seconds: an internal knob (NEWSWATCH_TEST_LEASE) keeps the takeover test short
+LEASE = 5  # seconds (schedule.lease): a short lease keeps the takeover test short
 
 
-def _environment(lease: float | None = None) -> dict[str, str]:
+def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
     env["SLACK_TEST_TOKEN"] = TOKEN
-    if lease is not None:
-        env["NEWSWATCH_TEST_LEASE"] = str(lease)
     return env
 
 
@@ -61,7 +59,7 @@ def _configure(cfg: ConfigDir, store: str, server: FeedServer, slack: SlackEmula
         textwrap.dedent(f"""
         store: {store}
         server: {{host: 127.0.0.1, port: 0}}
-        schedule: {{interval: 1s, jitter: 0s}}
+        schedule: {{interval: 1s, jitter: 0s, lease: {LEASE}s}}
         http: {{timeout: 5s}}
         destinations:
           desk:
@@ -202,7 +200,7 @@ class Daemon:
             ],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
-            env=_environment(LEASE),
+            env=_environment(),
             cwd=REPO,
         )
 

@@ -17,50 +17,15 @@ from bot.config.schema import Settings, SlackDestination
 from bot.model import Alert, Item, QueuedAlert, Summary
 from bot.notify import Attempt, Notifier
 from bot.notify.slack import SlackNotifier
-from bot.pipeline.cycle import Leases, Pipeline
+from bot.pipeline.base import Leases
+from bot.pipeline.cycle import Pipeline
 from bot.store import FeedRow, PollOutcome, Store, open_store
+from tests.integration.pipeline.harness import FakeTime
 from tests.peers.slack_emulator import TOKEN, Fault, SlackEmulator
 
 T = TypeVar("T")
 T0 = datetime.now(UTC).replace(microsecond=0)
 LEASE = 30.0
-
-
-class FakeTime:
-    """A clock and an asyncio sleep that move only when the test advances them."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-        self.naps = 0
-        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
-
-    def clock(self) -> datetime:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.naps += 1
-        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self.now + timedelta(seconds=seconds), wake))
-        await wake
-
-    async def asleep(self) -> None:
-        """Until something sleeps on this clock (the heartbeat has started)."""
-        for _ in range(10_000):
-            if self._sleepers:
-                return
-            await asyncio.sleep(0)
-        raise AssertionError("nothing sleeps on this clock")
-
-    async def advance(self, seconds: float) -> None:
-        """Move time on; every sleeper due runs until it sleeps again."""
-        self.now += timedelta(seconds=seconds)
-        due = [wake for at, wake in self._sleepers if at <= self.now]
-        self._sleepers = [(at, wake) for at, wake in self._sleepers if at > self.now]
-        naps = self.naps
-        for wake in due:
-            wake.set_result(None)
-        while self.naps < naps + len(due):
-            await asyncio.sleep(0)
 
 
 class HeldNotifier:

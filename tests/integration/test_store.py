@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from bot.model import Alert, Item, QueuedAlert, Summary
-from bot.store import FeedRow, OutboxCounts, PollOutcome, Store, open_store
+from bot.store import FeedRow, Notice, OutboxCounts, PollOutcome, Store, open_store
+from bot.store.codec import alert_to_json
 from bot.store.postgres import POSTGRES as POSTGRES_DIALECT
 from bot.store.sql import SCHEMA_VERSION, migrations
 from bot.store.sqlite import SQLITE, sqlite_path
@@ -115,6 +116,54 @@ def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
         store.close()
     versions = raw(store_url, "SELECT version FROM schema_version ORDER BY version")
     assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_a_version_3_store_is_upgraded_and_its_queued_alerts_still_go_out(store_url: str) -> None:
+    dialect = SQLITE if store_url.startswith("sqlite:") else POSTGRES_DIALECT
+    payload = alert_to_json(alert(item("k1")).alert).replace("'", "''")
+    raw(
+        store_url,
+        "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+        *(
+            statement
+            for version, steps in migrations(dialect)
+            if version <= 3
+            for statement in steps
+        ),
+        "INSERT INTO schema_version VALUES (1), (2), (3)",
+        "INSERT INTO outbox (rule_id, destination, feed_id, item_key, payload, created_at,"
+        f" next_attempt_at) VALUES ('r1', 'desk', 'a', 'k1', '{payload}', 0, 0)",
+    )
+    store = open_store(store_url)
+    try:
+        (entry,) = store.claim_outbox("w", T0, 60, 10, due_only=True)
+        assert entry.alert is not None and entry.notice is None
+        assert (entry.destination, entry.alert.item_key) == ("desk", "k1")
+        store.mark_sent([entry.id], "w", T0)
+        assert store.outbox_counts(T0) == OutboxCounts(sent=1)
+    finally:
+        store.close()
+    versions = raw(store_url, "SELECT version FROM schema_version ORDER BY version")
+    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1)) == [1, 2, 3, 4]
+
+
+def test_notices_are_queued_with_the_poll_under_its_lease_only(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    notice = Notice("ops", "a", "Feed a is failing", "http://x/a: timeout 'quoted'")
+    failing = PollOutcome(
+        "a", "w1", T0, T0 + timedelta(minutes=10), error="timeout", notices=[notice]
+    )
+    assert not store.record_poll(failing).applied  # not claimed: no notice either
+    assert store.outbox_counts(T0).pending == 0
+    claim_all(store, "w1")
+    assert store.record_poll(failing).applied
+    (entry,) = store.claim_outbox("s", T0, 60, 10, due_only=False)
+    assert (entry.alert, entry.notice, entry.destination) == (None, notice, "ops")
+    store.mark_retry([entry.id], "s", T0 + timedelta(seconds=5), "later")
+    (again,) = store.claim_outbox("s", T0 + timedelta(seconds=5), 60, 10, due_only=True)
+    assert (again.notice, again.attempts) == (notice, 1)
+    store.mark_sent([again.id], "s", T0 + timedelta(seconds=5))
+    assert store.outbox_counts(T0) == OutboxCounts(sent=1)
 
 
 def test_a_store_newer_than_the_code_is_refused(store_url: str, store: Store) -> None:

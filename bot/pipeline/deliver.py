@@ -1,0 +1,187 @@
+"""Delivery: claim due outbox rows → send (in worker threads) → mark sent, retry later, or dead.
+
+Alerts and notices (a feed failing or recovered) go through the same rows,
+leases, retries and give-up. Every destination is isolated: one failing or slow
+never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.errors import DeliveryError
+from bot.notify import Attempt, Notifier
+from bot.pipeline.base import Context, log
+from bot.store import OutboxEntry
+from bot.timing import retry_delay
+
+DELIVERY_BATCH = 50
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+    retries: list[datetime] = field(default_factory=list)  # when each row failed is due again
+
+    @property
+    def next_retry_at(self) -> datetime | None:
+        return min(self.retries, default=None)
+
+
+class Deliverer:
+    """Sends the outbox to the configured notifiers."""
+
+    def __init__(self, ctx: Context, notifiers: Mapping[str, Notifier]) -> None:
+        self.ctx = ctx
+        self.notifiers = notifiers
+
+    async def deliver(self, *, due_only: bool = True) -> DeliveryReport:
+        """Send outbox rows once; failures are rescheduled or marked dead.
+
+        Rows are claimed in batches, each after the last one's ids, so a row that
+        failed in this pass is not tried twice in it; a heartbeat renews the
+        batch's leases while it is sent (a channel takes one message a second).
+        ``due_only=False`` also takes rows waiting for a retry (``once``: the run
+        itself is the retry). Rows still unsent when the pass is cancelled (a
+        shutdown) are handed back at once.
+        """
+        ctx = self.ctx
+        report = DeliveryReport()
+        cursor = 0
+        lease = ctx.leases.outbox
+        while entries := await ctx.db.claim_outbox(
+            ctx.owner,
+            ctx.clock(),
+            lease,
+            DELIVERY_BATCH,
+            due_only=due_only,
+            after_id=cursor,
+        ):
+            cursor = entries[-1].id
+            unsent = {e.id for e in entries}
+            by_destination: dict[str, list[OutboxEntry]] = defaultdict(list)
+            for entry in entries:
+                by_destination[entry.destination].append(entry)
+            try:
+                async with ctx.heartbeat("outbox rows", unsent, lease, ctx.db.renew_outbox):
+                    await asyncio.gather(
+                        *(
+                            self._deliver_to(dest, group, report, unsent)
+                            for dest, group in by_destination.items()
+                        )
+                    )
+            except asyncio.CancelledError:
+                await ctx.db.release(sorted(unsent), ctx.owner)
+                raise
+        return report
+
+    async def _deliver_to(
+        self, dest_id: str, entries: list[OutboxEntry], report: DeliveryReport, unsent: set[int]
+    ) -> None:
+        notifier = self.notifiers.get(dest_id)
+        if notifier is None:
+            gone = DeliveryError(
+                "unknown_destination",
+                f"destination {dest_id!r} is no longer configured",
+                retryable=True,
+            )
+            outcome = await self._fail(entries, gone, report)
+            self.ctx.events.delivered(dest_id, outcome, len(entries))
+            unsent.difference_update(e.id for e in entries)
+            return
+        for claimed in self._batches(dest_id, entries):
+            held = await self.ctx.db.start_attempt(
+                [e.id for e in claimed], self.ctx.owner, self.ctx.clock()
+            )
+            unsent.difference_update(e.id for e in claimed if e.id not in held)
+            batch = [e for e in claimed if e.id in held]  # the rest was taken over: not ours
+            if not batch:
+                continue
+            try:
+                await asyncio.to_thread(_send, notifier, batch)
+            except DeliveryError as err:
+                outcome = await self._fail(batch, err, report)
+                self.ctx.events.delivered(dest_id, outcome, len(batch))
+                unsent.difference_update(e.id for e in batch)
+                continue
+            await self.ctx.db.mark_sent([e.id for e in batch], self.ctx.owner, self.ctx.clock())
+            unsent.difference_update(e.id for e in batch)
+            self.ctx.events.delivered(dest_id, "sent", len(batch))
+            report.sent += len(batch)
+            what = "alert(s)" if batch[0].notice is None else "notice"
+            log.info(
+                "delivered %d %s to %s",
+                len(batch),
+                what,
+                dest_id,
+                extra={"destination": dest_id, "event": "delivered", "count": len(batch)},
+            )
+
+    def _batches(self, dest_id: str, entries: list[OutboxEntry]) -> list[list[OutboxEntry]]:
+        """What one send takes: a digest destination's alerts all together, every other
+        alert and every notice on its own."""
+        notices = [[e] for e in entries if e.notice is not None]
+        alerts = [e for e in entries if e.notice is None]
+        digest = getattr(self.ctx.settings.destinations.get(dest_id), "digest", None)
+        singles = [alerts] if digest is not None and alerts else [[e] for e in alerts]
+        return notices + singles
+
+    async def _fail(
+        self, batch: list[OutboxEntry], err: DeliveryError, report: DeliveryReport
+    ) -> str:
+        """Reschedule or bury ``batch``; returns which ("retry" or "dead")."""
+        ctx = self.ctx
+        now = ctx.clock()
+        ids = [e.id for e in batch]
+        dest = batch[0].destination
+        expired = (
+            min(e.created_at for e in batch) + timedelta(seconds=ctx.settings.delivery.retry_for)
+            <= now
+        )
+        if not err.retryable or expired:
+            why = "not retryable" if not err.retryable else "retry_for exhausted"
+            log.error(
+                "delivery to %s failed for good (%s): %s",
+                dest,
+                why,
+                err,
+                extra={"destination": dest, "code": err.code, "event": "delivery_dead"},
+            )
+            await ctx.db.mark_dead(ids, ctx.owner, now, str(err))
+            report.dead += len(batch)
+            return "dead"
+        attempts = max(e.attempts for e in batch)
+        at = now + timedelta(seconds=retry_delay(attempts, ctx.rng, err.retry_after))
+        log.warning(
+            "delivery to %s failed, retrying at %s: %s",
+            dest,
+            at.isoformat(),
+            err,
+            extra={"destination": dest, "code": err.code, "event": "delivery_retry"},
+        )
+        await ctx.db.mark_retry(ids, ctx.owner, at, str(err), uncertain=err.maybe_delivered)
+        report.retrying += len(batch)
+        report.retries.append(at)
+        return "retry"
+
+
+def _send(notifier: Notifier, batch: Sequence[OutboxEntry]) -> None:
+    """One blocking send (run in a worker thread): a notice, or alerts as one message."""
+    notice = batch[0].notice
+    if notice is not None:
+        notifier.send_notice(notice.title, notice.text)
+        return
+    notifier.send([e.alert for e in batch if e.alert is not None], _attempt(batch))
+
+
+def _attempt(batch: Sequence[OutboxEntry]) -> Attempt:
+    """What the notifier needs to know of these rows: their ids, and since when to look for
+    a message an earlier attempt may have posted without hearing back."""
+    uncertain = [e.first_attempt_at or e.created_at for e in batch if e.uncertain]
+    return Attempt(tuple(e.id for e in batch), min(uncertain) if uncertain else None)

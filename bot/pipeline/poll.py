@@ -1,0 +1,385 @@
+"""Polling: claim feeds → conditional GET → parse → keep unseen items → match → record the
+items, queue their alerts and any feed-health notice, in one transaction per feed.
+
+Every feed is isolated: one failing (or raising a bug) never stops or slows the
+others, and every store call is awaited off the event loop, so a slow write for
+one feed never holds up the fetches of the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from bot.alerts.digest import next_digest_at
+from bot.alerts.flood import fold
+from bot.alerts.summarize import summarize
+from bot.config.schema import Feed, Rule
+from bot.errors import FetchError
+from bot.feeds.parse import Draft, read_feed
+from bot.logs import scrub
+from bot.model import Alert, Item, Match, QueuedAlert, Summary
+from bot.pipeline.base import Context, log
+from bot.rules.match import RuleSet
+from bot.store import FeedState, Notice, PollOutcome, PollRecord
+from bot.timing import NextPoll, due_at, next_poll, with_note
+
+
+class FetchResultLike(Protocol):
+    """What the poll reads of a fetch (read-only: a frozen result satisfies it)."""
+
+    @property
+    def not_modified(self) -> bool: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def last_modified(self) -> str | None: ...
+    @property
+    def max_age(self) -> float | None: ...
+
+
+class FeedFetcher(Protocol):
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResultLike: ...
+
+
+@dataclass
+class FeedReport:
+    feed_id: str
+    status: str  # "ok", "not_modified", "baseline", or an error reason
+    new_items: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    detail: str = ""
+
+
+@dataclass
+class CycleReport:
+    feeds: list[FeedReport] = field(default_factory=list)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return [a for f in self.feeds for a in f.alerts]
+
+    @property
+    def failed(self) -> list[FeedReport]:
+        return [f for f in self.feeds if f.status not in ("ok", "not_modified", "baseline")]
+
+
+def _summarized(queued: Sequence[QueuedAlert], items: Mapping[str, Item]) -> list[QueuedAlert]:
+    """``queued`` with the summaries of their items; one per item and terms, overflows as is."""
+    summaries: dict[tuple[str, tuple[str, ...]], Summary] = {}
+    out = []
+    for q in queued:
+        alert = q.alert
+        if alert.is_overflow:
+            out.append(q)
+            continue
+        key = (alert.item_key, alert.terms)
+        if key not in summaries:
+            summaries[key] = summarize(items[alert.item_key], alert.terms)
+        out.append(replace(q, alert=replace(alert, summary=summaries[key])))
+    return out
+
+
+class Poller:
+    """Polls the configured feeds and queues what they raise."""
+
+    def __init__(self, ctx: Context, rules: Sequence[Rule], fetcher: FeedFetcher) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.fetcher = fetcher
+        self.feeds = {f.id: f for f in ctx.settings.feeds if f.enabled}
+        self.set_rules(rules)
+
+    def set_rules(self, rules: Sequence[Rule]) -> None:
+        """Swap the rule set (a reload); applies from the next feed processed."""
+        self.rules = {r.id: r for r in rules}
+        self.ruleset = RuleSet(rules)
+
+    async def poll(
+        self, *, due_only: bool, backfill: float | None = None, dry_run: bool = False
+    ) -> CycleReport:
+        """Polls feeds (all, or those due) and queues their alerts; ``dry_run`` writes nothing."""
+        ctx = self.ctx
+        now = ctx.clock()
+        lease = ctx.leases.feed(self.settings.http.timeout)
+        if dry_run:
+            known = {s.feed_id: s for s in await ctx.db.feed_states()}
+            states = [known.get(f.id) or FeedState(f.id, f.url) for f in self.feeds.values()]
+        else:
+            states = await ctx.db.claim_feeds(
+                ctx.owner, now, lease, max(1, len(self.feeds)), due_only=due_only
+            )
+            states = [s for s in states if s.feed_id in self.feeds]
+        polling: set[str] = set() if dry_run else {s.feed_id for s in states}
+        async with ctx.heartbeat("feeds", polling, lease, ctx.db.renew_feeds):
+            reports = await asyncio.gather(
+                *(self._poll_feed(s, polling, backfill=backfill, dry_run=dry_run) for s in states)
+            )
+        return CycleReport(list(reports))
+
+    async def _poll_feed(
+        self, state: FeedState, polling: set[str], *, backfill: float | None, dry_run: bool
+    ) -> FeedReport:
+        feed = self.feeds[state.feed_id]
+        started = time.monotonic()
+        report = await self._poll_feed_guarded(feed, state, backfill, dry_run)
+        polling.discard(feed.id)
+        self.ctx.events.feed_done(
+            feed.id, report.status, time.monotonic() - started, report.new_items
+        )
+        return report
+
+    async def _poll_feed_guarded(
+        self, feed: Feed, state: FeedState, backfill: float | None, dry_run: bool
+    ) -> FeedReport:
+        try:
+            return await self._poll_feed_unguarded(feed, state, backfill, dry_run)
+        except FetchError as err:
+            log.warning(
+                "feed %s failed: %s",
+                feed.id,
+                err,
+                extra={"feed": feed.id, "reason": err.reason, "event": "feed_failed"},
+            )
+            if not dry_run:
+                await self._record_failure(feed, state, err)
+            return FeedReport(feed.id, err.reason, detail=err.detail)
+        except Exception as err:  # a bug on one feed must not stop the others
+            log.exception("feed %s: internal error", feed.id, extra={"feed": feed.id})
+            if not dry_run:
+                await self._record_failure(feed, state, FetchError("internal", repr(err)))
+            return FeedReport(feed.id, "internal", detail=repr(err))
+
+    async def _poll_feed_unguarded(
+        self, feed: Feed, state: FeedState, backfill: float | None, dry_run: bool
+    ) -> FeedReport:
+        result = await self.fetcher.fetch(
+            feed.url, etag=state.etag, last_modified=state.last_modified
+        )
+        now = self.ctx.clock()
+        if result.not_modified:
+            if not dry_run:
+                plan = self._next_poll(feed, max_age=result.max_age)
+                await self._record(
+                    feed.id,
+                    now,
+                    plan.delay,
+                    not_modified=True,
+                    warning=with_note(state.warning, plan.note),
+                    **self._recovery(feed, state),
+                )
+            return FeedReport(feed.id, "not_modified")
+        parsed = read_feed(
+            result.body,
+            feed_id=feed.id,
+            url=result.url,
+            content_type=result.content_type,
+            text_limit=self.settings.limits.text,
+        )
+        items = await self._unseen(feed.id, parsed.entries)
+        window = backfill if backfill is not None else feed.backfill
+        if not state.baselined:
+            cutoff = now - timedelta(seconds=window or 0)
+            candidates = [i for i in items if window and (i.published or now) >= cutoff]
+        else:
+            candidates = items
+        source = feed.title or parsed.title or feed.id
+        queued = self._alerts([draft.item() for draft in candidates], feed, source, now)
+        report = FeedReport(
+            feed.id, "ok" if state.baselined else "baseline", len(items), [q.alert for q in queued]
+        )
+        if dry_run:
+            return report
+        plan = self._next_poll(feed, max_age=result.max_age, ttl=parsed.ttl_seconds)
+        record = await self._record(
+            feed.id,
+            now,
+            plan.delay,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            title=parsed.title,
+            warning=with_note(parsed.warning, plan.note),
+            items=items,
+            alerts=queued,
+            **self._recovery(feed, state),
+        )
+        if not record.applied:
+            log.warning("feed %s: lease lost, result dropped", feed.id, extra={"feed": feed.id})
+            return FeedReport(feed.id, "lease_lost")
+        log.info(
+            "feed %s: %d new items, %d alerts queued",
+            feed.id,
+            record.new_items,
+            record.queued,
+            extra={
+                "feed": feed.id,
+                "new_items": record.new_items,
+                "queued": record.queued,
+                "event": "feed_polled",
+            },
+        )
+        return report
+
+    async def _unseen(self, feed_id: str, drafts: Sequence[Draft]) -> list[Draft]:
+        """The entries not seen before: the only ones whose text is ever converted."""
+        seen = await self.ctx.db.seen_keys(feed_id, [d.key for d in drafts])
+        return [d for d in drafts if d.key not in seen]
+
+    def _alerts(
+        self, items: Sequence[Item], feed: Feed, source: str, now: datetime
+    ) -> list[QueuedAlert]:
+        """The alerts ``items`` raise, at most the flood ceiling of singles per destination.
+
+        Summaries are made last, only for the alerts sent on their own: the matches
+        a flood folds away cost no summarizing.
+        """
+        tags = frozenset(feed.tags)
+        queued: list[QueuedAlert] = []
+        matched: dict[str, Item] = {}
+        for item in items:
+            for match in self.ruleset.match(item, tags):
+                self.ctx.events.matched(match.rule_id)
+                matched.setdefault(item.key, item)
+                queued.extend(self._queue_match(item, match, source, now))
+        queued = self._fold(feed, queued, now)
+        return _summarized(queued, matched)
+
+    def _fold(self, feed: Feed, queued: list[QueuedAlert], now: datetime) -> list[QueuedAlert]:
+        ceiling = self.settings.delivery.max_alerts_per_poll
+        queued, folds = fold(queued, ceiling, now)
+        for folded in folds:
+            log.warning(
+                "feed %s: %d matches for %s over the ceiling of %d alerts per poll,"
+                " folded into one message",
+                feed.id,
+                folded.alerts,
+                folded.destination,
+                ceiling,
+                extra={
+                    "feed": feed.id,
+                    "destination": folded.destination,
+                    "folded": folded.alerts,
+                    "event": "alerts_folded",
+                },
+            )
+            self.ctx.events.folded(feed.id, folded.destination, folded.alerts)
+        return queued
+
+    def _queue_match(
+        self, item: Item, match: Match, source: str, now: datetime
+    ) -> list[QueuedAlert]:
+        """One alert per destination of the rule, its summary still to be made."""
+        rule = self.rules[match.rule_id]
+        story = item.story_keys or (f"item:{item.feed_id}:{item.key}",)
+        out = []
+        for dest_id in rule.notify if rule.notify is not None else self.settings.destinations:
+            digest = getattr(self.settings.destinations[dest_id], "digest", None)
+            alert = Alert(
+                rule_id=rule.id,
+                rule_title=rule.title,
+                destination=dest_id,
+                feed_id=item.feed_id,
+                source=source,
+                item_key=item.key,
+                title=item.title,
+                link=item.link,
+                published=item.published,
+                first_seen=now,
+                summary=Summary(""),
+                terms=match.terms,
+            )
+            deliver_at = next_digest_at(digest, now) if digest is not None else now
+            out.append(QueuedAlert(alert, story, deliver_at, digest=digest is not None))
+        return out
+
+    async def _record_failure(self, feed: Feed, state: FeedState, err: FetchError) -> None:
+        now = self.ctx.clock()
+        plan = self._next_poll(
+            feed, failures=state.consecutive_failures + 1, retry_after=err.retry_after
+        )
+        await self._record(
+            feed.id,
+            now,
+            plan.delay,
+            error=err.reason,
+            error_detail="; ".join(filter(None, (err.detail[:400], plan.note))),
+            **self._failure(feed, state, err, now),
+        )
+
+    def _next_poll(self, feed: Feed, **hints: Any) -> NextPoll:
+        """When to poll ``feed`` next; a server's wish past ``http.max_delay`` is capped, logged."""
+        plan = next_poll(
+            self.settings.feed_interval(feed),
+            self.settings.schedule.jitter,
+            self.ctx.rng,
+            ceiling=self.settings.http.max_delay,
+            **hints,
+        )
+        if plan.note:
+            log.warning(
+                "feed %s: %s",
+                feed.id,
+                plan.note,
+                extra={"feed": feed.id, "event": "delay_capped"},
+            )
+        return plan
+
+    async def _record(self, feed_id: str, now: datetime, delay: float, **fields: Any) -> PollRecord:
+        """Write one poll's outcome under this process's lease, next poll ``delay`` from now."""
+        outcome = PollOutcome(feed_id, self.ctx.owner, now, due_at(now, delay), **fields)
+        return await self.ctx.db.record_poll(outcome)
+
+    # -- feed health notices ------------------------------------------------
+    def _failure(
+        self, feed: Feed, state: FeedState, err: FetchError, now: datetime
+    ) -> dict[str, Any]:
+        """The notice to queue once a feed has failed for long enough (on_feed_failure)."""
+        policy = self.settings.on_feed_failure
+        since = state.failing_since or now
+        if (
+            policy is None
+            or state.failure_notified
+            or now - since < timedelta(seconds=policy.after)
+        ):
+            return {}
+        return {
+            "failure_notified": True,
+            "notices": self._notices(
+                policy.notify,
+                feed,
+                f"Feed {feed.id} is failing",
+                f"{feed.url} has failed since {since:%Y-%m-%d %H:%M} UTC "
+                f"({state.consecutive_failures + 1} attempts); last error: {err}",
+            ),
+        }
+
+    def _recovery(self, feed: Feed, state: FeedState) -> dict[str, Any]:
+        """The notice to queue when a feed whose failure was notified answers again."""
+        policy = self.settings.on_feed_failure
+        if policy is None or not state.failure_notified:
+            return {}
+        return {
+            "failure_notified": False,
+            "notices": self._notices(
+                policy.notify, feed, f"Feed {feed.id} has recovered", f"{feed.url} answers again."
+            ),
+        }
+
+    @staticmethod
+    def _notices(destinations: Sequence[str], feed: Feed, title: str, text: str) -> list[Notice]:
+        """One notice per destination, with the secrets the logs hide (a key in a feed URL)
+        hidden before it is stored."""
+        title, text = scrub(title), scrub(text)
+        return [Notice(dest_id, feed.id, title, text) for dest_id in destinations]

@@ -1,0 +1,135 @@
+"""The store awaited from the event loop: every call runs in the store's own worker thread.
+
+A :class:`~bot.store.Store` is one connection behind a lock, and every call is
+blocking: a PostgreSQL round trip, an SQLite write waiting for another process's
+lock, a transaction backing off after a deadlock. Called from the event loop, each
+of those stalls every fetch in flight. :class:`AsyncStore` runs the calls in one
+thread of its own, in the order they were made, so the loop goes on fetching and
+parsing meanwhile, and a queue of store calls never takes the threads notifiers
+send from. The sync protocol stays what the CLI, the rate limiter (called from
+send threads) and the health probe use.
+
+Why a thread rather than psycopg's async API and aiosqlite (``bench/storeloop.py``
+measures all three): aiosqlite is itself one thread per connection, with more per
+call than this executor; psycopg's async connection saves the thread hop (tens of
+microseconds) on a call that costs a network round trip and a commit anyway; and
+either would need a second, async copy of every query and transaction of the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import ParamSpec, TypeVar
+
+from bot.store import (
+    FeedRow,
+    FeedState,
+    OutboxCounts,
+    OutboxEntry,
+    PollOutcome,
+    PollRecord,
+    Store,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class AsyncStore:
+    """The pipeline's view of a :class:`Store`: the same calls, awaited.
+
+    ``close`` stops the worker thread once the calls already made have run; the
+    store itself belongs to whoever opened it.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.sync = store
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newswatch-store")
+
+    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` in the store's thread. Cancelling the wait does not stop
+        a call already running (a transaction commits or rolls back as a whole)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)
+
+    async def sync_feeds(self, feeds: Sequence[FeedRow], now: datetime) -> None:
+        await self._call(self.sync.sync_feeds, feeds, now)
+
+    async def feed_states(self) -> list[FeedState]:
+        return await self._call(self.sync.feed_states)
+
+    async def claim_feeds(
+        self, owner: str, now: datetime, lease_seconds: float, limit: int, *, due_only: bool
+    ) -> list[FeedState]:
+        return await self._call(
+            self.sync.claim_feeds, owner, now, lease_seconds, limit, due_only=due_only
+        )
+
+    async def renew_feeds(self, feed_ids: Sequence[str], owner: str, until: datetime) -> set[str]:
+        return await self._call(self.sync.renew_feeds, feed_ids, owner, until)
+
+    async def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
+        return await self._call(self.sync.seen_keys, feed_id, keys)
+
+    async def record_poll(self, outcome: PollOutcome) -> PollRecord:
+        return await self._call(self.sync.record_poll, outcome)
+
+    async def claim_outbox(
+        self,
+        owner: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        *,
+        due_only: bool,
+        after_id: int = 0,
+    ) -> list[OutboxEntry]:
+        return await self._call(
+            self.sync.claim_outbox,
+            owner,
+            now,
+            lease_seconds,
+            limit,
+            due_only=due_only,
+            after_id=after_id,
+        )
+
+    async def renew_outbox(self, entry_ids: Sequence[int], owner: str, until: datetime) -> set[int]:
+        return await self._call(self.sync.renew_outbox, entry_ids, owner, until)
+
+    async def start_attempt(self, entry_ids: Sequence[int], owner: str, now: datetime) -> set[int]:
+        return await self._call(self.sync.start_attempt, entry_ids, owner, now)
+
+    async def mark_sent(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None:
+        await self._call(self.sync.mark_sent, entry_ids, owner, now)
+
+    async def mark_retry(
+        self,
+        entry_ids: Sequence[int],
+        owner: str,
+        next_attempt_at: datetime,
+        error: str,
+        *,
+        uncertain: bool = False,
+    ) -> None:
+        await self._call(
+            self.sync.mark_retry, entry_ids, owner, next_attempt_at, error, uncertain=uncertain
+        )
+
+    async def mark_dead(
+        self, entry_ids: Sequence[int], owner: str, now: datetime, error: str
+    ) -> None:
+        await self._call(self.sync.mark_dead, entry_ids, owner, now, error)
+
+    async def release(self, entry_ids: Sequence[int], owner: str) -> None:
+        await self._call(self.sync.release, entry_ids, owner)
+
+    async def outbox_counts(self, now: datetime) -> OutboxCounts:
+        return await self._call(self.sync.outbox_counts, now)

@@ -1,0 +1,258 @@
+"""Poll → match → enqueue → deliver in-process, over the real store: baseline, routing,
+stories, retries, give-up, digests, flood folding and leases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from bot.store import Store
+from tests.integration.pipeline.harness import (
+    T0,
+    Harness,
+    email,
+    refused,
+    retryable,
+    rule,
+    run,
+    settings,
+    unreachable,
+    url,
+)
+from tests.peers.rss import Entry
+
+OLD = Entry("RCMP budget tabled", "RCMP spending.", "https://news.example/old", published=T0)
+MOSUL = Entry(
+    "RCMP officers head to Mosul",
+    "The RCMP will lead a police mission in Iraq.",
+    "https://news.example/mosul",
+    published=T0,
+)
+HOCKEY = Entry("Hockey night", "The Leafs won.", "https://news.example/hockey", published=T0)
+POLICE = rule("police", "RCMP")
+
+
+def _stories(n: int, word: str = "RCMP") -> list[Entry]:
+    return [
+        Entry(f"{word} story {i}", f"{word} news.", f"https://news.example/{i}") for i in range(n)
+    ]
+
+
+def test_the_first_fetch_marks_items_seen_and_only_later_items_alert(store: Store) -> None:
+    h = Harness(store, settings(), [POLICE])
+    h.fetcher.serve(url("a"), [OLD])
+    first = h.poll()
+    assert [(f.status, f.new_items) for f in first.feeds] == [("baseline", 1)]
+    assert first.alerts == [] and store.outbox_counts(h.time.now).pending == 0
+
+    h.fetcher.serve(url("a"), [MOSUL, HOCKEY, OLD])
+    second = h.poll()
+    assert [(f.status, f.new_items) for f in second.feeds] == [("ok", 2)]
+    assert [a.title for a in second.alerts] == [MOSUL.title]
+    assert h.deliver().sent == 1
+    (message,) = h.notifiers["desk"].alerts
+    assert [a.title for a in message] == [MOSUL.title]
+    assert "RCMP" in message[0].summary.text  # summarized before it was queued
+
+    again = h.poll()  # the same document: nothing new, and a conditional GET
+    assert [f.status for f in again.feeds] == ["not_modified"]
+    assert h.fetcher.requests[-1][1] is not None
+    assert h.deliver().sent == 0
+    assert h.notifiers["desk"].calls == 1
+
+
+def test_backfill_alerts_the_recent_items_of_a_first_fetch(store: Store) -> None:
+    h = Harness(store, settings(), [POLICE])
+    stale = Entry(
+        "RCMP history", "RCMP.", "https://news.example/stale", published=T0 - timedelta(days=3)
+    )
+    h.fetcher.serve(url("a"), [MOSUL, stale])
+    report = h.poll(backfill=86400)
+    assert [f.status for f in report.feeds] == ["baseline"]
+    assert [a.title for a in report.alerts] == [MOSUL.title]
+
+
+def test_each_rule_alerts_its_own_destinations(store: Store) -> None:
+    config = settings(destinations={"desk": {"type": "console"}, "ops": {"type": "console"}})
+    h = Harness(store, config, [rule("police", "RCMP", notify=["desk"]), rule("iraq", "Iraq")])
+    h.fetcher.serve(url("a"), [OLD])
+    h.poll()
+    h.fetcher.serve(url("a"), [MOSUL, OLD])
+    h.poll()
+    assert h.deliver().sent == 3
+    desk, ops = h.notifiers["desk"], h.notifiers["ops"]
+    assert sorted(m[0].rule_id for m in desk.alerts) == ["iraq", "police"]
+    assert [m[0].rule_id for m in ops.alerts] == ["iraq"]
+
+
+def test_one_story_in_two_feeds_alerts_once_naming_both(store: Store) -> None:
+    h = Harness(store, settings(feeds=("a", "b")), [POLICE])
+    for feed in ("a", "b"):
+        h.fetcher.serve(url(feed), [OLD], title=f"Feed {feed}")
+    h.poll()
+    for feed in ("a", "b"):
+        h.fetcher.serve(url(feed), [MOSUL, OLD], title=f"Feed {feed}")
+    report = h.poll()
+    assert len(report.alerts) == 2  # each feed matched...
+    assert h.deliver().sent == 1  # ...one message went out
+    (message,) = h.notifiers["desk"].alerts
+    assert sorted([message[0].source, *message[0].also_reported_by]) == ["Feed a", "Feed b"]
+
+
+def test_a_failing_feed_backs_off_and_the_others_go_on(store: Store) -> None:
+    h = Harness(store, settings(feeds=("a", "b")), [POLICE])
+    h.fetcher.fail(url("a"), unreachable())
+    h.fetcher.serve(url("b"), [OLD])
+    h.poll()
+    h.fetcher.serve(url("b"), [MOSUL, OLD])
+    report = h.poll()
+    assert [(f.feed_id, f.status) for f in report.failed] == [("a", "http_5xx")]
+    assert h.deliver().sent == 1
+    a = next(s for s in store.feed_states() if s.feed_id == "a")
+    assert (a.status, a.consecutive_failures, a.failing_since) == ("failing", 2, T0)
+    assert a.next_poll_at is not None and a.next_poll_at >= T0 + timedelta(minutes=10)
+
+
+def _queued(h: Harness, entries: list[Entry]) -> None:
+    """Baseline feed ``a``, then publish ``entries`` and poll them into the outbox."""
+    h.fetcher.serve(url("a"), [OLD])
+    h.poll()
+    h.fetcher.serve(url("a"), [*entries, OLD])
+    h.poll()
+
+
+def test_a_failed_send_is_retried_after_its_backoff(store: Store) -> None:
+    h = Harness(store, settings(), [POLICE])
+    _queued(h, [MOSUL])
+    desk = h.notifiers["desk"]
+    desk.fail_next(retryable())
+    first = h.deliver()
+    assert (first.sent, first.retrying) == (0, 1)
+    assert first.next_retry_at is not None
+    wait = (first.next_retry_at - h.time.now).total_seconds()
+    assert 2.5 <= wait <= 5  # the first backoff: 5 s, jittered down to half
+    assert h.deliver().sent == 0  # not due yet
+    h.time.skip(wait)
+    assert h.deliver().sent == 1
+    assert desk.calls == 2 and desk.titles == [[MOSUL.title]]
+
+
+def test_a_retry_after_from_the_destination_is_honoured(store: Store) -> None:
+    h = Harness(store, settings(), [POLICE])
+    _queued(h, [MOSUL])
+    h.notifiers["desk"].fail_next(retryable("ratelimited", retry_after=120))
+    report = h.deliver()
+    assert report.next_retry_at == h.time.now + timedelta(seconds=120)
+    h.time.skip(119)
+    assert h.deliver().sent == 0
+    h.time.skip(1)
+    assert h.deliver().sent == 1
+
+
+def test_a_refused_send_is_buried_at_once(store: Store) -> None:
+    h = Harness(store, settings(), [POLICE])
+    _queued(h, [MOSUL])
+    h.notifiers["desk"].fail_next(refused())
+    assert h.deliver().dead == 1
+    h.time.skip(3600)
+    assert h.deliver(due_only=False).sent == 0
+    counts = store.outbox_counts(h.time.now)
+    assert (counts.pending, counts.dead) == (0, 1)
+    assert h.notifiers["desk"].calls == 1
+
+
+def test_retries_give_up_once_retry_for_has_passed(store: Store) -> None:
+    h = Harness(store, settings(delivery={"retry_for": "1m"}), [POLICE])
+    _queued(h, [MOSUL])
+    desk = h.notifiers["desk"]
+    desk.fail_next(*(retryable() for _ in range(100)))
+    queued_at = h.time.now
+    outcomes = []
+    while True:
+        report = h.deliver(due_only=False)
+        outcomes.append((h.time.now - queued_at < timedelta(minutes=1), report.dead))
+        if report.next_retry_at is None:
+            break
+        h.time.skip((report.next_retry_at - h.time.now).total_seconds())
+    # Retried while younger than a minute, buried at the first failure after that.
+    assert all(dead == 0 for young, dead in outcomes if young)
+    assert outcomes[-1] == (False, 1)
+    assert len(outcomes) >= 4 and desk.calls == len(outcomes)
+
+
+def test_a_destination_no_longer_configured_keeps_its_alerts(store: Store) -> None:
+    config = settings(destinations={"desk": {"type": "console"}, "ops": {"type": "console"}})
+    h = Harness(store, config, [POLICE])
+    _queued(h, [MOSUL])
+    del h.notifiers["ops"]
+    report = h.deliver()
+    assert (report.sent, report.retrying) == (1, 1)
+    assert store.outbox_counts(h.time.now).pending == 1
+
+
+def test_digest_alerts_wait_for_their_batch_and_go_as_one_message(store: Store) -> None:
+    config = settings(destinations={"digest": email(digest={"every": "1h"})})
+    h = Harness(store, config, [POLICE])
+    _queued(h, [MOSUL, *_stories(2)])
+    assert h.deliver(due_only=False).sent == 0  # waiting for the batch, even for ``once``
+    assert store.outbox_counts(h.time.now).waiting_digest == 3
+    h.time.skip(3600)  # T0 is on the hour: the batch closes an hour later
+    assert h.deliver().sent == 3
+    (message,) = h.notifiers["digest"].alerts
+    assert sorted(a.title for a in message) == sorted([MOSUL.title, "RCMP story 0", "RCMP story 1"])
+
+
+def test_a_flood_is_folded_into_one_overflow_message(store: Store) -> None:
+    h = Harness(store, settings(delivery={"max_alerts_per_poll": 3}), [POLICE])
+    _queued(h, _stories(10))
+    assert h.deliver().sent == 4
+    messages = [m for (m,) in h.notifiers["desk"].alerts]
+    (overflow,) = [m for m in messages if m.is_overflow]
+    assert overflow.folded_count == 7
+    assert len({m.item_key for m in messages if not m.is_overflow}) == 3
+
+
+def test_a_poll_whose_lease_was_taken_over_is_dropped(store: Store) -> None:
+    h = Harness(store, settings(), [POLICE])
+    h.fetcher.serve(url("a"), [MOSUL])
+    lease = h.pipeline.ctx.leases.feed(h.settings.http.timeout)
+
+    async def main() -> list[str]:
+        go = h.fetcher.hold(url("a"))
+        poll = asyncio.create_task(h.pipeline.poll(due_only=False))
+        await h.time.asleep()  # claimed, fetching, the heartbeat waiting to beat
+        # The process stalls past its lease (no heartbeat ran); another one takes over.
+        later = h.time.now + timedelta(seconds=lease + 1)
+        assert [
+            s.feed_id for s in store.claim_feeds("rival", later, lease, 10, due_only=False)
+        ] == ["a"]
+        go.set()
+        return [f.status for f in (await poll).feeds]
+
+    assert run(main) == ["lease_lost"]
+    assert store.seen_keys("a", [MOSUL.link or ""]) == set()  # nothing of it was written
+    (state,) = store.feed_states()
+    assert state.last_success_at is None
+
+
+def test_a_renewed_lease_keeps_a_slow_feed_from_other_replicas(store: Store) -> None:
+    h = Harness(store, settings(), [POLICE])
+    h.fetcher.serve(url("a"), [MOSUL])
+    lease = h.pipeline.ctx.leases.feed(h.settings.http.timeout)
+
+    async def main() -> list[str]:
+        go = h.fetcher.hold(url("a"))
+        poll = asyncio.create_task(h.pipeline.poll(due_only=False))
+        await h.time.asleep()
+        for _ in range(6):  # two leases' time, renewed every third of one
+            await h.time.advance(lease / 3)
+            assert (
+                await asyncio.to_thread(
+                    store.claim_feeds, "rival", h.time.now, lease, 10, due_only=False
+                )
+                == []
+            )
+        go.set()
+        return [f.status for f in (await poll).feeds]
+
+    assert run(main) == ["baseline"]
