@@ -200,7 +200,7 @@ def load_config(directory: Path, environ: Mapping[str, str]) -> Config:
     problems, env = _Problems(), _Environment(environ)
     settings_doc = _read(directory / SETTINGS_FILE, env, problems, required=True)
     settings = _validate(settings_doc, Settings, problems) if settings_doc else None
-    if settings is not None:
+    if settings_doc and settings is not None:
         _check_settings(settings, settings_doc, problems)
     rules, files = _load_rules(directory, env, settings, problems)
     if problems.items or settings is None:
@@ -240,8 +240,7 @@ def _load_rules(
     seen: dict[str, str] = {}
     for path in files:
         doc = _read(path, environ, problems, required=True)
-        parsed = _validate(doc, RulesFile, problems) if doc else None
-        if parsed is None:
+        if doc is None or (parsed := _validate(doc, RulesFile, problems)) is None:
             continue
         for index, rule in enumerate(parsed.rules):
             where = ("rules", index)
@@ -454,9 +453,10 @@ def _yaml_path(loc: Sequence[str | int], doc: _Document) -> Path_:
     """``loc`` without the steps pydantic adds for unions (tags, model names)."""
     node, kept = doc.data, []
     for step in loc:
-        if (isinstance(node, dict) and step in node) or (
-            isinstance(node, list) and isinstance(step, int) and step < len(node)
-        ):
+        # Two branches, not one `or`: only the second narrows step to an int for the list.
+        if isinstance(node, dict) and step in node:  # noqa: SIM114
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
             node = node[step]
         elif isinstance(node, dict | list):
             continue

@@ -78,13 +78,28 @@ def new_owner() -> str:
 
 
 class FetchResultLike(Protocol):
-    not_modified: bool
-    body: bytes
-    url: str
-    content_type: str | None
-    etag: str | None
-    last_modified: str | None
-    max_age: float | None
+    """What the pipeline reads of a fetch (read-only, so a frozen dataclass fits)."""
+
+    @property
+    def not_modified(self) -> bool: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def content_type(self) -> str | None: ...
+
+    @property
+    def etag(self) -> str | None: ...
+
+    @property
+    def last_modified(self) -> str | None: ...
+
+    @property
+    def max_age(self) -> float | None: ...
 
 
 class PipelineEvents(Protocol):
