@@ -47,7 +47,6 @@ class Config:
     directory: Path
     settings: Settings
     rules: tuple[Rule, ...]
-    rule_files: tuple[Path, ...]
     secrets: frozenset[str] = frozenset()  # values from the environment to hide (see _Environment)
 
 
@@ -202,16 +201,16 @@ def load_config(directory: Path, environ: Mapping[str, str]) -> Config:
     settings = _validate(settings_doc, Settings, problems) if settings_doc else None
     if settings_doc and settings is not None:
         _check_settings(settings, settings_doc, problems)
-    rules, files = _load_rules(directory, env, settings, problems)
+    rules = _load_rules(directory, env, settings, problems)
     if problems.items or settings is None:
         raise env.error(problems)
-    return Config(directory, settings, rules, files, frozenset(env.secrets))
+    return Config(directory, settings, rules, frozenset(env.secrets))
 
 
 def load_rules(directory: Path, settings: Settings, environ: Mapping[str, str]) -> tuple[Rule, ...]:
     """Only the rule files (for reloading them while running), checked against ``settings``."""
     problems, env = _Problems(), _Environment(environ)
-    rules, _ = _load_rules(directory, env, settings, problems)
+    rules = _load_rules(directory, env, settings, problems)
     if problems.items:
         raise env.error(problems)
     return rules
@@ -230,7 +229,7 @@ def _load_rules(
     environ: _Environment,
     settings: Settings | None,
     problems: _Problems,
-) -> tuple[tuple[Rule, ...], tuple[Path, ...]]:
+) -> tuple[Rule, ...]:
     files = rule_file_paths(directory)
     if not files:
         problems.add(
@@ -257,7 +256,7 @@ def _load_rules(
             if _check_match_depth(rule, where, doc, problems):
                 _compile(rule, where, doc, problems)
             rules.append(rule)
-    return tuple(rules), files
+    return tuple(rules)
 
 
 def _check_settings(settings: Settings, doc: _Document, problems: _Problems) -> None:
