@@ -1,7 +1,7 @@
 """Measurements that run in their own process, so each has a clean peak resident set.
 
-    python -m bench.child wrap -- cycles --port P --feeds 2000 ...   # prints the child's JSON
-                                                                     # plus RUSAGE_CHILDREN ru_maxrss
+    python -m bench.child wrap -- cycles --port P --feeds 2000 ...  # the child's JSON
+                                                # plus RUSAGE_CHILDREN ru_maxrss
     python -m bench.child cycles --port P --feeds N [--store URL] [--steady K] [--profile]
     python -m bench.child naive --port P --feeds N [--steady K]
     python -m bench.child seed --port P --feeds N --store URL

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import ClassVar
 
 PLACES = [
     "Iraq",
@@ -501,12 +502,13 @@ class Vocabulary:
             rng.shuffle(words)
         self.words = self.nouns + self.places + self.orgs + self.names
 
-    _cumulative: dict[tuple[int, float], list[float]] = {}
+    _cumulative: ClassVar[dict[tuple[int, float], list[float]]] = {}
+    """Cumulative weights by (list length, s): they depend on nothing else."""
 
     @classmethod
     def zipf(cls, rng: random.Random, words: list[str], s: float = 1.0) -> str:
         """A word drawn with weight 1/rank**s (rank 1 the most frequent)."""
-        key = (id(words), s)
+        key = (len(words), s)
         cum = cls._cumulative.get(key)
         if cum is None:
             total, cum = 0.0, []

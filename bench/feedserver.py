@@ -13,8 +13,9 @@ of :func:`bench.corpus.feed_format`, with 50 items, an ``ETag`` and a
 
 Control, on ``http://127.0.0.1:PORT``:
 ``/_advance?share=0.1&seed=1&new=5&among=N`` publishes ``new`` items in that share of
-the first N feeds (default all); ``/_inject?feed=F&title=T`` publishes one item titled ``T`` in feed F;
-``/_stats`` counts answers; ``/_reset`` puts every feed back to its first version.
+the first N feeds (default all); ``/_inject?feed=F&title=T`` publishes one item titled
+``T`` in feed F; ``/_stats`` counts answers; ``/_reset`` puts every feed back to its
+first version.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ class FeedProtocol(asyncio.Protocol):
 async def serve(feeds: int, hosts: int, latency: float, stories: int, port: int) -> None:
     state = Feeds(feeds, make_stories(stories))
     loop = asyncio.get_running_loop()
-    addresses = [CONTROL_HOST] + sorted({host_of(f, hosts) for f in range(min(feeds, hosts))})
+    addresses = [CONTROL_HOST, *sorted({host_of(f, hosts) for f in range(min(feeds, hosts))})]
     server = await loop.create_server(
         lambda: FeedProtocol(state, latency),
         host=addresses,

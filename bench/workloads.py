@@ -7,10 +7,8 @@ its CPU is not counted). "Per core" rates divide by CPU seconds.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -48,10 +46,6 @@ class Timed:
     @property
     def rate(self) -> float:
         return self.count / self.wall if self.wall else float("inf")
-
-    @property
-    def cpu_rate(self) -> float:
-        return self.count / self.cpu if self.cpu else float("inf")
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
@@ -120,19 +114,6 @@ async def _cycles(
     finally:
         store.close()
     return out
-
-
-def poll_cycles(
-    urls: list[str],
-    rules: list[Rule],
-    steady: int,
-    advance: Callable[[int], int],
-    concurrency: int | None = None,
-) -> list[Timed]:
-    """A first cycle over a fresh SQLite store, then ``steady`` cycles after ``advance(k)``."""
-    with tempfile.TemporaryDirectory() as folder:
-        settings = settings_for(urls, f"sqlite:{folder}/bench.db", concurrency)
-        return asyncio.run(_cycles(settings, rules, steady, advance))
 
 
 # ---------------------------------------------------------------- the naive loop

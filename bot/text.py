@@ -185,11 +185,6 @@ def tokens(text: str) -> list[str]:
     return found
 
 
-def token_text(text: str) -> str:
-    """``tokens(text)`` joined by single spaces."""
-    return " ".join(tokens(text))
-
-
 def _token_regex(normalized: str) -> re.Pattern[str]:
     return _ASTRAL_TOKEN if normalized and max(normalized) > "\uffff" else _TOKEN
 
@@ -198,7 +193,7 @@ def token_spans(text: str) -> list[tuple[str, int, int]]:
     """Each token of ``tokens(text)`` with its (start, end) offsets in ``text``.
 
     The slow path (summaries, highlighting): splits at ASCII separators like
-    :func:`token_text`, then maps each word's tokens back to the original text.
+    :func:`tokens`, then maps each word's tokens back to the original text.
     """
     spans: list[tuple[str, int, int]] = []
     start = 0

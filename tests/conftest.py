@@ -76,8 +76,3 @@ def run_cli(
         check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-@pytest.fixture
-def cli() -> type[Result]:
-    return run_cli  # type: ignore[return-value]

@@ -43,7 +43,6 @@ class Config:
     directory: Path
     settings: Settings
     rules: tuple[Rule, ...]
-    rule_files: tuple[Path, ...]
     secrets: frozenset[str] = frozenset()  # values from the environment to hide (see _Environment)
 
 
@@ -116,18 +115,18 @@ def load_config(directory: Path, environ: Mapping[str, str]) -> Config:
     problems, env = _Problems(), _Environment(environ)
     settings_doc = _read(directory / SETTINGS_FILE, env, problems, required=True)
     settings = _validate(settings_doc, Settings, problems) if settings_doc else None
-    if settings is not None:
+    if settings_doc and settings is not None:
         _check_settings(settings, settings_doc, problems)
-    rules, files = _load_rules(directory, env, settings, problems)
+    rules = _load_rules(directory, env, settings, problems)
     if problems.items or settings is None:
         raise env.error(problems)
-    return Config(directory, settings, rules, files, frozenset(env.secrets))
+    return Config(directory, settings, rules, frozenset(env.secrets))
 
 
 def load_rules(directory: Path, settings: Settings, environ: Mapping[str, str]) -> tuple[Rule, ...]:
     """Only the rule files (for reloading them while running), checked against ``settings``."""
     problems, env = _Problems(), _Environment(environ)
-    rules, _ = _load_rules(directory, env, settings, problems)
+    rules = _load_rules(directory, env, settings, problems)
     if problems.items:
         raise env.error(problems)
     return rules
@@ -146,7 +145,7 @@ def _load_rules(
     environ: _Environment,
     settings: Settings | None,
     problems: _Problems,
-) -> tuple[tuple[Rule, ...], tuple[Path, ...]]:
+) -> tuple[Rule, ...]:
     files = rule_file_paths(directory)
     if not files:
         problems.add(
@@ -156,8 +155,7 @@ def _load_rules(
     seen: dict[str, str] = {}
     for path in files:
         doc = _read(path, environ, problems, required=True)
-        parsed = _validate(doc, RulesFile, problems) if doc else None
-        if parsed is None:
+        if doc is None or (parsed := _validate(doc, RulesFile, problems)) is None:
             continue
         for index, rule in enumerate(parsed.rules):
             where = ("rules", index)
@@ -174,7 +172,7 @@ def _load_rules(
             if _check_match_depth(rule, where, doc, problems):
                 _compile(rule, where, doc, problems)
             rules.append(rule)
-    return tuple(rules), files
+    return tuple(rules)
 
 
 def _check_settings(settings: Settings, doc: _Document, problems: _Problems) -> None:
@@ -348,9 +346,10 @@ def _yaml_path(loc: Sequence[str | int], doc: _Document) -> Path_:
     """``loc`` without the steps pydantic adds for unions (tags, model names)."""
     node, kept = doc.data, []
     for step in loc:
-        if (isinstance(node, dict) and step in node) or (
-            isinstance(node, list) and isinstance(step, int) and step < len(node)
-        ):
+        # Two branches, not one `or`: only the second narrows step to an int for the list.
+        if isinstance(node, dict) and step in node:  # noqa: SIM114
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
             node = node[step]
         elif isinstance(node, dict | list):
             continue

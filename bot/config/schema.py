@@ -194,6 +194,11 @@ class FeedFailure(Strict):
     notify: tuple[str, ...] = Field(min_length=1)
 
 
+def _console_only() -> dict[str, Destination]:
+    """Without configured destinations, alerts go to the console."""
+    return {"console": ConsoleDestination(type="console")}
+
+
 class Settings(Strict):
     store: str = "sqlite:data/newswatch.db"
     schedule: Schedule = Schedule()
@@ -202,9 +207,7 @@ class Settings(Strict):
     delivery: Delivery = Delivery()
     limits: Limits = Limits()
     feeds: tuple[Feed, ...] = ()
-    destinations: dict[Id, Destination] = Field(
-        default_factory=lambda: {"console": ConsoleDestination(type="console")}
-    )
+    destinations: dict[Id, Destination] = Field(default_factory=_console_only)
     on_feed_failure: FeedFailure | None = None
 
     @model_validator(mode="after")

@@ -60,10 +60,11 @@ class _Connection:
         return (
             not self.writer.is_closing()
             and not self.reader.at_eof()
-            and not self.reader._buffer  # StreamReader has no public peek
+            # StreamReader has no public peek; typeshed omits the private buffer.
+            and not self.reader._buffer  # type: ignore[attr-defined]
         )
 
-    async def next_event(self) -> h11.Event | type[h11.NEED_DATA]:
+    async def next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
         while True:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
@@ -186,7 +187,7 @@ class FeedTransport(httpx.AsyncBaseTransport):
             # The host as ASCII bytes: a label the idna codec refuses (empty, over 63
             # characters) then fails in getaddrinfo as a DNS error, not a UnicodeError.
             reader, writer = await asyncio.open_connection(
-                host,
+                host,  # type: ignore[arg-type]  # typeshed says str; getaddrinfo takes bytes
                 port,
                 ssl=tls,
                 server_hostname=host.decode("ascii") if tls else None,

@@ -122,9 +122,9 @@ def _failure(error: BaseException, smtp: Smtp) -> DeliveryError:
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return _all_refused(error.recipients)
     if isinstance(error, smtplib.SMTPResponseException):
-        code = error.smtp_code
+        status = error.smtp_code
         detail = _text(error.smtp_error, smtp)
-        return DeliveryError(f"smtp_{code}", detail, retryable=400 <= code < 500)
+        return DeliveryError(f"smtp_{status}", detail, retryable=400 <= status < 500)
     if isinstance(error, smtplib.SMTPNotSupportedError):
         return DeliveryError("smtp_unsupported", _redact(str(error), smtp), retryable=False)
     if isinstance(error, ssl.SSLError):

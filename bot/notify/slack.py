@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.client import HTTPException
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -363,7 +363,7 @@ def _carries(message: Any, marker: dict[str, Any]) -> bool:
     )
 
 
-def _is_code(value: object) -> bool:
+def _is_code(value: object) -> TypeGuard[str]:
     """Slack error codes are short snake_case words; anything else is not shown as one."""
     return isinstance(value, str) and _CODE.fullmatch(value) is not None
 

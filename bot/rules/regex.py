@@ -6,11 +6,13 @@ RE2 runs in time linear in the text, so a user's pattern cannot hang the matcher
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import re2
 
-Pattern = re2._Regexp
-RegexSet = re2.Set
+# re2 ships no type information (mypy sees Any): the aliases name its classes for readers.
+Pattern: TypeAlias = re2._Regexp
+RegexSet: TypeAlias = re2.Set
 
 SET_MAX_MEM = 256 << 20
 """A Set that exhausts its DFA memory answers "no match" without an error, which would

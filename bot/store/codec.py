@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from bot.model import Alert, Folded, Summary
 
 
+@overload
+def to_epoch(value: datetime) -> float: ...
+@overload
+def to_epoch(value: datetime | None) -> float | None: ...
 def to_epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 

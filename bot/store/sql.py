@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from bot.model import QueuedAlert
 from bot.store import (
     FeedRow,
     FeedState,
@@ -29,7 +30,6 @@ from bot.store import (
     OutboxEntry,
     PollOutcome,
     PollRecord,
-    QueuedAlert,
 )
 from bot.store.codec import (
     alert_from_json,

@@ -211,7 +211,6 @@ def test_slack_secrets_never_reach_the_logs_even_when_sends_fail(
 def test_smtp_password_never_reaches_the_logs_even_when_sends_fail(
     config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, start
 ) -> None:
-    pytest.importorskip("bot.notify.email")
     _secrets_stay_out_of_logs(
         config_dir,
         feed_server,
