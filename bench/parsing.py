@@ -310,6 +310,7 @@ HOSTILE = {  # the html_to_text families of tests/unit/test_linear.py, and nesti
     "processing-instructions": _repeat("<?"),
     "entities": _repeat("&amp;&#x263A;&eacute;&bogus;"),
     "nested-divs": _repeat("<div>"),
+    "nested-lists": _repeat("<ul><li>"),
 }
 
 
