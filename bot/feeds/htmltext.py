@@ -20,14 +20,16 @@ _INVISIBLE = re.compile(rf"<({'|'.join(_HIDDEN)})\b|<!--|<!\[CDATA\[|\]\]>|<\?|<
 _END_TAG = {name: re.compile(rf"</{name}\s*+>", re.IGNORECASE) for name in _HIDDEN}
 _CDATA = ("<![CDATA[", "]]>")
 # Tags that end a line or paragraph of text.
-_BLOCK = re.compile(
-    r"<\s*+/?\s*+(?:p|div|br|hr|h[1-6]|li|ul|ol|dl|dt|dd|tr|table|thead|tbody|tfoot|"
-    r"blockquote|pre|section|article|aside|header|footer|nav|figure|figcaption|"
-    r"address|main|form|fieldset|details|summary|caption)\b[^>]*>",
-    re.IGNORECASE,
+_BLOCK_NAMES = (
+    *("p", "div", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "dl"),
+    *("dt", "dd", "tr", "table", "thead", "tbody", "tfoot", "blockquote", "pre", "section"),
+    *("article", "aside", "header", "footer", "nav", "figure", "figcaption", "address"),
+    *("main", "form", "fieldset", "details", "summary", "caption"),
 )
+_BLOCK = re.compile(rf"<\s*+/?\s*+(?:{'|'.join(_BLOCK_NAMES)})\b[^>]*>", re.IGNORECASE)
 # Table cells separate their content with a space.
-_CELL = re.compile(r"<\s*+/?\s*+(?:td|th)\b[^>]*>", re.IGNORECASE)
+_CELL_NAMES = ("td", "th")
+_CELL = re.compile(rf"<\s*+/?\s*+(?:{'|'.join(_CELL_NAMES)})\b[^>]*>", re.IGNORECASE)
 # Any other tag: a '<' followed by a letter, '/' or '!' up to the next '>'.
 _TAG = re.compile(r"<[/!]?[A-Za-z][^<>]*>|<[A-Za-z][^<>]*$")
 # Markup left after one pass means the feed escaped its HTML twice.

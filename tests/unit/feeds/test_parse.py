@@ -88,6 +88,19 @@ def test_atom_xml_base_and_text_types() -> None:
     assert second.summary == "Text <content> kept"  # type="text": angle brackets are text
 
 
+def test_atom_author_is_name_and_email_as_feedparser_gives_it() -> None:
+    body = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>Blog</title>
+<entry><id>urn:1</id><title>Both</title>
+<author><name>Jane</name><uri>https://jane.example/</uri><email>jane@blog.example</email></author>
+</entry>
+<entry><id>urn:2</id><title>Email only</title>
+<author><email>anon@blog.example</email></author></entry>
+<entry><id>urn:3</id><title>Uri only</title><author><uri>https://x.example/</uri></author></entry>
+</feed>"""
+    items = parse_feed(body, feed_id="f", url=URL).items
+    assert [i.author for i in items] == ["Jane (jane@blog.example)", "anon@blog.example", None]
+
+
 def test_json_feed_1_0() -> None:
     feed = parse("jsonfeed10.json", "application/feed+json")
     assert (feed.title, feed.link) == ("Daring “Example”", "https://df.example.com/")
