@@ -25,10 +25,12 @@ Each stage is pluggable, so the same end-to-end comparison can be re-run after t
 code behind a stage changes: a variant is ``fetch=…,parse=…,match=…`` (stages not
 named take the shipped code); a name is one of :data:`FETCHERS`, :data:`PARSERS`,
 :data:`MATCHERS`, or ``module:function`` with the signature of the shipped one
-(see those registries). ``--baseline`` and ``--ours`` are two variants, run
-alternately, ``--repeats`` passes each after one warm-up pass; the figures are
-medians over the passes, and a ratio is baseline CPU / ours (above 1: ours is
-cheaper).
+(see those registries). ``--baseline`` and ``--ours`` are two variants; every poll
+is made by both, one after the other (the order alternating), so both meet the
+same document at the same moment of a machine shared with other work. A pass is
+the plan's polls; one warm-up pass, then ``--repeats`` measured ones. The
+figures are medians over the passes, and a ratio is baseline CPU / ours (above 1:
+ours is cheaper).
 """
 
 from __future__ import annotations
@@ -79,41 +81,7 @@ async def _shipped_fetcher() -> AsyncIterator[Fetching]:
         yield fetcher
 
 
-def _httpx_transport(**tuning: Any) -> FetchFactory:
-    """The Fetcher on httpx's own transport (httpcore), as behind a proxy."""
-
-    @contextlib.asynccontextmanager
-    async def factory() -> AsyncIterator[Fetching]:
-        import httpx
-
-        from bot.fetch import client
-
-        def transport(tls: Any, *, max_idle: int, max_idle_total: int, keepalive: float) -> Any:
-            limits = httpx.Limits(
-                max_connections=tuning.get("max_connections", 50),
-                max_keepalive_connections=max_idle_total,
-                keepalive_expiry=keepalive,
-            )
-            return httpx.AsyncHTTPTransport(
-                verify=tls, http1=True, http2=False, limits=limits, retries=0, trust_env=False
-            )
-
-        shipped = client.FeedTransport
-        client.FeedTransport = transport  # type: ignore[assignment,misc]
-        try:
-            async with _shipped_fetcher() as fetcher:
-                yield fetcher
-        finally:
-            client.FeedTransport = shipped  # type: ignore[misc]
-
-    return factory
-
-
-FETCHERS: dict[str, FetchFactory] = {
-    "fetcher": _shipped_fetcher,
-    "httpx": _httpx_transport(),
-    "httpx-unbounded": _httpx_transport(max_connections=None),
-}
+FETCHERS: dict[str, FetchFactory] = {"fetcher": _shipped_fetcher}
 """``fetcher``: :class:`bot.fetch.client.Fetcher` as shipped. A plug is a function of no
 arguments returning an async context manager that yields an object with
 ``async fetch(url, *, etag=None)`` returning a :class:`bot.fetch.client.FetchResult`."""
@@ -259,67 +227,92 @@ class Pass:
 
 
 async def run_pass(
-    variant: Variant,
+    variants: dict[str, Variant],
     polls: list[Poll],
     server: TlsFeedServer,
     etags: dict[int, str],
+    matchers: dict[str, dict[int, Callable[[Any], object]]],
+) -> dict[str, Pass]:
+    """Every poll of ``polls`` in turn, made by each variant one after the other (in an order
+    that alternates), so that every variant meets the same document at the same moment of
+    a machine shared with other work. ``etags`` (by document) is filled from 200s."""
+    out = {name: Pass() for name in variants}
+    for name, sets in matchers.items():
+        out[name].match, out[name].matches = dict.fromkeys(sets, 0.0), dict.fromkeys(sets, 0)
+    gc.collect()
+    async with contextlib.AsyncExitStack() as stack:
+        fetchers = {
+            name: await stack.enter_async_context(variant.fetcher()())
+            for name, variant in variants.items()
+        }
+        names = list(variants)
+        for i, poll in enumerate(polls):
+            for name in names if i % 2 == 0 else reversed(names):
+                started = time.perf_counter()
+                await _poll(
+                    poll, variants[name], fetchers[name], matchers[name], server, etags, out[name]
+                )
+                out[name].wall += time.perf_counter() - started
+    return out
+
+
+async def _poll(
+    poll: Poll,
+    variant: Variant,
+    fetcher: Fetching,
     matchers: dict[int, Callable[[Any], object]],
-) -> Pass:
-    """Every poll of ``polls`` in turn; ``etags`` (by document) is filled from 200s."""
+    server: TlsFeedServer,
+    etags: dict[int, str],
+    out: Pass,
+) -> None:
+    """One poll by one variant, each stage's CPU time added to ``out``."""
     from bot.errors import FetchError
 
-    out = Pass(match=dict.fromkeys(matchers, 0.0), matches=dict.fromkeys(matchers, 0))
     clock = time.process_time
-    gc.collect()
-    started = time.perf_counter()
+    etag = None if poll.changed else etags.get(poll.document)
+    url = server.url(poll.host, poll.document)
+    t0 = clock()
+    try:
+        result = await fetcher.fetch(url, etag=etag)
+    except FetchError as error:
+        out.fetch_200 += clock() - t0
+        out.count(f"failed:{error.reason}")
+        return
+    t1 = clock()
+    if result.not_modified:
+        out.fetch_304 += t1 - t0
+        out.count("304")
+        return
+    out.fetch_200 += t1 - t0
+    out.count("200")
+    if result.etag:
+        etags[poll.document] = result.etag
     with variant.parser() as parse:
-        async with variant.fetcher()() as fetcher:
-            for poll in polls:
-                etag = None if poll.changed else etags.get(poll.document)
-                url = server.url(poll.host, poll.document)
-                t0 = clock()
-                try:
-                    result = await fetcher.fetch(url, etag=etag)
-                except FetchError as error:
-                    out.fetch_200 += clock() - t0
-                    out.count(f"failed:{error.reason}")
-                    continue
-                t1 = clock()
-                if result.not_modified:
-                    out.fetch_304 += t1 - t0
-                    out.count("304")
-                    continue
-                out.fetch_200 += t1 - t0
-                out.count("200")
-                if result.etag:
-                    etags[poll.document] = result.etag
-                try:
-                    parsed = parse(
-                        result.body,
-                        feed_id=f"d{poll.document}",
-                        url=result.url,
-                        content_type=result.content_type,
-                    )
-                    items = (
-                        list(parsed.items)
-                        if hasattr(parsed, "items")
-                        else [draft.item() for draft in parsed.entries]
-                    )
-                except FetchError:
-                    out.parse_failures += 1
-                    items = []
-                t2 = clock()
-                out.parse += t2 - t1
-                out.items += len(items)
-                for n, match in matchers.items():
-                    t3 = clock()
-                    found = 0
-                    for item in items:
-                        found += len(match(item))  # type: ignore[arg-type]
-                    out.match[n] += clock() - t3
-                    out.matches[n] += found
-    out.wall = time.perf_counter() - started
-    return out
+        t1 = clock()
+        try:
+            parsed = parse(
+                result.body,
+                feed_id=f"d{poll.document}",
+                url=result.url,
+                content_type=result.content_type,
+            )
+            items = (
+                list(parsed.items)
+                if hasattr(parsed, "items")
+                else [draft.item() for draft in parsed.entries]
+            )
+        except FetchError:
+            out.parse_failures += 1
+            items = []
+        out.parse += clock() - t1
+    out.items += len(items)
+    for n, match in matchers.items():
+        t2 = clock()
+        found = 0
+        for item in items:
+            found += len(match(item))  # type: ignore[arg-type]
+        out.match[n] += clock() - t2
+        out.matches[n] += found
 
 
 # ---------------------------------------------------------------- figures
@@ -436,18 +429,15 @@ def main(argv: list[str] | None = None) -> int:
             }
             etags: dict[int, str] = {}
             warm = [Poll(p.host, p.document, True) for p in polls]
-            for name, variant in variants.items():
-                asyncio.run(run_pass(variant, warm, server, etags, matchers[name]))
+            asyncio.run(run_pass(variants, warm, server, etags, matchers))
             passes: dict[str, list[Pass]] = {name: [] for name in variants}
             for repeat in range(args.repeats):
-                order = list(variants) if repeat % 2 == 0 else list(reversed(variants))
-                for name in order:
-                    work = run_pass(variants[name], polls, server, etags, matchers[name])
-                    done = asyncio.run(work)
-                    passes[name].append(done)
+                done = asyncio.run(run_pass(variants, polls, server, etags, matchers))
+                for name, result in done.items():
+                    passes[name].append(result)
                     print(
-                        f"  pass {repeat + 1} {name}: {done.answered}, {done.items} items, "
-                        f"{done.wall:.1f}s wall",
+                        f"  pass {repeat + 1} {name}: {result.answered}, {result.items} items, "
+                        f"{result.wall:.1f}s wall",
                         flush=True,
                     )
     rows = figures(passes, counts, polls)
