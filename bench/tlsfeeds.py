@@ -11,7 +11,10 @@ three-link chain, as it does on the internet. The root is written to ``--ca``.
 Document ``d`` of the corpus (sorted by file name) is at ``/feed/d`` on every
 host. Every answer says ``Connection: close`` and the server closes after it: a
 feed polled every few minutes never finds its connection still open, so each
-poll pays for a new TCP connection and a TLS handshake. Headers are what feed
+poll pays for a new TCP connection and a TLS handshake. With ``--keepalive S``
+the server keeps each connection open until it has been idle S seconds, as most
+servers do: the client then holds idle connections, as it does in production
+(where they expire long before the feed's next poll). Headers are what feed
 servers send: ``Date``, ``Server``, a ``Content-Type`` by format (with the
 document's declared charset, if any), ``ETag``, ``Last-Modified``,
 ``Cache-Control``, ``Vary``, a few CDN headers; a matching ``If-None-Match`` gets
@@ -86,7 +89,7 @@ class Document:
         )
 
 
-def _answer(document: Document, headers: dict[str, str]) -> bytes:
+def _answer(document: Document, headers: dict[str, str], close: bool) -> bytes:
     validators = [f"ETag: {document.etag}", f"Last-Modified: {document.last_modified}"]
     common = [
         f"Date: {formatdate(usegmt=True)}",
@@ -96,7 +99,7 @@ def _answer(document: Document, headers: dict[str, str]) -> bytes:
         "X-Cache: HIT",
         "Age: 42",
         "Strict-Transport-Security: max-age=31536000",
-        "Connection: close",
+        *(["Connection: close"] if close else []),
     ]
     if headers.get("if-none-match") == document.etag:
         head = ["HTTP/1.1 304 Not Modified", *common, *validators]
@@ -124,36 +127,56 @@ def _answer(document: Document, headers: dict[str, str]) -> bytes:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, documents: list[Document]) -> None:
+    """One connection: closed after its answer, or kept until ``keepalive`` seconds idle."""
+
+    def __init__(self, documents: list[Document], keepalive: float) -> None:
         self.documents = documents
+        self.keepalive = keepalive
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
+        self.idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.idle is not None:
+            self.idle.cancel()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0 or self.transport is None:
             return
-        lines = self.buffer[:end].decode("latin-1").split("\r\n")
+        head, self.buffer = self.buffer[:end], self.buffer[end + 4 :]
+        if self.idle is not None:
+            self.idle.cancel()
+        lines = head.decode("latin-1").split("\r\n")
         headers = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         parts = lines[0].split(" ")
+        close = self.keepalive <= 0
         try:
             document = self.documents[int(parts[1].removeprefix("/feed/"))]
         except (IndexError, ValueError):
             answer = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            close = True
         else:
-            answer = _answer(document, headers)
+            answer = _answer(document, headers, close)
         self.transport.write(answer)
-        self.transport.close()
+        if close:
+            self.transport.close()
+        else:
+            loop = asyncio.get_running_loop()
+            self.idle = loop.call_later(self.keepalive, self.transport.close)
 
 
-async def serve(corpus: Path, hosts: int, port: int, ca_path: Path, key: str) -> None:
+async def serve(
+    corpus: Path, hosts: int, port: int, ca_path: Path, key: str, keepalive: float
+) -> None:
     import trustme
 
     key_type = trustme.KeyType.RSA if key == "rsa" else trustme.KeyType.ECDSA
@@ -168,7 +191,7 @@ async def serve(corpus: Path, hosts: int, port: int, ca_path: Path, key: str) ->
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         intermediate.issue_cert(address, key_type=key_type).configure_cert(tls)
         server = await loop.create_server(
-            lambda: _Protocol(documents), host=address, port=port, ssl=tls, backlog=512
+            lambda: _Protocol(documents, keepalive), host=address, port=port, ssl=tls, backlog=512
         )
         port = server.sockets[0].getsockname()[1]
         servers.append(server)
@@ -185,7 +208,13 @@ class TlsFeedServer:
     """The server in a child process, so its CPU is not counted as the bot's."""
 
     def __init__(
-        self, corpus: Path, ca_path: Path, *, hosts: int = 500, key: str = "ecdsa"
+        self,
+        corpus: Path,
+        ca_path: Path,
+        *,
+        hosts: int = 500,
+        key: str = "ecdsa",
+        keepalive: float = 0.0,
     ) -> None:
         self.hosts = hosts
         self.proc = subprocess.Popen(
@@ -201,6 +230,8 @@ class TlsFeedServer:
                 str(hosts),
                 "--key",
                 key,
+                "--keepalive",
+                str(keepalive),
             ],
             stdout=subprocess.PIPE,
             cwd=Path(__file__).resolve().parent.parent,
@@ -240,8 +271,11 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=500)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--key", choices=("ecdsa", "rsa"), default="ecdsa")
+    parser.add_argument(
+        "--keepalive", type=float, default=0.0, help="idle seconds a connection is kept (0: close)"
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.corpus, args.hosts, args.port, args.ca, args.key))
+    asyncio.run(serve(args.corpus, args.hosts, args.port, args.ca, args.key, args.keepalive))
 
 
 if __name__ == "__main__":
