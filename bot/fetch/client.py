@@ -45,7 +45,10 @@ from bot.fetch.addresses import Reach, literal_address, reach
 from bot.fetch.decoding import decoder_for
 
 _KEEPALIVE = 30.0  # seconds an idle connection is kept for the next fetch from its host
-_MAX_IDLE = 256  # idle connections kept in all (each is an open file)
+# Idle connections kept in all: every request pays for each one (httpcore's pool checks
+# them all, twice), and a feed polled minutes apart never finds its own again, so only
+# a burst from one host (a publisher's feeds due together) needs a few.
+_MAX_IDLE = 4
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml, "
@@ -340,9 +343,9 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 class _GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's HTTP/1.1 transport on a pool of :class:`_GuardedBackend` connections.
 
-    Idle connections are open files: at most ``_MAX_IDLE`` are kept, each for
-    ``_KEEPALIVE`` seconds; the Fetcher's semaphores bound the busy ones. httpx takes
-    no network backend (encode/httpx#3749), so the pool it built is replaced.
+    At most ``_MAX_IDLE`` idle connections are kept, each for ``_KEEPALIVE`` seconds;
+    the Fetcher's semaphores bound the busy ones. httpx takes no network backend
+    (encode/httpx#3749), so the pool it built is replaced.
     """
 
     def __init__(self, tls: ssl.SSLContext) -> None:
