@@ -249,7 +249,7 @@ to, before the request sends a byte on it; whatever it raises ends the request."
 
 class _Attempt:
     """One request's passage through the pool: its address check, and what its connection did
-    (kept from an earlier request, answered with any byte) to tell a stale connection."""
+    (kept from an earlier request; read any byte once the request was sent)."""
 
     __slots__ = ("answered", "check", "reused", "stream")
 
@@ -267,6 +267,13 @@ class _Attempt:
         if self.check is not None:
             self.check(stream.peer)
 
+    @property
+    def stale(self) -> bool:
+        """A kept connection that read nothing after the request went out: it was closed
+        before answering, or its "answer" arrived before the request (a server's 408 as it
+        closes an idle connection) and was already buffered."""
+        return self.reused and not self.answered
+
 
 _ATTEMPT: ContextVar[_Attempt | None] = ContextVar("newswatch_fetch_attempt", default=None)
 """The request being sent: httpcore sends it in the task that called the transport."""
@@ -280,6 +287,7 @@ class _GuardedStream(httpcore.AsyncNetworkStream):
         address = stream.get_extra_info("server_addr")
         self.peer: str = address[0] if address else ""
         self.used = False
+        self.expired = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data = await self._stream.read(max_bytes, timeout)
@@ -307,6 +315,8 @@ class _GuardedStream(httpcore.AsyncNetworkStream):
         return self
 
     def get_extra_info(self, info: str) -> object:
+        if info == "is_readable" and self.expired:
+            return True  # what the pool asks before reusing an idle connection: it will not
         return self._stream.get_extra_info(info)
 
 
@@ -364,21 +374,26 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; on a stale kept connection (:attr:`_Attempt.stale`), a GET goes
+        again, once, on a new connection or another kept one."""
         check = request.extensions.get(_PEER_CHECK)
-        attempt = _Attempt(check)
-        token = _ATTEMPT.set(attempt)
-        try:
+        for last in (False, True):
+            attempt = _Attempt(check)
+            token = _ATTEMPT.set(attempt)
             try:
-                return await super().handle_async_request(request)
+                response = await super().handle_async_request(request)
             except (httpx.RemoteProtocolError, httpx.NetworkError):
-                if not attempt.reused or attempt.answered:
+                if last or not attempt.stale:
                     raise
-            # The server closed a kept connection as it was reused, before any byte of an
-            # answer: a GET can go again, once (on a new connection, or another kept one).
-            _ATTEMPT.set(_Attempt(check))
-            return await super().handle_async_request(request)
-        finally:
-            _ATTEMPT.reset(token)
+                continue
+            finally:
+                _ATTEMPT.reset(token)
+            if not attempt.stale:
+                return response
+            if attempt.stream is not None:
+                attempt.stream.expired = True  # closed by the pool, never offered again
+            await response.aclose()
+        raise httpx.RemoteProtocolError("kept connections answered before being asked")
 
 
 def _host(url: str) -> str:

@@ -648,6 +648,25 @@ def test_an_idle_connection_that_spoke_unasked_is_not_reused(feed_server: FeedSe
     assert len(set(feed_server.clients)) == 2
 
 
+def test_an_answer_read_before_the_request_was_sent_is_not_taken_for_one(
+    feed_server: FeedServer,
+) -> None:
+    """The 408 arrives with the first answer and the server keeps the connection open: no
+    closing to notice, the bytes are already read. What a kept connection answered before
+    it was asked is no answer; the GET goes again on a new connection."""
+
+    def with_408(request: QuietHandler) -> None:
+        _answer(request, b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+
+    url = feed_server.serve("/feed", b"", custom=with_408)
+
+    async def work(fetcher: Fetcher) -> list[FetchResult]:
+        return [await fetcher.fetch(url), await fetcher.fetch(url)]
+
+    assert [r.body for r in run(Http(timeout=5), work)] == [RSS, RSS]
+    assert len(set(feed_server.clients)) == 2
+
+
 def test_a_garbled_answer_on_a_reused_connection_is_not_sent_again(
     feed_server: FeedServer,
 ) -> None:
