@@ -1,22 +1,23 @@
-"""Conditional GET of feeds over one long-lived httpx client; with bot.fetch.transport, the only
-modules importing httpx.
+"""Conditional GET of feeds over one long-lived httpx client; the only module importing httpx
+(and httpcore, whose pool it configures).
 
-The client runs on :class:`bot.fetch.transport.FeedTransport` (HTTP/1.1, h11 over
-asyncio streams), which costs a fraction of httpx's default transport per
-request; behind a proxy named in the environment (``HTTPS_PROXY`` and co),
-httpx's own transport takes over, as it honours them. The concurrency limits
-(global and per host) are semaphores taken before the fetch's deadline starts,
-so queueing never eats a feed's time.
+Feeds go over httpx's own HTTP/1.1 transport (httpcore's connection pool), whose
+connections come from :class:`_GuardedBackend`: before a request sends its first
+byte on a connection, new or kept, the address that connection leads to is judged.
+A connection the server closed as it was reused, before any byte of an answer,
+costs the GET one more try. Behind a proxy named in the environment
+(``HTTPS_PROXY`` and co) httpx's default transports carry the feeds, as they honour
+it (and ``NO_PROXY``). The concurrency limits (global and per host) are semaphores
+taken before the fetch's deadline starts, so queueing never eats a feed's time.
 
 Every failure leaves through :func:`_failure`, the one place where exceptions
 become :class:`FetchError` reasons.
 
 Every address a fetch reaches is judged (:mod:`bot.fetch.addresses`): a cloud metadata
 address never, a loopback or private one only when the feed's own address is not
-public (or ``http.allow_private_redirects``). FeedTransport reports the address each
-request actually goes to, so a name that resolves to ``127.0.0.1`` is caught too;
-behind a proxy only the addresses written in URLs can be judged, as the proxy
-resolves names itself.
+public (or ``http.allow_private_redirects``). The address connected to is judged,
+so a name that resolves to ``127.0.0.1`` is caught too; behind a proxy only the
+addresses written in URLs can be judged, as the proxy resolves names itself.
 """
 
 from __future__ import annotations
@@ -28,22 +29,26 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
 from urllib.request import getproxies
 
+import httpcore
 import httpx
 
 from bot.config.schema import Http
 from bot.errors import FetchError
 from bot.fetch.addresses import Reach, literal_address, reach
 from bot.fetch.decoding import decoder_for
-from bot.fetch.transport import PEER_CHECK, FeedTransport
 
 _KEEPALIVE = 30.0  # seconds an idle connection is kept for the next fetch from its host
-_MAX_IDLE = 256  # idle connections kept in all (each is an open file)
+# Idle connections kept in all: every request pays for each one (httpcore's pool checks
+# them all, twice), and a feed polled minutes apart never finds its own again, so only
+# a burst from one host (a publisher's feeds due together) needs a few.
+_MAX_IDLE = 4
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml, "
@@ -88,14 +93,9 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         tls = httpx.create_ssl_context()
-        transport: httpx.AsyncBaseTransport | None = None
-        if not _proxied():
-            transport = FeedTransport(
-                tls, max_idle=self._http.per_host, max_idle_total=_MAX_IDLE, keepalive=_KEEPALIVE
-            )
         self._client = httpx.AsyncClient(
-            transport=transport,
-            # verify and limits only apply behind a proxy (httpx's own transport there).
+            transport=None if _proxied() else _GuardedTransport(tls),
+            # verify and limits only apply behind a proxy (httpx's default transports there).
             verify=tls,
             limits=httpx.Limits(
                 max_connections=self._http.concurrency, keepalive_expiry=_KEEPALIVE
@@ -160,7 +160,7 @@ class Fetcher:
     ) -> FetchResult:
         """Follow at most ``Http.max_redirects`` redirects; a URL seen twice is a loop."""
         guard = _AddressGuard(self._classify, allow_private=self._http.allow_private_redirects)
-        extensions = {PEER_CHECK: guard.check}
+        extensions = {_PEER_CHECK: guard.check}
         seen = {url}
         for _ in range(self._http.max_redirects + 1):
             guard.check_url(url)
@@ -180,6 +180,8 @@ class Fetcher:
     async def _result(self, response: httpx.Response, sent: dict[str, str]) -> FetchResult:
         url = str(response.url)
         if response.status_code == 304:
+            # A 304 has no body; reading its end lets the pool keep the connection.
+            await response.aread()
             return FetchResult(
                 not_modified=True,
                 body=b"",
@@ -240,6 +242,160 @@ class _AddressGuard:
             )
 
 
+_PEER_CHECK = "newswatch.peer_check"
+"""Request extension: a ``Callable[[str], None]`` given the IP address a connection leads
+to, before the request sends a byte on it; whatever it raises ends the request."""
+
+
+class _Attempt:
+    """One request's passage through the pool: its address check, and what its connection did
+    (kept from an earlier request; read any byte once the request was sent)."""
+
+    __slots__ = ("answered", "check", "reused", "stream")
+
+    def __init__(self, check: Callable[[str], None] | None) -> None:
+        self.check = check
+        self.stream: _GuardedStream | None = None
+        self.reused = False
+        self.answered = False
+
+    def take(self, stream: _GuardedStream) -> None:
+        """The request is about to use ``stream``: judge where it leads, before any byte."""
+        self.stream = stream
+        self.reused = stream.used
+        stream.used = True
+        if self.check is not None:
+            self.check(stream.peer)
+
+    @property
+    def stale(self) -> bool:
+        """A kept connection that read nothing after the request went out: it was closed
+        before answering, or its "answer" arrived before the request (a server's 408 as it
+        closes an idle connection) and was already buffered."""
+        return self.reused and not self.answered
+
+
+_ATTEMPT: ContextVar[_Attempt | None] = ContextVar("newswatch_fetch_attempt", default=None)
+"""The request being sent: httpcore sends it in the task that called the transport."""
+
+
+class _GuardedStream(httpcore.AsyncNetworkStream):
+    """A connection of httpcore's pool that lets each request judge its peer before writing."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        address = stream.get_extra_info("server_addr")
+        self.peer: str = address[0] if address else ""
+        self.used = False
+        self.expired = False
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = await self._stream.read(max_bytes, timeout)
+        attempt = _ATTEMPT.get()
+        if data and attempt is not None and attempt.stream is self:
+            attempt.answered = True
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        attempt = _ATTEMPT.get()
+        if attempt is not None and attempt.stream is not self:
+            attempt.take(self)  # a kept connection: what it leads to is judged for this request
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self._stream = await self._stream.start_tls(ssl_context, server_hostname, timeout)
+        return self
+
+    def get_extra_info(self, info: str) -> object:
+        if info == "is_readable" and self.expired:
+            return True  # what the pool asks before reusing an idle connection: it will not
+        return self._stream.get_extra_info(info)
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's asyncio backend, judging each new connection's peer before the TLS handshake."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = _GuardedStream(
+            await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        )
+        attempt = _ATTEMPT.get()
+        if attempt is not None:
+            try:
+                attempt.take(stream)
+            except BaseException:
+                await stream.aclose()
+                raise
+        return stream
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's HTTP/1.1 transport on a pool of :class:`_GuardedBackend` connections.
+
+    At most ``_MAX_IDLE`` idle connections are kept, each for ``_KEEPALIVE`` seconds;
+    the Fetcher's semaphores bound the busy ones. httpx takes no network backend
+    (encode/httpx#3749), so the pool it built is replaced.
+    """
+
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        super().__init__(verify=tls, http1=True, http2=False, retries=0, trust_env=False)
+        if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
+            raise RuntimeError("httpx.AsyncHTTPTransport keeps its pool elsewhere: update Fetcher")
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=tls,
+            max_connections=None,
+            max_keepalive_connections=_MAX_IDLE,
+            keepalive_expiry=_KEEPALIVE,
+            http1=True,
+            http2=False,
+            retries=0,
+            network_backend=_GuardedBackend(),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; on a stale kept connection (:attr:`_Attempt.stale`), a GET goes
+        again, once, on a new connection or another kept one."""
+        check = request.extensions.get(_PEER_CHECK)
+        for last in (False, True):
+            attempt = _Attempt(check)
+            token = _ATTEMPT.set(attempt)
+            try:
+                response = await super().handle_async_request(request)
+            except (httpx.RemoteProtocolError, httpx.NetworkError):
+                if last or not attempt.stale:
+                    raise
+                continue
+            finally:
+                _ATTEMPT.reset(token)
+            if not attempt.stale:
+                return response
+            if attempt.stream is not None:
+                attempt.stream.expired = True  # closed by the pool, never offered again
+            await response.aclose()
+        raise httpx.RemoteProtocolError("kept connections answered before being asked")
+
+
 def _host(url: str) -> str:
     """The host of ``url``, lower-case; a URL that does not split (``http://[x/``) is bad."""
     try:
@@ -256,8 +412,8 @@ def _redirect_target(url: str, location: str) -> str:
 
 
 def _proxied() -> bool:
-    """Whether the environment names an HTTP(S) proxy: then httpx's own transport, which
-    honours it (and NO_PROXY), carries the feeds; FeedTransport only connects directly."""
+    """Whether the environment names an HTTP(S) proxy: then httpx's default transports, which
+    honour it (and NO_PROXY), carry the feeds; :class:`_GuardedTransport` connects directly."""
     proxies = getproxies()
     return bool(proxies.get("http") or proxies.get("https") or proxies.get("all"))
 

@@ -14,15 +14,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
 import trustme
 
 from bot.config.schema import Http
 from bot.errors import FetchError
+from bot.fetch import client
 from bot.fetch.addresses import Reach, reach
 from bot.fetch.client import Fetcher, FetchResult
-from bot.fetch.transport import FeedTransport
 from tests.peers.feed_server import FeedServer, bomb
 from tests.peers.httpbase import QuietHandler
 
@@ -254,6 +253,25 @@ def test_a_kept_connection_is_judged_again_for_each_request(
     assert feed_server.hits("/internal") == 1
 
 
+def test_a_kept_connection_to_a_name_is_judged_by_its_address(
+    public_server: FeedServer, feed_server: FeedServer
+) -> None:
+    """``localhost`` is no address to judge in the URL: the kept connection's peer is."""
+    internal = f"http://localhost:{feed_server.port}/internal"
+    feed_server.serve("/internal", RSS)
+    url = public_server.redirect("/feed", internal)
+
+    async def work(fetcher: Fetcher) -> FetchError:
+        assert (await fetcher.fetch(internal)).body == RSS
+        with pytest.raises(FetchError) as caught:
+            await fetcher.fetch(url)
+        return caught.value
+
+    assert run_as(Http(timeout=5), work).reason == "blocked_redirect"
+    assert feed_server.hits("/internal") == 1
+    assert len(feed_server.clients) == 1
+
+
 @pytest.mark.parametrize(
     "target",
     [
@@ -476,7 +494,7 @@ def test_per_host_limit_bounds_concurrent_requests(feed_server: FeedServer) -> N
     assert took >= 0.55  # three rounds of two, each ending at its own deadline
 
 
-# ------------------------------------------------------------ connections (bot.fetch.transport)
+# ------------------------------------------------------------ connections
 
 
 def test_fetches_from_one_host_share_a_connection(feed_server: FeedServer) -> None:
@@ -566,29 +584,34 @@ def test_https_is_verified_against_the_trust_store(
         assert reason(url).reason == "tls"  # the test CA is in no default trust store
 
 
-@pytest.mark.parametrize(("keepalive", "kept"), [(30.0, 2), (0.0, 1)])
-def test_idle_connections_are_bounded_in_all_and_expire(keepalive: float, kept: int) -> None:
-    """Idle connections are open files: at most ``max_idle_total``, none past ``keepalive``."""
+@pytest.mark.parametrize(
+    ("max_idle", "keepalive", "connections"),
+    [(3, 30.0, 3), (2, 30.0, None), (3, 0.0, 6)],
+)
+def test_idle_connections_are_bounded_in_all_and_expire(
+    monkeypatch: pytest.MonkeyPatch, max_idle: int, keepalive: float, connections: int | None
+) -> None:
+    """Idle connections are open files: at most ``_MAX_IDLE``, none past ``_KEEPALIVE``.
+    Three hosts fetched twice: all kept (3 connections), some dropped past the bound
+    (more than 3: which ones is the pool's choice), or all expired (6)."""
+    monkeypatch.setattr(client, "_MAX_IDLE", max_idle)
+    monkeypatch.setattr(client, "_KEEPALIVE", keepalive)
     servers = [FeedServer() for _ in range(3)]
     urls = [server.serve("/feed", RSS) for server in servers]
-    transport = FeedTransport(
-        ssl.create_default_context(), max_idle=4, max_idle_total=2, keepalive=keepalive
-    )
 
-    async def main() -> int:
-        async with httpx.AsyncClient(transport=transport) as client:
-            for url in [*urls, urls[0]]:
-                assert (await client.get(url)).content == RSS
-            return transport.idle
+    async def work(fetcher: Fetcher) -> list[bytes]:
+        return [(await fetcher.fetch(url)).body for url in [*urls, *urls]]
 
     try:
-        assert asyncio.run(main()) == kept
-        connections = [len(set(server.clients)) for server in servers]
+        assert run(Http(timeout=5), work) == [RSS] * 6
+        opened = sum(len(set(server.clients)) for server in servers)
     finally:
         for server in servers:
             server.close()
-    # urls[0] again: its connection is kept when it is among the first two and not expired
-    assert connections == ([1, 1, 1] if keepalive else [2, 1, 1])
+    if connections is None:
+        assert opened > 3
+    else:
+        assert opened == connections
 
 
 def test_a_proxy_named_in_the_environment_carries_the_feeds(
@@ -617,6 +640,25 @@ def test_an_idle_connection_that_spoke_unasked_is_not_reused(feed_server: FeedSe
         request.close_connection = True
 
     url = feed_server.serve("/feed", b"", custom=then_408)
+
+    async def work(fetcher: Fetcher) -> list[FetchResult]:
+        return [await fetcher.fetch(url), await fetcher.fetch(url)]
+
+    assert [r.body for r in run(Http(timeout=5), work)] == [RSS, RSS]
+    assert len(set(feed_server.clients)) == 2
+
+
+def test_an_answer_read_before_the_request_was_sent_is_not_taken_for_one(
+    feed_server: FeedServer,
+) -> None:
+    """The 408 arrives with the first answer and the server keeps the connection open: no
+    closing to notice, the bytes are already read. What a kept connection answered before
+    it was asked is no answer; the GET goes again on a new connection."""
+
+    def with_408(request: QuietHandler) -> None:
+        _answer(request, b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+
+    url = feed_server.serve("/feed", b"", custom=with_408)
 
     async def work(fetcher: Fetcher) -> list[FetchResult]:
         return [await fetcher.fetch(url), await fetcher.fetch(url)]
