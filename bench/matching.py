@@ -8,7 +8,7 @@ A poll of one changed document costs a new HTTPS connection + GET (a fixed CPU
 cost, ``--connection-ms``, measured by the fetch benchmarks), ``parse_feed`` of
 the document and ``RuleSet.match`` of its items. This measures the last two, in
 CPU time (``time.process_time``), on every document of the real corpus
-(/work/shared/corpus/feeds, or ``--corpus``), for rule sets of 10, 100 and 1,000
+(``tests.paths.CORPUS``: ``NEWSWATCH_CORPUS``, or ``--corpus``), for rule sets of 10, 100 and 1,000
 rules: the shipped config/rules.yaml plus rules from ``bench.corpus.make_queries``,
 once with its synthetic vocabulary (which real text never contains, so the index
 prunes nearly every rule) and once with words drawn from the corpus itself (so
@@ -44,9 +44,9 @@ from bot.feeds.parse import parse_feed
 from bot.model import Item, Match
 from bot.rules import match as current
 from bot.text import tokens
+from tests.paths import CORPUS
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus" / "feeds"
 SHIPPED_RULES = ROOT / "config" / "rules.yaml"
 BASELINE_REF = "e9400b7"  # the last revision whose RuleSet exec'd generated source
 RULE_COUNTS = (10, 100, 1000)

@@ -5,11 +5,12 @@
 
 Issue 14: a hand-written fast path must earn >= 1.5x on a poll of a real document, or the
 library's route is used. Measured here, on every document of the real-feed corpus
-(../shared/corpus/feeds), of tests/fixtures/feeds and of ``python -m bench`` (its generated
-50-item feeds, bench/corpus.py), the last two reported apart: edge cases and synthetic text
-are not the workload. ``htmltext`` (bot/feeds/htmltext.py), the regex converter as shipped,
-is timed against the library routes: the standard library's HTMLParser driving the same
-output rules (tests/unit/feeds/parser_text.py), and nh3 (html5ever) with the same rules.
+(``tests.paths.CORPUS``, or ``NEWSWATCH_CORPUS``), of tests/fixtures/feeds and of ``python
+-m bench`` (its generated 50-item feeds, bench/corpus.py), the last two reported apart: edge
+cases and synthetic text are not the workload. ``htmltext`` (bot/feeds/htmltext.py), the
+regex converter as shipped, is timed against the library routes: the standard library's
+HTMLParser driving the same output rules (tests/unit/feeds/parser_text.py), and nh3
+(html5ever) with the same rules.
 
 (This file also measured the ElementTree reader that parse.py had beside feedparser, at
 commit 8be899a: 1.15x per poll over the corpus, which 25 of 80 documents took; 1.5x would
@@ -65,10 +66,10 @@ from bot.config.schema import RulesFile
 from bot.errors import FetchError
 from bot.model import Item
 from bot.rules.match import RuleSet
+from tests.paths import CORPUS
 from tests.unit.feeds.parser_text import parser_html_to_text
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus" / "feeds"
 FIXTURES = ROOT / "tests" / "fixtures" / "feeds"
 RULES = ROOT / "config" / "rules.yaml"
 RESULTS = ROOT / "bench" / "results"

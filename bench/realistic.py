@@ -1,13 +1,13 @@
 """The realistic poll: HTTPS from 500 hosts, a new TLS connection each time, real feed documents,
 then the bot's own parse and match; CPU per poll by stage, against a baseline in the same run.
 
-    .venv/bin/python -m bench realistic                      # baseline parse=feedparser
-    .venv/bin/python -m bench realistic --baseline match=naive --rules 10,100,1000
+    .venv/bin/python -m bench realistic                      # baseline match=naive
+    .venv/bin/python -m bench realistic --baseline "" --ours ""  # A/A: the noise floor
     .venv/bin/python -m bench realistic --baseline parse=mymodule:read_feed --polls 1000
 
 What users run: feeds polled every few minutes from hundreds of publishers, so no
 connection survives from one poll to the next (keep-alive lasts seconds), every
-document is a real one (``/work/shared/corpus/feeds``, or ``--corpus``), and
+document is a real one (``tests.paths.CORPUS``: ``NEWSWATCH_CORPUS``, or ``--corpus``), and
 tens to a thousand rules. The server (:mod:`bench.tlsfeeds`) runs in a child
 process; every figure is CPU time of this process (``time.process_time``), so
 only the bot's side is counted.
@@ -60,9 +60,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.tlsfeeds import TlsFeedServer, corpus_files
+from tests.paths import CORPUS
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = Path(os.environ.get("NEWSWATCH_CORPUS", "/work/shared/corpus/feeds"))
 STAGES = ("fetch", "parse", "match")
 
 
@@ -100,29 +100,11 @@ def _shipped_parse() -> Iterator[ParseFn]:
     yield read_feed
 
 
-@contextlib.contextmanager
-def _feedparser_parse() -> Iterator[ParseFn]:
-    """``read_feed`` with its ElementTree fast path turned off: every XML document goes the
-    library's route (``_read_with_feedparser``), JSON Feed as before."""
-    from bot.feeds import parse
-
-    if not hasattr(parse, "_read_plain_xml"):
-        sys.exit("bot.feeds.parse has no _read_plain_xml (the fast path) to turn off")
-    fast = parse._read_plain_xml
-    parse._read_plain_xml = lambda data, warning: None  # type: ignore[assignment]
-    try:
-        yield parse.read_feed
-    finally:
-        parse._read_plain_xml = fast  # type: ignore[assignment]
-
-
 PARSERS: dict[str, Callable[[], contextlib.AbstractContextManager[ParseFn]]] = {
-    "fast": _shipped_parse,
-    "feedparser": _feedparser_parse,
+    "shipped": _shipped_parse,
 }
-"""``fast``: :func:`bot.feeds.parse.read_feed` as shipped; ``feedparser``: the same with the
-fast path off. A plug is a function with ``read_feed``'s signature whose result has
-``entries`` (drafts with ``.item()``) or ``items``."""
+"""``shipped``: :func:`bot.feeds.parse.read_feed`. A plug is a function with ``read_feed``'s
+signature whose result has ``entries`` (drafts with ``.item()``) or ``items``."""
 
 
 def _ruleset(rules: list[Any]) -> Callable[[Any], object]:
@@ -157,7 +139,7 @@ def _plug(registry: dict[str, Any], name: str, stage: str) -> Any:
 @dataclass(frozen=True)
 class Variant:
     fetch: str = "fetcher"
-    parse: str = "fast"
+    parse: str = "shipped"
     match: str = "ruleset"
 
     @classmethod
@@ -422,7 +404,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench realistic", description=__doc__.splitlines()[0]
     )
-    p.add_argument("--baseline", default="parse=feedparser", help="variant (default %(default)s)")
+    p.add_argument("--baseline", default="match=naive", help="variant (default %(default)s)")
     p.add_argument("--ours", default="", help="variant (default: the shipped code)")
     p.add_argument("--rules", default="10,100,1000", help="rule counts (default %(default)s)")
     p.add_argument("--polls", type=int, default=500, help="polls per pass (default %(default)s)")
