@@ -34,6 +34,7 @@ from collections import OrderedDict
 from datetime import timedelta
 from email.utils import formatdate
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from bench.corpus import (
@@ -250,7 +251,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class FeedServerProcess:
+class ChildServer:
+    """A server in a child process (``proc``), stopped on close or at the end of a ``with``."""
+
+    proc: subprocess.Popen[str]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FeedServerProcess(ChildServer):
     """The server in a child process (so its CPU is not the bot's), with its control calls."""
 
     def __init__(
@@ -313,21 +335,6 @@ class FeedServerProcess:
 
     def stats(self) -> dict[str, int]:
         return self.call("/_stats")  # type: ignore[return-value]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> FeedServerProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def main() -> None:

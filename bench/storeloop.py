@@ -28,16 +28,13 @@ import contextlib
 import sqlite3
 import statistics
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
+from bench.claims import scratch_store
 from bench.feedserver import FeedServerProcess
 from bot.config.schema import Settings
 from bot.fetch.client import Fetcher, FetchResult
@@ -56,25 +53,6 @@ class InlineStore(AsyncStore):
 
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return fn(*args, **kwargs)
-
-
-@contextmanager
-def scratch_store(kind: str, dsn: str) -> Iterator[str]:
-    """A fresh, empty store URL, removed afterwards."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:{folder}/bench.db"
-        return
-    import psycopg
-
-    name = f"newswatch_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(dsn)._replace(path="/" + name))
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Blocker:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 
-from bench.feedserver import host_of
+from bench.feedserver import ChildServer, host_of
 
 _DECLARED = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
 _CHUNK = 8192
@@ -204,7 +204,7 @@ async def serve(
         server.close()
 
 
-class TlsFeedServer:
+class TlsFeedServer(ChildServer):
     """The server in a child process, so its CPU is not counted as the bot's."""
 
     def __init__(
@@ -247,21 +247,6 @@ class TlsFeedServer:
 
     def url(self, host: int, document: int) -> str:
         return f"https://{host_of(host, self.hosts)}:{self.port}/feed/{document}"
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> TlsFeedServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def main() -> None:
