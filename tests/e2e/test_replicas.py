@@ -5,7 +5,6 @@ history by the replica that takes its work over, not posted again."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,13 +14,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.conftest import REPO, ConfigDir
+from tests.peers.daemon import Daemon
 from tests.peers.feed_server import FeedServer
 from tests.peers.postgres import postgres_dsn, temporary_database
 from tests.peers.rss import Entry, rss
@@ -180,71 +179,16 @@ def test_three_once_replicas_send_every_alert_exactly_once(
     assert _scalar(store_url, "SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0
 
 
-class Daemon:
-    """``newswatch run`` with JSON logs in a file (a pipe could fill up and block it)."""
-
-    def __init__(self, cfg: ConfigDir, log: Path) -> None:
-        self.log_path = log
-        self._log = log.open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bot",
-                "--config",
-                str(cfg.path),
-                "--log-format",
-                "json",
-                "-v",
-                "run",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-            env=_environment(),
-            cwd=REPO,
-        )
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        found = []
-        for line in self.log_path.read_text().splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if event.get("event") == name:
-                found.append(event)
-        return found
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self._log.close()
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Callable[[ConfigDir], Daemon]]:
-    started: list[Daemon] = []
-
-    def start(cfg: ConfigDir) -> Daemon:
-        started.append(Daemon(cfg, tmp_path / f"daemon{len(started)}.log"))
-        return started[-1]
-
-    yield start
-    for daemon in started:
-        daemon.close()
-
-
 def test_three_daemons_one_killed_while_sending_lose_nothing(
     config_dir: ConfigDir,
     feed_server: FeedServer,
     slack: SlackEmulator,
     store_url: str,
-    daemons: Callable[[ConfigDir], Daemon],
+    start: Callable[..., Daemon],
     record_property: Callable[[str, object], None],
 ) -> None:
     _configure(config_dir, store_url, feed_server, slack)
-    replicas = [daemons(config_dir) for _ in range(3)]
+    replicas = [start(config_dir) for _ in range(3)]
     _wait(
         "every feed baselined",
         lambda: (
@@ -255,7 +199,7 @@ def test_three_daemons_one_killed_while_sending_lose_nothing(
 
     expected = _publish(feed_server, alerting=12, shared=0)
     victim = _wait(
-        "a replica delivering", lambda: next((d for d in replicas if d.events("delivered")), None)
+        "a replica delivering", lambda: next((d for d in replicas if _delivered(d)), None)
     )
     victim.proc.send_signal(signal.SIGKILL)
     victim.proc.wait(timeout=10)
@@ -285,3 +229,7 @@ def test_three_daemons_one_killed_while_sending_lose_nothing(
     # Even the message in flight at the kill is not repeated: the survivor finds it first.
     assert duplicates == 0, sent
     assert all(d.proc.poll() is None for d in replicas if d is not victim)
+
+
+def _delivered(daemon: Daemon) -> bool:
+    return any(e.get("event") == "delivered" for e in daemon.events())
