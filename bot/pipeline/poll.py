@@ -123,18 +123,31 @@ class Poller:
             )
             states = [s for s in states if s.feed_id in self.feeds]
         polling: set[str] = set() if dry_run else {s.feed_id for s in states}
+        # A feed holds its document and entries from its answer until its outcome is
+        # recorded, behind the store's one thread: at most ``http.concurrency`` feeds at
+        # once, or a store slower than fetching and parsing piles up every changed feed.
+        room = asyncio.Semaphore(self.settings.http.concurrency)
         async with ctx.heartbeat("feeds", polling, lease, ctx.db.renew_feeds):
             reports = await asyncio.gather(
-                *(self._poll_feed(s, polling, backfill=backfill, dry_run=dry_run) for s in states)
+                *(
+                    self._poll_feed(s, polling, room, backfill=backfill, dry_run=dry_run)
+                    for s in states
+                )
             )
         return CycleReport(list(reports))
 
     async def _poll_feed(
-        self, state: FeedState, polling: set[str], *, backfill: float | None, dry_run: bool
+        self,
+        state: FeedState,
+        polling: set[str],
+        room: asyncio.Semaphore,
+        *,
+        backfill: float | None,
+        dry_run: bool,
     ) -> FeedReport:
         feed = self.feeds[state.feed_id]
         started = time.monotonic()
-        report = await self._poll_feed_guarded(feed, state, backfill, dry_run)
+        report = await self._poll_feed_guarded(feed, state, room, backfill, dry_run)
         polling.discard(feed.id)
         self.ctx.events.feed_done(
             feed.id, report.status, time.monotonic() - started, report.new_items
@@ -142,10 +155,15 @@ class Poller:
         return report
 
     async def _poll_feed_guarded(
-        self, feed: Feed, state: FeedState, backfill: float | None, dry_run: bool
+        self,
+        feed: Feed,
+        state: FeedState,
+        room: asyncio.Semaphore,
+        backfill: float | None,
+        dry_run: bool,
     ) -> FeedReport:
         try:
-            return await self._poll_feed_unguarded(feed, state, backfill, dry_run)
+            return await self._poll_feed_unguarded(feed, state, room, backfill, dry_run)
         except FetchError as err:
             log.warning(
                 "feed %s failed: %s",
@@ -163,11 +181,27 @@ class Poller:
             return FeedReport(feed.id, "internal", detail=repr(err))
 
     async def _poll_feed_unguarded(
-        self, feed: Feed, state: FeedState, backfill: float | None, dry_run: bool
+        self,
+        feed: Feed,
+        state: FeedState,
+        room: asyncio.Semaphore,
+        backfill: float | None,
+        dry_run: bool,
     ) -> FeedReport:
         result = await self.fetcher.fetch(
             feed.url, etag=state.etag, last_modified=state.last_modified
         )
+        async with room:
+            return await self._read_and_record(feed, state, result, backfill, dry_run)
+
+    async def _read_and_record(
+        self,
+        feed: Feed,
+        state: FeedState,
+        result: FetchResultLike,
+        backfill: float | None,
+        dry_run: bool,
+    ) -> FeedReport:
         now = self.ctx.clock()
         if result.not_modified:
             if not dry_run:
