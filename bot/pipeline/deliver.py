@@ -65,6 +65,7 @@ class Deliverer:
         ):
             cursor = entries[-1].id
             unsent = {e.id for e in entries}
+            sending: set[int] = set()  # handed to a send thread, which cancelling cannot stop
             by_destination: dict[str, list[OutboxEntry]] = defaultdict(list)
             for entry in entries:
                 by_destination[entry.destination].append(entry)
@@ -72,17 +73,24 @@ class Deliverer:
                 async with ctx.heartbeat("outbox rows", unsent, lease, ctx.db.renew_outbox):
                     await asyncio.gather(
                         *(
-                            self._deliver_to(dest, group, report, unsent)
+                            self._deliver_to(dest, group, report, unsent, sending)
                             for dest, group in by_destination.items()
                         )
                     )
             except asyncio.CancelledError:
-                await ctx.db.release(sorted(unsent), ctx.owner)
+                # A send in flight may still land: its rows keep their lease and their
+                # attempt mark, so nobody sends them again before the lease ends.
+                await ctx.db.release(sorted(unsent - sending), ctx.owner)
                 raise
         return report
 
     async def _deliver_to(
-        self, dest_id: str, entries: list[OutboxEntry], report: DeliveryReport, unsent: set[int]
+        self,
+        dest_id: str,
+        entries: list[OutboxEntry],
+        report: DeliveryReport,
+        unsent: set[int],
+        sending: set[int],
     ) -> None:
         notifier = self.notifiers.get(dest_id)
         if notifier is None:
@@ -103,13 +111,17 @@ class Deliverer:
             batch = [e for e in claimed if e.id in held]  # the rest was taken over: not ours
             if not batch:
                 continue
+            ids = {e.id for e in batch}
+            sending.update(ids)
             try:
                 await asyncio.to_thread(_send, notifier, batch)
             except DeliveryError as err:
+                sending.difference_update(ids)
                 outcome = await self._fail(batch, err, report)
                 self.ctx.events.delivered(dest_id, outcome, len(batch))
                 unsent.difference_update(e.id for e in batch)
                 continue
+            sending.difference_update(ids)
             await self.ctx.db.mark_sent([e.id for e in batch], self.ctx.owner, self.ctx.clock())
             unsent.difference_update(e.id for e in batch)
             self.ctx.events.delivered(dest_id, "sent", len(batch))

@@ -4,8 +4,14 @@ stories, retries, give-up, digests, flood folding and leases."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 from datetime import timedelta
 
+import pytest
+
+from bot.model import Alert
+from bot.notify import Attempt
 from bot.store import Store
 from tests.integration.pipeline.harness import (
     T0,
@@ -256,3 +262,35 @@ def test_a_renewed_lease_keeps_a_slow_feed_from_other_replicas(store: Store) -> 
         return [f.status for f in (await poll).feeds]
 
     assert run(main) == ["baseline"]
+
+
+def test_a_cancelled_delivery_keeps_the_lease_of_the_send_in_flight(store: Store) -> None:
+    """Cancelling cannot stop a send thread: its row stays leased (nobody sends it again
+    before the lease ends), while the rows not yet handed to a send are released at once."""
+    h = Harness(store, settings(), [POLICE])
+    h.fetcher.serve(url("a"), [OLD])
+    h.poll()
+    h.fetcher.serve(url("a"), [*_stories(2), OLD])
+    assert len(h.poll().alerts) == 2
+    started, go = threading.Event(), threading.Event()
+    notifier = h.notifiers["desk"]
+
+    def held_send(alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
+        started.set()
+        go.wait(30)
+
+    notifier.send = held_send  # type: ignore[method-assign]
+
+    async def cancel_mid_send() -> list[int]:
+        task = asyncio.create_task(h.pipeline.deliver(due_only=False))
+        assert await asyncio.to_thread(started.wait, 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        free = store.claim_outbox("replica-2", h.time.now, 30.0, 10, due_only=False)
+        go.set()
+        return [e.id for e in free]
+
+    free = run(cancel_mid_send)
+    assert len(free) == 1  # the second alert, released; the first is still being sent
+    h.close()
