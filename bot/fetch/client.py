@@ -138,7 +138,13 @@ class Fetcher:
             try:
                 async with asyncio.timeout(self._http.timeout):
                     result = await self._follow(self._client, url, headers)
-            except (httpx.HTTPError, TimeoutError, OSError) as error:
+            except (
+                httpx.HTTPError,
+                httpx.InvalidURL,
+                UnicodeError,
+                TimeoutError,
+                OSError,
+            ) as error:
                 raise _failure(error, self._http.timeout) from error
             return replace(result, elapsed=time.monotonic() - started)
 
@@ -513,7 +519,7 @@ def _failure(error: Exception, timeout: float) -> FetchError:
         return FetchError("timeout", f"no complete answer within {timeout:g}s")
     if isinstance(error, httpx.ConnectError):
         return FetchError(_connect_reason(error), str(error))
-    if isinstance(error, httpx.UnsupportedProtocol | httpx.InvalidURL):
+    if isinstance(error, httpx.UnsupportedProtocol | httpx.InvalidURL | UnicodeError):
         return FetchError("bad_url", str(error))
     return FetchError("network", f"{type(error).__name__}: {error}")
 

@@ -19,7 +19,7 @@ from bot.alerts.digest import next_digest_at
 from bot.alerts.flood import fold
 from bot.alerts.summarize import summarize
 from bot.config.schema import Feed, Rule
-from bot.errors import FetchError
+from bot.errors import FetchError, StoreError
 from bot.feeds.parse import Draft, read_feed
 from bot.logs import scrub
 from bot.model import Alert, Item, Match, QueuedAlert, Summary
@@ -123,17 +123,25 @@ class Poller:
             )
             states = [s for s in states if s.feed_id in self.feeds]
         polling: set[str] = set() if dry_run else {s.feed_id for s in states}
-        # A feed holds its document and entries from its answer until its outcome is
-        # recorded, behind the store's one thread: at most ``http.concurrency`` feeds at
-        # once, or a store slower than fetching and parsing piles up every changed feed.
+        # From its answer until its outcome is recorded, behind the store's one thread, a
+        # feed holds a slot: at most ``http.concurrency`` feeds are parsed and waiting for
+        # the store at once, or a store slower than fetching and parsing would pile up
+        # every changed feed's entries. (Answers waiting for a slot hold their body only.)
         room = asyncio.Semaphore(self.settings.http.concurrency)
         async with ctx.heartbeat("feeds", polling, lease, ctx.db.renew_feeds):
-            reports = await asyncio.gather(
-                *(
+            tasks = [
+                asyncio.ensure_future(
                     self._poll_feed(s, polling, room, backfill=backfill, dry_run=dry_run)
-                    for s in states
                 )
-            )
+                for s in states
+            ]
+            try:
+                reports = await asyncio.gather(*tasks)
+            except BaseException:  # a failing store ends the cycle: no feed goes on unwatched
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
         return CycleReport(list(reports))
 
     async def _poll_feed(
@@ -174,6 +182,8 @@ class Poller:
             if not dry_run:
                 await self._record_failure(feed, state, err)
             return FeedReport(feed.id, err.reason, detail=err.detail)
+        except StoreError:
+            raise
         except Exception as err:  # a bug on one feed must not stop the others
             log.exception("feed %s: internal error", feed.id, extra={"feed": feed.id})
             if not dry_run:

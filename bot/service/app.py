@@ -83,7 +83,7 @@ async def running_pipeline(
         try:
             yield pipeline
         finally:
-            pipeline.close()
+            await asyncio.to_thread(pipeline.close)  # waits for the store's last call
 
 
 async def run_once(

@@ -404,8 +404,8 @@ class Service:
         self._store_failure = None
         self.metrics.last_poll.set(time.time())
         self.metrics.cycle_seconds.labels(POLL_JOB).observe(time.monotonic() - started)
-        # Deliver now what this cycle queued: alerts, or a failure notice (only a failed
-        # feed queues one).
+        # Deliver now what this cycle queued: alerts, or a failure notice (it comes with a
+        # failed feed); a recovery notice waits for the next delivery tick.
         if (report.alerts or report.failed) and not gen.stopping:
             gen.scheduler.modify_job(DELIVER_JOB, next_run_time=datetime.now(UTC))
 

@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
+from bot.errors import StoreError
 from bot.store import (
-    FeedRow,
     FeedState,
     OutboxCounts,
     OutboxEntry,
@@ -52,15 +52,20 @@ class AsyncStore:
 
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` in the store's thread. Cancelling the wait does not stop
-        a call already running (a transaction commits or rolls back as a whole)."""
+        a call already running (a transaction commits or rolls back as a whole).
+
+        Whatever the call raises is a :class:`StoreError`, so the pipeline can tell a
+        failing store (which ends the cycle) from a failing feed (which must not)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
+        except StoreError:
+            raise
+        except Exception as err:
+            raise StoreError(f"the store failed ({fn.__name__}): {err}") from err
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
-
-    async def sync_feeds(self, feeds: Sequence[FeedRow], now: datetime) -> None:
-        await self._call(self.sync.sync_feeds, feeds, now)
 
     async def feed_states(self) -> list[FeedState]:
         return await self._call(self.sync.feed_states)

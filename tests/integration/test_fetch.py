@@ -161,6 +161,7 @@ def test_redirect_loop(feed_server: FeedServer) -> None:
 def test_a_redirect_to_a_url_that_does_not_parse_is_a_bad_url(feed_server: FeedServer) -> None:
     """Not an internal error: urljoin raises ValueError on ``[`` without its ``]``."""
     assert reason(feed_server.redirect("/feed", "http://[oops/")).reason == "bad_url"
+    assert reason(feed_server.redirect("/idna", "http://xn--abc/")).reason == "bad_url"
 
 
 def test_too_many_redirects(feed_server: FeedServer) -> None:

@@ -4,15 +4,18 @@ stories, retries, give-up, digests, flood folding and leases."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from bot.errors import StoreError
 from bot.model import Alert
 from bot.notify import Attempt
-from bot.store import Store
+from bot.store import PollOutcome, PollRecord, Store
 from tests.integration.pipeline.harness import (
     T0,
     Harness,
@@ -293,4 +296,30 @@ def test_a_cancelled_delivery_keeps_the_lease_of_the_send_in_flight(store: Store
 
     free = run(cancel_mid_send)
     assert len(free) == 1  # the second alert, released; the first is still being sent
+    h.close()
+
+
+class _FailingWrites:
+    """The real store, except that recording a poll fails as a locked database does."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def record_poll(self, outcome: PollOutcome) -> PollRecord:
+        raise sqlite3.OperationalError("database is locked")
+
+
+def test_a_failing_store_ends_the_cycle_as_a_store_error(store: Store) -> None:
+    """Not one "internal error" per feed, each recorded into the same failing store: the
+    cycle stops with a StoreError (which the daemon's health reports) and no feed is failed."""
+    failing = _FailingWrites(store)
+    h = Harness(failing, settings(["a", "b"]), [POLICE])  # type: ignore[arg-type]
+    for feed in ("a", "b"):
+        h.fetcher.serve(url(feed), [OLD])
+    with pytest.raises(StoreError, match="database is locked"):
+        h.poll()
+    assert all(s.last_error is None for s in store.feed_states())
     h.close()
