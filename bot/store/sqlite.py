@@ -26,9 +26,12 @@ _BUSY, _LOCKED, _READONLY, _CANTOPEN, _CORRUPT, _NOTADB = 5, 6, 8, 14, 11, 26
 
 
 def sqlite_path(url: str) -> str:
-    """``sqlite:///abs/path`` → ``/abs/path``; ``sqlite:rel/path`` → ``rel/path`` (from the cwd)."""
+    """``sqlite:///abs/path`` and ``sqlite:////abs/path`` (SQLAlchemy's spelling) →
+    ``/abs/path``; ``sqlite:rel/path`` → ``rel/path`` (from the working directory)."""
     rest = url.removeprefix("sqlite:")
-    return rest[2:] if rest.startswith("//") else rest
+    if rest.startswith("//"):
+        rest = rest[2:]
+    return "/" + rest.lstrip("/") if rest.startswith("/") else rest
 
 
 def open_sqlite(url: str, *, read_only: bool = False) -> SqlStore:
@@ -67,7 +70,8 @@ def _open_read_only(path: str) -> SqlStore:
         for statement in schema(SQLITE):
             conn.execute(statement)
         return SqlStore(conn, SQLITE, read_only=True)
-    conn = _connect(f"file:{path}?mode=ro", uri=True)
+    # as_uri quotes what a URI would read otherwise: '?', '#' and '%' in a file name.
+    conn = _connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error:
