@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.config.load import Config, load_config, load_rules, rule_file_paths
-from bot.errors import ConfigError, NewswatchError, StoreError
+from bot.errors import ConfigError, ListenError, NewswatchError, StoreError
 from bot.fetch.client import Fetcher
 from bot.logs import SecretFilter
 from bot.notify import Notifier
@@ -153,7 +153,8 @@ class Service:
 
     # -- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
-        """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 when it could not start."""
+        """Serve until SIGTERM/SIGINT; 0 on a clean stop, else why it could not start (see
+        :func:`_start_failed`)."""
         loop = asyncio.get_running_loop()
         for sig, event in (
             (signal.SIGTERM, "stop"),
@@ -165,9 +166,8 @@ class Service:
         try:
             await self._switch(self.config)
         except Exception as err:
-            log.critical("cannot start: %s", err, exc_info=True, extra={"event": "start_failed"})
             await self._shutdown(beating)
-            return 1
+            return _start_failed(err)
         try:
             while await self._events.get() != "stop":
                 await self._reload()
@@ -516,6 +516,24 @@ def add_secrets(secrets: Iterable[str]) -> None:
         for filt in handler.filters:
             if isinstance(filt, SecretFilter):
                 filt.add(values)
+
+
+def _start_failed(err: Exception) -> int:
+    """Say in one line why the daemon could not start; the exit code the CLI documents (2 for
+    what a setting fixes, 3 for the store, 1 otherwise, with a traceback: a bug)."""
+    if isinstance(err, ListenError):
+        log.critical(
+            "cannot start: %s: set server.port in settings.yaml to a free port (0 lets the"
+            " system pick one)",
+            err,
+            extra={"event": "start_failed"},
+        )
+        return 2
+    if isinstance(err, ConfigError | StoreError):
+        log.critical("cannot start: %s", err, extra={"event": "start_failed"})
+        return 2 if isinstance(err, ConfigError) else 3
+    log.critical("cannot start: %s", err, exc_info=True, extra={"event": "start_failed"})
+    return 1
 
 
 def serve(config: Config, environ: Mapping[str, str], timing: Timing | None = None) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import ConfigDir
+from tests.conftest import ConfigDir, run_cli
 from tests.peers.daemon import Daemon
 from tests.peers.feed_server import FeedServer
 from tests.peers.postgres import postgres_dsn, temporary_database
@@ -388,3 +388,20 @@ def _locked(store: str) -> Iterator[None]:
     finally:
         conn.rollback()
         conn.close()
+
+
+def test_a_taken_port_at_start_is_one_line_naming_the_setting_and_nothing_is_polled(
+    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator
+) -> None:
+    url = feed_server.serve("/news.xml", rss([OLD]))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        settings(config_dir, url, slack, server=f"{{host: 127.0.0.1, port: {port}}}")
+        config_dir.write("rules.yaml", RULE.format(query="RCMP"))
+        result = run_cli("--config", str(config_dir.path), "run", timeout=60)
+    assert result.code == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "cannot start" in x]
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line
+    assert "server.port" in line
+    assert feed_server.hits("/news.xml") == 0
