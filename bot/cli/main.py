@@ -242,11 +242,15 @@ def test_rule(
                 obj.echo(line)
             obj.echo()
     matched = sum(1 for _, _, e in results if e.matched)
+    failed = sum(1 for source in sources if source.error)
+    unread = f", {failed} unreadable" if failed else ""
     obj.echo(
         f"{rule.id}: {matched} of {len(results)} items match"
-        f" ({len(sources)} source{'s' if len(sources) != 1 else ''})",
+        f" ({len(sources)} source{'s' if len(sources) != 1 else ''}{unread})",
         err=True,
     )
+    if sources and failed == len(sources):
+        raise SystemExit(EXIT_FAILED)  # nothing was tested: "0 of 0 match" is no answer
 
 
 @main.group(invoke_without_command=True)

@@ -69,7 +69,7 @@ def test_text_and_files(config_dir: ConfigDir, feed_server: FeedServer) -> None:
     assert result.code == 0, result.stderr
     assert "«Mossoul»" in result.stdout and "«RCMP» «police officers»" in result.stdout
     assert "missing.xml: cannot read" in result.stderr
-    assert "mission: 2 of 2 items match (3 sources)" in result.stderr
+    assert "mission: 2 of 2 items match (3 sources, 1 unreadable)" in result.stderr
     assert feed_server.requests == []
 
 
@@ -96,3 +96,13 @@ def test_text_is_cut_as_a_feed_item_would_be() -> None:
     item = text_item("word " * 100_000, 1_000)
     assert len(item.title) <= 2_048 and item.title.endswith("word")
     assert len(item.summary) <= 1_000 and item.content == item.summary
+
+
+def test_no_readable_source_is_a_failure_not_zero_matches(
+    config_dir: ConfigDir, feed_server: FeedServer
+) -> None:
+    setup(config_dir, feed_server.url + "/missing.xml")
+    result = run_cli("--config", str(config_dir.path), "test", "mission")
+    assert result.code == 1, result.stderr
+    assert "mission: 0 of 0 items match (1 source, 1 unreadable)" in result.stderr
+    assert "http_404" in result.stderr
