@@ -75,6 +75,22 @@ class DurationType(click.ParamType):
             self.fail(str(err), param, ctx)
 
 
+def _config_after(ctx: click.Context, _: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Context).config_dir = value
+
+
+config_option = click.option(
+    "--config",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    expose_value=False,
+    callback=_config_after,
+    help="Config directory, as before the command (newswatch --config DIR ...).",
+)
+"""``--config`` after a command too: people write ``newswatch check --config DIR``."""
+
+
 def handles_errors(func: F) -> F:
     """Failures end as one clear line and a documented exit code, never a traceback."""
 
@@ -138,6 +154,7 @@ def main(ctx: click.Context, config_dir: Path, log_format: str, verbose: int, qu
 
 
 @main.command()
+@config_option
 @click.pass_obj
 @handles_errors
 def check(obj: Context) -> None:
@@ -151,6 +168,7 @@ def check(obj: Context) -> None:
 
 
 @main.command()
+@config_option
 @click.option(
     "--dry-run", is_flag=True, help="Print alerts instead of sending them; change no state at all."
 )
@@ -195,6 +213,7 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
 
 
 @main.command("run")
+@config_option
 @click.pass_obj
 @handles_errors
 def run_daemon(obj: Context) -> None:
@@ -205,6 +224,7 @@ def run_daemon(obj: Context) -> None:
 
 
 @main.command("test")
+@config_option
 @click.argument("rule_id")
 @click.option(
     "--feed",
@@ -254,6 +274,7 @@ def test_rule(
 
 
 @main.group(invoke_without_command=True)
+@config_option
 @click.pass_context
 @handles_errors
 def feeds(ctx: click.Context) -> None:
@@ -296,6 +317,7 @@ def feeds(ctx: click.Context) -> None:
 
 
 @feeds.command("import")
+@config_option
 @click.argument("opml_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 @handles_errors
@@ -328,6 +350,7 @@ def _ago(moment: datetime | None, now: datetime) -> str:
 
 
 @main.command("send-test")
+@config_option
 @click.argument("destination_id")
 @click.pass_obj
 @handles_errors

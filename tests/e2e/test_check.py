@@ -259,3 +259,14 @@ def test_every_command_refuses_an_alias_bomb_with_a_located_line(
         " in one file",
         f"1 problem(s) in {config_dir.path}",
     ]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_is_accepted_before_or_after_the_command(config_dir: ConfigDir, where: str) -> None:
+    config_dir.write("settings.yaml", SETTINGS)
+    config_dir.write("rules.yaml", RULES)
+    option = ["--config", str(config_dir.path)]
+    args = [*option, "check"] if where == "before" else ["check", *option]
+    result = run_cli(*args)
+    assert result.code == 0, result.stderr
+    assert "config: OK — 1 feeds, 1 rules" in result.stdout + result.stderr
