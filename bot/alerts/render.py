@@ -156,7 +156,7 @@ def relative_time(moment: datetime, now: datetime) -> str:
     seconds = (_utc(now) - _utc(moment)).total_seconds()
     size = abs(seconds)
     if size < 60:
-        return "just now"
+        return "just now" if seconds >= 0 else "in under a minute"
     if size < 3600:
         amount = f"{int(size // 60)} min"
     elif size < 48 * 3600:

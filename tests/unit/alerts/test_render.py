@@ -178,6 +178,7 @@ def test_relative_time() -> None:
     assert relative_time(NOW - timedelta(hours=3, minutes=59), NOW) == "3 h ago"
     assert relative_time(NOW - timedelta(days=3), NOW) == "3 d ago"
     assert relative_time(NOW + timedelta(minutes=10), NOW) == "in 10 min"
+    assert relative_time(NOW + timedelta(seconds=30), NOW) == "in under a minute"
     assert relative_time(datetime(2024, 5, 1, 14), NOW) == "1 h ago"  # naive means UTC
 
 
