@@ -26,6 +26,7 @@ from bot.errors import ConfigError, DeliveryError, NewswatchError, StoreError
 from bot.logs import scrub, setup_logging
 from bot.notify import build_notifier
 from bot.pipeline.base import utcnow
+from bot.pipeline.poll import CycleReport
 from bot.service.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
 from bot.service.daemon import serve
 from bot.store import store_error
@@ -208,8 +209,24 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
     )
     for failed in cycle.failed:
         obj.echo(f"  {failed.feed_id}: {failed.status} {failed.detail}".rstrip(), err=True)
+    if note := _first_fetch_note(cycle, backfill):
+        obj.echo(note, err=True)
     if result.undelivered:
         raise SystemExit(EXIT_FAILED)
+
+
+def _first_fetch_note(cycle: CycleReport, backfill: float | None) -> str:
+    """Why a first run alerts on nothing, and when ``--backfill`` could not change that."""
+    first = sum(1 for f in cycle.feeds if f.status == "baseline")
+    if first and backfill is None:
+        return (
+            f"{first} feed(s) fetched for the first time: their items are marked seen, not"
+            " alerted; only stories published from now on alert (--backfill DURATION alerts"
+            " a first fetch's recent items)"
+        )
+    if backfill is not None and not first:
+        return "--backfill had no effect: every feed had been fetched before"
+    return ""
 
 
 @main.command("run")

@@ -129,6 +129,18 @@ def test_dry_run_on_a_fresh_machine_creates_no_store(setup) -> None:
     assert slack.messages == []
 
 
+def test_a_first_run_says_why_it_alerts_on_nothing_and_when_backfill_is_moot(setup) -> None:
+    cfg, server, slack = setup
+    server.serve("/news.xml", rss([MOSUL]))
+    first = run_cli("--config", str(cfg.path), "once")
+    assert first.code == 0, first.stderr
+    assert slack.messages == []
+    assert "1 feed(s) fetched for the first time: their items are marked seen" in first.stderr
+    again = run_cli("--config", str(cfg.path), "once", "--backfill", "24h")
+    assert "--backfill had no effect: every feed had been fetched before" in again.stderr
+    assert "fetched for the first time" not in again.stderr
+
+
 def test_backfill_alerts_recent_items_on_first_fetch(setup) -> None:
     cfg, server, slack = setup
     stale = Entry(
