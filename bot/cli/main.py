@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -307,7 +308,9 @@ def feeds(ctx: click.Context) -> None:
     finally:
         store.close()
     now = utcnow()
-    rows = [("FEED", "STATUS", "LAST SUCCESS", "ERROR", "ITEMS", "NEXT POLL", "FAILURES")]
+    rows: list[tuple[str, ...]] = [
+        ("FEED", "STATUS", "LAST SUCCESS", "ERROR", "ITEMS", "NEXT POLL", "FAILURES")
+    ]
     for feed in config.settings.feeds:
         s = states.get(feed.id)
         if s is None:
@@ -324,6 +327,8 @@ def feeds(ctx: click.Context) -> None:
                 str(s.consecutive_failures),
             )
         )
+    if obj.verbosity <= 0:
+        rows = _fit_column(rows, ERROR_COLUMN, shutil.get_terminal_size((120, 24)).columns)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         obj.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -331,6 +336,25 @@ def feeds(ctx: click.Context) -> None:
         f"\noutbox: {counts.pending} pending, {counts.waiting_digest} waiting for a digest, "
         f"{counts.sent} sent, {counts.dead} dead"
     )
+
+
+ERROR_COLUMN = 3
+MIN_FITTED = 20  # characters of a cut column that stay, however narrow the terminal
+
+
+def _fit_column(rows: list[tuple[str, ...]], column: int, width: int) -> list[tuple[str, ...]]:
+    """``rows`` with ``column`` cut (ending in ``…``) so each line fits ``width`` characters:
+    an error can be a paragraph, and ``-v`` shows it whole."""
+    others = sum(max(len(r[i]) for r in rows) + 2 for i in range(len(rows[0])) if i != column)
+    room = max(MIN_FITTED, width - others)
+    return [
+        (
+            *r[:column],
+            r[column] if len(r[column]) <= room else r[column][: room - 1] + "…",
+            *r[column + 1 :],
+        )
+        for r in rows
+    ]
 
 
 @feeds.command("import")
