@@ -19,6 +19,7 @@ from bot.config.schema import (
     RulesFile,
     SchemaError,
     Settings,
+    unknown_key_hint,
     validate,
 )
 from bot.config.yamlfile import YamlProblem, column_of, line_of, read_tree
@@ -155,9 +156,11 @@ def _load_rules(
     seen: dict[str, str] = {}
     for path in files:
         doc = _read(path, environ, problems, required=True)
-        if doc is None or (parsed := _validate(doc, RulesFile, problems)) is None:
+        if doc is None:
             continue
-        for index, rule in enumerate(parsed.rules):
+        parsed = _validate(doc, RulesFile, problems)
+        valid = enumerate(parsed.rules) if parsed is not None else _valid_rules(doc)
+        for index, rule in valid:
             where = ("rules", index)
             if rule.id in seen:
                 problems.add(
@@ -173,6 +176,22 @@ def _load_rules(
                 _compile(rule, where, doc, problems)
             rules.append(rule)
     return tuple(rules)
+
+
+def _valid_rules(doc: _Document) -> list[tuple[int, Rule]]:
+    """The entries of an invalid rules file that are valid on their own (their problems are
+    already listed), so their query errors are reported in the same run, not the next."""
+    entries = doc.data.get("rules") if isinstance(doc.data, dict) else None
+    if not isinstance(entries, list):
+        return []
+    valid = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            try:
+                valid.append((index, validate(Rule, entry)))
+            except SchemaError:
+                continue
+    return valid
 
 
 def _check_settings(settings: Settings, doc: _Document, problems: _Problems) -> None:
@@ -325,15 +344,16 @@ def _validate(doc: _Document, model: type[M], problems: _Problems) -> M | None:
     try:
         return validate(model, doc.data)
     except SchemaError as err:
-        problems.items.extend(_located(invalid, doc) for invalid in err.problems)
+        problems.items.extend(_located(invalid, doc, model) for invalid in err.problems)
         return None
 
 
-def _located(invalid: Invalid, doc: _Document) -> ConfigProblem:
+def _located(invalid: Invalid, doc: _Document, model: type[M]) -> ConfigProblem:
     loc = invalid.loc
     where = _dotted(_yaml_path(loc, doc))
     if invalid.kind == "extra_forbidden":
-        line, message = doc.line(loc, key=True), f"{where}: unknown key"
+        hint = unknown_key_hint(model, loc)
+        line, message = doc.line(loc, key=True), f"{where}: unknown key{hint}"
     elif invalid.kind == "missing":
         where = _dotted((*_yaml_path(loc[:-1], doc), loc[-1]))
         line, message = doc.line(loc[:-1]), f"{where}: missing required key"

@@ -8,10 +8,12 @@ plain :class:`Invalid` records.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -33,6 +35,14 @@ from bot.schedule import check_cron
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def _one_or_many(value: object) -> object:
+    """A single string where a list is expected is a list of one: ``to: desk@example.org``."""
+    return (value,) if isinstance(value, str) else value
+
+
+Strings = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -107,7 +117,7 @@ class Feed(Strict):
     url: HttpUrl
     title: str | None = None
     interval: Duration | None = None
-    tags: tuple[str, ...] = ()
+    tags: Strings = ()
     backfill: Duration | None = None
     enabled: bool = True
 
@@ -178,7 +188,7 @@ class EmailDestination(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     type: Literal["email"]
-    to: tuple[str, ...] = Field(min_length=1)
+    to: Strings = Field(min_length=1)
     from_: str = Field(alias="from")
     smtp: Smtp
     digest: Digest | None = None
@@ -191,7 +201,7 @@ Destination = Annotated[
 
 class FeedFailure(Strict):
     after: Duration = 86400.0
-    notify: tuple[str, ...] = Field(min_length=1)
+    notify: Strings = Field(min_length=1)
 
 
 def _console_only() -> dict[str, Destination]:
@@ -240,8 +250,8 @@ class Rule(Strict):
     query: str | None = None
     match: MatchGroup | None = None
     fields: tuple[ItemField, ...] = FIELDS
-    feeds: tuple[str, ...] = ()
-    notify: tuple[str, ...] | None = None
+    feeds: Strings = ()
+    notify: Strings | None = None
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -285,16 +295,64 @@ def validate(model: type[M], data: Mapping[str, Any]) -> M:
     except ValidationError as err:
         raise SchemaError(
             [
-                Invalid(tuple(d["loc"]), d["type"], _message(str(d["msg"])))
+                Invalid(tuple(d["loc"]), d["type"], _message(d))
                 for d in err.errors(include_url=False)
             ]
         ) from None
 
 
-def _message(msg: str) -> str:
+def _message(detail: Mapping[str, Any]) -> str:
+    """pydantic's message in the words of this project's docs, with a hint where one helps."""
+    kind, ctx = detail["type"], detail.get("ctx") or {}
+    if kind == "union_tag_invalid":
+        known = [t.strip().strip("'") for t in str(ctx["expected_tags"]).split(",")]
+        what = str(ctx["discriminator"]).strip("'")
+        return f"unknown {what} {ctx['tag']!r} (one of: {', '.join(known)})" + _did_you_mean(
+            str(ctx["tag"]), known
+        )
+    if kind in ("tuple_type", "list_type"):
+        return "expected a list: [a, b], or one '- item' per line"
+    msg = str(detail["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
     return msg
+
+
+def unknown_key_hint(model: type[Strict], loc: Sequence[str | int]) -> str:
+    """``; did you mean 'query'?`` for the unknown key at ``loc``, when a known one is close."""
+    current: Any = model
+    for step in loc[:-1]:
+        current = _child(current, step)
+    if not (isinstance(current, type) and issubclass(current, BaseModel)):
+        return ""
+    return _did_you_mean(str(loc[-1]), list(current.model_fields))
+
+
+def _child(tp: Any, step: str | int) -> Any:
+    """The type at ``step`` below ``tp``, through models, unions (by tag), tuples and dicts."""
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        field = tp.model_fields.get(str(step))
+        return field.annotation if field is not None else None
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, UnionType):
+        for member in args:
+            tag = getattr(member, "model_fields", {}).get("type")
+            if tag is not None and step in get_args(tag.annotation):
+                return member
+        models = [m for m in args if isinstance(m, type) and issubclass(m, BaseModel)]
+        return _child(models[0], step) if len(models) == 1 else None
+    if origin in (tuple, list) and isinstance(step, int):
+        return args[0] if args else None
+    if origin is dict:
+        return args[1]
+    return None
+
+
+def _did_you_mean(word: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def secret_values(model: BaseModel) -> Iterator[str]:

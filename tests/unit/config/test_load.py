@@ -78,3 +78,65 @@ def test_a_problem_quoting_an_environment_value_hides_it(tmp_path: Path) -> None
         load_config(tmp_path, {"STORE": "mysql://app:pw-0a1b2c@db/news"})
     [problem] = caught.value.problems
     assert problem.message == "(top level): store '***' must start with sqlite: or postgresql://"
+
+
+def _problems(tmp_path: Path, settings: str, rules: str) -> list[str]:
+    (tmp_path / "settings.yaml").write_text(textwrap.dedent(settings).lstrip(), encoding="utf-8")
+    _rules_dir(tmp_path, rules)
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, {})
+    return [
+        f"{Path(p.location.file).name}:{p.location.line}: {p.message}"
+        for p in caught.value.problems
+    ]
+
+
+def test_every_problem_in_one_run_in_the_projects_words_with_the_nearest_key(
+    tmp_path: Path,
+) -> None:
+    problems = _problems(
+        tmp_path,
+        """
+        feeds:
+          - {id: a, url: "https://x.example/f", tag: [x]}
+        destinations:
+          d: {type: slak}
+          e: {type: slack, chanel: "#x", token: t}
+        schedul: {interval: 5m}
+        """,
+        """
+        rules:
+          - {id: r, title: R, query: "RCMP AND ("}
+          - {id: s, titel: S, query: x}
+        """,
+    )
+    assert problems == [
+        "settings.yaml:2: feeds[0].tag: unknown key; did you mean 'tags'?",
+        "settings.yaml:4: destinations.d: unknown type 'slak' (one of: console, slack, email);"
+        " did you mean 'slack'?",
+        "settings.yaml:5: destinations.e.chanel: unknown key; did you mean 'channel'?",
+        "settings.yaml:6: schedul: unknown key; did you mean 'schedule'?",
+        "rules.yaml:3: rules[1].title: missing required key",
+        "rules.yaml:3: rules[1].titel: unknown key; did you mean 'title'?",
+        # the valid rule of an invalid file is still compiled: its query error shows now
+        "rules.yaml:2: rule 'r': query: column 11: the query ends where a term was expected",
+    ]
+
+
+def test_a_single_value_where_a_list_is_expected_is_a_list_of_one(tmp_path: Path) -> None:
+    (tmp_path / "settings.yaml").write_text(
+        textwrap.dedent(
+            """
+            feeds:
+              - {id: a, url: "https://x.example/f", tags: canada}
+            destinations:
+              mail: {type: email, to: desk@example.org, from: bot@example.org, smtp: {host: h}}
+            """
+        ).lstrip(),
+        encoding="utf-8",
+    )
+    _rules_dir(tmp_path, "rules: [{id: r, title: R, query: RCMP, notify: mail, feeds: a}]\n")
+    config = load_config(tmp_path, {})
+    assert config.settings.feeds[0].tags == ("canada",)
+    assert config.settings.destinations["mail"].to == ("desk@example.org",)  # type: ignore[union-attr]
+    assert (config.rules[0].notify, config.rules[0].feeds) == (("mail",), ("a",))
