@@ -327,7 +327,7 @@ def feeds(ctx: click.Context) -> None:
                 str(s.consecutive_failures),
             )
         )
-    if obj.verbosity <= 0:
+    if obj.verbosity <= 0 and sys.stdout.isatty():  # piped output stays whole
         rows = _fit_column(rows, ERROR_COLUMN, shutil.get_terminal_size((120, 24)).columns)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
