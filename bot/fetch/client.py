@@ -518,10 +518,21 @@ def _failure(error: Exception, timeout: float) -> FetchError:
     if isinstance(error, TimeoutError | httpx.TimeoutException):
         return FetchError("timeout", f"no complete answer within {timeout:g}s")
     if isinstance(error, httpx.ConnectError):
-        return FetchError(_connect_reason(error), str(error))
+        reason = _connect_reason(error)
+        if reason == "dns":  # "Name or service not known" alone does not say which name
+            return FetchError("dns", f"cannot resolve {_requested_host(error)}: {error}")
+        return FetchError(reason, str(error))
     if isinstance(error, httpx.UnsupportedProtocol | httpx.InvalidURL | UnicodeError):
         return FetchError("bad_url", str(error))
     return FetchError("network", f"{type(error).__name__}: {error}")
+
+
+def _requested_host(error: httpx.RequestError) -> str:
+    """The host the failed request was for (after redirects, not the feed's own)."""
+    try:
+        return error.request.url.host
+    except RuntimeError:  # raised before a request was built
+        return "the feed's host"
 
 
 def _connect_reason(error: httpx.ConnectError) -> str:

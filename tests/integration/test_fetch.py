@@ -681,4 +681,8 @@ def test_a_garbled_answer_on_a_reused_connection_is_not_sent_again(
 
 def test_a_host_name_idna_refuses_is_a_dns_failure() -> None:
     assert reason(f"http://{'a' * 64}.example/feed").reason == "dns"
-    assert reason("http://a..b.example/feed").reason == "dns"
+    failure = reason("http://a..b.example/feed")
+    assert (failure.reason, failure.detail.startswith("cannot resolve a..b.example: ")) == (
+        "dns",
+        True,
+    ), failure.detail
