@@ -40,7 +40,6 @@ Results are printed and written to ``bench/results/parsing-<timestamp>.json``.
 from __future__ import annotations
 
 import argparse
-import gc
 import html
 import json
 import math
@@ -66,6 +65,7 @@ from bot.config.schema import RulesFile
 from bot.errors import FetchError
 from bot.model import Item
 from bot.rules.match import RuleSet
+from tests.linearity import cpu_time
 from tests.paths import CORPUS
 from tests.unit.feeds.parser_text import parser_html_to_text
 
@@ -205,14 +205,7 @@ def workloads(new: int) -> dict[str, Callable[[bytes], object]]:
 
 
 def cpu_per_call(run: Callable[[], object], calls: int) -> float:
-    gc.disable()
-    try:
-        start = time.process_time()
-        for _ in range(calls):
-            run()
-        return (time.process_time() - start) / calls
-    finally:
-        gc.enable()
+    return cpu_time(run, calls) / calls
 
 
 def calls_for(run: Callable[[], object], min_cpu: float) -> int:

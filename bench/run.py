@@ -222,9 +222,10 @@ def _child(args: list[str]) -> dict[str, object]:
     return result
 
 
-def scenario_cycles(run: Run, server: FeedServerProcess) -> None:
+def _child_args(run: Run, server: FeedServerProcess) -> list[str]:
+    """What every cycle child needs: the feed server, and the run's rules and changed share."""
     a = run.args
-    common = [
+    return [
         "--port",
         str(server.port),
         "--hosts",
@@ -234,6 +235,11 @@ def scenario_cycles(run: Run, server: FeedServerProcess) -> None:
         "--share",
         str(a.share),
     ]
+
+
+def scenario_cycles(run: Run, server: FeedServerProcess) -> None:
+    a = run.args
+    common = _child_args(run, server)
     print(
         f"1+2. poll cycles over {a.feeds:,} feeds, {a.rules} rules "
         f"(a child process; {a.steady} steady cycles)",
@@ -345,16 +351,7 @@ def scenario_memory(run: Run, server: FeedServerProcess) -> None:
         flush=True,
     )
     server.reset()
-    common = [
-        "--port",
-        str(server.port),
-        "--hosts",
-        str(server.hosts),
-        "--rules",
-        str(a.rules),
-        "--share",
-        str(a.share),
-    ]
+    common = _child_args(run, server)
     big = _seeded(a.big_feeds, common)
     server.reset()
     small = _seeded(a.feeds, common)

@@ -18,7 +18,7 @@ BOUND = 16.0
 RESOLUTION = 0.01  # seconds of CPU time the small input is run for, at least
 
 
-def _cpu(run: Callable[[], object], times: int) -> float:
+def cpu_time(run: Callable[[], object], times: int) -> float:
     """The CPU time of ``times`` runs, without garbage collector pauses."""
     gc.disable()
     try:
@@ -38,10 +38,10 @@ def assert_linear(make: Callable[[int], T], run: Callable[[T], object], size: in
     the small input needs to take ``RESOLUTION``, so timer noise does not count.
     """
     small, large = make(size), make(GROWTH * size)
-    times = max(1, math.ceil(RESOLUTION / max(_cpu(lambda: run(small), 1), 1e-6)))
+    times = max(1, math.ceil(RESOLUTION / max(cpu_time(lambda: run(small), 1), 1e-6)))
     best_small = best_large = math.inf
     for _ in range(3):
-        best_small = min(best_small, _cpu(lambda: run(small), times))
-        best_large = min(best_large, _cpu(lambda: run(large), times))
+        best_small = min(best_small, cpu_time(lambda: run(small), times))
+        best_large = min(best_large, cpu_time(lambda: run(large), times))
     ratio = best_large / best_small
     assert ratio < BOUND, f"{GROWTH}x the input took {ratio:.1f}x the time"
