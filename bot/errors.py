@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+EXIT_FAILED, EXIT_CONFIG, EXIT_STORE = 1, 2, 3
+"""Exit codes besides 0, for every command and the daemon: a command's own failure (an
+undelivered alert, a failed send), a config or setting to fix, a store that cannot be
+opened or used."""
+
 
 class NewswatchError(Exception):
     """Base of every error newswatch raises on purpose."""

@@ -23,7 +23,15 @@ from bot.config.edit import add_feeds
 from bot.config.load import SETTINGS_FILE, Config, load_config
 from bot.config.opml import OpmlError, parse_opml
 from bot.config.units import parse_duration
-from bot.errors import ConfigError, DeliveryError, NewswatchError, StoreError
+from bot.errors import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_STORE,
+    ConfigError,
+    DeliveryError,
+    NewswatchError,
+    StoreError,
+)
 from bot.logs import scrub, setup_logging
 from bot.notify import build_notifier
 from bot.pipeline.base import utcnow
@@ -33,10 +41,6 @@ from bot.service.daemon import serve
 from bot.store import store_error
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Exit codes (besides 0): a command's own failure (an undelivered alert, a failed send),
-# an invalid config, a store that cannot be opened or used.
-EXIT_FAILED, EXIT_CONFIG, EXIT_STORE = 1, 2, 3
 
 
 @dataclass

@@ -26,7 +26,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.config.load import Config, load_config, load_rules, rule_file_paths
-from bot.errors import ConfigError, ListenError, NewswatchError, StoreError
+from bot.errors import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_STORE,
+    ConfigError,
+    ListenError,
+    NewswatchError,
+    StoreError,
+)
 from bot.fetch.client import Fetcher
 from bot.logs import SecretFilter
 from bot.notify import Notifier
@@ -174,7 +182,7 @@ class Service:
             log.info("stopping: finishing in-flight work", extra={"event": "stopping"})
         except Exception as err:
             log.critical("giving up: %s", err, exc_info=True, extra={"event": "fatal"})
-            return 1
+            return EXIT_FAILED
         finally:
             await self._shutdown(beating)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -519,8 +527,8 @@ def add_secrets(secrets: Iterable[str]) -> None:
 
 
 def _start_failed(err: Exception) -> int:
-    """Say in one line why the daemon could not start; the exit code the CLI documents (2 for
-    what a setting fixes, 3 for the store, 1 otherwise, with a traceback: a bug)."""
+    """Say in one line why the daemon could not start; the exit code every command uses
+    (a traceback only for what is not one of ours: a bug)."""
     if isinstance(err, ListenError):
         log.critical(
             "cannot start: %s: set server.port in settings.yaml to a free port (0 lets the"
@@ -528,12 +536,12 @@ def _start_failed(err: Exception) -> int:
             err,
             extra={"event": "start_failed"},
         )
-        return 2
+        return EXIT_CONFIG
     if isinstance(err, ConfigError | StoreError):
         log.critical("cannot start: %s", err, extra={"event": "start_failed"})
-        return 2 if isinstance(err, ConfigError) else 3
+        return EXIT_CONFIG if isinstance(err, ConfigError) else EXIT_STORE
     log.critical("cannot start: %s", err, exc_info=True, extra={"event": "start_failed"})
-    return 1
+    return EXIT_FAILED
 
 
 def serve(config: Config, environ: Mapping[str, str], timing: Timing | None = None) -> int:
