@@ -1,5 +1,6 @@
 """Figures for the feed corpus: files and items read by parse_feed vs plain feedparser, and
-the CPU time of each per feed. Run: .venv/bin/python scripts/corpus_report.py [CORPUS_DIR]"""
+the CPU time of each per feed. Run: .venv/bin/python -m scripts.corpus_report [CORPUS_DIR]
+(default: ``$NEWSWATCH_CORPUS``, see tests/paths.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import feedparser
 
 from bot.errors import FetchError
 from bot.feeds.parse import parse_feed
+from tests.paths import CORPUS
 
-DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "feeds"
 ROUNDS = 5
 
 
@@ -64,4 +65,4 @@ def main(corpus: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT)
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else CORPUS)

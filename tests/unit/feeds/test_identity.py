@@ -1,4 +1,4 @@
-"""Item and story identity (SPEC §4)."""
+"""Item and story identity: which items are one, which alerts tell one story."""
 
 from __future__ import annotations
 
