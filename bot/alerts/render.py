@@ -151,6 +151,11 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 feed``, ``2 feeds``: lines users read should not say "1 destinations"."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def relative_time(moment: datetime, now: datetime) -> str:
     """``3 h ago`` style distance from ``now`` (``in 5 min`` for a future time)."""
     seconds = (_utc(now) - _utc(moment)).total_seconds()

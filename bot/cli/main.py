@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from bot import __version__
-from bot.alerts.render import relative_time, text_message
+from bot.alerts.render import counted, relative_time, text_message
 from bot.cli.progress import Progress
 from bot.cli.rule_test import explain_all, read_sources, render
 from bot.config.edit import add_feeds
@@ -168,8 +168,9 @@ def check(obj: Context) -> None:
     config = obj.load()
     s = config.settings
     obj.echo(
-        f"{obj.config_dir}: OK — {len(s.feeds)} feeds, {len(config.rules)} rules, "
-        f"{len(s.destinations)} destinations ({', '.join(sorted(s.destinations))})"
+        f"{obj.config_dir}: OK — {counted(len(s.feeds), 'feed')}, "
+        f"{counted(len(config.rules), 'rule')}, "
+        f"{counted(len(s.destinations), 'destination')} ({', '.join(sorted(s.destinations))})"
     )
 
 
@@ -288,7 +289,7 @@ def test_rule(
     unread = f", {failed} unreadable" if failed else ""
     obj.echo(
         f"{rule.id}: {matched} of {len(results)} items match"
-        f" ({len(sources)} source{'s' if len(sources) != 1 else ''}{unread})",
+        f" ({counted(len(sources), 'source')}{unread})",
         err=True,
     )
     if sources and failed == len(sources):

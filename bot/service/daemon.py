@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.alerts.render import counted
 from bot.config.load import Config, load_config, load_rules, rule_file_paths
 from bot.errors import (
     EXIT_CONFIG,
@@ -285,10 +286,10 @@ class Service:
         gen.scheduler.start()
         settings = gen.config.settings
         log.info(
-            "running: %d feeds, %d rules, %d destinations, store %s",
-            len([f for f in settings.feeds if f.enabled]),
-            len(gen.config.rules),
-            len(settings.destinations),
+            "running: %s, %s, %s, store %s",
+            counted(len([f for f in settings.feeds if f.enabled]), "feed"),
+            counted(len(gen.config.rules), "rule"),
+            counted(len(settings.destinations), "destination"),
             settings.store.split("://")[0].split(":")[0],
             extra={"event": "started", "owner": self.owner},
         )

@@ -63,7 +63,7 @@ def test_the_shipped_config_is_valid_without_any_environment() -> None:
 def test_a_valid_config_passes(config_dir: ConfigDir) -> None:
     result = check(config_dir)
     assert result.code == 0, result.stderr
-    assert "1 feeds, 1 rules" in result.stdout
+    assert "1 feed, 1 rule" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -269,4 +269,4 @@ def test_config_is_accepted_before_or_after_the_command(config_dir: ConfigDir, w
     args = [*option, "check"] if where == "before" else ["check", *option]
     result = run_cli(*args)
     assert result.code == 0, result.stderr
-    assert "config: OK — 1 feeds, 1 rules" in result.stdout + result.stderr
+    assert "config: OK — 1 feed, 1 rule" in result.stdout + result.stderr

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from bot.alerts.render import (
     SlackMessage,
+    counted,
     email_message,
     fit,
     relative_time,
@@ -289,3 +290,9 @@ def test_fit_never_cuts_an_escape_or_exceeds_the_limit(text: str, limit: int) ->
     rendered = fit(text, limit, lambda prefix, cut: slack_escape(prefix + ("…" if cut else "")))
     assert len(rendered) <= limit
     assert "&" not in re.sub(r"&(amp|lt|gt);", "", rendered)
+
+
+def test_counted_says_one_thing_or_many() -> None:
+    assert counted(1, "destination") == "1 destination"
+    assert counted(0, "feed") == "0 feeds"
+    assert counted(2, "match", "matches") == "2 matches"
