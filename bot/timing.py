@@ -27,8 +27,6 @@ DELIVERY_MAX_WAIT = 86400.0
 CAPPED = "server asked to wait"
 """How every note about a capped server delay begins (see :func:`with_note`)."""
 
-SILENCE_FLOOR = 3 * 86400.0
-"""Nothing new for less than this is never silence (``on_feed_silence.after``'s default)."""
 SILENCE_FACTOR = 2.0
 SILENCE_PERCENTILE = 0.9
 SILENCE_MIN_GAPS = 3

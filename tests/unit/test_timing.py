@@ -14,7 +14,6 @@ from bot.timing import (
     DELIVERY_MAX_WAIT,
     MAX_BACKOFF,
     SILENCE_FACTOR,
-    SILENCE_FLOOR,
     Silence,
     due_at,
     next_poll,
@@ -217,6 +216,7 @@ def test_with_note_replaces_the_previous_polls_note(
 
 # -- silence -------------------------------------------------------------------
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
+SILENCE_FLOOR = 3 * DAY  # on_feed_silence.after by default
 gaps = st.lists(st.floats(min_value=60, max_value=90 * DAY), min_size=3, max_size=60)
 
 
