@@ -75,7 +75,7 @@ def next_poll(
     )
     granted = min(wish, ceiling)
     note = (
-        f"{CAPPED} {_rough(wish)} ({source}), capped at {format_duration(ceiling)}"
+        f"{CAPPED} {rough(wish)} ({source}), capped at {format_duration(ceiling)}"
         if wish > ceiling
         else None
     )
@@ -150,7 +150,7 @@ def silence_threshold(sightings: Iterable[datetime], floor: float) -> Silence | 
     return Silence(max(floor, SILENCE_FACTOR * high), statistics.median(gaps))
 
 
-def _rough(seconds: float) -> str:
+def rough(seconds: float) -> str:
     """A wait at a glance: ``36h``, ``365d``, ``31710y``."""
     if seconds >= 1e6 * _YEAR:
         return "forever"
