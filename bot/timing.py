@@ -13,9 +13,9 @@ import math
 import random
 import statistics
 from collections.abc import Iterable
-from itertools import pairwise
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from bot.config.units import format_duration
 

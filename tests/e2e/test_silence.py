@@ -5,12 +5,17 @@ ago) first: the CLI runs on the real clock."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.feeds.parse import read_feed
 from bot.model import Item
 from bot.store import FeedRow, PollOutcome, SeenItem, open_store
 from tests.conftest import ConfigDir, run_cli
+from tests.peers.daemon import Daemon
 from tests.peers.feed_server import FeedServer
 from tests.peers.rss import Entry, rss
 from tests.peers.slack_emulator import SlackEmulator
@@ -19,7 +24,7 @@ DAILY = [Entry("Council meets", link="https://n.example/council")]
 WEEKLY = [Entry("Weekly digest", link="https://n.example/week")]
 
 
-def _seed(store: str, feeds: dict[str, tuple[str, str, list[float]]]) -> None:
+def _seed(store: Path, feeds: dict[str, tuple[str, str, list[float]]]) -> None:
     """Give each feed (id → url, body served, days ago its new items were seen) its past: the
     items it serves now were new at its latest sighting."""
     now = datetime.now(UTC)
@@ -47,15 +52,15 @@ def _table(config_dir: ConfigDir) -> dict[str, str]:
     return {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
 
 
-def test_a_silent_feed_is_flagged_told_once_shown_and_its_return_told(
-    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator
-) -> None:
+def _daily_gone_quiet(config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator) -> None:
+    """A daily feed quiet for nine days and a weekly one for four, the silence told to Slack."""
     daily = feed_server.serve("/daily.xml", rss(DAILY))
     weekly = feed_server.serve("/weekly.xml", rss(WEEKLY))
     config_dir.write(
         "settings.yaml",
         f"""
         store: sqlite:{config_dir.store}
+        server: {{host: 127.0.0.1, port: 0}}
         feeds: [{{id: daily, url: '{daily}'}}, {{id: weekly, url: '{weekly}'}}]
         destinations:
           console: {{type: console}}
@@ -71,6 +76,12 @@ def test_a_silent_feed_is_flagged_told_once_shown_and_its_return_told(
             "weekly": (weekly, rss(WEEKLY), [25.0, 18.0, 11.0, 4.0]),
         },
     )
+
+
+def test_a_silent_feed_is_flagged_told_once_shown_and_its_return_told(
+    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator
+) -> None:
+    _daily_gone_quiet(config_dir, feed_server, slack)
     for _ in range(2):  # a 200 with nothing new, then a 304
         result = run_cli("--config", str(config_dir.path), "once")
         assert result.code == 0, result.stderr
@@ -86,3 +97,29 @@ def test_a_silent_feed_is_flagged_told_once_shown_and_its_return_told(
     assert len(slack.messages) == 2
     assert "daily publishes again" in slack.messages[1].text
     assert _table(config_dir)["daily"].split()[1] == "ok"
+
+
+def test_the_daemon_shows_each_feeds_silence_in_metrics(
+    config_dir: ConfigDir,
+    feed_server: FeedServer,
+    slack: SlackEmulator,
+    start: Callable[..., Daemon],
+) -> None:
+    _daily_gone_quiet(config_dir, feed_server, slack)
+    daemon = start(config_dir)
+    daemon.wait_event("feed_silent", feed="daily")
+
+    def silent() -> dict[str, float] | None:
+        text = daemon.get("/metrics")[2].decode()
+        gauges = {
+            s.labels["feed"]: s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "newswatch_feed_silent_seconds"
+        }
+        return gauges if gauges.get("daily") else None
+
+    gauges = daemon.wait_for("the silent feed in /metrics", silent)
+    assert 9 * 86400 <= gauges["daily"] < 10 * 86400
+    assert gauges["weekly"] == 0
+    assert len(slack.wait_for(1, timeout=20)) == 1

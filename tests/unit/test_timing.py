@@ -249,7 +249,9 @@ def test_the_rare_long_gap_sets_the_threshold_not_the_usual_one() -> None:
 
 @pytest.mark.parametrize("count", [0, 1, 2, 3])
 def test_too_little_history_gives_no_verdict(count: int) -> None:
-    assert silence_threshold(_sightings([DAY] * (count - 1)) if count else [], SILENCE_FLOOR) is None
+    assert (
+        silence_threshold(_sightings([DAY] * (count - 1)) if count else [], SILENCE_FLOOR) is None
+    )
 
 
 @given(between=gaps, floor=st.floats(0, 30 * DAY))
