@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from bot.config.units import format_duration
 
@@ -23,6 +26,13 @@ DELIVERY_MAX_WAIT = 86400.0
 
 CAPPED = "server asked to wait"
 """How every note about a capped server delay begins (see :func:`with_note`)."""
+
+SILENCE_FACTOR = 2.0
+SILENCE_PERCENTILE = 0.9
+SILENCE_MIN_GAPS = 3
+"""Gaps a feed's history needs before its silence is judged at all."""
+SILENCE_HISTORY = 50
+"""The latest sightings of new items that make a feed's history: its habits may change."""
 
 _LATEST = 100 * 365 * 86400.0  # no schedule reaches further: far inside datetime's range
 _YEAR = 365 * 86400.0
@@ -65,7 +75,7 @@ def next_poll(
     )
     granted = min(wish, ceiling)
     note = (
-        f"{CAPPED} {_rough(wish)} ({source}), capped at {format_duration(ceiling)}"
+        f"{CAPPED} {rough(wish)} ({source}), capped at {format_duration(ceiling)}"
         if wish > ceiling
         else None
     )
@@ -113,7 +123,34 @@ def with_note(warning: str | None, note: str | None) -> str | None:
     return "; ".join([*parts, note] if note else parts) or None
 
 
-def _rough(seconds: float) -> str:
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """How long a feed may publish nothing new before it counts as silent, from its history."""
+
+    threshold: float  # seconds since the last new item
+    usual_gap: float  # the median gap between new items, shown beside the alarm
+
+
+def silence_threshold(sightings: Iterable[datetime], floor: float) -> Silence | None:
+    """When a feed that last published at the latest of ``sightings`` (the times its new
+    items were first seen) has been quiet for too long; None before it has a history.
+
+    The threshold is ``SILENCE_FACTOR`` times the 90th percentile (nearest rank) of the
+    gaps between sightings, never under ``floor``: a feed that publishes daily with
+    long weekends is silent after about a week, a weekly one after two, and one that
+    publishes every few minutes after ``floor``. A feed with fewer than
+    ``SILENCE_MIN_GAPS`` gaps is not judged: with the floor alone, every weekly or
+    monthly feed would raise a false alarm days after it was added.
+    """
+    times = sorted(set(sightings))
+    gaps = sorted((b - a).total_seconds() for a, b in pairwise(times))
+    if len(gaps) < SILENCE_MIN_GAPS:
+        return None
+    high = gaps[math.ceil(SILENCE_PERCENTILE * len(gaps)) - 1]
+    return Silence(max(floor, SILENCE_FACTOR * high), statistics.median(gaps))
+
+
+def rough(seconds: float) -> str:
     """A wait at a glance: ``36h``, ``365d``, ``31710y``."""
     if seconds >= 1e6 * _YEAR:
         return "forever"

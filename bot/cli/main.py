@@ -38,7 +38,8 @@ from bot.pipeline.base import utcnow
 from bot.pipeline.poll import CycleReport
 from bot.service.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
 from bot.service.daemon import serve
-from bot.store import store_error
+from bot.store import FeedState, store_error
+from bot.timing import rough
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -324,7 +325,7 @@ def feeds(ctx: click.Context) -> None:
         rows.append(
             (
                 feed.id,
-                s.status if feed.enabled else "disabled",
+                _status(s, now) if feed.enabled else "disabled",
                 _ago(s.last_success_at, now),
                 s.last_error or (f"warning: {s.warning}" if s.warning else "-"),
                 str(s.item_count),
@@ -393,6 +394,14 @@ def feeds_import(obj: Context, opml_file: Path) -> None:
 
 def _ago(moment: datetime | None, now: datetime) -> str:
     return "-" if moment is None else relative_time(moment, now)
+
+
+def _status(state: FeedState, now: datetime) -> str:
+    """A feed's status; a silent one says for how long, beside how often it used to publish."""
+    if state.status != "silent" or state.last_new_at is None or state.usual_gap is None:
+        return state.status
+    quiet = (now - state.last_new_at).total_seconds()
+    return f"silent {rough(quiet)} (usual gap {rough(state.usual_gap)})"
 
 
 @main.command("send-test")

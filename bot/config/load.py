@@ -204,13 +204,17 @@ def _check_settings(settings: Settings, doc: _Document, problems: _Problems) -> 
                 f"feeds[{index}].id: duplicate feed id {feed.id!r}",
             )
         seen.add(feed.id)
-    if settings.on_feed_failure is not None:
-        for index, dest in enumerate(settings.on_feed_failure.notify):
+    watchers = {
+        "on_feed_failure": settings.on_feed_failure.notify if settings.on_feed_failure else (),
+        "on_feed_silence": settings.on_feed_silence.notify,
+    }
+    for key, notify in watchers.items():
+        for index, dest in enumerate(notify):
             if dest not in settings.destinations:
                 problems.add(
                     doc.file,
-                    doc.line(("on_feed_failure", "notify", index)),
-                    f"on_feed_failure.notify[{index}]: unknown destination {dest!r}"
+                    doc.line((key, "notify", index)),
+                    f"{key}.notify[{index}]: unknown destination {dest!r}"
                     + _known(settings.destinations),
                 )
 

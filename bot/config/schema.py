@@ -204,6 +204,15 @@ class FeedFailure(Strict):
     notify: Strings = Field(min_length=1)
 
 
+class FeedSilence(Strict):
+    """A feed answering but publishing nothing new for much longer than its usual gap is
+    flagged whatever this says; ``after`` is the least quiet that counts, and ``notify``
+    (when given) hears once when a feed goes silent and once when it publishes again."""
+
+    after: Duration = 3 * 86400.0
+    notify: Strings = ()
+
+
 def _console_only() -> dict[str, Destination]:
     """Without configured destinations, alerts go to the console."""
     return {"console": ConsoleDestination(type="console")}
@@ -219,6 +228,7 @@ class Settings(Strict):
     feeds: tuple[Feed, ...] = ()
     destinations: dict[Id, Destination] = Field(default_factory=_console_only)
     on_feed_failure: FeedFailure | None = None
+    on_feed_silence: FeedSilence = FeedSilence()
 
     @model_validator(mode="after")
     def _known_store(self) -> Settings:

@@ -25,8 +25,16 @@ from bot.logs import scrub
 from bot.model import Alert, Item, Match, QueuedAlert, Summary
 from bot.pipeline.base import Context, log
 from bot.rules.match import RuleSet
-from bot.store import FeedState, Notice, PollOutcome, PollRecord
-from bot.timing import NextPoll, due_at, next_poll, with_note
+from bot.store import FeedState, Notice, PollOutcome, PollRecord, SilenceState
+from bot.timing import (
+    SILENCE_HISTORY,
+    NextPoll,
+    due_at,
+    next_poll,
+    rough,
+    silence_threshold,
+    with_note,
+)
 
 
 class FetchResultLike(Protocol):
@@ -222,7 +230,7 @@ class Poller:
                     plan.delay,
                     not_modified=True,
                     warning=with_note(state.warning, plan.note),
-                    **self._recovery(feed, state),
+                    **await self._health(feed, state, now, published=False),
                 )
             return FeedReport(feed.id, "not_modified")
         parsed = read_feed(
@@ -257,7 +265,7 @@ class Poller:
             warning=with_note(parsed.warning, plan.note),
             items=items,
             alerts=queued,
-            **self._recovery(feed, state),
+            **await self._health(feed, state, now, published=bool(items)),
         )
         if not record.applied:
             log.warning("feed %s: lease lost, result dropped", feed.id, extra={"feed": feed.id})
@@ -407,6 +415,69 @@ class Poller:
                 f"{feed.url} has failed since {since:%Y-%m-%d %H:%M} UTC "
                 f"({state.consecutive_failures + 1} attempts); last error: {err}",
             ),
+        }
+
+    async def _health(
+        self, feed: Feed, state: FeedState, now: datetime, *, published: bool
+    ) -> dict[str, Any]:
+        """What a poll that got an answer (``published``: with new items) writes of the feed's
+        health: a failure over, a silence begun or over, and the notices they queue."""
+        recovery = self._recovery(feed, state)
+        silence = await self._silence(feed, state, now, published=published)
+        notices = [*recovery.pop("notices", ()), *silence.pop("notices", ())]
+        return recovery | silence | ({"notices": notices} if notices else {})
+
+    async def _silence(
+        self, feed: Feed, state: FeedState, now: datetime, *, published: bool
+    ) -> dict[str, Any]:
+        """A feed answering with nothing new for much longer than its usual gap (learned from
+        its history, never under ``on_feed_silence.after``) is flagged silent, with one notice
+        when ``on_feed_silence.notify`` is set; publishing again ends it, and a notified
+        silence is told over. The history is read only once the floor has passed."""
+        policy = self.settings.on_feed_silence
+        last = state.last_new_at
+        if published:
+            if state.silent_since is None:
+                return {}
+            if not state.silence_notified:
+                return {"silence": SilenceState()}
+            before = last or state.silent_since
+            return {
+                "silence": SilenceState(),
+                "notices": self._notices(
+                    policy.notify,
+                    feed,
+                    f"Feed {feed.id} publishes again",
+                    f"{feed.url} has new items, the first since {before:%Y-%m-%d %H:%M} UTC.",
+                ),
+            }
+        if last is None or state.silent_since is not None:
+            return {}
+        quiet = (now - last).total_seconds()
+        if quiet < policy.after:
+            return {}
+        verdict = silence_threshold(
+            await self.ctx.db.sightings(feed.id, SILENCE_HISTORY), policy.after
+        )
+        if verdict is None or quiet < verdict.threshold:
+            return {}
+        log.warning(
+            "feed %s: nothing new for %s (usually every %s)",
+            feed.id,
+            rough(quiet),
+            rough(verdict.usual_gap),
+            extra={"feed": feed.id, "silent_seconds": quiet, "event": "feed_silent"},
+        )
+        notices = self._notices(
+            policy.notify,
+            feed,
+            f"Feed {feed.id} has gone silent",
+            f"{feed.url} answers but has published nothing new since {last:%Y-%m-%d %H:%M} UTC"
+            f" ({rough(quiet)}; it usually publishes every {rough(verdict.usual_gap)}).",
+        )
+        return {
+            "silence": SilenceState(now, verdict.usual_gap, notified=bool(notices)),
+            "notices": notices,
         }
 
     def _recovery(self, feed: Feed, state: FeedState) -> dict[str, Any]:

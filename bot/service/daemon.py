@@ -19,11 +19,12 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from bot.alerts.render import counted
 from bot.config.load import Config, load_config, load_rules, rule_file_paths
@@ -61,8 +62,10 @@ from bot.service.health import (
     json_response,
     metrics_response,
 )
-from bot.service.metrics import Metrics
+from bot.service.metrics import Metrics, silent_seconds
 from bot.store import OutboxCounts, Store, open_store
+
+T = TypeVar("T")
 
 log = logging.getLogger("newswatch.service")
 
@@ -157,8 +160,11 @@ class Service:
         self._store_failure: str | None = None
         self._counts: OutboxCounts | None = None
         self._probe = Probe("store-probe")
+        self._silent: dict[str, float] | None = None
+        self._feeds_probe = Probe("feeds-probe")
         self._metrics_snapshot = Snapshot(self._render_metrics, self.timing.metrics_every)
         self.metrics.watch_outbox(self._last_counts)
+        self.metrics.watch_silence(self._last_silence)
 
     # -- lifecycle -------------------------------------------------------------
     async def run(self) -> int:
@@ -492,30 +498,44 @@ class Service:
 
     async def _render_metrics(self) -> bytes:
         await self._probe_store()
+        self._silent = await self._ask_store(
+            self._feeds_probe, lambda store: silent_seconds(store.feed_states(), utcnow())
+        )
         return self.metrics.render()
 
     async def _probe_store(self) -> OutboxCounts | None:
         """The outbox counts, read in a worker thread; None when the store fails or is slow."""
+        self._counts = await self._ask_store(
+            self._probe, lambda store: store.outbox_counts(utcnow())
+        )
+        return self._counts
+
+    async def _ask_store(self, probe: Probe, call: Callable[[Store], T]) -> T | None:
+        """``call`` on the store, through ``probe``'s worker thread; None when the store fails
+        or is slow."""
         gen = self._gen
-        counts = None
-        if gen is not None:
-            store = gen.store
-            try:
-                counts = await self._probe.run(
-                    lambda: store.outbox_counts(utcnow()), self.timing.probe_timeout
-                )
-            except TimeoutError:
-                pass
-            except Exception as err:
-                log.warning("store probe failed: %s", err, extra={"event": "store_probe_failed"})
-        self._counts = counts
-        return counts
+        if gen is None:
+            return None
+        store = gen.store
+        try:
+            return await probe.run(lambda: call(store), self.timing.probe_timeout)
+        except TimeoutError:
+            return None
+        except Exception as err:
+            log.warning("store probe failed: %s", err, extra={"event": "store_probe_failed"})
+            return None
 
     def _last_counts(self) -> OutboxCounts:
         """The outbox gauges from the last probe: a scrape never reads the store itself."""
         if self._counts is None:
             raise StoreError("the store did not answer the last probe")
         return self._counts
+
+    def _last_silence(self) -> dict[str, float]:
+        """The feeds' silence from the last probe, like :meth:`_last_counts`."""
+        if self._silent is None:
+            raise StoreError("the store did not answer the last probe")
+        return self._silent
 
 
 def add_secrets(secrets: Iterable[str]) -> None:

@@ -7,7 +7,8 @@ tests and reloads can make fresh ones and nothing from other libraries leaks in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,11 +21,12 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.store import OutboxCounts
+from bot.store import FeedState, OutboxCounts
 
 log = logging.getLogger("newswatch.metrics")
 
 CountsSource = Callable[[], OutboxCounts]
+SilenceSource = Callable[[], Mapping[str, float]]
 
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 CYCLE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -60,6 +62,42 @@ class _OutboxCollector(Collector):
             gauge = GaugeMetricFamily(f"newswatch_outbox_{name}", text)
             gauge.add_metric([], value)
             yield gauge
+
+
+def silent_seconds(states: Iterable[FeedState], now: datetime) -> dict[str, float]:
+    """Each feed's seconds without new items when flagged silent, else 0 (a gauge to alert on
+    with ``> 0``, whose value says how long)."""
+    return {
+        s.feed_id: (now - s.last_new_at).total_seconds()
+        if s.silent_since is not None and s.last_new_at is not None
+        else 0.0
+        for s in states
+    }
+
+
+class _SilenceCollector(Collector):
+    """Reads the feeds' silence at scrape time (from the store, through the daemon's probe)."""
+
+    def __init__(self) -> None:
+        self.source: SilenceSource | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.source is None:
+            return
+        try:
+            silent = self.source()
+        except Exception as err:  # newswatch_store_up says the store is down
+            log.warning("metrics: feed silence unavailable: %s", err)
+            return
+        gauge = GaugeMetricFamily(
+            "newswatch_feed_silent_seconds",
+            "Seconds since a feed flagged silent (answering, but nothing new for much longer"
+            " than its usual gap) last had new items; 0 while it publishes as usual.",
+            labels=["feed"],
+        )
+        for feed_id, seconds in sorted(silent.items()):
+            gauge.add_metric([feed_id], seconds)
+        yield gauge
 
 
 class Metrics:
@@ -130,10 +168,17 @@ class Metrics:
         )
         self._outbox = _OutboxCollector()
         r.register(self._outbox)
+        self._silence = _SilenceCollector()
+        r.register(self._silence)
 
     def watch_outbox(self, source: CountsSource | None) -> None:
         """Read outbox gauges from ``source`` at each scrape (``None``: omit them)."""
         self._outbox.source = source
+
+    def watch_silence(self, source: SilenceSource | None) -> None:
+        """Read each feed's silence (see :func:`silent_seconds`) from ``source`` at each
+        scrape (``None``: omit it)."""
+        self._silence.source = source
 
     # -- PipelineEvents ------------------------------------------------------
     def feed_done(self, feed_id: str, outcome: str, seconds: float, new_items: int) -> None:

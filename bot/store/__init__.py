@@ -54,6 +54,10 @@ class FeedState:
     warning: str | None = None
     item_count: int = 0
     title: str | None = None
+    last_new_at: datetime | None = None
+    silent_since: datetime | None = None
+    usual_gap: float | None = None
+    silence_notified: bool = False
 
     @property
     def baselined(self) -> bool:
@@ -66,6 +70,8 @@ class FeedState:
             return "failing"
         if self.last_success_at is None:
             return "new"
+        if self.silent_since is not None:
+            return "silent"
         return "warning" if self.warning else "ok"
 
 
@@ -81,13 +87,25 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class SilenceState:
+    """A feed's silence as a poll judged it: flagged ``since`` then (None: it publishes
+    again), its usual gap between new items, and whether a notice was queued (so that
+    only then is its recovery told too)."""
+
+    since: datetime | None = None
+    usual_gap: float | None = None
+    notified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PollOutcome:
     """Everything one poll of one feed writes, applied in one transaction.
 
     ``alerts`` are candidates: the store queues only those whose item it
     inserts now (an item already seen is never alerted again). ``notices`` are
-    queued with the poll's record, so ``failure_notified`` says a notice is in
-    the outbox exactly when it is (and none is queued under a lease lost).
+    queued with the poll's record, so ``failure_notified`` and ``silence`` say a
+    notice is in the outbox exactly when it is (and none is queued under a lease
+    lost). ``silence`` None leaves the feed's silence as it was.
     """
 
     feed_id: str
@@ -105,6 +123,7 @@ class PollOutcome:
     alerts: Sequence[QueuedAlert] = ()
     notices: Sequence[Notice] = ()
     failure_notified: bool | None = None
+    silence: SilenceState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +185,11 @@ class Store(Protocol):
         ...
 
     def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]: ...
+    def sightings(self, feed_id: str, limit: int) -> list[datetime]:
+        """The latest ``limit`` distinct times new items of ``feed_id`` were first seen,
+        latest first: the history its silence is judged by."""
+        ...
+
     def record_poll(self, outcome: PollOutcome) -> PollRecord: ...
     def claim_outbox(
         self,

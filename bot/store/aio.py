@@ -83,6 +83,9 @@ class AsyncStore:
     async def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
         return await self._call(self.sync.seen_keys, feed_id, keys)
 
+    async def sightings(self, feed_id: str, limit: int) -> list[datetime]:
+        return await self._call(self.sync.sightings, feed_id, limit)
+
     async def record_poll(self, outcome: PollOutcome) -> PollRecord:
         return await self._call(self.sync.record_poll, outcome)
 

@@ -42,7 +42,7 @@ from bot.store.codec import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 CHUNK = 500  # rows per multi-row statement: 500 x 6 parameters is far below every engine's limit
 MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock or lost race is raised
 
@@ -77,7 +77,7 @@ class RaceLost(Exception):
 _FEED_COLUMNS = (
     "feed_id, url, etag, last_modified, next_poll_at, last_success_at, last_attempt_at,"
     " last_error, last_error_detail, consecutive_failures, failing_since, failure_notified,"
-    " warning, item_count, title"
+    " warning, item_count, title, last_new_at, silent_since, usual_gap, silence_notified"
 )
 
 
@@ -158,7 +158,20 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         # marked like alerts instead of sent once, in passing, from the poll.
         "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'alert'",
     ]
-    return [(1, v1), (2, v2), (3, v3), (4, v4)]
+    v6 = [
+        # A feed answering but publishing nothing new for much longer than its usual gap is
+        # flagged ``silent_since`` by a poll, which queues its notice (``silence_notified``);
+        # ``last_new_at`` is when new items were last seen, as items.first_seen says so far.
+        f"ALTER TABLE feeds ADD COLUMN last_new_at {d.real}",
+        f"ALTER TABLE feeds ADD COLUMN silent_since {d.real}",
+        f"ALTER TABLE feeds ADD COLUMN usual_gap {d.real}",
+        "ALTER TABLE feeds ADD COLUMN silence_notified INTEGER NOT NULL DEFAULT 0",
+        "UPDATE feeds SET last_new_at ="
+        " (SELECT max(first_seen) FROM items WHERE items.feed_id = feeds.feed_id)",
+        # A feed's history (its latest sightings) is read from this, not from all its items.
+        "CREATE INDEX IF NOT EXISTS items_sightings ON items (feed_id, first_seen)",
+    ]
+    return [(1, v1), (2, v2), (3, v3), (4, v4), (6, v6)]
 
 
 def schema(d: Dialect) -> list[str]:
@@ -183,6 +196,10 @@ def _feed_state(row: Sequence[Any]) -> FeedState:
         warning=row[12],
         item_count=row[13],
         title=row[14],
+        last_new_at=from_epoch(row[15]),
+        silent_since=from_epoch(row[16]),
+        usual_gap=row[17],
+        silence_notified=bool(row[18]),
     )
 
 
@@ -415,6 +432,14 @@ class SqlStore:
             seen.update(r[0] for r in rows)
         return seen
 
+    def sightings(self, feed_id: str, limit: int) -> list[datetime]:
+        rows = self._query(
+            "SELECT DISTINCT first_seen FROM items WHERE feed_id = ?"
+            " ORDER BY first_seen DESC LIMIT ?",
+            (feed_id, limit),
+        )
+        return [at for (t,) in rows if (at := from_epoch(t)) is not None]
+
     def record_poll(self, outcome: PollOutcome) -> PollRecord:
         return self._transaction(lambda: self._record_poll(outcome))
 
@@ -430,8 +455,8 @@ class SqlStore:
         queued, duplicates = self._queue(wanted, o.at)
         if new:
             self._execute(
-                "UPDATE feeds SET item_count = item_count + ? WHERE feed_id = ?",
-                (len(new), o.feed_id),
+                "UPDATE feeds SET item_count = item_count + ?, last_new_at = ? WHERE feed_id = ?",
+                (len(new), to_epoch(o.at), o.feed_id),
             )
         return PollRecord(applied=True, new_items=len(new), queued=queued, duplicates=duplicates)
 
@@ -456,6 +481,10 @@ class SqlStore:
         if o.failure_notified is not None:
             sets += ", failure_notified = ?"
             params.append(int(o.failure_notified))
+        if o.silence is not None:
+            sets += ", silent_since = ?, usual_gap = ?, silence_notified = ?"
+            quiet = o.silence
+            params += [to_epoch(quiet.since), quiet.usual_gap, int(quiet.notified)]
         cursor = self._execute(
             f"UPDATE feeds SET {sets}, last_attempt_at = ?, next_poll_at = ?,"
             " lease_owner = NULL, lease_until = NULL WHERE feed_id = ? AND lease_owner = ?",

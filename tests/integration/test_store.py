@@ -11,7 +11,15 @@ import psycopg
 import pytest
 
 from bot.model import Alert, Item, QueuedAlert, Summary
-from bot.store import FeedRow, Notice, OutboxCounts, PollOutcome, Store, open_store
+from bot.store import (
+    FeedRow,
+    Notice,
+    OutboxCounts,
+    PollOutcome,
+    SilenceState,
+    Store,
+    open_store,
+)
 from bot.store.codec import alert_to_json
 from bot.store.postgres import POSTGRES as POSTGRES_DIALECT
 from bot.store.sql import SCHEMA_VERSION, migrations
@@ -20,6 +28,7 @@ from tests.peers.postgres import postgres_dsn
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POSTGRES, NO_POSTGRES = postgres_dsn()
+VERSIONS = [v for v, _ in migrations(SQLITE)]  # not 1..N: a merge may leave a number out
 
 
 def _engines() -> list[object]:
@@ -94,8 +103,9 @@ def test_migrate_is_idempotent(store_url: str, store: Store) -> None:
     store.migrate()
     store.migrate()
     assert store.ping()
+    assert VERSIONS[-1] == SCHEMA_VERSION
     versions = raw(store_url, "SELECT version FROM schema_version ORDER BY version")
-    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+    assert [v for (v,) in versions] == VERSIONS
 
 
 def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
@@ -115,7 +125,7 @@ def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
     finally:
         store.close()
     versions = raw(store_url, "SELECT version FROM schema_version ORDER BY version")
-    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+    assert [v for (v,) in versions] == VERSIONS
 
 
 def test_a_version_3_store_is_upgraded_and_its_queued_alerts_still_go_out(store_url: str) -> None:
@@ -144,7 +154,68 @@ def test_a_version_3_store_is_upgraded_and_its_queued_alerts_still_go_out(store_
     finally:
         store.close()
     versions = raw(store_url, "SELECT version FROM schema_version ORDER BY version")
-    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1)) == [1, 2, 3, 4]
+    assert [v for (v,) in versions] == VERSIONS
+
+
+def test_a_version_4_store_learns_when_its_feeds_last_had_new_items(store_url: str) -> None:
+    dialect = SQLITE if store_url.startswith("sqlite:") else POSTGRES_DIALECT
+    raw(
+        store_url,
+        "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+        *(s for version, steps in migrations(dialect) if version <= 4 for s in steps),
+        "INSERT INTO schema_version VALUES (1), (2), (3), (4)",
+        "INSERT INTO feeds (feed_id, url) VALUES ('a', 'http://x/a'), ('b', 'http://x/b')",
+        "INSERT INTO items (feed_id, item_key, first_seen) VALUES ('a', 'k1', 1000),"
+        " ('a', 'k2', 5000), ('a', 'k3', 5000), ('a', 'k4', 3000)",
+    )
+    store = open_store(store_url)
+    try:
+        a, b = store.feed_states()
+        assert a.last_new_at == datetime.fromtimestamp(5000, UTC) and b.last_new_at is None
+        assert (a.status, a.silent_since, a.silence_notified) == ("new", None, False)
+        assert store.sightings("a", 10) == [
+            datetime.fromtimestamp(t, UTC) for t in (5000, 3000, 1000)
+        ]
+    finally:
+        store.close()
+
+
+def test_silence_is_written_with_the_poll_under_its_lease_only(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    day = timedelta(days=1)
+    for n, keys in enumerate([["k1", "k2"], ["k3"], ["k3"], ["k4"]]):
+        claim_all(store, "w1", T0 + n * day)
+        poll(store, "a", "w1", [item(k) for k in keys], [], at=T0 + n * day)
+    assert store.sightings("a", 10) == [T0 + 3 * day, T0 + day, T0]  # k3 again is no sighting
+    assert store.sightings("a", 2) == [T0 + 3 * day, T0 + day]
+    assert store.sightings("b", 2) == []
+    (state,) = store.feed_states()
+    assert state.last_new_at == T0 + 3 * day and state.status == "ok"
+
+    silent = SilenceState(T0 + 9 * day, 86400.0, notified=True)
+    notice = Notice("ops", "a", "Feed a is silent", "nothing new")
+    late = PollOutcome("a", "w1", T0 + 9 * day, T0 + 10 * day, silence=silent, notices=[notice])
+    assert not store.record_poll(late).applied  # not claimed
+    claim_all(store, "w1", T0 + 9 * day)
+    assert store.record_poll(late).applied
+    (state,) = store.feed_states()
+    assert (state.silent_since, state.usual_gap, state.silence_notified) == (
+        T0 + 9 * day,
+        86400.0,
+        True,
+    )
+    assert state.status == "silent" and state.last_new_at == T0 + 3 * day
+    assert store.outbox_counts(T0 + 9 * day).pending == 1
+
+    claim_all(store, "w1", T0 + 10 * day)
+    store.record_poll(PollOutcome("a", "w1", T0 + 10 * day, T0 + 11 * day, not_modified=True))
+    assert store.feed_states()[0].silent_since == T0 + 9 * day  # no verdict: unchanged
+    claim_all(store, "w1", T0 + 11 * day)
+    at = T0 + 11 * day
+    store.record_poll(PollOutcome("a", "w1", at, at, items=[item("k5")], silence=SilenceState()))
+    (state,) = store.feed_states()
+    assert (state.silent_since, state.silence_notified, state.status) == (None, False, "ok")
+    assert state.last_new_at == at
 
 
 def test_notices_are_queued_with_the_poll_under_its_lease_only(store: Store) -> None:

@@ -13,10 +13,13 @@ from hypothesis import strategies as st
 from bot.timing import (
     DELIVERY_MAX_WAIT,
     MAX_BACKOFF,
+    SILENCE_FACTOR,
+    Silence,
     due_at,
     next_poll,
     retry_delay,
     server_seconds,
+    silence_threshold,
     with_note,
 )
 
@@ -209,3 +212,69 @@ def test_with_note_replaces_the_previous_polls_note(
     warning: str | None, note: str | None, expected: str | None
 ) -> None:
     assert with_note(warning, note) == expected
+
+
+# -- silence -------------------------------------------------------------------
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+SILENCE_FLOOR = 3 * DAY  # on_feed_silence.after by default
+gaps = st.lists(st.floats(min_value=60, max_value=90 * DAY), min_size=3, max_size=60)
+
+
+def _sightings(between: list[float]) -> list[datetime]:
+    """The times new items were seen, ``between`` seconds apart, from T0."""
+    times = [T0]
+    for gap in between:
+        times.append(times[-1] + timedelta(seconds=gap))
+    return times
+
+
+def test_a_daily_feed_is_silent_after_twice_its_day_or_the_floor() -> None:
+    verdict = silence_threshold(_sightings([DAY] * 10), floor=DAY)
+    assert verdict == Silence(threshold=2 * DAY, usual_gap=DAY)
+    assert silence_threshold(_sightings([DAY] * 10), floor=SILENCE_FLOOR) == Silence(
+        SILENCE_FLOOR, DAY
+    )
+
+
+def test_a_weekly_feed_is_given_two_weeks() -> None:
+    verdict = silence_threshold(_sightings([7 * DAY] * 4), floor=SILENCE_FLOOR)
+    assert verdict is not None and verdict.threshold == 14 * DAY
+
+
+def test_the_rare_long_gap_sets_the_threshold_not_the_usual_one() -> None:
+    # Weekdays daily, a three-day weekend every fifth gap: the weekend is normal.
+    verdict = silence_threshold(_sightings([DAY, DAY, DAY, DAY, 3 * DAY] * 4), floor=DAY)
+    assert verdict == Silence(threshold=6 * DAY, usual_gap=DAY)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3])
+def test_too_little_history_gives_no_verdict(count: int) -> None:
+    assert (
+        silence_threshold(_sightings([DAY] * (count - 1)) if count else [], SILENCE_FLOOR) is None
+    )
+
+
+@given(between=gaps, floor=st.floats(0, 30 * DAY))
+def test_the_threshold_is_never_under_the_floor_nor_the_usual_gap(
+    between: list[float], floor: float
+) -> None:
+    verdict = silence_threshold(_sightings(between), floor)
+    assert verdict is not None
+    assert verdict.threshold >= floor
+    assert verdict.threshold >= SILENCE_FACTOR * verdict.usual_gap * (1 - 1e-9)
+    assert min(between) * (1 - 1e-9) <= verdict.usual_gap <= max(between) * (1 + 1e-9)
+
+
+@given(between=gaps, longer=st.floats(1, 10), seed=st.integers())
+def test_order_and_repeats_do_not_matter_and_a_longer_gap_never_lowers_it(
+    between: list[float], longer: float, seed: int
+) -> None:
+    times = _sightings(between)
+    verdict = silence_threshold(times, DAY)
+    shuffled = times + times[: len(times) // 2]
+    random.Random(seed).shuffle(shuffled)
+    assert silence_threshold(shuffled, DAY) == verdict
+    stretched = [*times, times[-1] + timedelta(seconds=max(between) * longer)]
+    after = silence_threshold(stretched, DAY)
+    assert verdict is not None and after is not None
+    assert after.threshold >= verdict.threshold * (1 - 1e-9)

@@ -140,3 +140,35 @@ def test_a_single_value_where_a_list_is_expected_is_a_list_of_one(tmp_path: Path
     assert config.settings.feeds[0].tags == ("canada",)
     assert config.settings.destinations["mail"].to == ("desk@example.org",)  # type: ignore[union-attr]
     assert (config.rules[0].notify, config.rules[0].feeds) == (("mail",), ("a",))
+
+
+def test_feed_health_notices_name_known_destinations_where_they_are_written(
+    tmp_path: Path,
+) -> None:
+    problems = _problems(
+        tmp_path,
+        """
+        destinations:
+          ops: {type: console}
+        on_feed_failure: {after: 1h, notify: [ops, opz]}
+        on_feed_silence:
+          after: 2d
+          notify: [pager]
+        """,
+        "rules: [{id: r, title: R, query: x}]\n",
+    )
+    assert problems == [
+        "settings.yaml:3: on_feed_failure.notify[1]: unknown destination 'opz' (known: ops)",
+        "settings.yaml:6: on_feed_silence.notify[0]: unknown destination 'pager' (known: ops)",
+    ]
+
+
+def test_silence_is_watched_with_a_three_day_floor_unless_told_otherwise(tmp_path: Path) -> None:
+    assert Settings().on_feed_silence.after == 3 * 86400 and Settings().on_feed_silence.notify == ()
+    (tmp_path / "settings.yaml").write_text(
+        "destinations: {ops: {type: console}}\non_feed_silence: {after: 36h, notify: ops}\n",
+        encoding="utf-8",
+    )
+    _rules_dir(tmp_path, "rules: [{id: r, title: R, query: x}]\n")
+    silence = load_config(tmp_path, {}).settings.on_feed_silence
+    assert (silence.after, silence.notify) == (36 * 3600, ("ops",))

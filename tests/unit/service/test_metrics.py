@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.cli.progress import Progress
-from bot.service.metrics import Metrics
-from bot.store import OutboxCounts
+from bot.service.metrics import Metrics, silent_seconds
+from bot.store import FeedState, OutboxCounts
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -110,3 +111,28 @@ def test_progress_writes_nothing_when_piped() -> None:
     progress.feed_done("a", "ok", 0.1, 1)
     progress.close()
     assert piped.getvalue() == ""
+
+
+def test_each_feeds_silence_is_read_at_scrape_time() -> None:
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    states = [
+        FeedState("quiet", "u", last_new_at=now - timedelta(days=9), silent_since=now),
+        FeedState("busy", "u", last_new_at=now - timedelta(days=9)),  # not flagged: not silent
+        FeedState("new", "u"),
+    ]
+    m = Metrics()
+    m.watch_silence(lambda: silent_seconds(states, now))
+    got = samples(m)
+    assert got[("newswatch_feed_silent_seconds", (("feed", "quiet"),))] == 9 * 86400
+    assert got[("newswatch_feed_silent_seconds", (("feed", "busy"),))] == 0
+    assert got[("newswatch_feed_silent_seconds", (("feed", "new"),))] == 0
+
+
+def test_feed_silence_is_left_out_when_the_store_fails() -> None:
+    m = Metrics()
+
+    def broken() -> dict[str, float]:
+        raise OSError("database is locked")
+
+    m.watch_silence(broken)
+    assert not any(name == "newswatch_feed_silent_seconds" for name, _ in samples(m))
