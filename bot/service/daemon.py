@@ -24,7 +24,9 @@ from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
+from bot.alerts.render import relative_time
 from bot.config.load import Config, load_config, load_rules, rule_file_paths
 from bot.errors import (
     EXIT_CONFIG,
@@ -40,6 +42,7 @@ from bot.logs import SecretFilter
 from bot.notify import Notifier
 from bot.pipeline.base import new_owner, utcnow
 from bot.pipeline.cycle import Pipeline
+from bot.pipeline.poll import CycleReport
 from bot.schedule import (
     EVENT_JOB_ERROR,
     EVENT_JOB_MISSED,
@@ -58,6 +61,7 @@ from bot.service.health import (
     authorized,
     evaluate,
     json_response,
+    last_read,
     metrics_response,
 )
 from bot.service.metrics import Metrics
@@ -90,6 +94,13 @@ class Timing:
     stall_after: float = 10.0
     probe_timeout: float = 0.5
     metrics_every: float = 5.0
+
+
+class StoreView(NamedTuple):
+    """What a store probe reads for ``/healthz`` and ``/metrics``."""
+
+    counts: OutboxCounts
+    last_read: datetime | None
 
 
 RuleStamp = tuple[tuple[str, int, int], ...]
@@ -408,6 +419,8 @@ class Service:
         with gen.tracked():
             self._check_rules(gen)
             report = await gen.pipeline.poll(due_only=True)
+            if report.feeds:
+                await self._summarize(gen, report)
         self.last_poll = utcnow()
         self._store_failure = None
         self.metrics.last_poll.set(time.time())
@@ -416,6 +429,32 @@ class Service:
         # failed feed); a recovery notice waits for the next delivery tick.
         if (report.alerts or report.failed) and not gen.stopping:
             gen.scheduler.modify_job(DELIVER_JOB, next_run_time=datetime.now(UTC))
+
+    @staticmethod
+    async def _summarize(gen: _Generation, report: CycleReport) -> None:
+        """One line per tick that polled something (most ticks find nothing due and stay
+        quiet): what it did and when the next feed is due."""
+        now = utcnow()
+        due = [s.next_poll_at for s in await gen.pipeline.db.feed_states() if s.next_poll_at]
+        following = min(due, default=None)
+        when = "now" if following is None or following <= now else relative_time(following, now)
+        new_items = sum(f.new_items for f in report.feeds)
+        log.info(
+            "cycle: %d feeds polled, %d failed, %d new items, %d alerts queued; next poll %s",
+            len(report.feeds),
+            len(report.failed),
+            new_items,
+            len(report.alerts),
+            when,
+            extra={
+                "event": "cycle_done",
+                "polled": len(report.feeds),
+                "failed": len(report.failed),
+                "new_items": new_items,
+                "alerts": len(report.alerts),
+                "next_poll": following.isoformat() if following else None,
+            },
+        )
 
     async def _deliver_job(self, gen: _Generation) -> None:
         if gen.stopping:
@@ -470,16 +509,18 @@ class Service:
     # -- HTTP (called on the health server's thread) -----------------------------
     async def _healthz(self, request: Request) -> Response:
         """Never waits on the daemon's loop, and on the store at most ``probe_timeout``."""
-        counts = await self._probe_store()
+        view = await self._probe_store()
         health = evaluate(
             utcnow(),
             self.started_at,
             self.last_poll,
             self.timing.poll_every,
-            counts is not None and self._store_failure is None,
-            counts,
+            view is not None and self._store_failure is None,
+            view.counts if view else None,
             loop_lag=time.monotonic() - self._heartbeat,
             stall_after=self.timing.stall_after,
+            last_read=view.last_read if view else None,
+            degraded_after=self.config.settings.degraded_after,
         )
         return json_response(health)
 
@@ -493,22 +534,26 @@ class Service:
         await self._probe_store()
         return self.metrics.render()
 
-    async def _probe_store(self) -> OutboxCounts | None:
-        """The outbox counts, read in a worker thread; None when the store fails or is slow."""
+    async def _probe_store(self) -> StoreView | None:
+        """The outbox counts and the last feed read, read in a worker thread; None when the
+        store fails or is slow."""
         gen = self._gen
-        counts = None
+        view = None
         if gen is not None:
             store = gen.store
             try:
-                counts = await self._probe.run(
-                    lambda: store.outbox_counts(utcnow()), self.timing.probe_timeout
+                view = await self._probe.run(
+                    lambda: StoreView(
+                        store.outbox_counts(utcnow()), last_read(store.feed_states())
+                    ),
+                    self.timing.probe_timeout,
                 )
             except TimeoutError:
                 pass
             except Exception as err:
                 log.warning("store probe failed: %s", err, extra={"event": "store_probe_failed"})
-        self._counts = counts
-        return counts
+        self._counts = view.counts if view else None
+        return view
 
     def _last_counts(self) -> OutboxCounts:
         """The outbox gauges from the last probe: a scrape never reads the store itself."""
