@@ -193,13 +193,14 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
     config = obj.load()
     store = open_synced_store(config, read_only=dry_run)
     notifiers = {} if dry_run else open_notifiers(config, store)
-    progress = Progress(sum(1 for f in config.settings.feeds if f.enabled))
     try:
-        result = asyncio.run(
-            run_once(config, store, notifiers, backfill=backfill, dry_run=dry_run, events=progress)
-        )
+        with Progress(sum(1 for f in config.settings.feeds if f.enabled)) as progress:
+            result = asyncio.run(
+                run_once(
+                    config, store, notifiers, backfill=backfill, dry_run=dry_run, events=progress
+                )
+            )
     finally:
-        progress.close()
         close_all(store, notifiers)
     now = utcnow()
     if dry_run:

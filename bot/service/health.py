@@ -109,9 +109,7 @@ def evaluate(
     fresh = (now - (last_poll or started_at)).total_seconds() <= window
     beating = loop_lag <= stall_after
     healthy = fresh and store_ok and beating
-    quiet = (
-        (now - max(last_read, started_at)).total_seconds() if last_read is not None else 0.0
-    )
+    quiet = (now - max(last_read, started_at)).total_seconds() if last_read is not None else 0.0
     degraded = healthy and quiet > degraded_after
     body: dict[str, Any] = {
         "status": "degraded" if degraded else "ok" if healthy else "unhealthy",

@@ -16,10 +16,10 @@ from bot.alerts.render import (
     email_message,
     fit,
     relative_time,
-    span,
     slack_digest,
     slack_escape,
     slack_message,
+    span,
     text_message,
 )
 from bot.model import Alert, Summary

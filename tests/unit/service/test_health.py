@@ -1,4 +1,5 @@
-"""/healthz rules (README, "Running the daemon") and the tiny HTTP/1.1 responder, over a real loopback socket."""
+"""/healthz rules (README, "Running the daemon") and the tiny HTTP/1.1 responder, over a
+real loopback socket."""
 
 from __future__ import annotations
 
