@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
+from typing import Protocol, TextIO
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -83,10 +85,54 @@ class TextFormatter(logging.Formatter):
         return datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class LiveLine(Protocol):
+    """A line redrawn in place on a terminal (a progress bar): log lines must not overwrite it."""
+
+    def aside(self) -> AbstractContextManager[None]:
+        """Erase the line on entry and draw it again on exit."""
+        ...
+
+
+class ConsoleHandler(logging.StreamHandler[TextIO]):
+    """A stream handler whose records make a :class:`LiveLine` on its stream step aside:
+    without it, a record written over a ``\r``-drawn bar keeps the bar's tail and the
+    next redraw overwrites the record's start."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.live: LiveLine | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        live = self.live
+        if live is None:
+            super().emit(record)
+            return
+        with live.aside():
+            super().emit(record)
+
+
+@contextmanager
+def live_line(line: LiveLine, stream: TextIO) -> Iterator[None]:
+    """While inside, records the root logger writes to ``stream`` erase ``line`` first and
+    redraw it after."""
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, ConsoleHandler) and h.stream is stream
+    ]
+    for handler in handlers:
+        handler.live = line
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.live = None
+
+
 def setup_logging(fmt: str, verbosity: int, secrets: Iterable[str] = ()) -> SecretFilter:
     """Configure the root logger for the CLI; returns the filter so more secrets can be added."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(max(-1, min(verbosity, 1)), logging.DEBUG)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ConsoleHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     scrubber = SecretFilter(secrets)
     handler.addFilter(scrubber)

@@ -159,16 +159,22 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
 def relative_time(moment: datetime, now: datetime) -> str:
     """``3 h ago`` style distance from ``now`` (``in 5 min`` for a future time)."""
     seconds = (_utc(now) - _utc(moment)).total_seconds()
+    if abs(seconds) < 60:
+        return "just now" if seconds >= 0 else "in under a minute"
+    amount = span(seconds)
+    return f"{amount} ago" if seconds > 0 else f"in {amount}"
+
+
+def span(seconds: float) -> str:
+    """A rounded-down length of time for people: ``42 s``, ``5 min``, ``3 h``, ``4 d``."""
     size = abs(seconds)
     if size < 60:
-        return "just now" if seconds >= 0 else "in under a minute"
+        return f"{int(size)} s"
     if size < 3600:
-        amount = f"{int(size // 60)} min"
-    elif size < 48 * 3600:
-        amount = f"{int(size // 3600)} h"
-    else:
-        amount = f"{int(size // 86400)} d"
-    return f"{amount} ago" if seconds > 0 else f"in {amount}"
+        return f"{int(size // 60)} min"
+    if size < 48 * 3600:
+        return f"{int(size // 3600)} h"
+    return f"{int(size // 86400)} d"
 
 
 def when(alert: Alert, now: datetime) -> str:

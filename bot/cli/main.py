@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from bot import __version__
-from bot.alerts.render import counted, relative_time, text_message
+from bot.alerts.render import counted, relative_time, span, text_message
 from bot.cli.progress import Progress
 from bot.cli.rule_test import explain_all, read_sources, render
 from bot.config.edit import add_feeds
@@ -38,6 +38,7 @@ from bot.pipeline.base import utcnow
 from bot.pipeline.poll import CycleReport
 from bot.service.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
 from bot.service.daemon import serve
+from bot.service.health import last_read
 from bot.store import FeedState, store_error
 from bot.timing import rough
 
@@ -194,13 +195,14 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
     config = obj.load()
     store = open_synced_store(config, read_only=dry_run)
     notifiers = {} if dry_run else open_notifiers(config, store)
-    progress = Progress(sum(1 for f in config.settings.feeds if f.enabled))
     try:
-        result = asyncio.run(
-            run_once(config, store, notifiers, backfill=backfill, dry_run=dry_run, events=progress)
-        )
+        with Progress(sum(1 for f in config.settings.feeds if f.enabled)) as progress:
+            result = asyncio.run(
+                run_once(
+                    config, store, notifiers, backfill=backfill, dry_run=dry_run, events=progress
+                )
+            )
     finally:
-        progress.close()
         close_all(store, notifiers)
     now = utcnow()
     if dry_run:
@@ -342,6 +344,15 @@ def feeds(ctx: click.Context) -> None:
         f"\noutbox: {counts.pending} pending, {counts.waiting_digest} waiting for a digest, "
         f"{counts.sent} sent, {counts.dead} dead"
     )
+    enabled = {f.id for f in config.settings.feeds if f.enabled}
+    read = last_read(s for s in states.values() if s.feed_id in enabled)
+    quiet = (now - read).total_seconds() if read is not None else 0.0
+    if quiet > config.settings.degraded_after:
+        obj.echo(
+            f"warning: no feed has been read for {span(quiet)}: check that the daemon runs and"
+            " can reach the network (a proxy?)",
+            err=True,
+        )
 
 
 ERROR_COLUMN = 3

@@ -2,15 +2,22 @@
 
 It draws only when the stream is a TTY, so cron jobs and pipes get clean
 output, and it redraws at most every ``min_interval`` seconds so a thousand
-feeds do not mean a thousand writes.
+feeds do not mean a thousand writes. Used as a context manager, it makes log
+records written to its stream erase the bar first and redraw it after
+(:func:`bot.logs.live_line`), so a warning mid-run is one whole line.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from types import TracebackType
 from typing import TextIO
+
+from bot.logs import live_line
 
 WIDTH = 24
 
@@ -34,6 +41,24 @@ class Progress:
         self.clock = clock
         self._drawn_at: float | None = None
         self._width = 0
+        # Records come from worker threads too: a draw and a record's erase-write-redraw
+        # must not interleave.
+        self._lock = threading.RLock()
+        self._attached = ExitStack()
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self._attached.enter_context(live_line(self, self.stream))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._attached.close()
+        self.close()
 
     # -- PipelineEvents ------------------------------------------------------
     def feed_done(self, feed_id: str, outcome: str, seconds: float, new_items: int) -> None:
@@ -68,22 +93,45 @@ class Progress:
 
     def close(self) -> None:
         """Erase the bar, so the summary that follows starts on a clean line."""
-        if self.enabled and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self.stream.flush()
-            self._width = 0
+        with self._lock:
+            self._erase()
+
+    @contextmanager
+    def aside(self) -> Iterator[None]:
+        """Erase the bar for what is written inside (a log record), then draw it again below."""
+        with self._lock:
+            shown = self._erase()
+            yield
+            if shown:
+                self._write(self.line())
 
     def _draw(self, *, force: bool = False) -> None:
         if not self.enabled:
             return
-        now = self.clock()
-        if not force and self._drawn_at is not None and now - self._drawn_at < self.min_interval:
-            return
-        self._drawn_at = now
-        text = self.line()
+        with self._lock:
+            now = self.clock()
+            if (
+                not force
+                and self._drawn_at is not None
+                and now - self._drawn_at < self.min_interval
+            ):
+                return
+            self._drawn_at = now
+            self._write(self.line())
+
+    def _write(self, text: str) -> None:
         self.stream.write("\r" + text.ljust(self._width))
         self.stream.flush()
         self._width = max(self._width, len(text))
+
+    def _erase(self) -> bool:
+        """Blank the bar's line and return to its start; whether there was a bar."""
+        if not (self.enabled and self._width):
+            return False
+        self.stream.write("\r" + " " * self._width + "\r")
+        self.stream.flush()
+        self._width = 0
+        return True
 
 
 def _is_tty(stream: TextIO) -> bool:

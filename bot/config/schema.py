@@ -93,10 +93,16 @@ class Http(Strict):
     allow_private_redirects: bool = False
 
 
+DEGRADED_AFTER_MIN = 3600.0
+
+
 class Server(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     metrics_token: SecretStr | None = None
+    # /healthz says "degraded" (and `feeds` warns) when no feed has been read for this long;
+    # unset: three poll intervals, at least an hour (see Settings.degraded_after).
+    degraded_after: Duration | None = Field(None, gt=0)
 
 
 class Delivery(Strict):
@@ -238,6 +244,17 @@ class Settings(Strict):
 
     def feed_interval(self, feed: Feed) -> float:
         return feed.interval if feed.interval is not None else self.schedule.interval
+
+    @property
+    def degraded_after(self) -> float:
+        """Seconds without a successful feed read before the bot calls itself degraded.
+
+        By default long enough that feeds which merely back off or honour a
+        server's max-age do not trip it: three poll intervals, at least an hour.
+        """
+        if self.server.degraded_after is not None:
+            return self.server.degraded_after
+        return max(DEGRADED_AFTER_MIN, 3 * self.schedule.interval)
 
 
 class MatchGroup(Strict):

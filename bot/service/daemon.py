@@ -19,14 +19,14 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple
 
-from bot.alerts.render import counted
+from bot.alerts.render import counted, relative_time
 from bot.config.load import Config, load_config, load_rules, rule_file_paths
 from bot.errors import (
     EXIT_CONFIG,
@@ -42,6 +42,7 @@ from bot.logs import SecretFilter
 from bot.notify import Notifier
 from bot.pipeline.base import new_owner, utcnow
 from bot.pipeline.cycle import Pipeline
+from bot.pipeline.poll import CycleReport
 from bot.schedule import (
     EVENT_JOB_ERROR,
     EVENT_JOB_MISSED,
@@ -60,12 +61,11 @@ from bot.service.health import (
     authorized,
     evaluate,
     json_response,
+    last_read,
     metrics_response,
 )
 from bot.service.metrics import Metrics, silent_seconds
 from bot.store import OutboxCounts, Store, open_store
-
-T = TypeVar("T")
 
 log = logging.getLogger("newswatch.service")
 
@@ -94,6 +94,19 @@ class Timing:
     stall_after: float = 10.0
     probe_timeout: float = 0.5
     metrics_every: float = 5.0
+
+
+class StoreView(NamedTuple):
+    """What a store probe reads for ``/healthz`` and ``/metrics``."""
+
+    counts: OutboxCounts
+    last_read: datetime | None
+    silent: dict[str, float]
+
+
+def _read_view(store: Store) -> StoreView:
+    now, states = utcnow(), store.feed_states()
+    return StoreView(store.outbox_counts(now), last_read(states), silent_seconds(states, now))
 
 
 RuleStamp = tuple[tuple[str, int, int], ...]
@@ -158,10 +171,8 @@ class Service:
         # Read by the health server's thread: plain attributes, replaced, never mutated.
         self._heartbeat = time.monotonic()
         self._store_failure: str | None = None
-        self._counts: OutboxCounts | None = None
+        self._view: StoreView | None = None
         self._probe = Probe("store-probe")
-        self._silent: dict[str, float] | None = None
-        self._feeds_probe = Probe("feeds-probe")
         self._metrics_snapshot = Snapshot(self._render_metrics, self.timing.metrics_every)
         self.metrics.watch_outbox(self._last_counts)
         self.metrics.watch_silence(self._last_silence)
@@ -415,6 +426,8 @@ class Service:
         with gen.tracked():
             self._check_rules(gen)
             report = await gen.pipeline.poll(due_only=True)
+            if report.feeds:
+                await self._summarize(gen, report)
         self.last_poll = utcnow()
         self._store_failure = None
         self.metrics.last_poll.set(time.time())
@@ -423,6 +436,32 @@ class Service:
         # failed feed); a recovery notice waits for the next delivery tick.
         if (report.alerts or report.failed) and not gen.stopping:
             gen.scheduler.modify_job(DELIVER_JOB, next_run_time=datetime.now(UTC))
+
+    @staticmethod
+    async def _summarize(gen: _Generation, report: CycleReport) -> None:
+        """One line per tick that polled something (most ticks find nothing due and stay
+        quiet): what it did and when the next feed is due."""
+        now = utcnow()
+        due = [s.next_poll_at for s in await gen.pipeline.db.feed_states() if s.next_poll_at]
+        following = min(due, default=None)
+        when = "now" if following is None or following <= now else relative_time(following, now)
+        new_items = sum(f.new_items for f in report.feeds)
+        log.info(
+            "cycle: %d feeds polled, %d failed, %d new items, %d alerts queued; next poll %s",
+            len(report.feeds),
+            len(report.failed),
+            new_items,
+            len(report.alerts),
+            when,
+            extra={
+                "event": "cycle_done",
+                "polled": len(report.feeds),
+                "failed": len(report.failed),
+                "new_items": new_items,
+                "alerts": len(report.alerts),
+                "next_poll": following.isoformat() if following else None,
+            },
+        )
 
     async def _deliver_job(self, gen: _Generation) -> None:
         if gen.stopping:
@@ -477,16 +516,18 @@ class Service:
     # -- HTTP (called on the health server's thread) -----------------------------
     async def _healthz(self, request: Request) -> Response:
         """Never waits on the daemon's loop, and on the store at most ``probe_timeout``."""
-        counts = await self._probe_store()
+        view = await self._probe_store()
         health = evaluate(
             utcnow(),
             self.started_at,
             self.last_poll,
             self.timing.poll_every,
-            counts is not None and self._store_failure is None,
-            counts,
+            view is not None and self._store_failure is None,
+            view.counts if view else None,
             loop_lag=time.monotonic() - self._heartbeat,
             stall_after=self.timing.stall_after,
+            last_read=view.last_read if view else None,
+            degraded_after=self.config.settings.degraded_after,
         )
         return json_response(health)
 
@@ -498,44 +539,35 @@ class Service:
 
     async def _render_metrics(self) -> bytes:
         await self._probe_store()
-        self._silent = await self._ask_store(
-            self._feeds_probe, lambda store: silent_seconds(store.feed_states(), utcnow())
-        )
         return self.metrics.render()
 
-    async def _probe_store(self) -> OutboxCounts | None:
-        """The outbox counts, read in a worker thread; None when the store fails or is slow."""
-        self._counts = await self._ask_store(
-            self._probe, lambda store: store.outbox_counts(utcnow())
-        )
-        return self._counts
-
-    async def _ask_store(self, probe: Probe, call: Callable[[Store], T]) -> T | None:
-        """``call`` on the store, through ``probe``'s worker thread; None when the store fails
-        or is slow."""
+    async def _probe_store(self) -> StoreView | None:
+        """The outbox counts and the feeds' health, read in a worker thread; None when the
+        store fails or is slow."""
         gen = self._gen
-        if gen is None:
-            return None
-        store = gen.store
-        try:
-            return await probe.run(lambda: call(store), self.timing.probe_timeout)
-        except TimeoutError:
-            return None
-        except Exception as err:
-            log.warning("store probe failed: %s", err, extra={"event": "store_probe_failed"})
-            return None
+        view = None
+        if gen is not None:
+            store = gen.store
+            try:
+                view = await self._probe.run(lambda: _read_view(store), self.timing.probe_timeout)
+            except TimeoutError:
+                pass
+            except Exception as err:
+                log.warning("store probe failed: %s", err, extra={"event": "store_probe_failed"})
+        self._view = view
+        return view
 
     def _last_counts(self) -> OutboxCounts:
         """The outbox gauges from the last probe: a scrape never reads the store itself."""
-        if self._counts is None:
+        if self._view is None:
             raise StoreError("the store did not answer the last probe")
-        return self._counts
+        return self._view.counts
 
     def _last_silence(self) -> dict[str, float]:
         """The feeds' silence from the last probe, like :meth:`_last_counts`."""
-        if self._silent is None:
+        if self._view is None:
             raise StoreError("the store did not answer the last probe")
-        return self._silent
+        return self._view.silent
 
 
 def add_secrets(secrets: Iterable[str]) -> None:

@@ -34,7 +34,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,7 +42,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from bot.errors import ListenError
 from bot.service.metrics import CONTENT_TYPE
-from bot.store import OutboxCounts
+from bot.store import FeedState, OutboxCounts
 
 log = logging.getLogger("newswatch.health")
 
@@ -92,18 +92,29 @@ def evaluate(
     *,
     loop_lag: float = 0.0,
     stall_after: float = float("inf"),
+    last_read: datetime | None = None,
+    degraded_after: float = float("inf"),
 ) -> Health:
     """Healthy (README, "Running the daemon") when the poll job ran within twice its
     interval (or the process is younger than that), the store answers, and the daemon's
     event loop beat within ``stall_after`` seconds (``loop_lag`` is the age of its
-    heartbeat)."""
+    heartbeat); otherwise 503.
+
+    Degraded, still 200, when no feed has been read for more than ``degraded_after``
+    seconds (``last_read``, from :func:`last_read`; None when no feed was tried yet):
+    the daemon works but the world it reads does not answer, and restarting it would
+    not help. The process's start counts as a read, so a restart gets a full window.
+    """
     window = 2 * poll_interval
     fresh = (now - (last_poll or started_at)).total_seconds() <= window
     beating = loop_lag <= stall_after
     healthy = fresh and store_ok and beating
+    quiet = (now - max(last_read, started_at)).total_seconds() if last_read is not None else 0.0
+    degraded = healthy and quiet > degraded_after
     body: dict[str, Any] = {
-        "status": "ok" if healthy else "unhealthy",
+        "status": "degraded" if degraded else "ok" if healthy else "unhealthy",
         "last_poll": last_poll.isoformat() if last_poll else None,
+        "last_read": last_read.isoformat() if last_read else None,
         "store_ok": store_ok,
         "outbox": {"pending": counts.pending, "dead": counts.dead} if counts else None,
     }
@@ -113,7 +124,19 @@ def evaluate(
         body["reason"] = f"event loop stalled for {loop_lag:.0f}s"
     elif not fresh:
         body["reason"] = f"poll job has not run for more than {window:g}s"
+    elif degraded:
+        body["reason"] = f"no feed has been read for {quiet:.0f}s"
     return Health(200 if healthy else 503, body)
+
+
+def last_read(states: Iterable[FeedState]) -> datetime | None:
+    """Since when no feed has been read: the newest success or, when none ever succeeded,
+    the first failure; None while no feed has been tried (nothing to judge yet)."""
+    tried = list(states)
+    successes = [s.last_success_at for s in tried if s.last_success_at is not None]
+    if successes:
+        return max(successes)
+    return min((s.failing_since for s in tried if s.failing_since is not None), default=None)
 
 
 @dataclass(frozen=True)

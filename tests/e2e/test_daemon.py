@@ -405,3 +405,101 @@ def test_a_taken_port_at_start_is_one_line_naming_the_setting_and_nothing_is_pol
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line
     assert "server.port" in line
     assert feed_server.hits("/news.xml") == 0
+
+
+def _two_feeds(cfg: ConfigDir, first: str, second: str, extra: str = "") -> None:
+    """Two feeds polled every hour (so later ticks find nothing due), console alerts."""
+    cfg.write(
+        "settings.yaml",
+        textwrap.dedent(f"""
+            store: sqlite:{cfg.store}
+            server: {{host: 127.0.0.1, port: 0{extra}}}
+            schedule: {{interval: 1h, jitter: 0s}}
+            http: {{timeout: 5s}}
+            feeds:
+              - {{id: first, url: '{first}'}}
+              - {{id: second, url: '{second}'}}
+            destinations:
+              desk: {{type: console}}
+        """).lstrip(),
+    )
+    cfg.write("rules.yaml", RULE.format(query="RCMP"))
+
+
+def test_healthz_reports_degraded_and_feeds_warns_when_every_feed_fails(
+    config_dir: ConfigDir, feed_server: FeedServer, start
+) -> None:
+    """A daemon whose feeds all fail still works (200), but says no feed has been read."""
+    with socket.socket() as unlistened:  # bound, never listening: connections are refused
+        unlistened.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{unlistened.getsockname()[1]}/feed.xml"
+        broken = feed_server.serve("/broken.xml", "oops", status=500)
+        _two_feeds(config_dir, broken, refused, extra=", degraded_after: 1s")
+        daemon = start(config_dir)
+        daemon.wait_event("feed_failed", feed="first")
+        daemon.wait_event("feed_failed", feed="second")
+
+        def degraded() -> dict[str, Any] | None:
+            status, _, body = daemon.get("/healthz")
+            health = json.loads(body)
+            assert status == 200, health
+            return health if health["status"] == "degraded" else None
+
+        health = daemon.wait_for("/healthz to say degraded", degraded)
+        assert health["reason"].startswith("no feed has been read for ")
+        assert health["last_read"] is not None and health["store_ok"] is True
+
+        result = run_cli("--config", str(config_dir.path), "feeds")
+        assert result.code == 0, result.stderr
+        assert "warning: no feed has been read for " in result.stderr
+        assert "check that the daemon runs and can reach the network" in result.stderr
+        assert daemon.stop()[0] == 0
+
+
+def test_feeds_does_not_warn_while_a_feed_is_read(
+    config_dir: ConfigDir, feed_server: FeedServer, start
+) -> None:
+    _two_feeds(
+        config_dir,
+        feed_server.serve("/news.xml", rss([OLD])),
+        feed_server.serve("/broken.xml", "oops", status=500),
+    )
+    daemon = start(config_dir)
+    daemon.wait_event("cycle_done")
+    health = json.loads(daemon.get("/healthz")[2])
+    assert (health["status"], health["last_read"] is not None) == ("ok", True)
+    result = run_cli("--config", str(config_dir.path), "feeds")
+    assert result.code == 0 and "warning" not in result.stderr, result.stderr
+    assert daemon.stop()[0] == 0
+
+
+def test_one_summary_line_per_cycle_that_polled_and_none_for_idle_ticks(
+    config_dir: ConfigDir, feed_server: FeedServer, start
+) -> None:
+    _two_feeds(
+        config_dir,
+        feed_server.serve("/news.xml", rss([OLD, MOSUL])),
+        feed_server.serve("/broken.xml", "oops", status=500),
+    )
+    daemon = start(config_dir)
+    cycle = daemon.wait_event("cycle_done")
+    assert (cycle["polled"], cycle["failed"], cycle["alerts"]) == (2, 1, 0)
+    wait = datetime.fromisoformat(cycle["next_poll"]) - datetime.fromisoformat(cycle["time"])
+    assert timedelta(minutes=59) < wait <= timedelta(hours=1)  # both feeds wait an interval
+    assert (cycle["level"], cycle["message"]) == (
+        "info",
+        f"cycle: 2 feeds polled, 1 failed, {cycle['new_items']} new items, 0 alerts queued;"
+        " next poll in 59 min",
+    )
+
+    # Later ticks find nothing due: a rule edit shows one ran, /healthz that it finished.
+    config_dir.write("rules.yaml", RULE.format(query="hockey"))
+    reloaded = datetime.fromisoformat(daemon.wait_event("rules_reloaded")["time"])
+
+    def polled_since_reload() -> bool:
+        last_poll = json.loads(daemon.get("/healthz")[2])["last_poll"]
+        return last_poll is not None and datetime.fromisoformat(last_poll) > reloaded
+
+    daemon.wait_for("a poll tick after the rule edit to finish", polled_since_reload)
+    assert [e for e in daemon.events() if e.get("event") == "cycle_done"] == [cycle]
+    assert daemon.stop()[0] == 0

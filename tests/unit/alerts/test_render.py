@@ -20,6 +20,7 @@ from bot.alerts.render import (
     slack_digest,
     slack_escape,
     slack_message,
+    span,
     text_message,
 )
 from bot.model import Alert, Summary
@@ -180,6 +181,18 @@ def test_relative_time() -> None:
     assert relative_time(NOW - timedelta(days=3), NOW) == "3 d ago"
     assert relative_time(NOW + timedelta(minutes=10), NOW) == "in 10 min"
     assert relative_time(NOW + timedelta(seconds=30), NOW) == "in under a minute"
+
+
+def test_span_rounds_down_to_one_unit() -> None:
+    assert [span(s) for s in (1.9, 59, 60, 3599, 3600, 47 * 3600 + 59, 49 * 3600)] == [
+        "1 s",
+        "59 s",
+        "1 min",
+        "59 min",
+        "1 h",
+        "47 h",
+        "2 d",
+    ]
     assert relative_time(datetime(2024, 5, 1, 14), NOW) == "1 h ago"  # naive means UTC
 
 

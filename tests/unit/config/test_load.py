@@ -172,3 +172,28 @@ def test_silence_is_watched_with_a_three_day_floor_unless_told_otherwise(tmp_pat
     _rules_dir(tmp_path, "rules: [{id: r, title: R, query: x}]\n")
     silence = load_config(tmp_path, {}).settings.on_feed_silence
     assert (silence.after, silence.notify) == (36 * 3600, ("ops",))
+
+
+@pytest.mark.parametrize(
+    ("yaml", "seconds"),
+    [
+        ("{}", 3600.0),  # three 10-minute intervals are less than the hour minimum
+        ("schedule: {interval: 30m}", 5400.0),
+        ("server: {degraded_after: 15m}\nschedule: {interval: 30m}", 900.0),
+    ],
+)
+def test_degraded_after_defaults_to_three_poll_intervals_and_at_least_an_hour(
+    tmp_path: Path, yaml: str, seconds: float
+) -> None:
+    _rules_dir(tmp_path, "rules: [{id: a, title: A, query: police}]")
+    (tmp_path / "settings.yaml").write_text(yaml + "\n", encoding="utf-8")
+    assert load_config(tmp_path, {}).settings.degraded_after == seconds
+
+
+def test_degraded_after_must_be_positive(tmp_path: Path) -> None:
+    _rules_dir(tmp_path, "rules: [{id: a, title: A, query: police}]")
+    (tmp_path / "settings.yaml").write_text("server: {degraded_after: 0s}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, {})
+    [problem] = caught.value.problems
+    assert "server.degraded_after: Input should be greater than 0" in str(problem)

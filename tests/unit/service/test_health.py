@@ -23,9 +23,10 @@ from bot.service.health import (
     authorized,
     evaluate,
     json_response,
+    last_read,
     metrics_response,
 )
-from bot.store import OutboxCounts
+from bot.store import FeedState, OutboxCounts
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 COUNTS = OutboxCounts(pending=3, dead=1)
@@ -39,6 +40,7 @@ def test_healthy_when_the_poll_job_ran_within_twice_its_interval() -> None:
     assert health.body == {
         "status": "ok",
         "last_poll": "2026-01-01T00:04:51+00:00",
+        "last_read": None,
         "store_ok": True,
         "outbox": {"pending": 3, "dead": 1},
     }
@@ -68,6 +70,64 @@ def test_unhealthy_when_the_store_does_not_answer() -> None:
     assert health.status == 503
     assert health.body["store_ok"] is False and health.body["outbox"] is None
     assert health.body["reason"] == "store not answering"
+
+
+HOUR = 3600.0
+
+
+def _at(minutes: float, last_read: datetime | None, started: datetime = T0) -> dict[str, object]:
+    """The /healthz body ``minutes`` after T0 of a daemon started at ``started`` that polls
+    every 5 s and last read a feed at ``last_read``, degraded after an hour."""
+    now = T0 + timedelta(minutes=minutes)
+    health = evaluate(
+        now, started, now, 5.0, True, COUNTS, last_read=last_read, degraded_after=HOUR
+    )
+    assert health.status == 200  # degraded is not down: restarting would not help
+    return health.body
+
+
+def test_degraded_when_no_feed_was_read_for_longer_than_the_window() -> None:
+    body = _at(61, T0)
+    assert body["status"] == "degraded"
+    assert body["reason"] == "no feed has been read for 3660s"
+    assert body["last_read"] == "2026-01-01T00:00:00+00:00"
+    assert _at(59, T0)["status"] == "ok"
+    assert "reason" not in _at(59, T0)
+
+
+def test_not_degraded_before_any_feed_was_tried_nor_without_feeds() -> None:
+    assert _at(600, None)["status"] == "ok"
+
+
+def test_a_restarted_daemon_gets_a_full_window_before_it_is_degraded() -> None:
+    restarted = T0 + timedelta(hours=5)
+    assert _at(5 * 60 + 30, T0, started=restarted)["status"] == "ok"
+    assert _at(6 * 60 + 1, T0, started=restarted)["status"] == "degraded"
+
+
+def test_unhealthy_outranks_degraded() -> None:
+    health = evaluate(
+        T0 + timedelta(hours=2), T0, None, 5.0, True, COUNTS, last_read=T0, degraded_after=HOUR
+    )
+    assert (health.status, health.body["status"]) == (503, "unhealthy")
+    assert "poll job" in health.body["reason"]
+
+
+def test_last_read_is_the_newest_success_or_else_the_first_failure() -> None:
+    def state(name: str, success: int | None, failing: int | None) -> FeedState:
+        return FeedState(
+            name,
+            f"https://{name}.example/feed",
+            last_success_at=None if success is None else T0 + timedelta(minutes=success),
+            failing_since=None if failing is None else T0 + timedelta(minutes=failing),
+        )
+
+    assert last_read([state("a", 5, 30), state("b", 20, None), state("c", None, 1)]) == (
+        T0 + timedelta(minutes=20)
+    )
+    assert last_read([state("a", None, 30), state("b", None, 10)]) == T0 + timedelta(minutes=10)
+    assert last_read([state("new", None, None)]) is None
+    assert last_read([]) is None
 
 
 async def _request(port: int, raw: bytes) -> tuple[str, dict[str, str], bytes]:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.cli.progress import Progress
+from bot.logs import ConsoleHandler
 from bot.service.metrics import Metrics, silent_seconds
 from bot.store import FeedState, OutboxCounts
 
@@ -136,3 +140,48 @@ def test_feed_silence_is_left_out_when_the_store_fails() -> None:
 
     m.watch_silence(broken)
     assert not any(name == "newswatch_feed_silent_seconds" for name, _ in samples(m))
+
+
+@contextmanager
+def _root_handler(handler: logging.Handler) -> Iterator[logging.Logger]:
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield logging.getLogger("newswatch.test")
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+
+
+def test_a_record_logged_under_the_bar_erases_it_then_the_bar_comes_back() -> None:
+    tty = FakeTty()
+    handler = ConsoleHandler(tty)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    with _root_handler(handler) as log, Progress(2, tty, min_interval=0) as progress:
+        log.info("before any bar")
+        progress.feed_done("a", "ok", 0.1, 2)
+        bar = progress.line()
+        log.warning("feed b failed")
+        progress.feed_done("b", "timeout", 5.0, 0)
+    assert handler.live is None  # detached when the bar is done
+    assert tty.getvalue() == (
+        "INFO before any bar\n"
+        f"\r{bar}"
+        f"\r{' ' * len(bar)}\r"
+        "WARNING feed b failed\n"
+        f"\r{bar}"
+        f"\r{progress.line()}"
+        f"\r{' ' * len(progress.line())}\r"
+    )
+
+
+def test_a_bar_on_a_pipe_leaves_the_log_handler_alone() -> None:
+    piped = io.StringIO()
+    handler = ConsoleHandler(piped)
+    with _root_handler(handler) as log, Progress(1, piped, min_interval=0) as progress:
+        assert handler.live is None
+        log.warning("plain")
+        progress.feed_done("a", "ok", 0.1, 1)
+    assert piped.getvalue() == "plain\n"
