@@ -22,6 +22,7 @@ from bot.cli.rule_test import explain_all, read_sources, render
 from bot.config.edit import add_feeds
 from bot.config.load import SETTINGS_FILE, Config, load_config
 from bot.config.opml import OpmlError, parse_opml
+from bot.config.schema import DOCUMENTS, json_schema_text
 from bot.config.units import parse_duration
 from bot.errors import (
     EXIT_CONFIG,
@@ -439,6 +440,31 @@ def send_test(obj: Context, destination_id: str) -> None:
     finally:
         notifier.close()
     obj.echo(f"send-test {destination_id}: sent")
+
+
+@main.command("schema")
+@click.argument("document", type=click.Choice(sorted(DOCUMENTS)))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the schema to this file instead of standard output.",
+)
+def schema(document: str, output: Path | None) -> None:
+    """Print the JSON Schema of settings.yaml or of a rules file, for editors.
+
+    With the YAML extension of VS Code (or any yaml-language-server editor), a first line
+    `# yaml-language-server: $schema=schema/settings.schema.json` completes and checks keys.
+    """
+    text = json_schema_text(DOCUMENTS[document])
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as err:
+        _fail(f"cannot write {output}: {err.strerror}", EXIT_FAILED)
 
 
 def run() -> None:

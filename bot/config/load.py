@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config.schema import (
+    VARIABLE,
     Invalid,
     M,
     MatchGroup,
@@ -32,7 +33,7 @@ RULES_DIR = "rules"
 MAX_MATCH_DEPTH = 10  # match groups nested in match groups
 MIN_SECRET = 6  # shorter values from the environment are not hidden (see _Environment)
 
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VAR = re.compile(r"\$\$|" + VARIABLE)
 
 Path_ = tuple[str | int, ...]
 

@@ -3,12 +3,13 @@ that speaks pydantic.
 
 Pure data and validation: loading files, ``${VAR}`` substitution and locating
 errors in the YAML live in :mod:`bot.config.load`, which sees validation failures as
-plain :class:`Invalid` records.
+plain :class:`Invalid` records. :func:`json_schema` gives editors the same shapes.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,17 +25,35 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
 from bot import __version__
-from bot.config.units import parse_duration, parse_size
+from bot.config.units import DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size
 from bot.model import FIELDS
 from bot.model import Field as ItemField
 from bot.schedule import check_cron
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Size = Annotated[int, BeforeValidator(parse_size)]
+VARIABLE = r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}"
+"""``${VAR}`` or ``${VAR:-default}``, replaced before validation (:mod:`bot.config.load`)."""
+
+Duration = Annotated[
+    float,
+    BeforeValidator(
+        parse_duration,
+        json_schema_input_type=Annotated[float, Field(ge=0)]
+        | Annotated[str, Field(pattern=DURATION_PATTERN)],
+    ),
+]
+Size = Annotated[
+    int,
+    BeforeValidator(
+        parse_size,
+        json_schema_input_type=Annotated[int, Field(gt=0)]
+        | Annotated[str, Field(pattern=SIZE_PATTERN)],
+    ),
+]
 
 
 def _one_or_many(value: object) -> object:
@@ -42,7 +61,10 @@ def _one_or_many(value: object) -> object:
     return (value,) if isinstance(value, str) else value
 
 
-Strings = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
+Strings = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_one_or_many, json_schema_input_type=str | tuple[str, ...]),
+]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -53,78 +75,112 @@ def _check_id(value: str) -> str:
     return value
 
 
-Id = Annotated[str, AfterValidator(_check_id)]
+Id = Annotated[
+    str, AfterValidator(_check_id), WithJsonSchema({"type": "string", "pattern": _ID.pattern})
+]
+
+
+_HTTP_URL = re.compile(r"^[hH][tT][tT][pP][sS]?://[^\s/]+")  # no flags: also JSON Schema's
 
 
 def _check_http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value, re.IGNORECASE):
+    if not _HTTP_URL.match(value):
         raise ValueError(f"{value!r} is not an http(s) URL")
     return value
 
 
-HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+HttpUrl = Annotated[
+    str,
+    AfterValidator(_check_http_url),
+    WithJsonSchema({"type": "string", "pattern": _HTTP_URL.pattern}),
+]
 
 
 class Strict(BaseModel):
     """Every config object rejects unknown keys: a typo must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Schedule(Strict):
+    """When feeds are polled."""
+
     interval: Duration = 600.0
+    """How often a feed is polled, unless it says otherwise (30s, 10m, 2h, 1d or seconds)."""
     jitter: Duration = 30.0
-    # How long a replica's claim on a feed or an alert lasts without renewal (renewed every
-    # third of it while the work runs): how soon another replica takes over a dead one's work.
+    """Random extra wait, so feeds are not polled in lockstep."""
     lease: Duration = Field(30.0, ge=1.0)
+    """How long a replica's claim on a feed or an alert lasts without renewal (renewed every
+    third of it while the work runs): how soon another replica takes over a dead one's work."""
 
 
 class Http(Strict):
+    """How feeds are fetched."""
+
     timeout: Duration = 20.0
+    """Total time allowed for one fetch, body included."""
     max_bytes: Size = 10_000_000
+    """A larger body, counted after decompression, is cut off as too_large (500KB, 10MB)."""
     concurrency: int = Field(50, ge=1, le=10_000)
+    """Fetches at once, in all."""
     per_host: int = Field(4, ge=1, le=1_000)
+    """Fetches at once to one host."""
     max_redirects: int = Field(5, ge=0, le=30)
+    """More redirects than this is a redirect_loop."""
     user_agent: str = f"newswatch/{__version__} (+https://github.com/newswatch/newswatch)"
-    # Ceiling on every delay a server asks for (max-age, <ttl>, Retry-After): a CDN's
-    # year-long max-age must not silence a feed for a year.
+    """Sent with every fetch."""
     max_delay: Duration = Field(86400.0, gt=0)
-    # Follow redirects from a public address to loopback, private or link-local ones.
+    """Ceiling on every delay a server asks for (max-age, <ttl>, Retry-After): a CDN's
+    year-long max-age must not silence a feed for a year."""
     allow_private_redirects: bool = False
+    """Follow redirects from a public address to loopback, private or link-local ones."""
 
 
 DEGRADED_AFTER_MIN = 3600.0
 
 
 class Server(Strict):
+    """Where `newswatch run` serves /healthz and /metrics."""
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     metrics_token: SecretStr | None = None
-    # /healthz says "degraded" (and `feeds` warns) when no feed has been read for this long;
-    # unset: three poll intervals, at least an hour (see Settings.degraded_after).
+    """When set (from the environment), /metrics requires "Authorization: Bearer <token>"."""
     degraded_after: Duration | None = Field(None, gt=0)
+    """/healthz says "degraded" (and `feeds` warns) when no feed has been read for this long;
+    unset: three poll intervals, at least an hour."""
 
 
 class Delivery(Strict):
+    """How alerts are sent."""
+
     retry_for: Duration = 86400.0
-    # Single alerts one poll of one feed may queue for one destination; the rest
-    # are folded into one "N more matches" message.
+    """How long a failing alert is retried before it is marked dead."""
     max_alerts_per_poll: int = Field(20, ge=1, le=10_000)
+    """Single alerts one poll of one feed may queue for one destination; the rest
+    are folded into one "N more matches" message."""
 
 
 class Limits(Strict):
     """How much of an item's text is kept: bounds the cost of every step after parsing."""
 
     text: Size = Field(100_000, ge=1_000)
+    """The most text kept from an item's summary and from its content (at least 1000)."""
 
 
 class Feed(Strict):
+    """One RSS, Atom or JSON feed to poll."""
+
     id: Id
+    """A slug (lower-case letters, digits, '-', '_', '.'), named by rules and in alerts."""
     url: HttpUrl
     title: str | None = None
     interval: Duration | None = None
+    """How often this feed is polled (default: schedule.interval)."""
     tags: Strings = ()
+    """Rules select groups of feeds by tag (feeds: [tag:NAME])."""
     backfill: Duration | None = None
+    """On the first fetch, alert the items published within this long (default: none)."""
     enabled: bool = True
 
 
@@ -137,12 +193,18 @@ def _check_timezone(value: str) -> str:
 
 
 class DigestEvery(Strict):
+    """One message per period instead of one per alert."""
+
     every: Duration = Field(gt=0)
 
 
 class DigestCron(Strict):
+    """One message at the times of a cron expression."""
+
     cron: str
+    """Five fields: minute hour day-of-month month day-of-week ("0 8 * * 1-5")."""
     timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+    """An IANA time zone, such as America/Toronto."""
 
     @model_validator(mode="after")
     def _valid_cron(self) -> DigestCron:
@@ -154,15 +216,30 @@ Digest = DigestEvery | DigestCron
 
 
 class ConsoleDestination(Strict):
+    """Prints alerts on standard output."""
+
     type: Literal["console"]
 
 
 class SlackDestination(Strict):
+    """A Slack channel, through a bot token (with channel) or an incoming webhook."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": ["token"]}, {"required": ["webhook_url"]}],
+            "dependentRequired": {"token": ["channel"]},
+        }
+    )
+
     type: Literal["slack"]
     channel: str | None = None
+    """Channel id (C0123456789) or name (#news); invite the bot to it."""
     token: SecretStr | None = None
+    """A bot token (xoxb-...) with chat:write: write ${SLACK_BOT_TOKEN}, never the token."""
     webhook_url: SecretStr | None = None
+    """An incoming webhook URL, instead of token and channel (its channel is fixed)."""
     base_url: HttpUrl | None = None
+    """The Slack Web API's address: an override, for proxies and tests."""
     digest: Digest | None = None
 
     @model_validator(mode="after")
@@ -175,12 +252,16 @@ class SlackDestination(Strict):
 
 
 class Smtp(Strict):
+    """The mail server; its certificate is always verified."""
+
     host: str
     port: int = Field(587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
     password: SecretStr | None = None
+    """Write ${SMTP_PASSWORD}, never the password."""
     ca_file: str | None = None
+    """CA certificates (PEM) to verify the server with, instead of the system's."""
     timeout: Duration = 30.0
 
     @model_validator(mode="after")
@@ -191,7 +272,9 @@ class Smtp(Strict):
 
 
 class EmailDestination(Strict):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    """Email over SMTP."""
+
+    model_config = ConfigDict(populate_by_name=True)
 
     type: Literal["email"]
     to: Strings = Field(min_length=1)
@@ -206,8 +289,11 @@ Destination = Annotated[
 
 
 class FeedFailure(Strict):
+    """One message when a feed has failed this long, one when it recovers."""
+
     after: Duration = 86400.0
     notify: Strings = Field(min_length=1)
+    """Destination ids."""
 
 
 class FeedSilence(Strict):
@@ -216,7 +302,9 @@ class FeedSilence(Strict):
     (when given) hears once when a feed goes silent and once when it publishes again."""
 
     after: Duration = 3 * 86400.0
+    """The least quiet that counts as silence, however often the feed usually publishes."""
     notify: Strings = ()
+    """Destination ids told when a feed goes silent and when it publishes again."""
 
 
 def _console_only() -> dict[str, Destination]:
@@ -224,8 +312,18 @@ def _console_only() -> dict[str, Destination]:
     return {"console": ConsoleDestination(type="console")}
 
 
+STORES = ("sqlite:", "postgresql://", "postgres://")
+
+
 class Settings(Strict):
-    store: str = "sqlite:data/newswatch.db"
+    """newswatch's settings.yaml."""
+
+    store: str = Field(
+        "sqlite:data/newswatch.db",
+        json_schema_extra={"pattern": "^(" + "|".join(map(re.escape, STORES)) + ")"},
+    )
+    """Where state lives: sqlite:PATH (relative to the working directory) or
+    postgresql://user@host/db (for several replicas)."""
     schedule: Schedule = Schedule()
     http: Http = Http()
     server: Server = Server()
@@ -233,12 +331,15 @@ class Settings(Strict):
     limits: Limits = Limits()
     feeds: tuple[Feed, ...] = ()
     destinations: dict[Id, Destination] = Field(default_factory=_console_only)
+    """Where alerts go, by id (rules name them in notify); default: the console only."""
     on_feed_failure: FeedFailure | None = None
+    """Tell someone when a feed has been failing for a while, and when it recovers."""
     on_feed_silence: FeedSilence = FeedSilence()
+    """Flag feeds that answer but publish nothing new for much longer than usual."""
 
     @model_validator(mode="after")
     def _known_store(self) -> Settings:
-        if not self.store.startswith(("sqlite:", "postgresql://", "postgres://")):
+        if not self.store.startswith(STORES):
             raise ValueError(f"store {self.store!r} must start with sqlite: or postgresql://")
         return self
 
@@ -260,6 +361,10 @@ class Settings(Strict):
 class MatchGroup(Strict):
     """``all`` entries must all match, one ``any`` entry must (when given), no ``none`` entry."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["all"]}, {"required": ["any"]}]}
+    )
+
     all: tuple[str | MatchGroup, ...] = ()
     any: tuple[str | MatchGroup, ...] = ()
     none: tuple[str | MatchGroup, ...] = ()
@@ -272,13 +377,24 @@ class MatchGroup(Strict):
 
 
 class Rule(Strict):
+    """One watch rule: a query, or match groups of queries."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["query"]}, {"required": ["match"]}]}
+    )
+
     id: Id
     title: str
+    """Shown in every alert of this rule."""
     query: str | None = None
+    """Words, "phrases", AND, OR, NOT, NEAR/n, field:word, /regex/ (README: Watch rules)."""
     match: MatchGroup | None = None
     fields: tuple[ItemField, ...] = FIELDS
+    """Which parts of an item the rule reads."""
     feeds: Strings = ()
+    """Feed ids and tag:NAME entries this rule reads (default: every feed)."""
     notify: Strings | None = None
+    """Destination ids (default: every destination)."""
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -291,7 +407,75 @@ class Rule(Strict):
 
 
 class RulesFile(Strict):
+    """A newswatch rules file (rules.yaml or rules/*.yaml)."""
+
     rules: tuple[Rule, ...] = ()
+
+
+DOCUMENTS: dict[str, type[Strict]] = {"settings": Settings, "rules": RulesFile}
+"""The documents a config directory holds, by the name ``newswatch schema`` takes."""
+
+_VARIABLE_REF = {"$ref": "#/$defs/Variable"}
+_VARIABLE_SCHEMA = {
+    "type": "string",
+    "pattern": VARIABLE,
+    "description": "${VAR} or ${VAR:-default}: the environment variable's value, checked once"
+    " substituted.",
+}
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf")
+_ANNOTATIONS = ("title", "description", "default")
+
+
+def json_schema(model: type[Strict]) -> dict[str, Any]:
+    """``model`` as a JSON Schema of the YAML a user writes, for editors (yaml-language-server).
+
+    It accepts what the loader accepts: durations and sizes as text or numbers, one string
+    for a list of strings, and a ``${VAR}`` string wherever a number, a boolean or a
+    restricted string is expected, since the loader substitutes before it validates.
+    """
+    schema = _with_variables(model.model_json_schema(mode="validation"))
+    schema.setdefault("$defs", {})["Variable"] = _VARIABLE_SCHEMA
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def json_schema_text(model: type[Strict]) -> str:
+    """:func:`json_schema` as the text of the shipped ``config/schema/*.schema.json`` files."""
+    return json.dumps(json_schema(model), indent=2, ensure_ascii=False) + "\n"
+
+
+def _with_variables(node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` with a ``${VAR}`` alternative beside every value a plain string cannot be."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _SCHEMA_MAPS:
+            out[key] = {name: _with_variables(child) for name, child in value.items()}
+        elif key in _SCHEMA_LISTS:
+            out[key] = [
+                child if key == "anyOf" and _substitutable(child) else _with_variables(child)
+                for child in value
+            ]
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = _with_variables(value)
+        elif key == "description":  # a docstring's lines, as one line for an editor's tooltip
+            out[key] = " ".join(value.split())
+        else:
+            out[key] = value
+    if "patternProperties" in out:  # a dict with constrained keys: no other key either
+        out.setdefault("additionalProperties", False)
+    if any(_substitutable(child) for child in out.get("anyOf", ())):
+        out["anyOf"] = [*out["anyOf"], _VARIABLE_REF]
+    elif _substitutable(out):
+        kept = {key: out.pop(key) for key in _ANNOTATIONS if key in out}
+        return {**kept, "anyOf": [out, _VARIABLE_REF]}
+    return out
+
+
+def _substitutable(node: Mapping[str, Any]) -> bool:
+    kind = node.get("type")
+    return kind in ("number", "integer", "boolean") or (
+        kind == "string" and ("pattern" in node or "enum" in node)
+    )
 
 
 M = TypeVar("M", bound=Strict)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "b": 1,
     "kb": 1000,
@@ -17,6 +15,23 @@ _SIZE_UNITS = {
     "gib": 1024**3,
     None: 1,
 }
+
+
+def _any_case(word: str) -> str:
+    """``kb`` as ``[kK][bB]``: the pattern is also a JSON Schema one, which has no flags."""
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+DURATION_PATTERN = (
+    r"^\s*(\d+(?:\.\d+)?)\s*(" + "|".join(u for u in _DURATION_UNITS if u) + r")?\s*$"
+)
+"""A duration written as text; also the JSON Schema's (:mod:`bot.config.schema`)."""
+SIZE_PATTERN = (
+    r"^\s*(\d+(?:\.\d+)?)\s*(" + "|".join(_any_case(u) for u in _SIZE_UNITS if u) + r")?\s*$"
+)
+"""A size written as text, any case; also the JSON Schema's."""
+_DURATION = re.compile(DURATION_PATTERN)
+_SIZE = re.compile(SIZE_PATTERN)
 
 
 def parse_duration(value: str | int | float) -> float:

@@ -60,6 +60,18 @@ def test_the_shipped_config_is_valid_without_any_environment() -> None:
     assert "OK" in result.stdout
 
 
+def test_the_example_config_is_valid_with_its_secrets() -> None:
+    example = REPO / "config" / "examples" / "bc-wildfire"
+    secrets = {"SLACK_BOT_TOKEN": "xoxb-0123456789", "SMTP_PASSWORD": "correct horse"}
+    result = run_cli("check", "--config", str(example), env=secrets)
+    assert result.code == 0, result.stderr
+    assert "6 feeds, 3 rules, 2 destinations (fire-desk, partners)" in result.stdout
+    missing = run_cli("check", "--config", str(example))
+    assert missing.code == 2
+    assert "environment variable SLACK_BOT_TOKEN is not set" in missing.stderr
+    assert "environment variable SMTP_PASSWORD is not set" in missing.stderr
+
+
 def test_a_valid_config_passes(config_dir: ConfigDir) -> None:
     result = check(config_dir)
     assert result.code == 0, result.stderr
