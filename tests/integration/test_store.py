@@ -20,6 +20,7 @@ from tests.peers.postgres import postgres_dsn
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POSTGRES, NO_POSTGRES = postgres_dsn()
+VERSIONS = [v for v, _ in migrations(SQLITE)]  # not 1..N: a merge may leave a number out
 
 
 def _engines() -> list[object]:
@@ -94,8 +95,9 @@ def test_migrate_is_idempotent(store_url: str, store: Store) -> None:
     store.migrate()
     store.migrate()
     assert store.ping()
+    assert VERSIONS[-1] == SCHEMA_VERSION
     versions = raw(store_url, "SELECT version FROM schema_version ORDER BY version")
-    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+    assert [v for (v,) in versions] == VERSIONS
 
 
 def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
@@ -115,7 +117,7 @@ def test_a_version_1_store_is_upgraded_in_place(store_url: str) -> None:
     finally:
         store.close()
     versions = raw(store_url, "SELECT version FROM schema_version ORDER BY version")
-    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+    assert [v for (v,) in versions] == VERSIONS
 
 
 def test_a_version_3_store_is_upgraded_and_its_queued_alerts_still_go_out(store_url: str) -> None:
@@ -144,7 +146,7 @@ def test_a_version_3_store_is_upgraded_and_its_queued_alerts_still_go_out(store_
     finally:
         store.close()
     versions = raw(store_url, "SELECT version FROM schema_version ORDER BY version")
-    assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1)) == [1, 2, 3, 4]
+    assert [v for (v,) in versions] == VERSIONS
 
 
 def test_notices_are_queued_with_the_poll_under_its_lease_only(store: Store) -> None:
