@@ -64,8 +64,8 @@ def fit_column(
 
 @dataclass(frozen=True, slots=True)
 class StatsInput:
-    """What the report is made of: the window's days, the configured rules and feeds (in
-    config order), and the stored counts per rule or feed and day."""
+    """What the report is made of: the window's days (one at least), the configured rules
+    and feeds (in config order), and the stored counts per rule or feed and day."""
 
     days: Sequence[date]
     rules: Sequence[str]
@@ -81,8 +81,7 @@ def stats_lines(data: StatsInput, width: int | None = None) -> list[str]:
     counts kept for rules no longer configured, then each feed's new items per day.
     ``width``: the terminal's, to fit the sparklines into (None: never cut)."""
     n = len(data.days)
-    span = f"{data.days[0]} – {data.days[-1]} UTC" if n else ""
-    out = [f"Rules, last {n} days ({span})"]
+    out = [f"Rules, {data.days[0]} – {data.days[-1]} UTC ({n}-day window)"]
     configured = set(data.rules)
     quiet = [r for r in data.rules if not _total(data.matches.get(r), data.days)]
     busy = sorted(
@@ -108,7 +107,7 @@ def stats_lines(data: StatsInput, width: int | None = None) -> list[str]:
     else:
         out.append("  no rule matched")
     if quiet:
-        out += ["", f"No match in {n} days — check their query:"]
+        out += ["", f"No match in the {n}-day window — check their query:"]
         for rule in quiet:
             last = data.last_match.get(rule)
             out.append(f"  {rule}" + (f" (last match {last})" if last else " (never matched)"))
@@ -118,7 +117,7 @@ def stats_lines(data: StatsInput, width: int | None = None) -> list[str]:
         alerts = _total(data.alerts.get(rule), data.days)
         if matches or alerts:
             note = f" ({OVERFLOW_NOTE})" if rule == OVERFLOW_RULE else ""
-            gone.append(f"  {rule}{note}: {matches} matches, {alerts} alerts")
+            gone.append(f"  {rule}{note}: matches {matches}, alerts {alerts}")
     if gone:
         out += ["", "Counted for rules not configured now (renamed or removed):", *gone]
     out += ["", "Feeds, new items per day (a feed's first read not counted)"]

@@ -52,7 +52,7 @@ def stats(cfg: ConfigDir, *args: str) -> list[str]:
 
 def last_day(header: str, days: int) -> date:
     """The window's last day, as the report's first line gives it."""
-    found = re.fullmatch(rf"Rules, last {days} days \((\S+) – (\S+) UTC\)", header)
+    found = re.fullmatch(rf"Rules, (\S+) – (\S+) UTC \({days}-day window\)", header)
     assert found, header
     return date.fromisoformat(found[2])
 
@@ -97,7 +97,7 @@ def test_stats_counts_each_rules_matches_and_alerts_and_each_feeds_new_items(
     assert lines[2].startswith("canada-police-iraq")  # the busiest first
     assert lines[4:7] == [
         "",
-        "No match in 30 days — check their query:",
+        "No match in the 30-day window — check their query:",
         "  zanzibar (never matched)",
     ]
     feeds = lines[lines.index("Feeds, new items per day (a feed's first read not counted)") + 1 :]
@@ -118,7 +118,7 @@ def test_stats_before_any_poll_lists_every_rule_as_never_matched(
     lines = stats(config_dir)
     assert lines[1] == "  no rule matched"
     assert [line.strip() for line in lines[3:7]] == [
-        "No match in 30 days — check their query:",
+        "No match in the 30-day window — check their query:",
         "canada-police-iraq (never matched)",
         "hockey (never matched)",
         "zanzibar (never matched)",

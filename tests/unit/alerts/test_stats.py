@@ -76,7 +76,7 @@ def report(**more: object) -> StatsInput:
 
 def test_the_report_lists_busy_rules_first_then_the_quiet_ones_then_the_feeds() -> None:
     lines = stats_lines(report())
-    assert lines[0] == "Rules, last 30 days (2026-11-04 – 2026-12-03 UTC)"
+    assert lines[0] == "Rules, 2026-11-04 – 2026-12-03 UTC (30-day window)"
     assert lines[1].split() == [
         "RULE",
         "MATCHES",
@@ -91,11 +91,11 @@ def test_the_report_lists_busy_rules_first_then_the_quiet_ones_then_the_feeds() 
     assert lines[3].split() == ["rare", "1", "2", "▁" * 26 + "█▁▁▁", "2026-11-30"]
     assert lines[4:8] == [
         "",
-        "No match in 30 days — check their query:",
+        "No match in the 30-day window — check their query:",
         "  quiet (last match 2026-10-19)",
         "  never (never matched)",
     ]
-    assert "  gone: 4 matches, 4 alerts" in lines
+    assert "  gone: matches 4, alerts 4" in lines
     feeds = lines[lines.index("Feeds, new items per day (a feed's first read not counted)") :]
     assert [line.split() for line in feeds[1:]] == [
         ["FEED", "ITEMS", "PER", "DAY"],
@@ -119,7 +119,7 @@ def test_overflow_messages_are_named_and_rules_no_longer_counted_are_left_out() 
         )
     )
     gone = lines[lines.index("Counted for rules not configured now (renamed or removed):") + 1 :]
-    assert gone[0] == "  +overflow (flood overflow messages): 0 matches, 3 alerts"
+    assert gone[0] == "  +overflow (flood overflow messages): matches 0, alerts 3"
     assert not any("old" in line for line in lines)
 
 
@@ -134,7 +134,7 @@ def test_a_narrow_terminal_keeps_the_latest_days_of_each_sparkline() -> None:
 def test_nothing_counted_yet_still_names_every_rule_and_feed() -> None:
     lines = stats_lines(report(matches={}, alerts={}, items={}, last_match={}))
     assert lines[1] == "  no rule matched"
-    assert lines[3] == "No match in 30 days — check their query:"
+    assert lines[3] == "No match in the 30-day window — check their query:"
     assert [line.strip() for line in lines[4:8]] == [
         f"{rule} (never matched)" for rule in ("quiet", "busy", "rare", "never")
     ]
