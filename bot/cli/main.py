@@ -367,8 +367,8 @@ def _terminal_width(obj: Context) -> int | None:
 @click.pass_obj
 @handles_errors
 def stats(obj: Context, days: int) -> None:
-    """Per rule: matches and alerts per day, and rules that never matched; per feed: new
-    items per day. Read-only: changes nothing."""
+    """Per rule: matches and alerts per day, and the rules with none; per feed: new items
+    per day. Read-only: changes nothing."""
     config = obj.load()
     today = utcnow().date()
     store = open_synced_store(config, read_only=True)
