@@ -6,9 +6,10 @@ import asyncio
 import os
 import shutil
 import sys
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ import click
 
 from bot import __version__
 from bot.alerts.render import counted, relative_time, span, text_message
+from bot.alerts.stats import StatsInput, fit_column, stats_lines, table_lines, window
 from bot.cli.progress import Progress
 from bot.cli.rule_test import explain_all, read_sources, render
 from bot.config.edit import add_feeds
@@ -40,7 +42,7 @@ from bot.pipeline.poll import CycleReport
 from bot.service.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
 from bot.service.daemon import serve
 from bot.service.health import last_read
-from bot.store import FeedState, store_error
+from bot.store import DailyStats, FeedState, store_error
 from bot.timing import rough
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -336,11 +338,11 @@ def feeds(ctx: click.Context) -> None:
                 str(s.consecutive_failures),
             )
         )
-    if obj.verbosity <= 0 and sys.stdout.isatty():  # piped output stays whole
-        rows = _fit_column(rows, ERROR_COLUMN, shutil.get_terminal_size((120, 24)).columns)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        obj.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    width = _terminal_width(obj)
+    if width is not None:  # an error can be a paragraph, and -v shows it whole
+        rows = fit_column(rows, ERROR_COLUMN, width)
+    for line in table_lines(rows):
+        obj.echo(line)
     obj.echo(
         f"\noutbox: {counts.pending} pending, {counts.waiting_digest} waiting for a digest, "
         f"{counts.sent} sent, {counts.dead} dead"
@@ -357,22 +359,60 @@ def feeds(ctx: click.Context) -> None:
 
 
 ERROR_COLUMN = 3
-MIN_FITTED = 20  # characters of a cut column that stay, however narrow the terminal
 
 
-def _fit_column(rows: list[tuple[str, ...]], column: int, width: int) -> list[tuple[str, ...]]:
-    """``rows`` with ``column`` cut (ending in ``…``) so each line fits ``width`` characters:
-    an error can be a paragraph, and ``-v`` shows it whole."""
-    others = sum(max(len(r[i]) for r in rows) + 2 for i in range(len(rows[0])) if i != column)
-    room = max(MIN_FITTED, width - others)
-    return [
-        (
-            *r[:column],
-            r[column] if len(r[column]) <= room else r[column][: room - 1] + "…",
-            *r[column + 1 :],
-        )
-        for r in rows
-    ]
+def _terminal_width(obj: Context) -> int | None:
+    """The width to fit a table into: the terminal's; None (whole lines) when the output is
+    piped (scripts, grep) or ``-v`` asks for everything."""
+    if obj.verbosity <= 0 and sys.stdout.isatty():
+        return shutil.get_terminal_size((120, 24)).columns
+    return None
+
+
+@main.command()
+@config_option
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="How many days, up to today (UTC), to count.",
+)
+@click.pass_obj
+@handles_errors
+def stats(obj: Context, days: int) -> None:
+    """Per rule: matches and alerts per day, and the rules with none; per feed: new items
+    per day. Read-only: changes nothing."""
+    config = obj.load()
+    today = utcnow().date()
+    store = open_synced_store(config, read_only=True)
+    try:
+        counted = store.daily_stats(today - timedelta(days=days - 1))
+    finally:
+        store.close()
+    data = _stats_input(
+        counted,
+        window(today, days),
+        [r.id for r in config.rules],
+        [f.id for f in config.settings.feeds],
+    )
+    for line in stats_lines(data, _terminal_width(obj)):
+        obj.echo(line)
+
+
+def _stats_input(
+    counted: DailyStats, days: list[date], rules: list[str], feeds: list[str]
+) -> StatsInput:
+    """The store's rows as the per-day mappings the report is made of."""
+    matches: dict[str, dict[date, int]] = defaultdict(dict)
+    alerts: dict[str, dict[date, int]] = defaultdict(dict)
+    items: dict[str, dict[date, int]] = defaultdict(dict)
+    for r in counted.rules:
+        matches[r.rule_id][r.day] = r.matches
+        alerts[r.rule_id][r.day] = r.alerts
+    for f in counted.feeds:
+        items[f.feed_id][f.day] = f.items
+    return StatsInput(days, rules, feeds, matches, alerts, items, counted.last_match)
 
 
 @feeds.command("import")

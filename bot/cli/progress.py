@@ -71,6 +71,9 @@ class Progress:
     def matched(self, rule_id: str) -> None:
         self.matches += 1
 
+    def queued(self, rule_id: str, count: int) -> None:
+        """The summary after the run counts alerts; the bar counts matches and sends."""
+
     def delivered(self, destination: str, outcome: str, count: int) -> None:
         if outcome == "sent":
             self.sent += count

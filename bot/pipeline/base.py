@@ -61,6 +61,10 @@ class PipelineEvents(Protocol):
 
     def feed_done(self, feed_id: str, outcome: str, seconds: float, new_items: int) -> None: ...
     def matched(self, rule_id: str) -> None: ...
+    def queued(self, rule_id: str, count: int) -> None:
+        """``count`` alerts of ``rule_id`` entered the outbox (story duplicates not counted)."""
+        ...
+
     def delivered(self, destination: str, outcome: str, count: int) -> None: ...
     def folded(self, feed_id: str, destination: str, count: int) -> None: ...
 
@@ -70,6 +74,9 @@ class NoEvents:
         pass
 
     def matched(self, rule_id: str) -> None:
+        pass
+
+    def queued(self, rule_id: str, count: int) -> None:
         pass
 
     def delivered(self, destination: str, outcome: str, count: int) -> None:

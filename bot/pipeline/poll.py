@@ -248,7 +248,7 @@ class Poller:
         else:
             candidates = items
         source = feed.title or parsed.title or feed.id
-        queued = self._alerts([draft.item() for draft in candidates], feed, source, now)
+        queued, matched = self._alerts([draft.item() for draft in candidates], feed, source, now)
         report = FeedReport(
             feed.id, "ok" if state.baselined else "baseline", len(items), [q.alert for q in queued]
         )
@@ -265,11 +265,15 @@ class Poller:
             warning=with_note(parsed.warning, plan.note),
             items=items,
             alerts=queued,
+            matched=matched,
+            baseline=not state.baselined,
             **await self._health(feed, state, now, published=bool(items)),
         )
         if not record.applied:
             log.warning("feed %s: lease lost, result dropped", feed.id, extra={"feed": feed.id})
             return FeedReport(feed.id, "lease_lost")
+        for rule_id, count in record.queued_by_rule.items():
+            self.ctx.events.queued(rule_id, count)
         log.info(
             "feed %s: %d new items, %d alerts queued",
             feed.id,
@@ -291,8 +295,9 @@ class Poller:
 
     def _alerts(
         self, items: Sequence[Item], feed: Feed, source: str, now: datetime
-    ) -> list[QueuedAlert]:
-        """The alerts ``items`` raise, at most the flood ceiling of singles per destination.
+    ) -> tuple[list[QueuedAlert], list[tuple[str, str]]]:
+        """The alerts ``items`` raise, at most the flood ceiling of singles per destination,
+        and the (rule id, item key) pairs matched, for the store's daily counts.
 
         Summaries are made last, only for the alerts sent on their own: the matches
         a flood folds away cost no summarizing.
@@ -300,13 +305,15 @@ class Poller:
         tags = frozenset(feed.tags)
         queued: list[QueuedAlert] = []
         matched: dict[str, Item] = {}
+        pairs: list[tuple[str, str]] = []
         for item in items:
             for match in self.ruleset.match(item, tags):
                 self.ctx.events.matched(match.rule_id)
                 matched.setdefault(item.key, item)
+                pairs.append((match.rule_id, item.key))
                 queued.extend(self._queue_match(item, match, source, now))
         queued = self._fold(feed, queued, now)
-        return _summarized(queued, matched)
+        return _summarized(queued, matched), pairs
 
     def _fold(self, feed: Feed, queued: list[QueuedAlert], now: datetime) -> list[QueuedAlert]:
         ceiling = self.settings.delivery.max_alerts_per_poll

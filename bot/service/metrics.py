@@ -123,6 +123,14 @@ class Metrics:
             "newswatch_items_new", "Items seen for the first time.", registry=r
         )
         self.matches = Counter("newswatch_matches", "Items matched, by rule.", ["rule"], registry=r)
+        self.alerts_queued = Counter(
+            "newswatch_alerts_queued",
+            "Alerts entered in the outbox, by rule (one per destination; a story already"
+            " alerted for the rule and destination is not counted again; rule '+overflow'"
+            " for a flood's overflow messages).",
+            ["rule"],
+            registry=r,
+        )
         self.alerts = Counter(
             "newswatch_alerts",
             "Alert send attempts by destination and outcome (sent, retry, dead).",
@@ -189,6 +197,9 @@ class Metrics:
 
     def matched(self, rule_id: str) -> None:
         self.matches.labels(rule_id).inc()
+
+    def queued(self, rule_id: str, count: int) -> None:
+        self.alerts_queued.labels(rule_id).inc(count)
 
     def delivered(self, destination: str, outcome: str, count: int) -> None:
         self.alerts.labels(destination, outcome).inc(count)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from bot.errors import StoreError
@@ -106,6 +106,11 @@ class PollOutcome:
     queued with the poll's record, so ``failure_notified`` and ``silence`` say a
     notice is in the outbox exactly when it is (and none is queued under a lease
     lost). ``silence`` None leaves the feed's silence as it was.
+
+    ``matched`` pairs (rule id, item key) for the daily statistics: like alerts,
+    a match counts only if its item is inserted now. A ``baseline`` poll (the
+    feed's first successful read) adds its items to no day: they are the feed's
+    backlog, and would dwarf every later day of it.
     """
 
     feed_id: str
@@ -124,6 +129,8 @@ class PollOutcome:
     notices: Sequence[Notice] = ()
     failure_notified: bool | None = None
     silence: SilenceState | None = None
+    matched: Sequence[tuple[str, str]] = ()
+    baseline: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +141,37 @@ class PollRecord:
     new_items: int = 0
     queued: int = 0
     duplicates: int = 0
+    queued_by_rule: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDay:
+    """One rule's counts on one UTC day: items it matched (new items only), and the
+    outbox rows queued for it (after story dedupe, one per destination)."""
+
+    rule_id: str
+    day: date
+    matches: int
+    alerts: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedDay:
+    """One feed's new items on one UTC day (its first read, the baseline, not counted)."""
+
+    feed_id: str
+    day: date
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
+class DailyStats:
+    """The daily counters from a day on, and the last day each rule ever matched (kept
+    as long as the counters are), so a rule quiet for the whole window still has a date."""
+
+    rules: tuple[RuleDay, ...] = ()
+    feeds: tuple[FeedDay, ...] = ()
+    last_match: Mapping[str, date] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +280,14 @@ class Store(Protocol):
     def reserve_slot(self, key: str, interval: float, now: datetime) -> float:
         """Reserve the next slot of ``key`` (one per ``interval`` s across every process sharing
         the store); returns the seconds to wait before it."""
+        ...
+
+    def daily_stats(self, since: date) -> DailyStats:
+        """The per-rule and per-feed counters of the UTC days from ``since`` on."""
+        ...
+
+    def prune_stats(self, before: datetime) -> int:
+        """Delete the counters of UTC days before ``before``'s; returns the rows deleted."""
         ...
 
     def ping(self) -> bool: ...

@@ -22,11 +22,12 @@ import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import date, datetime
 from typing import ParamSpec, TypeVar
 
 from bot.errors import StoreError
 from bot.store import (
+    DailyStats,
     FeedState,
     OutboxCounts,
     OutboxEntry,
@@ -141,3 +142,9 @@ class AsyncStore:
 
     async def outbox_counts(self, now: datetime) -> OutboxCounts:
         return await self._call(self.sync.outbox_counts, now)
+
+    async def daily_stats(self, since: date) -> DailyStats:
+        return await self._call(self.sync.daily_stats, since)
+
+    async def prune_stats(self, before: datetime) -> int:
+        return await self._call(self.sync.prune_stats, before)

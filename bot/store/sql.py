@@ -14,15 +14,17 @@ import json
 import random
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from bot.model import QueuedAlert
 from bot.store import (
+    DailyStats,
+    FeedDay,
     FeedRow,
     FeedState,
     Notice,
@@ -30,6 +32,7 @@ from bot.store import (
     OutboxEntry,
     PollOutcome,
     PollRecord,
+    RuleDay,
 )
 from bot.store.codec import (
     alert_from_json,
@@ -158,7 +161,7 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         # marked like alerts instead of sent once, in passing, from the poll.
         "ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'alert'",
     ]
-    v6 = [
+    v5 = [
         # A feed answering but publishing nothing new for much longer than its usual gap is
         # flagged ``silent_since`` by a poll, which queues its notice (``silence_notified``);
         # ``last_new_at`` is when new items were last seen, as items.first_seen says so far.
@@ -171,7 +174,25 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         # A feed's history (its latest sightings) is read from this, not from all its items.
         "CREATE INDEX IF NOT EXISTS items_sightings ON items (feed_id, first_seen)",
     ]
-    return [(1, v1), (2, v2), (3, v3), (4, v4), (6, v6)]
+    v6 = [
+        # Daily counters for ``newswatch stats``, one row per (rule or feed, UTC day as
+        # YYYY-MM-DD), added to by each poll's transaction (so exact across replicas).
+        """CREATE TABLE IF NOT EXISTS rule_days (
+            rule_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            matches INTEGER NOT NULL DEFAULT 0,
+            alerts INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (rule_id, day))""",
+        """CREATE TABLE IF NOT EXISTS feed_days (
+            feed_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            items INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (feed_id, day))""",
+        # The window read and the prune select by day, not by rule or feed.
+        "CREATE INDEX IF NOT EXISTS rule_days_day ON rule_days (day)",
+        "CREATE INDEX IF NOT EXISTS feed_days_day ON feed_days (day)",
+    ]
+    return [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6)]
 
 
 def schema(d: Dialect) -> list[str]:
@@ -458,7 +479,39 @@ class SqlStore:
                 "UPDATE feeds SET item_count = item_count + ?, last_new_at = ? WHERE feed_id = ?",
                 (len(new), to_epoch(o.at), o.feed_id),
             )
-        return PollRecord(applied=True, new_items=len(new), queued=queued, duplicates=duplicates)
+        self._count_day(o, new, queued)
+        return PollRecord(
+            applied=True,
+            new_items=len(new),
+            queued=queued.total(),
+            duplicates=duplicates,
+            queued_by_rule=dict(queued),
+        )
+
+    def _count_day(self, o: PollOutcome, new: set[str], queued: Mapping[str, int]) -> None:
+        """Add this poll to its UTC day's counters. Last in the transaction, and rules in id
+        order: every poll adds to the same rule rows, so they are held as briefly as can be
+        and always taken in one order (no deadlock between replicas)."""
+        day = o.at.astimezone(UTC).date().isoformat()
+        if new and not o.baseline:
+            self._execute(
+                "INSERT INTO feed_days (feed_id, day, items) VALUES (?, ?, ?)"
+                " ON CONFLICT (feed_id, day) DO UPDATE"
+                " SET items = feed_days.items + excluded.items",
+                (o.feed_id, day, len(new)),
+            )
+        matches = Counter(rule_id for rule_id, key in set(o.matched) if key in new)
+        rows = [
+            (r, day, matches[r], queued.get(r, 0)) for r in sorted(matches.keys() | queued.keys())
+        ]
+        for chunk in _chunks(rows):
+            self._execute(
+                f"INSERT INTO rule_days (rule_id, day, matches, alerts) VALUES"
+                f" {_values(len(chunk), 4)} ON CONFLICT (rule_id, day) DO UPDATE SET"
+                " matches = rule_days.matches + excluded.matches,"
+                " alerts = rule_days.alerts + excluded.alerts",
+                [v for row in chunk for v in row],
+            )
 
     def _update_feed(self, o: PollOutcome) -> bool:
         t = to_epoch(o.at)
@@ -533,8 +586,9 @@ class SqlStore:
                 params,
             )
 
-    def _queue(self, wanted: Sequence[QueuedAlert], now: datetime) -> tuple[int, int]:
-        """Queue ``wanted`` once per story, rule and destination; returns (queued, duplicates).
+    def _queue(self, wanted: Sequence[QueuedAlert], now: datetime) -> tuple[Counter[str], int]:
+        """Queue ``wanted`` once per story, rule and destination; returns the rows queued per
+        rule, and the duplicates.
 
         Which alert is new and which repeats a story already queued (here or
         before) is decided in memory from the committed links; then the new outbox
@@ -575,7 +629,7 @@ class SqlStore:
         self._note_also_reported(
             {story[1]: sources for story, sources in reported.items() if story[0] == 0}
         )
-        return len(new_rows), len(wanted) - len(new_rows)
+        return Counter(q.alert.rule_id for q in new_rows), len(wanted) - len(new_rows)
 
     def _existing_links(self, wanted: Sequence[QueuedAlert]) -> dict[tuple[str, str, str], _Story]:
         by_target: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -756,6 +810,38 @@ class SqlStore:
             (to_epoch(now), to_epoch(now)),
         )
         return OutboxCounts(*(int(v) for v in row))
+
+    # -- statistics ---------------------------------------------------------
+    def daily_stats(self, since: date) -> DailyStats:
+        first = since.isoformat()
+        rules = self._query(
+            "SELECT rule_id, day, matches, alerts FROM rule_days WHERE day >= ?"
+            " ORDER BY rule_id, day",
+            (first,),
+        )
+        feeds = self._query(
+            "SELECT feed_id, day, items FROM feed_days WHERE day >= ? ORDER BY feed_id, day",
+            (first,),
+        )
+        last = self._query(
+            "SELECT rule_id, max(day) FROM rule_days WHERE matches > 0 GROUP BY rule_id"
+        )
+        return DailyStats(
+            rules=tuple(RuleDay(r[0], date.fromisoformat(r[1]), r[2], r[3]) for r in rules),
+            feeds=tuple(FeedDay(r[0], date.fromisoformat(r[1]), r[2]) for r in feeds),
+            last_match={r[0]: date.fromisoformat(r[1]) for r in last},
+        )
+
+    def prune_stats(self, before: datetime) -> int:
+        first = before.astimezone(UTC).date().isoformat()
+
+        def body() -> int:
+            return sum(
+                self._execute(f"DELETE FROM {table} WHERE day < ?", (first,)).rowcount
+                for table in ("rule_days", "feed_days")
+            )
+
+        return self._transaction(body)
 
     # -- rate limits --------------------------------------------------------
     def reserve_slot(self, key: str, interval: float, now: datetime) -> float:

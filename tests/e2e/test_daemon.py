@@ -122,6 +122,7 @@ def test_polls_delivers_serves_health_and_metrics_and_stops_on_sigterm(
         "newswatch_fetch_duration_seconds",
         "newswatch_items_new_total",
         'newswatch_matches_total{rule="iraq"} 1.0',
+        'newswatch_alerts_queued_total{rule="iraq"} 1.0',
         "newswatch_outbox_pending 0.0",
         "newswatch_outbox_dead 0.0",
         "newswatch_cycle_duration_seconds",

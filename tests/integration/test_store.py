@@ -28,7 +28,7 @@ from tests.peers.postgres import postgres_dsn
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POSTGRES, NO_POSTGRES = postgres_dsn()
-VERSIONS = [v for v, _ in migrations(SQLITE)]  # not 1..N: a merge may leave a number out
+VERSIONS = [v for v, _ in migrations(SQLITE)]
 
 
 def _engines() -> list[object]:

@@ -32,6 +32,8 @@ def test_pipeline_events_are_counted() -> None:
     m.feed_done("c", "ok", 0.1, 0)
     m.matched("iraq")
     m.matched("iraq")
+    m.queued("iraq", 3)
+    m.queued("+overflow", 1)
     m.delivered("desk", "sent", 2)
     m.delivered("desk", "retry", 1)
     got = samples(m)
@@ -41,6 +43,8 @@ def test_pipeline_events_are_counted() -> None:
     assert got[("newswatch_fetch_duration_seconds_bucket", (("le", "0.25"),))] == 2
     assert got[("newswatch_items_new_total", ())] == 3
     assert got[("newswatch_matches_total", (("rule", "iraq"),))] == 2
+    assert got[("newswatch_alerts_queued_total", (("rule", "iraq"),))] == 3
+    assert got[("newswatch_alerts_queued_total", (("rule", "+overflow"),))] == 1
     assert got[("newswatch_alerts_total", (("destination", "desk"), ("outcome", "sent")))] == 2
     assert got[("newswatch_alerts_total", (("destination", "desk"), ("outcome", "retry")))] == 1
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.cli.main import MIN_FITTED, _fit_column
+from bot.alerts.stats import MIN_FITTED, fit_column
 
 ROWS: list[tuple[str, ...]] = [
     ("FEED", "ERROR", "ITEMS"),
@@ -12,7 +12,7 @@ ROWS: list[tuple[str, ...]] = [
 
 
 def test_the_error_column_is_cut_so_every_line_fits() -> None:
-    fitted = _fit_column(ROWS, 1, 80)
+    fitted = fit_column(ROWS, 1, 80)
     widths = [max(len(r[i]) for r in fitted) for i in range(3)]
     assert sum(widths) + 2 * 2 <= 80
     assert fitted[1] == ROWS[1]  # what fits stays whole
@@ -21,5 +21,5 @@ def test_the_error_column_is_cut_so_every_line_fits() -> None:
 
 
 def test_a_narrow_terminal_keeps_a_readable_part_of_the_error() -> None:
-    fitted = _fit_column(ROWS, 1, 10)
+    fitted = fit_column(ROWS, 1, 10)
     assert len(fitted[2][1]) == MIN_FITTED
