@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+from bot.errors import StoreError
 from bot.model import QueuedAlert
 from bot.store import (
     DailyStats,
@@ -64,6 +65,7 @@ class Dialect:
     serial: str  # an auto-incrementing primary key column type
     real: str  # a double-precision column type
     lock_claimed: str  # appended to the claim's sub-select ("" or " FOR UPDATE SKIP LOCKED")
+    has_table: str  # counts the tables named ? (0 or 1) where the store's tables live
     migration_lock: str | None = None  # serialises concurrent migrations, where needed
     lock_rows: str = ""  # appended to a select whose rows are then updated (" FOR UPDATE")
     greatest: str = "max"  # the scalar maximum of two values ("max" or "GREATEST")
@@ -193,6 +195,20 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         "CREATE INDEX IF NOT EXISTS feed_days_day ON feed_days (day)",
     ]
     return [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6)]
+
+
+def _version_mismatch(current: int) -> str:
+    if current > SCHEMA_VERSION:
+        return (
+            f"schema version {current}, newer than this newswatch's "
+            f"({SCHEMA_VERSION}): upgrade newswatch"
+        )
+    if current == 0:
+        return "no newswatch tables yet: `newswatch once` or `run` creates them"
+    return (
+        f"schema version {current}, older than this newswatch's "
+        f"({SCHEMA_VERSION}): `newswatch once` or `run` upgrades it (this command only reads)"
+    )
 
 
 def schema(d: Dialect) -> list[str]:
@@ -330,18 +346,29 @@ class SqlStore:
         if self._d.migration_lock:
             self._execute(self._d.migration_lock)
         self._execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = self._execute("SELECT max(version) FROM schema_version").fetchone()
-        current = row[0] if row and row[0] is not None else 0
+        current = self._version()
         if current > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the store has schema version {current}, newer than this newswatch "
-                f"({SCHEMA_VERSION}): upgrade newswatch"
-            )
+            raise StoreError(_version_mismatch(current))
         for version, statements in migrations(self._d):
             if version > current:
                 for statement in statements:
                     self._execute(statement)
                 self._execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def check_version(self) -> None:
+        """Fail unless the schema is this newswatch's: a read-only store cannot migrate, and
+        reading an older schema would fail later on a missing column, less clearly."""
+        with self._lock:
+            current = self._version()
+        if current != SCHEMA_VERSION:
+            raise StoreError(_version_mismatch(current))
+
+    def _version(self) -> int:
+        (tables,) = self._execute(self._d.has_table, ("schema_version",)).fetchone()
+        if not tables:
+            return 0
+        row = self._execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     def ping(self) -> bool:
         try:

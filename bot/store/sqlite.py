@@ -15,6 +15,7 @@ SQLITE = Dialect(
     serial="INTEGER",
     real="REAL",
     lock_claimed="",
+    has_table="SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
 )
 
 # How long a statement waits for another process's lock. Every transaction is short, so
@@ -46,6 +47,8 @@ def open_sqlite(url: str, *, read_only: bool = False) -> SqlStore:
         raise StoreError(f"cannot open SQLite store {path}: {err.strerror or err}") from None
     except sqlite3.Error as err:
         raise sqlite_error(path, err) from None
+    except StoreError as err:
+        raise StoreError(f"SQLite store {path}: {err}") from None
 
 
 def sqlite_error(path: str, err: sqlite3.Error) -> StoreError:
@@ -72,12 +75,13 @@ def _open_read_only(path: str) -> SqlStore:
         return SqlStore(conn, SQLITE, read_only=True)
     # as_uri quotes what a URI would read otherwise: '?', '#' and '%' in a file name.
     conn = _connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+    store = SqlStore(conn, SQLITE, read_only=True)
     try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.Error:
+        store.check_version()
+    except (sqlite3.Error, StoreError):
         conn.close()
         raise
-    return SqlStore(conn, SQLITE, read_only=True)
+    return store
 
 
 def _open(path: str) -> SqlStore:

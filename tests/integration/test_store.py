@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from bot.errors import StoreError
 from bot.model import Alert, Item, QueuedAlert, Summary
 from bot.store import (
     FeedRow,
@@ -555,3 +556,39 @@ def test_a_send_that_never_reported_back_is_claimed_again_as_uncertain(store: St
     assert retried[0].first_attempt_at == started and retried[1].first_attempt_at == later
     store.mark_sent(first, "w3", later)
     assert store.outbox_counts(later).sent == 3
+
+
+@pytest.mark.parametrize("version", [0, 4, SCHEMA_VERSION + 1])
+def test_a_read_only_store_of_another_schema_is_refused_in_one_line(
+    store_url: str, version: int
+) -> None:
+    """A read-only command (``feeds``, ``stats``, ``once --dry-run``) cannot migrate: after an
+    upgrade of newswatch it says what to run instead of failing later on a missing column."""
+    dialect = SQLITE if store_url.startswith("sqlite:") else POSTGRES_DIALECT
+    steps = [s for v, statements in migrations(dialect) if v <= version for s in statements]
+    raw(
+        store_url,
+        *steps,
+        *(
+            ["CREATE TABLE schema_version (version INTEGER NOT NULL)"]
+            + [f"INSERT INTO schema_version VALUES ({v})" for v in range(1, version + 1)]
+            if version
+            else ["CREATE TABLE unrelated (x INTEGER)"]
+        ),
+    )
+    with pytest.raises(StoreError) as caught:
+        open_store(store_url, read_only=True)
+    message = str(caught.value)
+    assert message.startswith(("SQLite store ", "PostgreSQL store ")) and "\n" not in message
+    expected = {
+        0: "no newswatch tables yet: `newswatch once` or `run` creates them",
+        4: f"schema version 4, older than this newswatch's ({SCHEMA_VERSION}): `newswatch once`",
+        SCHEMA_VERSION + 1: f"schema version {SCHEMA_VERSION + 1}, newer than this newswatch's",
+    }[version]
+    assert expected in message
+    if version == SCHEMA_VERSION + 1:
+        with pytest.raises(StoreError, match="upgrade newswatch"):
+            open_store(store_url)
+    else:
+        open_store(store_url).close()  # a writable open migrates it
+        open_store(store_url, read_only=True).close()
