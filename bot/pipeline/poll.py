@@ -256,6 +256,7 @@ class Poller:
             title=parsed.title,
             warning=with_note(parsed.warning, plan.note),
             items=items,
+            served=[draft.key for draft in parsed.entries],
             alerts=queued,
             **self._recovery(feed, state),
         )

@@ -32,6 +32,7 @@ from bot.store import (
     OutboxEntry,
     PollOutcome,
     PollRecord,
+    PruneReport,
     Store,
 )
 
@@ -138,3 +139,11 @@ class AsyncStore:
 
     async def outbox_counts(self, now: datetime) -> OutboxCounts:
         return await self._call(self.sync.outbox_counts, now)
+
+    async def take_turn(self, key: str, every: float, now: datetime) -> bool:
+        return await self._call(self.sync.take_turn, key, every, now)
+
+    async def prune(
+        self, now: datetime, sent_before: datetime, seen_before: datetime
+    ) -> PruneReport:
+        return await self._call(self.sync.prune, now, sent_before, seen_before)
