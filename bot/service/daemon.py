@@ -94,7 +94,7 @@ class Timing:
     probe_timeout: float = 0.5
     metrics_every: float = 5.0
     prune_every: float = 3600.0
-    prune_after: float = 60.0
+    prune_after: float = 10.0
 
 
 RuleStamp = tuple[tuple[str, int, int], ...]
