@@ -57,6 +57,7 @@ def test_the_daemon_prunes_soon_after_start_logs_it_and_counts_it(
     assert pruned["message"] == (
         "pruned 3 outbox rows, 3 story links, 0 rate slots, 3 items, 0 removed feeds"
     )
+
     def counted() -> str | None:
         text = daemon.get("/metrics")[2].decode()
         return text if 'newswatch_pruned_rows_total{table="outbox"} 3.0' in text else None

@@ -140,3 +140,15 @@ def test_a_single_value_where_a_list_is_expected_is_a_list_of_one(tmp_path: Path
     assert config.settings.feeds[0].tags == ("canada",)
     assert config.settings.destinations["mail"].to == ("desk@example.org",)  # type: ignore[union-attr]
     assert (config.rules[0].notify, config.rules[0].feeds) == (("mail",), ("a",))
+
+
+def test_retention_defaults_and_bounds_are_said_in_durations(tmp_path: Path) -> None:
+    assert (Settings().retention.sent, Settings().retention.seen) == (30 * 86400, 180 * 86400)
+    problems = _problems(tmp_path, "retention: {sent: 1h, seen: 3d}\n", "rules: []\n")
+    assert problems == [
+        "settings.yaml:1: retention.sent: must be between 1d and 3650d",
+        "settings.yaml:1: retention.seen: must be between 7d and 3650d",
+    ]
+    (tmp_path / "settings.yaml").write_text("retention: {sent: 2d, seen: 400d}\n")
+    kept = load_config(tmp_path, {}).settings.retention
+    assert (kept.sent, kept.seen) == (2 * 86400, 400 * 86400)
