@@ -11,6 +11,10 @@ from datetime import datetime, timedelta
 import pytest
 
 from bot.store import FeedRow, PollOutcome, PollRecord, PruneReport, Store, open_store
+from bot.store.codec import to_epoch
+from bot.store.postgres import POSTGRES as POSTGRES_DIALECT
+from bot.store.sql import migrations
+from bot.store.sqlite import SQLITE
 from tests.integration.test_store import T0, _engines, alert, item, raw
 
 pytestmark = pytest.mark.parametrize("store_url", _engines(), indirect=True)
@@ -138,21 +142,11 @@ def test_finished_alerts_go_after_the_sent_window_pending_ones_stay(
     assert (record.queued, record.duplicates) == (1, 2)
 
 
-def test_rate_slots_long_past_go_and_a_turn_goes_to_one_caller_a_period(
-    store_url: str, store: Store
-) -> None:
+def test_rate_slots_long_past_go_and_a_turn_to_come_stays(store_url: str, store: Store) -> None:
     store.reserve_slot("slack:old", 1.0, T0)
     assert store.take_turn("turn:x", 3600, T0 + 2 * DAY)
     assert prune(store, T0 + 2 * DAY).rate_slots == 1
     assert [k for (k,) in raw(store_url, "SELECT slot_key FROM rate_slots")] == ["turn:x"]
-    other = open_store(store_url)
-    try:
-        assert not other.take_turn("turn:x", 3600, T0 + 2 * DAY + timedelta(minutes=30))
-        assert not store.take_turn("turn:x", 3600, T0 + 2 * DAY + timedelta(minutes=59))
-        # Losing calls did not push the turn back.
-        assert other.take_turn("turn:x", 3600, T0 + 2 * DAY + timedelta(minutes=60))
-    finally:
-        other.close()
 
 
 def test_a_feed_removed_longer_than_the_window_goes_with_its_items(
@@ -210,3 +204,40 @@ def test_two_pruners_at_once_share_the_work(store_url: str, store: Store) -> Non
     assert count(store_url, "outbox") == 100
     assert count(store_url, "story_alerts") == 2 * 100
     assert kept(store, "a", "fresh", *old) == {"fresh"}
+
+
+def test_a_version_4_store_keeps_its_items_for_a_window_from_when_they_were_first_seen(
+    store_url: str,
+) -> None:
+    dialect = SQLITE if store_url.startswith("sqlite:") else POSTGRES_DIALECT
+    recent, old = to_epoch(T0 + 190 * DAY), to_epoch(T0)
+    raw(
+        store_url,
+        "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+        *(s for version, steps in migrations(dialect) if version <= 4 for s in steps),
+        "INSERT INTO schema_version VALUES (1), (2), (3), (4)",
+        "INSERT INTO feeds (feed_id, url, last_success_at) VALUES ('a', 'http://x/a', 0)",
+        "INSERT INTO items (feed_id, item_key, first_seen) VALUES"
+        f" ('a', 'recent', {recent}), ('a', 'old', {old}), ('a', 'served', {old})",
+    )
+    store = open_store(store_url)
+    try:
+        fetch(store, "a", T0 + 200 * DAY, ["served"])
+        assert prune(store, T0 + 200 * DAY).items == 1
+        assert kept(store, "a", "recent", "old", "served") == {"recent", "served"}
+    finally:
+        store.close()
+
+
+def test_one_replica_takes_each_turn_and_a_loser_does_not_delay_the_next(
+    store_url: str, store: Store
+) -> None:
+    other = open_store(store_url)
+    try:
+        assert store.take_turn("turn:prune", 3600, T0)
+        assert not other.take_turn("turn:prune", 3600, T0)
+        assert not other.take_turn("turn:prune", 3600, T0 + timedelta(minutes=59))
+        assert other.take_turn("turn:prune", 3600, T0 + timedelta(minutes=60))
+        assert not store.take_turn("turn:prune", 3600, T0 + timedelta(minutes=61))
+    finally:
+        other.close()

@@ -45,6 +45,20 @@ def test_an_item_its_feed_serves_for_400_days_alerts_once(store: Store) -> None:
     h.close()
 
 
+def test_one_of_two_replicas_prunes_a_period(store: Store) -> None:
+    time = FakeTime()
+    one = Harness(store, settings(), [NEWS], owner="replica-1", time=time)
+    two = Harness(store, settings(), [NEWS], owner="replica-2", time=time)
+    assert run(lambda: one.pipeline.prune(3600)) is not None
+    assert run(lambda: two.pipeline.prune(3600)) is None
+    time.skip(1800)
+    assert run(lambda: one.pipeline.prune(3600)) is None
+    time.skip(1800)
+    assert run(lambda: two.pipeline.prune(3600)) is not None
+    one.close()
+    two.close()
+
+
 # The year: f0 serves one item from day 1, then answers 304 until day 300 brings a second;
 # f1..f7 publish two items a day, serve the last five days' and a keeper (published the day
 # after they start) forever; f5 and f6 leave for 30 days (less than the seen window), f7 for
