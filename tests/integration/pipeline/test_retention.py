@@ -3,16 +3,21 @@ year of feeds that publish daily, come and go, and never alerts an item twice.""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from bot.model import Alert
-from bot.store import Store, open_store
+from bot.pipeline.poll import CycleReport
+from bot.store import PruneReport, Store, open_store
 from tests.integration.pipeline.harness import FakeTime, Harness, rule, run, settings, url
 from tests.peers.rss import Entry
 
 DAY = 86400.0
+GUARD = 20.0  # seconds before a shut gate gives up: only reached when the prune holds the store
 NEWS = rule("news", "news")
 
 
@@ -57,6 +62,43 @@ def test_one_of_two_replicas_prunes_a_period(store: Store) -> None:
     assert run(lambda: two.pipeline.prune(3600)) is not None
     one.close()
     two.close()
+
+
+class GatedPrune:
+    """The real store, except that a prune waits for the gate the test opens."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.timed_out = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def prune(self, *args: Any) -> PruneReport:
+        self.entered.set()
+        self.timed_out = not self.gate.wait(GUARD)
+        return self._store.prune(*args)
+
+
+def test_polls_go_on_while_a_prune_runs(store: Store) -> None:
+    gated = GatedPrune(store)
+    h = Harness(gated, settings(), [NEWS])  # type: ignore[arg-type]
+    h.fetcher.serve(url("a"), [entry("news day 0")])
+
+    async def main() -> CycleReport:
+        pruning = asyncio.ensure_future(h.pipeline.prune(3600))
+        assert await asyncio.to_thread(gated.entered.wait, GUARD)
+        report = await h.pipeline.poll(due_only=False)  # the prune is still stuck
+        gated.gate.set()
+        assert await pruning is not None
+        return report
+
+    report = run(main)
+    assert not gated.timed_out
+    assert [f.status for f in report.feeds] == ["baseline"]
+    h.close()
 
 
 # The year: f0 serves one item from day 1, then answers 304 until day 300 brings a second;
