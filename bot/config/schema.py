@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
@@ -166,6 +166,30 @@ class Limits(Strict):
 
     text: Size = Field(100_000, ge=1_000)
     """The most text kept from an item's summary and from its content (at least 1000)."""
+
+
+def _between(low: str, high: str) -> Callable[[float], float]:
+    """A check that a duration lies within ``low``..``high``, saying so in durations."""
+    least, most = parse_duration(low), parse_duration(high)
+
+    def check(value: float) -> float:
+        if not least <= value <= most:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return check
+
+
+class Retention(Strict):
+    """How long the store keeps what it no longer needs (pruned hourly by ``newswatch run``).
+
+    ``sent``: outbox rows sent or given up on, and with them the memory that a story was
+    alerted (a later item of the same story alerts again). ``seen``: items their feed no
+    longer serves (an item still served is kept however old: it is never alerted twice).
+    """
+
+    sent: Annotated[Duration, AfterValidator(_between("1d", "3650d"))] = 30 * 86400.0
+    seen: Annotated[Duration, AfterValidator(_between("7d", "3650d"))] = 180 * 86400.0
 
 
 class Feed(Strict):
@@ -329,6 +353,7 @@ class Settings(Strict):
     server: Server = Server()
     delivery: Delivery = Delivery()
     limits: Limits = Limits()
+    retention: Retention = Retention()
     feeds: tuple[Feed, ...] = ()
     destinations: dict[Id, Destination] = Field(default_factory=_console_only)
     """Where alerts go, by id (rules name them in notify); default: the console only."""

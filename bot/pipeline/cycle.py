@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 from bot.config.schema import Rule, Settings
 from bot.notify import Notifier
@@ -20,13 +21,16 @@ from bot.pipeline.base import (
     NoEvents,
     PipelineEvents,
     Sleep,
+    log,
     new_owner,
     utcnow,
 )
 from bot.pipeline.deliver import Deliverer, DeliveryReport
 from bot.pipeline.poll import CycleReport, FeedFetcher, Poller
-from bot.store import Store
+from bot.store import PruneReport, Store
 from bot.store.aio import AsyncStore
+
+PRUNE_TURN = "turn:prune"  # the store key electing the replica that prunes
 
 
 class Pipeline:
@@ -87,6 +91,27 @@ class Pipeline:
     async def deliver(self, *, due_only: bool = True) -> DeliveryReport:
         """Sends the outbox rows due (``due_only=False``: those waiting for a retry too)."""
         return await self.deliverer.deliver(due_only=due_only)
+
+    async def prune(self, every: float) -> PruneReport | None:
+        """Forget what ``retention`` lets go, when this process takes the turn (one process
+        per ``every`` s across the replicas sharing the store); None when another had it."""
+        now = self.ctx.clock()
+        if not await self.db.take_turn(PRUNE_TURN, every, now):
+            return None
+        keep = self.ctx.settings.retention
+        report = await self.db.prune(
+            now, now - timedelta(seconds=keep.sent), now - timedelta(seconds=keep.seen)
+        )
+        log.info(
+            "pruned %d outbox rows, %d story links, %d rate slots, %d items, %d removed feeds",
+            report.outbox,
+            report.story_alerts,
+            report.rate_slots,
+            report.items,
+            report.feeds,
+            extra={"event": "pruned", "rows": report.total},
+        )
+        return report
 
     def close(self) -> None:
         """End the store's worker thread, once the calls made have run (when it is ours)."""

@@ -264,6 +264,7 @@ class Poller:
             title=parsed.title,
             warning=with_note(parsed.warning, plan.note),
             items=items,
+            served=[draft.key for draft in parsed.entries],
             alerts=queued,
             matched=matched,
             baseline=not state.baselined,

@@ -1,8 +1,9 @@
 """``newswatch run``: the daemon. APScheduler ticks, rule-file watching, signals, health.
 
-Two in-memory APScheduler jobs drive the pipeline: *poll* claims the feeds that
+Three in-memory APScheduler jobs drive the pipeline: *poll* claims the feeds that
 are due (each feed carries its own next poll time in the store, so a tick is
-cheap) and *deliver* sends due outbox rows. Coordination between replicas lives
+cheap), *deliver* sends due outbox rows and *prune* applies ``retention`` (hourly,
+by one replica a period). Coordination between replicas lives
 in the store's leases, never in a shared APScheduler job store.
 
 Signals: SIGTERM/SIGINT stop claiming work, let in-flight work finish (bounded),
@@ -71,6 +72,7 @@ log = logging.getLogger("newswatch.service")
 
 POLL_JOB = "poll"
 DELIVER_JOB = "deliver"
+PRUNE_JOB = "prune"
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ class Timing:
     never delays the others by more than a tick. The loop beats every
     ``beat_every`` and is reported stalled after ``stall_after`` without a beat;
     ``/healthz`` waits ``probe_timeout`` at most for the store; ``/metrics`` is
-    rendered at most once every ``metrics_every``.
+    rendered at most once every ``metrics_every``. The store is pruned every
+    ``prune_every``, first ``prune_after`` the start (not with the first poll).
     """
 
     poll_every: float = 2.0
@@ -94,6 +97,8 @@ class Timing:
     stall_after: float = 10.0
     probe_timeout: float = 0.5
     metrics_every: float = 5.0
+    prune_every: float = 3600.0
+    prune_after: float = 10.0
 
 
 class StoreView(NamedTuple):
@@ -299,6 +304,15 @@ class Service:
             seconds=self.timing.deliver_every,
             next_run_time=now + timedelta(seconds=0.5),
         )
+        gen.scheduler.add_job(
+            self._prune_job,
+            "interval",
+            args=[gen],
+            id=PRUNE_JOB,
+            name=PRUNE_JOB,
+            seconds=self.timing.prune_every,
+            next_run_time=now + timedelta(seconds=self.timing.prune_after),
+        )
         gen.scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         gen.scheduler.start()
         settings = gen.config.settings
@@ -470,6 +484,18 @@ class Service:
         with gen.tracked():
             await gen.pipeline.deliver()
         self.metrics.cycle_seconds.labels(DELIVER_JOB).observe(time.monotonic() - started)
+
+    async def _prune_job(self, gen: _Generation) -> None:
+        """Prune the store, when no other replica did this period. The turn is a tenth
+        shorter than the job's period, so a late tick never costs this replica its turn."""
+        if gen.stopping:
+            return
+        started = time.monotonic()
+        with gen.tracked():
+            report = await gen.pipeline.prune(self.timing.prune_every * 0.9)
+        if report is not None:
+            self.metrics.count_pruned(report)
+            self.metrics.cycle_seconds.labels(PRUNE_JOB).observe(time.monotonic() - started)
 
     def _check_rules(self, gen: _Generation) -> None:
         stamp = rule_stamp(gen.config.directory)

@@ -21,7 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.store import FeedState, OutboxCounts
+from bot.store import FeedState, OutboxCounts, PruneReport
 
 log = logging.getLogger("newswatch.metrics")
 
@@ -174,10 +174,21 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.pruned = Counter(
+            "newswatch_pruned_rows",
+            "Rows retention removed from the store, by table (outbox, story_alerts,"
+            " rate_slots, items, feeds).",
+            ["table"],
+            registry=r,
+        )
         self._outbox = _OutboxCollector()
         r.register(self._outbox)
         self._silence = _SilenceCollector()
         r.register(self._silence)
+
+    def count_pruned(self, report: PruneReport) -> None:
+        for table in ("outbox", "story_alerts", "rate_slots", "items", "feeds"):
+            self.pruned.labels(table).inc(getattr(report, table))
 
     def watch_outbox(self, source: CountsSource | None) -> None:
         """Read outbox gauges from ``source`` at each scrape (``None``: omit them)."""

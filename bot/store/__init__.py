@@ -125,6 +125,9 @@ class PollOutcome:
     warning: str | None = None
     not_modified: bool = False
     items: Sequence[SeenItem] = ()
+    # Keys of every entry a content fetch served, seen before or not: a feed still serving
+    # an item keeps it from pruning, however old (``items`` are only the unseen ones).
+    served: Sequence[str] = ()
     alerts: Sequence[QueuedAlert] = ()
     notices: Sequence[Notice] = ()
     failure_notified: bool | None = None
@@ -201,6 +204,24 @@ class OutboxCounts:
     waiting_digest: int = 0
     sent: int = 0
     dead: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """What one :meth:`Store.prune` removed, by table."""
+
+    outbox: int = 0
+    story_alerts: int = 0
+    rate_slots: int = 0
+    items: int = 0
+    feeds: int = 0
+    stats: int = 0  # daily counters (of ``newswatch stats``) older than STATS_DAYS
+
+    @property
+    def total(self) -> int:
+        return (
+            self.outbox + self.story_alerts + self.rate_slots + self.items + self.feeds + self.stats
+        )
 
 
 class Store(Protocol):
@@ -286,8 +307,17 @@ class Store(Protocol):
         """The per-rule and per-feed counters of the UTC days from ``since`` on."""
         ...
 
-    def prune_stats(self, before: datetime) -> int:
-        """Delete the counters of UTC days before ``before``'s; returns the rows deleted."""
+    def take_turn(self, key: str, every: float, now: datetime) -> bool:
+        """True for one caller per ``every`` s across every process sharing the store: elects
+        who runs a periodic chore (a loser does not push the next turn back)."""
+        ...
+
+    def prune(self, now: datetime, sent_before: datetime, seen_before: datetime) -> PruneReport:
+        """Forget what retention lets go, in short batches (each its own transaction):
+        outbox rows sent or dead before ``sent_before`` (never a pending one) and the story
+        links to them; rate-limit slots long past; items last served before ``seen_before``
+        that their feed's latest content fetch no longer serves; feeds removed from the
+        config before ``seen_before``, with their items (added again, they baseline again)."""
         ...
 
     def ping(self) -> bool: ...

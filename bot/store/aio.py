@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import date, datetime
 from typing import ParamSpec, TypeVar
 
@@ -33,6 +33,7 @@ from bot.store import (
     OutboxEntry,
     PollOutcome,
     PollRecord,
+    PruneReport,
     Store,
 )
 
@@ -57,9 +58,15 @@ class AsyncStore:
 
         Whatever the call raises is a :class:`StoreError`, so the pipeline can tell a
         failing store (which ends the cycle) from a failing feed (which must not)."""
+        return await self._run(self._worker, fn, *args, **kwargs)
+
+    async def _run(
+        self, worker: Executor | None, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """:meth:`_call` in ``worker`` (None: the loop's default threads)."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
+            return await loop.run_in_executor(worker, functools.partial(fn, *args, **kwargs))
         except StoreError:
             raise
         except Exception as err:
@@ -146,5 +153,13 @@ class AsyncStore:
     async def daily_stats(self, since: date) -> DailyStats:
         return await self._call(self.sync.daily_stats, since)
 
-    async def prune_stats(self, before: datetime) -> int:
-        return await self._call(self.sync.prune_stats, before)
+    async def take_turn(self, key: str, every: float, now: datetime) -> bool:
+        return await self._call(self.sync.take_turn, key, every, now)
+
+    async def prune(
+        self, now: datetime, sent_before: datetime, seen_before: datetime
+    ) -> PruneReport:
+        """In a thread of its own, not the store's: the store is locked per transaction, so
+        the pipeline's calls go on between the prune's batches instead of queueing behind
+        all of them."""
+        return await self._run(None, self.sync.prune, now, sent_before, seen_before)

@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.errors import StoreError
@@ -33,6 +33,7 @@ from bot.store import (
     OutboxEntry,
     PollOutcome,
     PollRecord,
+    PruneReport,
     RuleDay,
 )
 from bot.store.codec import (
@@ -46,8 +47,17 @@ from bot.store.codec import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 CHUNK = 500  # rows per multi-row statement: 500 x 6 parameters is far below every engine's limit
+PRUNE_BATCH = 1000  # rows one pruning transaction deletes at most: short locks on a shared store
+# Batches one step of a prune runs at most: a first prune of a large store spreads over several
+# runs, and a daemon stopping never waits long for the one in flight.
+PRUNE_ROUNDS = 50
+# An item's ``last_seen`` is rewritten only once it is this old, so a feed serving the same
+# items all day costs one write per item a day; it also bounds what "the latest fetch" means.
+REFRESH_AFTER = 86400.0
+STATS_DAYS = 400  # days of daily counters kept for ``newswatch stats``: a year and a margin
+SLOT_GRACE = 86400.0  # a rate slot this far in the past says nothing more than no row
 MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock or lost race is raised
 
 
@@ -194,7 +204,19 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         "CREATE INDEX IF NOT EXISTS rule_days_day ON rule_days (day)",
         "CREATE INDEX IF NOT EXISTS feed_days_day ON feed_days (day)",
     ]
-    return [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6)]
+    v7 = [
+        # Retention: an item's ``last_seen`` is refreshed while its feed serves it, and a
+        # feed's ``content_at`` is its latest successful fetch with content (not a 304), so
+        # an item in that fetch is never pruned; ``inactive_since`` dates a feed's removal.
+        f"ALTER TABLE items ADD COLUMN last_seen {d.real} NOT NULL DEFAULT 0",
+        "UPDATE items SET last_seen = first_seen",
+        "CREATE INDEX IF NOT EXISTS items_last_seen ON items (feed_id, last_seen)",
+        f"ALTER TABLE feeds ADD COLUMN content_at {d.real}",
+        f"ALTER TABLE feeds ADD COLUMN inactive_since {d.real}",
+        "CREATE INDEX IF NOT EXISTS outbox_finished ON outbox (sent_at) WHERE status <> 'pending'",
+        "CREATE INDEX IF NOT EXISTS story_alerts_outbox ON story_alerts (outbox_id)",
+    ]
+    return [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6), (7, v7)]
 
 
 def _version_mismatch(current: int) -> str:
@@ -401,13 +423,15 @@ class SqlStore:
                 if url is None:
                     if active:
                         self._execute(
-                            "UPDATE feeds SET active = 0 WHERE feed_id = ? AND active = 1",
-                            (feed_id,),
+                            "UPDATE feeds SET active = 0, inactive_since = ?"
+                            " WHERE feed_id = ? AND active = 1",
+                            (to_epoch(now), feed_id),
                         )
                 elif not active or url != old_url:
                     self._execute(
                         "INSERT INTO feeds (feed_id, url, next_poll_at) VALUES (?, ?, ?)"
-                        " ON CONFLICT (feed_id) DO UPDATE SET active = 1, url = excluded.url,"
+                        " ON CONFLICT (feed_id) DO UPDATE SET active = 1, inactive_since = NULL,"
+                        " url = excluded.url,"
                         " etag = CASE WHEN feeds.url = excluded.url THEN feeds.etag END,"
                         " last_modified = CASE WHEN feeds.url = excluded.url"
                         " THEN feeds.last_modified END",
@@ -495,6 +519,8 @@ class SqlStore:
         if not self._update_feed(o):
             return PollRecord(applied=False)
         new = self._insert_items(o)
+        if o.error is None and not o.not_modified:
+            self._refresh_served(o)
         self._insert_notices(o.notices, o.at)
         wanted = sorted(
             (q for q in o.alerts if q.alert.item_key in new),
@@ -549,8 +575,8 @@ class SqlStore:
             )
             params: list[Any] = [t, o.warning]
             if not o.not_modified:
-                sets += ", etag = ?, last_modified = ?, title = COALESCE(?, title)"
-                params += [o.etag, o.last_modified, o.title]
+                sets += ", etag = ?, last_modified = ?, title = COALESCE(?, title), content_at = ?"
+                params += [o.etag, o.last_modified, o.title, t]
         else:
             sets = (
                 "last_error = ?, last_error_detail = ?,"
@@ -588,15 +614,28 @@ class SqlStore:
                     i.link,
                     to_epoch(i.published),
                     first_seen,
+                    first_seen,
                 )
             ]
             rows = self._execute(
-                "INSERT INTO items (feed_id, item_key, title, link, published, first_seen)"
-                f" VALUES {_values(len(chunk), 6)} ON CONFLICT DO NOTHING RETURNING item_key",
+                "INSERT INTO items (feed_id, item_key, title, link, published, first_seen,"
+                f" last_seen) VALUES {_values(len(chunk), 7)}"
+                " ON CONFLICT DO NOTHING RETURNING item_key",
                 params,
             ).fetchall()
             new.update(r[0] for r in rows)
         return new
+
+    def _refresh_served(self, o: PollOutcome) -> None:
+        """Note that the feed still serves these items (only rows not noted for a day)."""
+        t = to_epoch(o.at)
+        keys = sorted(set(o.served) | {i.key for i in o.items})
+        for chunk in _chunks(keys):
+            self._execute(
+                "UPDATE items SET last_seen = ? WHERE feed_id = ? AND last_seen < ?"
+                f" AND item_key IN {self._in(chunk)}",
+                (t, o.feed_id, t - REFRESH_AFTER, *chunk),
+            )
 
     def _insert_notices(self, notices: Sequence[Notice], now: datetime) -> None:
         t = to_epoch(now)
@@ -859,7 +898,8 @@ class SqlStore:
             last_match={r[0]: date.fromisoformat(r[1]) for r in last},
         )
 
-    def prune_stats(self, before: datetime) -> int:
+    def _prune_stats(self, before: datetime) -> int:
+        """Delete the daily counters of the UTC days before ``before``'s."""
         first = before.astimezone(UTC).date().isoformat()
 
         def body() -> int:
@@ -888,3 +928,145 @@ class SqlStore:
             ).fetchone()
         )
         return max(0.0, next_at - interval - t)
+
+    def take_turn(self, key: str, every: float, now: datetime) -> bool:
+        """True when this caller takes ``key``'s turn: the first call, or the first once
+        ``every`` seconds have passed since the last turn taken; a call that loses changes
+        nothing (unlike :meth:`reserve_slot`, which pushes the next slot back)."""
+        t = to_epoch(now)
+        return self._transaction(
+            lambda: (
+                self._execute(
+                    "INSERT INTO rate_slots (slot_key, next_at) VALUES (?, ?)"
+                    " ON CONFLICT (slot_key) DO UPDATE SET next_at = excluded.next_at"
+                    " WHERE rate_slots.next_at <= ? RETURNING next_at",
+                    (key, t + every, t),
+                ).fetchone()
+                is not None
+            )
+        )
+
+    # -- retention ----------------------------------------------------------
+    def prune(self, now: datetime, sent_before: datetime, seen_before: datetime) -> PruneReport:
+        """Delete what retention lets go, at most :data:`PRUNE_BATCH` rows a transaction.
+
+        Every delete re-checks its condition on the row it deletes, so a row a concurrent
+        poll refreshed (an item served again) or a rival pruner took is left alone; two
+        pruners at once only share the work.
+        """
+        t, sent, seen = to_epoch(now), to_epoch(sent_before), to_epoch(seen_before)
+        outbox, links = self._prune_outbox(sent)
+        lock = self._d.lock_claimed
+        # A link a poll added to an outbox row deleted meanwhile (that poll read it first).
+        links += self._delete_batches(
+            "DELETE FROM story_alerts WHERE outbox_id IN (SELECT s.outbox_id FROM story_alerts s"
+            " WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = s.outbox_id) LIMIT ?)",
+            (),
+        )
+        slots = self._delete_batches(
+            "DELETE FROM rate_slots WHERE next_at < ? AND slot_key IN"
+            f" (SELECT slot_key FROM rate_slots WHERE next_at < ? LIMIT ?{lock})",
+            (t - SLOT_GRACE, t - SLOT_GRACE),
+        )
+        feeds = self._prune_feeds(t, seen)
+        items = 0
+        for feed_id, content_at in self._query(
+            "SELECT feed_id, content_at FROM feeds WHERE content_at IS NOT NULL ORDER BY feed_id"
+        ):
+            # Items in the latest content fetch were noted less than a day before it.
+            items += self._prune_items(feed_id, min(seen, content_at - REFRESH_AFTER))
+        for (feed_id,) in self._query(
+            "SELECT DISTINCT feed_id FROM items i"
+            " WHERE NOT EXISTS (SELECT 1 FROM feeds f WHERE f.feed_id = i.feed_id)"
+        ):
+            items += self._prune_items(feed_id, seen, orphan=True)
+        stats = self._prune_stats(now - timedelta(days=STATS_DAYS))
+        return PruneReport(outbox, links, slots, items, feeds, stats)
+
+    def _batches(self, batch: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+        """Run ``batch`` (one transaction each) until it deletes fewer than a batch, at most
+        :data:`PRUNE_ROUNDS` times; returns the sums of its (rows, related rows) counts."""
+        rows = related = 0
+        for _ in range(PRUNE_ROUNDS):
+            deleted, also = self._transaction(batch)
+            rows, related = rows + deleted, related + also
+            if deleted < PRUNE_BATCH:
+                break
+        return rows, related
+
+    def _delete_batches(self, statement: str, params: Sequence[Any]) -> int:
+        """Run ``statement`` (its last parameter the batch size) until a batch comes short."""
+        rows, _ = self._batches(
+            lambda: (int(self._execute(statement, (*params, PRUNE_BATCH)).rowcount), 0)
+        )
+        return rows
+
+    def _prune_outbox(self, sent_before: float | None) -> tuple[int, int]:
+        """Delete rows sent or dead before ``sent_before``, with their story links."""
+
+        def batch() -> tuple[int, int]:
+            ids = sorted(
+                r[0]
+                for r in self._execute(
+                    "DELETE FROM outbox WHERE status <> 'pending' AND sent_at < ? AND id IN"
+                    " (SELECT id FROM outbox WHERE status <> 'pending' AND sent_at < ?"
+                    f" LIMIT ?{self._d.lock_claimed}) RETURNING id",
+                    (sent_before, sent_before, PRUNE_BATCH),
+                ).fetchall()
+            )
+            links = 0
+            for chunk in _chunks(ids):
+                links += self._execute(
+                    f"DELETE FROM story_alerts WHERE outbox_id IN {self._in(chunk)}", chunk
+                ).rowcount
+            return len(ids), links
+
+        return self._batches(batch)
+
+    def _prune_feeds(self, now: float | None, seen_before: float | None) -> int:
+        """Delete the feeds removed from the config before ``seen_before`` (their items go as
+        orphans), so a feed added again baselines instead of alerting all it serves."""
+
+        def body() -> int:
+            # A feed removed before its removal was dated: its window starts now.
+            self._execute(
+                "UPDATE feeds SET inactive_since = ? WHERE active = 0 AND inactive_since IS NULL",
+                (now,),
+            )
+            return int(
+                self._execute(
+                    "DELETE FROM feeds WHERE active = 0 AND inactive_since < ?", (seen_before,)
+                ).rowcount
+            )
+
+        return self._transaction(body)
+
+    def _prune_items(self, feed_id: str, before: float | None, *, orphan: bool = False) -> int:
+        """Delete ``feed_id``'s items last served before ``before``, keeping its item count;
+        ``orphan``: only while the feed has no row (added again, its items are its own)."""
+        lock = self._d.lock_claimed
+        alive = " AND NOT EXISTS (SELECT 1 FROM feeds WHERE feed_id = ?)" if orphan else ""
+
+        def batch() -> tuple[int, int]:
+            if not orphan:  # the feed row first, in the order a poll takes its locks
+                self._execute(
+                    "SELECT 1 FROM feeds WHERE feed_id = ?" + self._d.lock_rows, (feed_id,)
+                )
+            deleted = int(
+                self._execute(
+                    "DELETE FROM items WHERE feed_id = ? AND last_seen < ? AND item_key IN"
+                    " (SELECT item_key FROM items WHERE feed_id = ? AND last_seen < ?"
+                    f" LIMIT ?{lock})" + alive,
+                    (feed_id, before, feed_id, before, PRUNE_BATCH)
+                    + ((feed_id,) if orphan else ()),
+                ).rowcount
+            )
+            if deleted and not orphan:
+                self._execute(
+                    "UPDATE feeds SET item_count = item_count - ? WHERE feed_id = ?",
+                    (deleted, feed_id),
+                )
+            return deleted, 0
+
+        rows, _ = self._batches(batch)
+        return rows

@@ -240,7 +240,7 @@ def test_notices_are_queued_with_the_poll_under_its_lease_only(store: Store) -> 
 
 def test_a_store_newer_than_the_code_is_refused(store_url: str, store: Store) -> None:
     raw(store_url, f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION + 1})")
-    with pytest.raises(RuntimeError, match="upgrade newswatch"):
+    with pytest.raises(StoreError, match="upgrade newswatch"):
         store.migrate()
 
 

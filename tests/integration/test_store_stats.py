@@ -21,6 +21,7 @@ from bot.store import (
     Store,
     open_store,
 )
+from bot.store.sql import STATS_DAYS
 from tests.integration.test_store import T0, _engines, alert, claim_all, item
 
 pytestmark = pytest.mark.parametrize("store_url", _engines(), indirect=True)
@@ -153,13 +154,19 @@ def test_prune_deletes_the_days_before_the_given_ones(store: Store) -> None:
     for n in range(3):
         at = T0 + timedelta(days=n)
         record(store, "a", [item(f"k{n}")], [("r1", f"k{n}"), ("r2", f"k{n}")], at=at)
-    assert store.prune_stats(T0 + timedelta(days=1, hours=5)) == 3  # two rules and a feed
+    assert prune_stats(store, T0 + timedelta(days=1, hours=5)) == 3  # two rules and a feed
     stats = store.daily_stats(date(2000, 1, 1))
     assert sorted({r.day for r in stats.rules} | {f.day for f in stats.feeds}) == [
         DAY + timedelta(days=1),
         DAY + timedelta(days=2),
     ]
-    assert store.prune_stats(T0 + timedelta(days=1)) == 0
+    assert prune_stats(store, T0 + timedelta(days=1)) == 0
+
+
+def prune_stats(store: Store, before: datetime) -> int:
+    """Prune as retention does on the day the counters before ``before``'s day expire."""
+    now = before + timedelta(days=STATS_DAYS)
+    return store.prune(now, now - timedelta(days=30), now - timedelta(days=180)).stats
 
 
 FEEDS, ITEMS = 20, 10

@@ -197,3 +197,15 @@ def test_degraded_after_must_be_positive(tmp_path: Path) -> None:
         load_config(tmp_path, {})
     [problem] = caught.value.problems
     assert "server.degraded_after: Input should be greater than 0" in str(problem)
+
+
+def test_retention_defaults_and_bounds_are_said_in_durations(tmp_path: Path) -> None:
+    assert (Settings().retention.sent, Settings().retention.seen) == (30 * 86400, 180 * 86400)
+    problems = _problems(tmp_path, "retention: {sent: 1h, seen: 3d}\n", "rules: []\n")
+    assert problems == [
+        "settings.yaml:1: retention.sent: must be between 1d and 3650d",
+        "settings.yaml:1: retention.seen: must be between 7d and 3650d",
+    ]
+    (tmp_path / "settings.yaml").write_text("retention: {sent: 2d, seen: 400d}\n")
+    kept = load_config(tmp_path, {}).settings.retention
+    assert (kept.sent, kept.seen) == (2 * 86400, 400 * 86400)
