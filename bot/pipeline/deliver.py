@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -113,27 +113,48 @@ class Deliverer:
                 continue
             ids = {e.id for e in batch}
             sending.update(ids)
+            landed: set[int] = set()  # rows of the digest parts already posted and recorded
             try:
-                await asyncio.to_thread(_send, notifier, batch)
+                await asyncio.to_thread(_send, notifier, batch, self._part_sent(landed, unsent))
             except DeliveryError as err:
                 sending.difference_update(ids)
-                outcome = await self._fail(batch, err, report)
-                self.ctx.events.delivered(dest_id, outcome, len(batch))
-                unsent.difference_update(e.id for e in batch)
+                if landed:
+                    self._sent(dest_id, len(landed), "alert(s) of a digest cut short", report)
+                if rest := [e for e in batch if e.id not in landed]:
+                    outcome = await self._fail(rest, err, report)
+                    self.ctx.events.delivered(dest_id, outcome, len(rest))
+                unsent.difference_update(ids)
                 continue
             sending.difference_update(ids)
             await self.ctx.db.mark_sent([e.id for e in batch], self.ctx.owner, self.ctx.clock())
-            unsent.difference_update(e.id for e in batch)
-            self.ctx.events.delivered(dest_id, "sent", len(batch))
-            report.sent += len(batch)
-            what = "alert(s)" if batch[0].notice is None else "notice"
-            log.info(
-                "delivered %d %s to %s",
-                len(batch),
-                what,
-                dest_id,
-                extra={"destination": dest_id, "event": "delivered", "count": len(batch)},
+            unsent.difference_update(ids)
+            self._sent(
+                dest_id, len(batch), "alert(s)" if batch[0].notice is None else "notice", report
             )
+
+    def _sent(self, dest_id: str, count: int, what: str, report: DeliveryReport) -> None:
+        self.ctx.events.delivered(dest_id, "sent", count)
+        report.sent += count
+        log.info(
+            "delivered %d %s to %s",
+            count,
+            what,
+            dest_id,
+            extra={"destination": dest_id, "event": "delivered", "count": count},
+        )
+
+    def _part_sent(self, landed: set[int], unsent: set[int]) -> Callable[[Sequence[int]], None]:
+        """Records a digest part as sent the moment it lands (called from the send thread),
+        so a crash or a failure before the last part does not post the earlier ones again;
+        the heartbeat stops renewing its rows, which are no longer leased."""
+        loop = asyncio.get_running_loop()
+
+        def record(ids: Sequence[int]) -> None:
+            self.ctx.db.mark_sent_blocking(ids, self.ctx.owner, self.ctx.clock())
+            landed.update(ids)
+            loop.call_soon_threadsafe(unsent.difference_update, ids)
+
+        return record
 
     def _batches(self, dest_id: str, entries: list[OutboxEntry]) -> list[list[OutboxEntry]]:
         """What one send takes: a digest destination's alerts all together, every other
@@ -183,17 +204,20 @@ class Deliverer:
         return "retry"
 
 
-def _send(notifier: Notifier, batch: Sequence[OutboxEntry]) -> None:
+def _send(
+    notifier: Notifier, batch: Sequence[OutboxEntry], part_sent: Callable[[Sequence[int]], None]
+) -> None:
     """One blocking send (run in a worker thread): a notice, or alerts as one message."""
     notice = batch[0].notice
     if notice is not None:
         notifier.send_notice(notice.title, notice.text)
         return
-    notifier.send([e.alert for e in batch if e.alert is not None], _attempt(batch))
+    notifier.send([e.alert for e in batch if e.alert is not None], _attempt(batch, part_sent))
 
 
-def _attempt(batch: Sequence[OutboxEntry]) -> Attempt:
-    """What the notifier needs to know of these rows: their ids, and since when to look for
-    a message an earlier attempt may have posted without hearing back."""
+def _attempt(batch: Sequence[OutboxEntry], part_sent: Callable[[Sequence[int]], None]) -> Attempt:
+    """What the notifier needs to know of these rows: their ids, since when to look for
+    a message an earlier attempt may have posted without hearing back, and whom to tell
+    of each digest part that lands."""
     uncertain = [e.first_attempt_at or e.created_at for e in batch if e.uncertain]
-    return Attempt(tuple(e.id for e in batch), min(uncertain) if uncertain else None)
+    return Attempt(tuple(e.id for e in batch), min(uncertain) if uncertain else None, part_sent)

@@ -62,7 +62,17 @@ class AsyncStore:
         except StoreError:
             raise
         except Exception as err:
-            raise StoreError(f"the store failed ({fn.__name__}): {err}") from err
+            raise _failed(fn, err) from err
+
+    def mark_sent_blocking(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None:
+        """``mark_sent`` from a send thread, waiting until it is committed: each part of a
+        digest in several messages is recorded as it lands, before the next is posted."""
+        try:
+            self._worker.submit(self.sync.mark_sent, entry_ids, owner, now).result()
+        except StoreError:
+            raise
+        except Exception as err:
+            raise _failed(self.sync.mark_sent, err) from err
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
@@ -138,3 +148,7 @@ class AsyncStore:
 
     async def outbox_counts(self, now: datetime) -> OutboxCounts:
         return await self._call(self.sync.outbox_counts, now)
+
+
+def _failed(fn: Callable[..., object], err: Exception) -> StoreError:
+    return StoreError(f"the store failed ({fn.__name__}): {err}")
