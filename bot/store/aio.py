@@ -90,6 +90,9 @@ class AsyncStore:
     async def renew_feeds(self, feed_ids: Sequence[str], owner: str, until: datetime) -> set[str]:
         return await self._call(self.sync.renew_feeds, feed_ids, owner, until)
 
+    async def release_feeds(self, feed_ids: Sequence[str], owner: str) -> None:
+        await self._call(self.sync.release_feeds, feed_ids, owner)
+
     async def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
         return await self._call(self.sync.seen_keys, feed_id, keys)
 

@@ -379,6 +379,18 @@ class SqlStore:
             )
         )
 
+    def release_feeds(self, feed_ids: Sequence[str], owner: str) -> None:
+        def body() -> None:
+            for chunk in _chunks(sorted(set(feed_ids))):
+                self._execute(
+                    "UPDATE feeds SET lease_owner = NULL, lease_until = NULL"
+                    f" WHERE lease_owner = ? AND feed_id IN {self._in(chunk)}",
+                    (owner, *chunk),
+                )
+
+        if feed_ids:
+            self._transaction(body)
+
     def _update_held(
         self,
         table: str,

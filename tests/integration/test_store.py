@@ -212,6 +212,15 @@ def test_a_claimed_feed_is_invisible_to_others_until_its_lease_ends(store: Store
     assert sorted(s.feed_id for s in later) == ["a", "b"]
 
 
+def test_released_feeds_are_claimable_at_once_but_only_by_their_owner(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    assert claim_all(store, "w1") == ["a", "b"]
+    store.release_feeds(["a", "b"], "w2")  # not w2's: nothing changes
+    assert store.claim_feeds("w2", T0, 60, 5, due_only=True) == []
+    store.release_feeds(["a"], "w1")
+    assert [s.feed_id for s in store.claim_feeds("w2", T0, 60, 5, due_only=True)] == ["a"]
+
+
 def test_due_only_respects_the_next_poll_time(store: Store) -> None:
     store.sync_feeds([FeedRow("a", "http://x/a")], T0)
     assert claim_all(store, "w1") == ["a"]
