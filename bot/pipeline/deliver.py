@@ -8,6 +8,7 @@ never holds up the others.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,16 +23,25 @@ from bot.timing import retry_delay
 DELIVERY_BATCH = 50
 
 
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Why a row's send failed in this pass, and when it is due again."""
+
+    destination: str
+    error: str
+    retry_at: datetime
+
+
 @dataclass
 class DeliveryReport:
     sent: int = 0
     retrying: int = 0
     dead: int = 0
-    retries: list[datetime] = field(default_factory=list)  # when each row failed is due again
+    failed: dict[int, Failed] = field(default_factory=dict)  # the rows to be retried, by id
 
     @property
     def next_retry_at(self) -> datetime | None:
-        return min(self.retries, default=None)
+        return min((f.retry_at for f in self.failed.values()), default=None)
 
 
 class Deliverer:
@@ -41,7 +51,7 @@ class Deliverer:
         self.ctx = ctx
         self.notifiers = notifiers
 
-    async def deliver(self, *, due_only: bool = True) -> DeliveryReport:
+    async def deliver(self, *, due_only: bool = True, log_retries: bool = True) -> DeliveryReport:
         """Send outbox rows once; failures are rescheduled or marked dead.
 
         Rows are claimed in batches, each after the last one's ids, so a row that
@@ -49,8 +59,10 @@ class Deliverer:
         batch's leases while it is sent (a channel takes one message a second).
         ``due_only=False`` also takes rows waiting for a retry (``once``: the run
         itself is the retry). Rows still unsent when the pass is cancelled (a
-        shutdown) are handed back at once.
+        shutdown) are handed back at once. ``log_retries=False`` logs each failure to
+        be retried at debug level only: the caller sums them up (``once``).
         """
+        retry_level = logging.WARNING if log_retries else logging.DEBUG
         ctx = self.ctx
         report = DeliveryReport()
         cursor = 0
@@ -73,7 +85,7 @@ class Deliverer:
                 async with ctx.heartbeat("outbox rows", unsent, lease, ctx.db.renew_outbox):
                     await asyncio.gather(
                         *(
-                            self._deliver_to(dest, group, report, unsent, sending)
+                            self._deliver_to(dest, group, report, unsent, sending, retry_level)
                             for dest, group in by_destination.items()
                         )
                     )
@@ -91,6 +103,7 @@ class Deliverer:
         report: DeliveryReport,
         unsent: set[int],
         sending: set[int],
+        retry_level: int,
     ) -> None:
         notifier = self.notifiers.get(dest_id)
         if notifier is None:
@@ -99,7 +112,7 @@ class Deliverer:
                 f"destination {dest_id!r} is no longer configured",
                 retryable=True,
             )
-            outcome = await self._fail(entries, gone, report)
+            outcome = await self._fail(entries, gone, report, retry_level)
             self.ctx.events.delivered(dest_id, outcome, len(entries))
             unsent.difference_update(e.id for e in entries)
             return
@@ -121,7 +134,7 @@ class Deliverer:
                 if landed:
                     self._sent(dest_id, len(landed), "alert(s) of a digest cut short", report)
                 if rest := [e for e in batch if e.id not in landed]:
-                    outcome = await self._fail(rest, err, report)
+                    outcome = await self._fail(rest, err, report, retry_level)
                     self.ctx.events.delivered(dest_id, outcome, len(rest))
                 unsent.difference_update(ids)
                 continue
@@ -166,7 +179,7 @@ class Deliverer:
         return notices + singles
 
     async def _fail(
-        self, batch: list[OutboxEntry], err: DeliveryError, report: DeliveryReport
+        self, batch: list[OutboxEntry], err: DeliveryError, report: DeliveryReport, level: int
     ) -> str:
         """Reschedule or bury ``batch``; returns which ("retry" or "dead")."""
         ctx = self.ctx
@@ -191,7 +204,8 @@ class Deliverer:
             return "dead"
         attempts = max(e.attempts for e in batch)
         at = now + timedelta(seconds=retry_delay(attempts, ctx.rng, err.retry_after))
-        log.warning(
+        log.log(
+            level,
             "delivery to %s failed, retrying at %s: %s",
             dest,
             at.isoformat(),
@@ -200,7 +214,7 @@ class Deliverer:
         )
         await ctx.db.mark_retry(ids, ctx.owner, at, str(err), uncertain=err.maybe_delivered)
         report.retrying += len(batch)
-        report.retries.append(at)
+        report.failed.update((i, Failed(dest, str(err), at)) for i in ids)
         return "retry"
 
 

@@ -146,6 +146,15 @@ class OutboxCounts:
     dead: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class DigestHeld:
+    """Alerts of one destination waiting for their digest to close, and the first close."""
+
+    destination: str
+    count: int
+    closes_at: datetime
+
+
 class Store(Protocol):
     """The durable state newswatch needs; every write is one short transaction.
 
@@ -220,6 +229,10 @@ class Store(Protocol):
     ) -> None: ...
     def release(self, entry_ids: Sequence[int], owner: str) -> None: ...
     def outbox_counts(self, now: datetime) -> OutboxCounts: ...
+    def held_for_digest(self, now: datetime) -> list[DigestHeld]:
+        """Per destination (by name), the alerts waiting at ``now`` for a digest to close."""
+        ...
+
     def reserve_slot(self, key: str, interval: float, now: datetime) -> float:
         """Reserve the next slot of ``key`` (one per ``interval`` s across every process sharing
         the store); returns the seconds to wait before it."""

@@ -27,6 +27,7 @@ from typing import ParamSpec, TypeVar
 
 from bot.errors import StoreError
 from bot.store import (
+    DigestHeld,
     FeedState,
     OutboxCounts,
     OutboxEntry,
@@ -151,6 +152,9 @@ class AsyncStore:
 
     async def outbox_counts(self, now: datetime) -> OutboxCounts:
         return await self._call(self.sync.outbox_counts, now)
+
+    async def held_for_digest(self, now: datetime) -> list[DigestHeld]:
+        return await self._call(self.sync.held_for_digest, now)
 
 
 def _failed(fn: Callable[..., object], err: Exception) -> StoreError:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from bot.model import QueuedAlert
 from bot.store import (
+    DigestHeld,
     FeedRow,
     FeedState,
     Notice,
@@ -739,6 +740,20 @@ class SqlStore:
             (to_epoch(now), to_epoch(now)),
         )
         return OutboxCounts(*(int(v) for v in row))
+
+    def held_for_digest(self, now: datetime) -> list[DigestHeld]:
+        rows = self._query(
+            "SELECT destination, COUNT(*), MIN(next_attempt_at) FROM outbox"
+            " WHERE status = 'pending' AND digest = 1 AND attempts = 0 AND next_attempt_at > ?"
+            " GROUP BY destination ORDER BY destination",
+            (to_epoch(now),),
+        )
+        held = []
+        for destination, count, first in rows:
+            closes_at = from_epoch(first)
+            assert closes_at is not None, "a pending row always has its next attempt"
+            held.append(DigestHeld(destination, int(count), closes_at))
+        return held
 
     # -- rate limits --------------------------------------------------------
     def reserve_slot(self, key: str, interval: float, now: datetime) -> float:

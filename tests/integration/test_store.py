@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from bot.model import Alert, Item, QueuedAlert, Summary
-from bot.store import FeedRow, Notice, OutboxCounts, PollOutcome, Store, open_store
+from bot.store import DigestHeld, FeedRow, Notice, OutboxCounts, PollOutcome, Store, open_store
 from bot.store.codec import alert_to_json
 from bot.store.postgres import POSTGRES as POSTGRES_DIALECT
 from bot.store.sql import SCHEMA_VERSION, migrations
@@ -369,6 +369,8 @@ def test_outbox_claims_leases_retries_and_counts(store: Store) -> None:
     poll(store, "a", "w1", its, [alert(its[0]), alert(its[1]), digest])
     assert store.outbox_counts(T0).pending == 2
     assert store.outbox_counts(T0).waiting_digest == 1
+    assert store.held_for_digest(T0) == [DigestHeld("digest", 1, T0 + timedelta(hours=1))]
+    assert store.held_for_digest(T0 + timedelta(hours=1)) == []  # closed: due now
 
     claimed = store.claim_outbox("s1", T0, 60, 10, due_only=True)
     assert [e.alert.item_key for e in claimed] == ["k0", "k1"]
