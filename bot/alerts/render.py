@@ -421,21 +421,41 @@ def _rule_header(alerts: Sequence[Alert], continued: bool) -> dict[str, Any]:
     return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
 
 
-def slack_digest(alerts: Sequence[Alert], now: datetime) -> list[SlackMessage]:
-    """A digest grouped by rule (a header per rule), split into messages of at most 50 blocks."""
+@dataclass(frozen=True, slots=True)
+class DigestPart:
+    """One message of a digest and which of the digest's alerts (their indexes) it carries,
+    so each part can be recorded as delivered when it lands."""
+
+    message: SlackMessage
+    indexes: tuple[int, ...]
+
+
+def slack_digest(alerts: Sequence[Alert], now: datetime) -> list[DigestPart]:
+    """A digest grouped by rule (a header per rule), split into messages of at most 50 blocks.
+
+    The split depends only on the alerts, so the alerts of the parts not yet sent split
+    the same way again when retried."""
     pages: list[list[dict[str, Any]]] = [[]]
-    for group in group_by_rule(alerts):
+    carried: list[list[int]] = [[]]
+    by_rule: dict[str, list[int]] = {}
+    for i, alert in enumerate(alerts):
+        by_rule.setdefault(alert.rule_id, []).append(i)
+    for numbers in by_rule.values():
+        group = [alerts[i] for i in numbers]
         if len(pages[-1]) > SLACK_BLOCKS_MAX - 2:
             pages.append([])
+            carried.append([])
         pages[-1].append(_rule_header(group, continued=False))
-        for alert in group:
+        for i in numbers:
             if len(pages[-1]) >= SLACK_BLOCKS_MAX:
                 pages.append([_rule_header(group, continued=True)])
-            pages[-1].append(_digest_item(alert, now))
-    pages = [page for page in pages if page]
+                carried.append([])
+            pages[-1].append(_digest_item(alerts[i], now))
+            carried[-1].append(i)
+    kept = [(page, ids) for page, ids in zip(pages, carried, strict=True) if page]
     return [
-        SlackMessage(_digest_fallback(alerts, number, len(pages)), page)
-        for number, page in enumerate(pages, 1)
+        DigestPart(SlackMessage(_digest_fallback(alerts, number, len(kept)), page), tuple(ids))
+        for number, (page, ids) in enumerate(kept, 1)
     ]
 
 

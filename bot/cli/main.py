@@ -9,10 +9,11 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -24,7 +25,7 @@ from bot.cli.rule_test import explain_all, read_sources, render
 from bot.config.edit import add_feeds
 from bot.config.load import SETTINGS_FILE, Config, load_config
 from bot.config.opml import OpmlError, parse_opml
-from bot.config.schema import DOCUMENTS, json_schema_text
+from bot.config.schema import DOCUMENTS, DigestCron, json_schema_text
 from bot.config.units import parse_duration
 from bot.errors import (
     EXIT_CONFIG,
@@ -42,7 +43,7 @@ from bot.pipeline.poll import CycleReport
 from bot.service.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
 from bot.service.daemon import serve
 from bot.service.health import last_read
-from bot.store import DailyStats, FeedState, store_error
+from bot.store import DailyStats, DigestHeld, FeedState, store_error
 from bot.timing import rough
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -216,15 +217,33 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
     obj.echo(
         f"{len(cycle.feeds)} feeds polled, {len(cycle.failed)} failed, "
         f"{sum(f.new_items for f in cycle.feeds)} new items, {len(cycle.alerts)} alerts"
-        + ("" if dry_run else f", {result.sent} sent, {result.undelivered} undelivered"),
+        + ("" if dry_run else f", {result.sent} sent, {result.undelivered} undelivered")
+        + "".join(_held_note(held, config, now, len(result.held)) for held in result.held),
         err=True,
     )
     for failed in cycle.failed:
         obj.echo(f"  {failed.feed_id}: {failed.status} {failed.detail}".rstrip(), err=True)
+    for undelivered in result.failures:
+        obj.echo(
+            f"  {undelivered.destination}: {undelivered.count} not delivered after"
+            f" {undelivered.attempts} attempt(s), kept for the next run: {undelivered.error}",
+            err=True,
+        )
     if note := _first_fetch_note(cycle, backfill):
         obj.echo(note, err=True)
     if result.undelivered:
         raise SystemExit(EXIT_FAILED)
+
+
+def _held_note(held: DigestHeld, config: Config, now: datetime, destinations: int) -> str:
+    """ ", 5 held for the 09:00 UTC digest": when a destination's digest next closes, in its
+    schedule's time zone (with the date unless it is today there)."""
+    digest = getattr(config.settings.destinations.get(held.destination), "digest", None)
+    zone = ZoneInfo(digest.timezone) if isinstance(digest, DigestCron) else UTC
+    closes = held.closes_at.astimezone(zone)
+    day = "" if closes.date() == now.astimezone(zone).date() else f"{closes:%Y-%m-%d} "
+    of = f" of {held.destination}" if destinations > 1 else ""
+    return f", {held.count} held for the {day}{closes:%H:%M} {closes.tzname()} digest{of}"
 
 
 def _first_fetch_note(cycle: CycleReport, backfill: float | None) -> str:

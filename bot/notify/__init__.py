@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -26,10 +26,15 @@ class Attempt:
     destination that can look up what it received (Slack's channel history)
     checks from then on before sending again; the others send again
     (at-least-once).
+
+    ``part_sent`` is called with the rows of each part of a digest sent in
+    several messages as that part lands (blocking until they are recorded), so a
+    crash or a failure before the last part does not send the earlier ones again.
     """
 
     outbox_ids: tuple[int, ...]
     check_since: datetime | None = None
+    part_sent: Callable[[Sequence[int]], None] | None = None
 
 
 class Notifier(Protocol):

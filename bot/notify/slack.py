@@ -12,6 +12,10 @@ alert again, the channel's history (``conversations.history``, which needs the
 ``channels:history`` or ``groups:history`` scope) is searched for it, and a
 message found there counts as sent. Without that scope, and always with a
 webhook (which cannot read history), the alert is sent again: at-least-once.
+
+A digest too long for one message goes out in parts, split the same way every
+time; each part's rows are recorded as sent as soon as it lands (``Attempt.part_sent``),
+so a failure or a crash before the last part leaves only the later parts to send.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import logging
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from http.client import HTTPException
@@ -50,7 +53,6 @@ _sdk_log.setLevel(logging.CRITICAL)
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
-_REMEMBERED_PARTS = 512
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
 
@@ -178,8 +180,6 @@ class SlackNotifier:
                 self._secret, timeout=timeout, retry_handlers=[], logger=_sdk_log
             )
         self._limiter = limiter or channel_limiter(channel_key(destination))
-        # Digest parts already delivered, so retrying a half-sent digest does not repeat them.
-        self._sent_parts: OrderedDict[str, None] = OrderedDict()
 
     def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
         if not alerts:
@@ -191,13 +191,14 @@ class SlackNotifier:
             self._deliver(slack_message(alerts[0], now), _marker(ids, message_id(alerts)), since)
             return
         parts = slack_digest(alerts, now)
-        batch = message_id(alerts)
-        for number, part in enumerate(parts, 1):
-            key = f"{batch} {number}/{len(parts)}"
-            if key in self._sent_parts:
-                continue
-            self._deliver(part, _marker(ids, key), since)
-            self._remember(key)
+        for part in parts:
+            # Marked with its own rows: a retry after a crash mid-part finds it in the
+            # history, as the rows not yet sent split into the same parts again.
+            part_ids = [ids[i] for i in part.indexes] if ids else []
+            key = message_id([alerts[i] for i in part.indexes])
+            self._deliver(part.message, _marker(part_ids, key), since)
+            if len(parts) > 1 and attempt is not None and attempt.part_sent is not None:
+                attempt.part_sent(part_ids)
 
     def send_notice(self, title: str, text: str) -> None:
         self._post(slack_notice(title, text))
@@ -208,11 +209,6 @@ class SlackNotifier:
     def __repr__(self) -> str:
         via = "token" if self._client is not None else "webhook"
         return f"SlackNotifier({self.destination_id!r}, channel={self._channel!r}, via={via!r})"
-
-    def _remember(self, key: str) -> None:
-        self._sent_parts[key] = None
-        while len(self._sent_parts) > _REMEMBERED_PARTS:
-            self._sent_parts.popitem(last=False)
 
     def _deliver(
         self, message: SlackMessage, marker: dict[str, Any], since: datetime | None

@@ -88,9 +88,10 @@ class Pipeline:
         """Polls feeds (all, or those due) and queues their alerts; ``dry_run`` writes nothing."""
         return await self.poller.poll(due_only=due_only, backfill=backfill, dry_run=dry_run)
 
-    async def deliver(self, *, due_only: bool = True) -> DeliveryReport:
-        """Sends the outbox rows due (``due_only=False``: those waiting for a retry too)."""
-        return await self.deliverer.deliver(due_only=due_only)
+    async def deliver(self, *, due_only: bool = True, log_retries: bool = True) -> DeliveryReport:
+        """Sends the outbox rows due (``due_only=False``: those waiting for a retry too);
+        ``log_retries=False``: the caller sums up the failures instead of a warning each."""
+        return await self.deliverer.deliver(due_only=due_only, log_retries=log_retries)
 
     async def prune(self, every: float) -> PruneReport | None:
         """Forget what ``retention`` lets go, when this process takes the turn (one process

@@ -8,8 +8,9 @@ never holds up the others.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,16 +23,25 @@ from bot.timing import retry_delay
 DELIVERY_BATCH = 50
 
 
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Why a row's send failed in this pass, and when it is due again."""
+
+    destination: str
+    error: str
+    retry_at: datetime
+
+
 @dataclass
 class DeliveryReport:
     sent: int = 0
     retrying: int = 0
     dead: int = 0
-    retries: list[datetime] = field(default_factory=list)  # when each row failed is due again
+    failed: dict[int, Failed] = field(default_factory=dict)  # the rows to be retried, by id
 
     @property
     def next_retry_at(self) -> datetime | None:
-        return min(self.retries, default=None)
+        return min((f.retry_at for f in self.failed.values()), default=None)
 
 
 class Deliverer:
@@ -41,7 +51,7 @@ class Deliverer:
         self.ctx = ctx
         self.notifiers = notifiers
 
-    async def deliver(self, *, due_only: bool = True) -> DeliveryReport:
+    async def deliver(self, *, due_only: bool = True, log_retries: bool = True) -> DeliveryReport:
         """Send outbox rows once; failures are rescheduled or marked dead.
 
         Rows are claimed in batches, each after the last one's ids, so a row that
@@ -49,8 +59,10 @@ class Deliverer:
         batch's leases while it is sent (a channel takes one message a second).
         ``due_only=False`` also takes rows waiting for a retry (``once``: the run
         itself is the retry). Rows still unsent when the pass is cancelled (a
-        shutdown) are handed back at once.
+        shutdown) are handed back at once. ``log_retries=False`` logs each failure to
+        be retried at debug level only: the caller sums them up (``once``).
         """
+        retry_level = logging.WARNING if log_retries else logging.DEBUG
         ctx = self.ctx
         report = DeliveryReport()
         cursor = 0
@@ -73,7 +85,7 @@ class Deliverer:
                 async with ctx.heartbeat("outbox rows", unsent, lease, ctx.db.renew_outbox):
                     await asyncio.gather(
                         *(
-                            self._deliver_to(dest, group, report, unsent, sending)
+                            self._deliver_to(dest, group, report, unsent, sending, retry_level)
                             for dest, group in by_destination.items()
                         )
                     )
@@ -91,6 +103,7 @@ class Deliverer:
         report: DeliveryReport,
         unsent: set[int],
         sending: set[int],
+        retry_level: int,
     ) -> None:
         notifier = self.notifiers.get(dest_id)
         if notifier is None:
@@ -99,7 +112,7 @@ class Deliverer:
                 f"destination {dest_id!r} is no longer configured",
                 retryable=True,
             )
-            outcome = await self._fail(entries, gone, report)
+            outcome = await self._fail(entries, gone, report, retry_level)
             self.ctx.events.delivered(dest_id, outcome, len(entries))
             unsent.difference_update(e.id for e in entries)
             return
@@ -113,27 +126,48 @@ class Deliverer:
                 continue
             ids = {e.id for e in batch}
             sending.update(ids)
+            landed: set[int] = set()  # rows of the digest parts already posted and recorded
             try:
-                await asyncio.to_thread(_send, notifier, batch)
+                await asyncio.to_thread(_send, notifier, batch, self._part_sent(landed, unsent))
             except DeliveryError as err:
                 sending.difference_update(ids)
-                outcome = await self._fail(batch, err, report)
-                self.ctx.events.delivered(dest_id, outcome, len(batch))
-                unsent.difference_update(e.id for e in batch)
+                if landed:
+                    self._sent(dest_id, len(landed), "alert(s) of a digest cut short", report)
+                if rest := [e for e in batch if e.id not in landed]:
+                    outcome = await self._fail(rest, err, report, retry_level)
+                    self.ctx.events.delivered(dest_id, outcome, len(rest))
+                unsent.difference_update(ids)
                 continue
             sending.difference_update(ids)
             await self.ctx.db.mark_sent([e.id for e in batch], self.ctx.owner, self.ctx.clock())
-            unsent.difference_update(e.id for e in batch)
-            self.ctx.events.delivered(dest_id, "sent", len(batch))
-            report.sent += len(batch)
-            what = "alert(s)" if batch[0].notice is None else "notice"
-            log.info(
-                "delivered %d %s to %s",
-                len(batch),
-                what,
-                dest_id,
-                extra={"destination": dest_id, "event": "delivered", "count": len(batch)},
+            unsent.difference_update(ids)
+            self._sent(
+                dest_id, len(batch), "alert(s)" if batch[0].notice is None else "notice", report
             )
+
+    def _sent(self, dest_id: str, count: int, what: str, report: DeliveryReport) -> None:
+        self.ctx.events.delivered(dest_id, "sent", count)
+        report.sent += count
+        log.info(
+            "delivered %d %s to %s",
+            count,
+            what,
+            dest_id,
+            extra={"destination": dest_id, "event": "delivered", "count": count},
+        )
+
+    def _part_sent(self, landed: set[int], unsent: set[int]) -> Callable[[Sequence[int]], None]:
+        """Records a digest part as sent the moment it lands (called from the send thread),
+        so a crash or a failure before the last part does not post the earlier ones again;
+        the heartbeat stops renewing its rows, which are no longer leased."""
+        loop = asyncio.get_running_loop()
+
+        def record(ids: Sequence[int]) -> None:
+            self.ctx.db.mark_sent_blocking(ids, self.ctx.owner, self.ctx.clock())
+            landed.update(ids)
+            loop.call_soon_threadsafe(unsent.difference_update, ids)
+
+        return record
 
     def _batches(self, dest_id: str, entries: list[OutboxEntry]) -> list[list[OutboxEntry]]:
         """What one send takes: a digest destination's alerts all together, every other
@@ -145,7 +179,7 @@ class Deliverer:
         return notices + singles
 
     async def _fail(
-        self, batch: list[OutboxEntry], err: DeliveryError, report: DeliveryReport
+        self, batch: list[OutboxEntry], err: DeliveryError, report: DeliveryReport, level: int
     ) -> str:
         """Reschedule or bury ``batch``; returns which ("retry" or "dead")."""
         ctx = self.ctx
@@ -170,7 +204,8 @@ class Deliverer:
             return "dead"
         attempts = max(e.attempts for e in batch)
         at = now + timedelta(seconds=retry_delay(attempts, ctx.rng, err.retry_after))
-        log.warning(
+        log.log(
+            level,
             "delivery to %s failed, retrying at %s: %s",
             dest,
             at.isoformat(),
@@ -179,21 +214,24 @@ class Deliverer:
         )
         await ctx.db.mark_retry(ids, ctx.owner, at, str(err), uncertain=err.maybe_delivered)
         report.retrying += len(batch)
-        report.retries.append(at)
+        report.failed.update((i, Failed(dest, str(err), at)) for i in ids)
         return "retry"
 
 
-def _send(notifier: Notifier, batch: Sequence[OutboxEntry]) -> None:
+def _send(
+    notifier: Notifier, batch: Sequence[OutboxEntry], part_sent: Callable[[Sequence[int]], None]
+) -> None:
     """One blocking send (run in a worker thread): a notice, or alerts as one message."""
     notice = batch[0].notice
     if notice is not None:
         notifier.send_notice(notice.title, notice.text)
         return
-    notifier.send([e.alert for e in batch if e.alert is not None], _attempt(batch))
+    notifier.send([e.alert for e in batch if e.alert is not None], _attempt(batch, part_sent))
 
 
-def _attempt(batch: Sequence[OutboxEntry]) -> Attempt:
-    """What the notifier needs to know of these rows: their ids, and since when to look for
-    a message an earlier attempt may have posted without hearing back."""
+def _attempt(batch: Sequence[OutboxEntry], part_sent: Callable[[Sequence[int]], None]) -> Attempt:
+    """What the notifier needs to know of these rows: their ids, since when to look for
+    a message an earlier attempt may have posted without hearing back, and whom to tell
+    of each digest part that lands."""
     uncertain = [e.first_attempt_at or e.created_at for e in batch if e.uncertain]
-    return Attempt(tuple(e.id for e in batch), min(uncertain) if uncertain else None)
+    return Attempt(tuple(e.id for e in batch), min(uncertain) if uncertain else None, part_sent)

@@ -149,8 +149,19 @@ class Poller:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await self._hand_back(polling)
                 raise
         return CycleReport(list(reports))
+
+    async def _hand_back(self, polling: set[str]) -> None:
+        """Release the feeds of a cycle cut short (cancelled by a reload's or a shutdown's
+        drain, or ended by a failing store) that were claimed and never recorded: the next
+        cycle polls them at once instead of leaving them unwatched until their lease ends.
+        A store that cannot do it leaves them to the lease."""
+        try:
+            await self.ctx.db.release_feeds(sorted(polling), self.ctx.owner)
+        except StoreError as err:
+            log.warning("cannot release %d feed lease(s): %s", len(polling), err)
 
     async def _poll_feed(
         self,

@@ -343,8 +343,9 @@ class Service:
 
         APScheduler's asyncio executor cancels running jobs at shutdown, so our
         own jobs are waited for first; whatever still runs after the drain time
-        is cancelled at an await point: its feed and outbox leases expire and
-        another run picks the work up again.
+        is cancelled at an await point: a poll hands back the feeds it had not
+        polled (the next generation polls them on its first tick), a delivery the
+        rows it had not handed to a send; a send in flight keeps its rows' lease.
         """
         self._quiesce(gen)
         if gen.inflight:

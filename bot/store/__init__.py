@@ -224,6 +224,15 @@ class PruneReport:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class DigestHeld:
+    """Alerts of one destination waiting for their digest to close, and the first close."""
+
+    destination: str
+    count: int
+    closes_at: datetime
+
+
 class Store(Protocol):
     """The durable state newswatch needs; every write is one short transaction.
 
@@ -241,6 +250,11 @@ class Store(Protocol):
     def renew_feeds(self, feed_ids: Sequence[str], owner: str, until: datetime) -> set[str]:
         """Extend ``owner``'s leases on feeds being polled to ``until`` (a heartbeat);
         returns the feeds it still holds."""
+        ...
+
+    def release_feeds(self, feed_ids: Sequence[str], owner: str) -> None:
+        """Hand back feeds ``owner`` claimed and will not poll (its poll was cancelled), so
+        the next claim takes them at once rather than when their lease ends."""
         ...
 
     def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]: ...
@@ -298,6 +312,10 @@ class Store(Protocol):
     ) -> None: ...
     def release(self, entry_ids: Sequence[int], owner: str) -> None: ...
     def outbox_counts(self, now: datetime) -> OutboxCounts: ...
+    def held_for_digest(self, now: datetime) -> list[DigestHeld]:
+        """Per destination (by name), the alerts waiting at ``now`` for a digest to close."""
+        ...
+
     def reserve_slot(self, key: str, interval: float, now: datetime) -> float:
         """Reserve the next slot of ``key`` (one per ``interval`` s across every process sharing
         the store); returns the seconds to wait before it."""

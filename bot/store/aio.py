@@ -28,6 +28,7 @@ from typing import ParamSpec, TypeVar
 from bot.errors import StoreError
 from bot.store import (
     DailyStats,
+    DigestHeld,
     FeedState,
     OutboxCounts,
     OutboxEntry,
@@ -70,7 +71,17 @@ class AsyncStore:
         except StoreError:
             raise
         except Exception as err:
-            raise StoreError(f"the store failed ({fn.__name__}): {err}") from err
+            raise _failed(fn, err) from err
+
+    def mark_sent_blocking(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None:
+        """``mark_sent`` from a send thread, waiting until it is committed: each part of a
+        digest in several messages is recorded as it lands, before the next is posted."""
+        try:
+            self._worker.submit(self.sync.mark_sent, entry_ids, owner, now).result()
+        except StoreError:
+            raise
+        except Exception as err:
+            raise _failed(self.sync.mark_sent, err) from err
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
@@ -87,6 +98,9 @@ class AsyncStore:
 
     async def renew_feeds(self, feed_ids: Sequence[str], owner: str, until: datetime) -> set[str]:
         return await self._call(self.sync.renew_feeds, feed_ids, owner, until)
+
+    async def release_feeds(self, feed_ids: Sequence[str], owner: str) -> None:
+        await self._call(self.sync.release_feeds, feed_ids, owner)
 
     async def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
         return await self._call(self.sync.seen_keys, feed_id, keys)
@@ -163,3 +177,10 @@ class AsyncStore:
         the pipeline's calls go on between the prune's batches instead of queueing behind
         all of them."""
         return await self._run(None, self.sync.prune, now, sent_before, seen_before)
+
+    async def held_for_digest(self, now: datetime) -> list[DigestHeld]:
+        return await self._call(self.sync.held_for_digest, now)
+
+
+def _failed(fn: Callable[..., object], err: Exception) -> StoreError:
+    return StoreError(f"the store failed ({fn.__name__}): {err}")

@@ -25,6 +25,7 @@ from bot.errors import StoreError
 from bot.model import QueuedAlert
 from bot.store import (
     DailyStats,
+    DigestHeld,
     FeedDay,
     FeedRow,
     FeedState,
@@ -468,6 +469,18 @@ class SqlStore:
             )
         )
 
+    def release_feeds(self, feed_ids: Sequence[str], owner: str) -> None:
+        def body() -> None:
+            for chunk in _chunks(sorted(set(feed_ids))):
+                self._execute(
+                    "UPDATE feeds SET lease_owner = NULL, lease_until = NULL"
+                    f" WHERE lease_owner = ? AND feed_id IN {self._in(chunk)}",
+                    (owner, *chunk),
+                )
+
+        if feed_ids:
+            self._transaction(body)
+
     def _update_held(
         self,
         table: str,
@@ -909,6 +922,20 @@ class SqlStore:
             )
 
         return self._transaction(body)
+
+    def held_for_digest(self, now: datetime) -> list[DigestHeld]:
+        rows = self._query(
+            "SELECT destination, COUNT(*), MIN(next_attempt_at) FROM outbox"
+            " WHERE status = 'pending' AND digest = 1 AND attempts = 0 AND next_attempt_at > ?"
+            " GROUP BY destination ORDER BY destination",
+            (to_epoch(now),),
+        )
+        held = []
+        for destination, count, first in rows:
+            closes_at = from_epoch(first)
+            assert closes_at is not None, "a pending row always has its next attempt"
+            held.append(DigestHeld(destination, int(count), closes_at))
+        return held
 
     # -- rate limits --------------------------------------------------------
     def reserve_slot(self, key: str, interval: float, now: datetime) -> float:

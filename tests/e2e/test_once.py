@@ -261,3 +261,64 @@ def test_many_alerts_are_delivered_in_batches_within_one_run(
         for line in result.stdout.splitlines()
         if line.startswith("RCMP update number")
     ) == list(range(120))
+
+
+def _pending(cfg: ConfigDir) -> int:
+    with sqlite3.connect(cfg.store) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()
+    return int(count)
+
+
+def test_slack_down_costs_two_tries_per_alert_summed_up_in_one_line(setup) -> None:
+    cfg, server, slack = setup
+    assert run_cli("--config", str(cfg.path), "once").code == 0
+    server.serve("/news.xml", rss([MOSUL, SUSPENDED, OLD]))
+    slack.fail_next(*[Fault("server_error")] * 20)  # down for the whole run
+
+    down = run_cli("--config", str(cfg.path), "once")
+    assert down.code == 1, down.stderr
+    posts = [path for path, _ in slack.requests if path.endswith("chat.postMessage")]
+    assert len(posts) == 4  # each of the two alerts tried twice, then left for the next run
+    assert "2 alerts, 0 sent, 2 undelivered" in down.stderr
+    summary = [line for line in down.stderr.splitlines() if line.startswith("  desk:")]
+    assert summary == [
+        "  desk: 2 not delivered after 2 attempt(s), kept for the next run:"
+        " http_503: Slack server error"
+    ]
+    assert "retrying at" not in down.stderr  # no warning per try
+    assert _pending(cfg) == 2
+
+    slack.faults.clear()  # Slack is back: nothing was lost
+    up = run_cli("--config", str(cfg.path), "once")
+    assert up.code == 0, up.stderr
+    assert len(slack.messages) == 2 and _pending(cfg) == 0
+
+
+def test_the_closing_line_says_when_alerts_held_for_a_digest_go_out(
+    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator
+) -> None:
+    url = feed_server.serve("/news.xml", rss([OLD]))
+    configure(config_dir, {"news": url}, slack)
+    settings = (config_dir.path / "settings.yaml").read_text()
+    digest = settings.replace("base_url:", 'digest: {cron: "0 9 * * *"}\n    base_url:')
+    (config_dir.path / "settings.yaml").write_text(digest)
+    assert run_cli("--config", str(config_dir.path), "once").code == 0
+    feed_server.serve("/news.xml", rss([MOSUL, SUSPENDED, OLD]))
+
+    before = datetime.now(UTC)
+    held = run_cli("--config", str(config_dir.path), "once")
+    after = datetime.now(UTC)
+    assert held.code == 0, held.stderr  # waiting for a digest is not "undelivered"
+    assert slack.requests == []
+    closes = {
+        (day + timedelta(days=1) if day.hour >= 9 else day).replace(hour=9, minute=0)
+        for day in (before, after)
+    }
+    lines = [
+        "2 alerts, 0 sent, 0 undelivered, 2 held for the "
+        + ("" if c.date() == before.date() else f"{c:%Y-%m-%d} ")
+        + "09:00 UTC digest"
+        for c in closes
+    ]
+    assert any(line in held.stderr for line in lines), held.stderr
+    assert _pending(config_dir) == 2

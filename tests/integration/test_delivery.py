@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 from bot.config.schema import Settings, SlackDestination
+from bot.errors import DeliveryError
 from bot.model import Alert, Item, QueuedAlert, Summary
 from bot.notify import Attempt, Notifier
 from bot.notify.slack import SlackNotifier
@@ -91,7 +92,7 @@ def _queue(store: Store, count: int) -> list[int]:
     store.record_poll(
         PollOutcome("a", "poller", T0, T0 + timedelta(hours=1), items=items, alerts=alerts)
     )
-    return [e.id for e in store.claim_outbox("peek", T0, 0, 100, due_only=False)]
+    return [e.id for e in store.claim_outbox("peek", T0, 0, count, due_only=False)]
 
 
 def _pipeline(store: Store, notifier: Notifier, time: FakeTime, owner: str) -> Pipeline:
@@ -206,6 +207,107 @@ def test_a_replica_killed_after_posting_is_not_repeated_by_the_next(
     posted = slack.in_channel("#desk")
     assert [m.metadata["event_payload"]["outbox_ids"] for m in posted] == [[i] for i in ids]
     assert len(slack.history_requests()) == 1  # only the row that was in flight is looked up
+
+
+class Interrupt:
+    """A Slack pacer that paces nothing and, before message number ``at``, runs ``then``:
+    the emulator starts failing, or the sending process freezes (as if killed)."""
+
+    def __init__(self, at: int = 0, then: Callable[[], None] = lambda: None) -> None:
+        self.at, self.then, self.count = at, then, 0
+
+    def wait(self) -> None:
+        self.count += 1
+        if self.count == self.at:
+            self.then()
+
+    def defer(self, seconds: float) -> None:
+        pass
+
+
+def _digest_desk(slack: SlackEmulator, limiter: Interrupt) -> tuple[Settings, SlackNotifier]:
+    """Destination ``desk`` posting its alerts as a digest; a new notifier is a new process."""
+    destination = SlackDestination(
+        type="slack",
+        channel=slack.channel_id("#desk"),
+        token=TOKEN,
+        base_url=slack.base_url,
+        digest={"every": 3600},
+    )
+    settings = Settings.model_validate({"destinations": {"desk": destination.model_dump()}})
+    return settings, SlackNotifier("desk", destination, limiter=limiter, timeout=1)
+
+
+def _digest_pipeline(
+    store: Store, settings: Settings, desk: SlackNotifier, time: FakeTime, owner: str
+) -> Pipeline:
+    return Pipeline(
+        settings,
+        [],
+        store,
+        NoFetcher(),
+        {"desk": desk},
+        owner=owner,
+        clock=time.clock,
+        leases=Leases(outbox=LEASE),
+        sleep=time.sleep,
+    )
+
+
+@pytest.mark.parametrize("stop", ["slack fails", "process killed", "answer to part 3 lost"])
+def test_a_digest_cut_short_after_part_two_of_four_sends_only_what_had_not_landed(
+    store: Store, slack: SlackEmulator, monkeypatch: pytest.MonkeyPatch, stop: str
+) -> None:
+    # One claim takes the whole digest, so it goes out as four messages of up to 49 alerts.
+    monkeypatch.setattr("bot.pipeline.deliver.DELIVERY_BATCH", 200)
+    ids = _queue(store, 150)
+    frozen, thawed = threading.Event(), threading.Event()
+
+    def freeze() -> None:
+        frozen.set()  # the process stops here for good; its rows' lease runs out
+        assert thawed.wait(timeout=30)
+        raise DeliveryError("killed", "the process was killed", retryable=True)
+
+    def slack_fails() -> None:
+        # Part 3 posted but its answer never came: the next deliverer finds it in the history.
+        slack.fail_next(Fault("lost_answer" if stop.startswith("answer") else "server_error"))
+
+    if stop == "process killed":
+        slack.history_error = "missing_scope"  # no history to look the lost part up in
+    then = freeze if stop == "process killed" else slack_fails
+    settings, first = _digest_desk(slack, Interrupt(at=3, then=then))
+    landed = 3 if stop.startswith("answer") else 2
+    start = datetime.now(UTC)
+
+    async def main() -> None:
+        cut_short = asyncio.create_task(
+            _digest_pipeline(store, settings, first, FakeTime(start), "first").deliver()
+        )
+        if stop == "process killed":
+            assert await asyncio.to_thread(frozen.wait, 30)
+        else:
+            report = await cut_short
+            assert (report.sent, report.retrying) == (98, 52)
+        assert len(slack.in_channel("#desk")) == landed
+        _, second = _digest_desk(slack, Interrupt())
+        later = FakeTime(start + timedelta(seconds=LEASE + 1))
+        again = await _digest_pipeline(store, settings, second, later, "second").deliver(
+            due_only=False
+        )
+        assert again.sent == 52
+        assert len(slack.in_channel("#desk")) == 4  # only what had not landed was posted
+        thawed.set()
+        await cut_short
+
+    _run(main)
+    posted = slack.in_channel("#desk")
+    assert len(posted) == 4
+    carried = [i for m in posted for i in m.metadata["event_payload"]["outbox_ids"]]
+    assert sorted(carried) == ids  # every alert exactly once
+    items = [b for m in posted for b in m.blocks if b["type"] == "section"]
+    assert len(items) == 150
+    assert [len(m.metadata["event_payload"]["outbox_ids"]) for m in posted] == [49, 49, 49, 3]
+    assert store.outbox_counts(datetime.now(UTC) + timedelta(hours=2)).sent == 150
 
 
 class HeldFetcher:

@@ -219,7 +219,7 @@ def test_other_channels_are_not_slowed_down(slack: SlackEmulator) -> None:
     assert second.at - first.at < 0.9
 
 
-def test_a_half_sent_digest_resumes_where_it_stopped(slack: SlackEmulator) -> None:
+def test_each_digest_part_reports_its_rows_as_it_lands(slack: SlackEmulator) -> None:
     class FailSecondPost(ChannelLimiter):
         calls = 0
 
@@ -229,16 +229,18 @@ def test_a_half_sent_digest_resumes_where_it_stopped(slack: SlackEmulator) -> No
                 slack.fail_next(Fault("server_error"))
 
     alerts = [alert(item_key=str(i), title=f"Item {i}") for i in range(60)]
+    ids = tuple(range(100, 160))
     destination = SlackDestination(type="slack", channel="#c", token=TOKEN, base_url=slack.base_url)
     notifier = SlackNotifier("d", destination, limiter=FailSecondPost(0), clock=lambda: NOW)
-    assert failure(notifier, alerts).retryable  # part 1 delivered, part 2 failed
-    notifier.send(alerts)  # the retry sends part 2 only
-    notifier.send(alerts)  # and a confirmed digest is not sent again
-    assert [p.text.split(":")[0] for p in slack.wait_for(2)] == [
-        "newswatch digest (part 1/2)",
-        "newswatch digest (part 2/2)",
-    ]
-    assert len(slack.messages) == 2
+    landed: list[list[int]] = []
+    with pytest.raises(DeliveryError) as failed:
+        notifier.send(alerts, Attempt(ids, part_sent=lambda rows: landed.append(list(rows))))
+    assert failed.value.retryable  # part 1 delivered, part 2 failed
+    assert landed == [list(ids[:49])]  # so only the rows of part 2 are sent again
+    (posted,) = slack.messages
+    assert posted.text.startswith("newswatch digest (part 1/2)")
+    assert posted.metadata is not None
+    assert posted.metadata["event_payload"]["outbox_ids"] == list(ids[:49])
 
 
 def test_send_notice(slack: SlackEmulator) -> None:

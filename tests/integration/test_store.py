@@ -13,6 +13,7 @@ import pytest
 from bot.errors import StoreError
 from bot.model import Alert, Item, QueuedAlert, Summary
 from bot.store import (
+    DigestHeld,
     FeedRow,
     Notice,
     OutboxCounts,
@@ -284,6 +285,15 @@ def test_a_claimed_feed_is_invisible_to_others_until_its_lease_ends(store: Store
     assert sorted(s.feed_id for s in later) == ["a", "b"]
 
 
+def test_released_feeds_are_claimable_at_once_but_only_by_their_owner(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    assert claim_all(store, "w1") == ["a", "b"]
+    store.release_feeds(["a", "b"], "w2")  # not w2's: nothing changes
+    assert store.claim_feeds("w2", T0, 60, 5, due_only=True) == []
+    store.release_feeds(["a"], "w1")
+    assert [s.feed_id for s in store.claim_feeds("w2", T0, 60, 5, due_only=True)] == ["a"]
+
+
 def test_due_only_respects_the_next_poll_time(store: Store) -> None:
     store.sync_feeds([FeedRow("a", "http://x/a")], T0)
     assert claim_all(store, "w1") == ["a"]
@@ -432,6 +442,8 @@ def test_outbox_claims_leases_retries_and_counts(store: Store) -> None:
     poll(store, "a", "w1", its, [alert(its[0]), alert(its[1]), digest])
     assert store.outbox_counts(T0).pending == 2
     assert store.outbox_counts(T0).waiting_digest == 1
+    assert store.held_for_digest(T0) == [DigestHeld("digest", 1, T0 + timedelta(hours=1))]
+    assert store.held_for_digest(T0 + timedelta(hours=1)) == []  # closed: due now
 
     claimed = store.claim_outbox("s1", T0, 60, 10, due_only=True)
     assert [e.alert.item_key for e in claimed] == ["k0", "k1"]

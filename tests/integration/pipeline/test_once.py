@@ -1,12 +1,13 @@
-"""``once`` waits for retries due within its window (30 s from its first delivery pass),
-never for one due later: a Slack pause of a minute is left in the outbox for the next run."""
+"""``once`` tries each alert at most twice: again when the last retry due within its window
+(30 s from its first delivery pass) is due, never for one due later: a Slack pause of a
+minute is left in the outbox for the next run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bot.config.load import Config
-from bot.service.app import ONCE_RETRY_WINDOW, run_once
+from bot.service.app import ONCE_RETRY_WINDOW, OnceResult, Undelivered, run_once
 from bot.store import Store
 from tests.integration.pipeline.harness import (
     FakeNotifier,
@@ -50,7 +51,11 @@ class Once:
         self.time.skip(seconds)
 
     def __call__(self) -> tuple[int, int]:
-        result = run(
+        result = self.result()
+        return result.sent, result.undelivered
+
+    def result(self) -> OnceResult:
+        return run(
             lambda: run_once(
                 self.config,
                 self.store,
@@ -61,7 +66,6 @@ class Once:
                 sleep=self._sleep,
             )
         )
-        return result.sent, result.undelivered
 
 
 def test_a_retry_due_after_the_window_is_left_for_the_next_run(
@@ -90,5 +94,16 @@ def test_every_retry_due_within_the_window_is_waited_for(store: Store, tmp_path:
         retryable("ratelimited", retry_after=5), retryable("ratelimited", retry_after=25)
     )
     assert once() == (2, 0)
-    assert once.waits == [5.0, 20.0]  # to the first retry, then on to the second
+    assert once.waits == [25.0]  # one retry pass, when the last retry in the window is due
     assert once.desk.calls == 4
+
+
+def test_a_destination_down_costs_two_tries_per_alert_summed_up_per_destination(
+    store: Store, tmp_path: Path
+) -> None:
+    once = Once(store, tmp_path, alerts=3)
+    once.desk.fail_next(*(retryable() for _ in range(20)))
+    result = once.result()
+    assert (result.sent, result.undelivered) == (0, 3)
+    assert once.desk.calls == 6 and len(once.waits) == 1
+    assert result.failures == [Undelivered("desk", 3, 2, "http_503: try later")]

@@ -267,6 +267,32 @@ def test_a_renewed_lease_keeps_a_slow_feed_from_other_replicas(store: Store) -> 
     assert run(main) == ["baseline"]
 
 
+def test_a_cancelled_poll_hands_back_the_feeds_it_had_not_polled(store: Store) -> None:
+    """A reload cancels a poll still running after the drain time: the feeds it claimed and
+    never recorded are released at once, so the next generation (same owner) polls them on
+    its first tick instead of after the lease, and a feed it finished keeps its schedule."""
+    h = Harness(store, settings(feeds=("a", "b")), [POLICE])
+    h.fetcher.serve(url("a"), [MOSUL])
+    h.fetcher.serve(url("b"), [MOSUL])
+
+    async def cancel_mid_poll() -> list[str]:
+        h.fetcher.hold(url("a"))  # never answers: the poll is cancelled waiting for it
+        poll = asyncio.create_task(h.pipeline.poll(due_only=False))
+        await h.time.asleep()  # both claimed, the heartbeat waiting to beat
+        for _ in range(100_000):  # until b answered and was recorded
+            if store.feed_states()[1].last_success_at is not None:
+                break
+            await asyncio.sleep(0)
+        poll.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await poll
+        claimed = store.claim_feeds("replica-1", h.time.now, 30.0, 10, due_only=True)
+        return [s.feed_id for s in claimed]
+
+    assert run(cancel_mid_poll) == ["a"]  # due and free; b is not due until its next poll
+    h.close()
+
+
 def test_a_cancelled_delivery_keeps_the_lease_of_the_send_in_flight(store: Store) -> None:
     """Cancelling cannot stop a send thread: its row stays leased (nobody sends it again
     before the lease ends), while the rows not yet handed to a send are released at once."""

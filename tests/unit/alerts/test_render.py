@@ -116,7 +116,7 @@ def test_hostile_feed_text_cannot_ping_or_forge_links() -> None:
     # The feed's own mrkdwn is neutralised; only the bot's emphasis remains.
     assert summary.count("*") == 2 and summary.endswith("*police*")
     for digest in slack_digest([hostile, hostile], NOW):
-        assert_inert(digest)
+        assert_inert(digest.message)
 
 
 def test_links_are_http_only_and_cannot_break_the_link_syntax() -> None:
@@ -146,7 +146,7 @@ def test_huge_item_stays_within_block_kit_limits() -> None:
     for text in texts(message):
         assert not re.search(r"&(a|am|l|g)?$", text)  # no escape cut in half
     digests = slack_digest([big] * 120, NOW)
-    assert all(not block_kit_violations(payload(d)) for d in digests)
+    assert all(not block_kit_violations(payload(d.message)) for d in digests)
 
 
 def test_digest_groups_by_rule_and_splits_at_fifty_blocks() -> None:
@@ -159,7 +159,8 @@ def test_digest_groups_by_rule_and_splits_at_fifty_blocks() -> None:
         )
         for i in range(120)
     ]
-    messages = slack_digest(alerts, NOW)
+    parts = slack_digest(alerts, NOW)
+    messages = [p.message for p in parts]
     assert len(messages) > 1
     assert all(len(m.blocks) <= 50 for m in messages)
     items = [b["text"]["text"] for m in messages for b in m.blocks if b["type"] == "section"]
@@ -172,6 +173,10 @@ def test_digest_groups_by_rule_and_splits_at_fifty_blocks() -> None:
     continued = [b for m in messages[1:] for b in m.blocks[:1]]
     assert all(b["type"] == "header" for b in continued)
     assert "(part 1/" in messages[0].text
+    # Each part names the alerts it carries: every alert in exactly one part, in its order.
+    carried = [alerts[i].title for p in parts for i in p.indexes]
+    assert sorted(carried) == sorted(a.title for a in alerts) and len(carried) == 120
+    assert [re.search(r"\|(Item \d+)>", t).group(1) for t in items] == carried
 
 
 def test_relative_time() -> None:
