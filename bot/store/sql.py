@@ -227,7 +227,10 @@ def _version_mismatch(current: int) -> str:
             f"({SCHEMA_VERSION}): upgrade newswatch"
         )
     if current == 0:
-        return "no newswatch tables yet: `newswatch once` or `run` creates them"
+        return (
+            "no newswatch tables (is it the right database?):"
+            " `newswatch once` or `run` creates them"
+        )
     return (
         f"schema version {current}, older than this newswatch's "
         f"({SCHEMA_VERSION}): `newswatch once` or `run` upgrades it (this command only reads)"

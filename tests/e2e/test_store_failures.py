@@ -89,7 +89,8 @@ def test_the_sqlite_file_of_another_program(config_dir: ConfigDir) -> None:
     other.close()
     assert_one_line(
         run(config_dir, "feeds"),
-        f"newswatch: SQLite store {config_dir.store}: no such table: feeds",
+        f"newswatch: SQLite store {config_dir.store}: no newswatch tables (is it the right"
+        " database?): `newswatch once` or `run` creates them",
     )
 
 

@@ -593,7 +593,7 @@ def test_a_read_only_store_of_another_schema_is_refused_in_one_line(
     message = str(caught.value)
     assert message.startswith(("SQLite store ", "PostgreSQL store ")) and "\n" not in message
     expected = {
-        0: "no newswatch tables yet: `newswatch once` or `run` creates them",
+        0: "no newswatch tables (is it the right database?): `newswatch once` or `run`",
         4: f"schema version 4, older than this newswatch's ({SCHEMA_VERSION}): `newswatch once`",
         SCHEMA_VERSION + 1: f"schema version {SCHEMA_VERSION + 1}, newer than this newswatch's",
     }[version]
