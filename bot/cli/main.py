@@ -406,11 +406,11 @@ def stats(obj: Context, days: int) -> None:
     today = utcnow().date()
     store = open_synced_store(config, read_only=True)
     try:
-        counted = store.daily_stats(today - timedelta(days=days - 1))
+        daily = store.daily_stats(today - timedelta(days=days - 1))
     finally:
         store.close()
     data = _stats_input(
-        counted,
+        daily,
         window(today, days),
         [r.id for r in config.rules],
         [f.id for f in config.settings.feeds],
@@ -420,18 +420,18 @@ def stats(obj: Context, days: int) -> None:
 
 
 def _stats_input(
-    counted: DailyStats, days: list[date], rules: list[str], feeds: list[str]
+    daily: DailyStats, days: list[date], rules: list[str], feeds: list[str]
 ) -> StatsInput:
     """The store's rows as the per-day mappings the report is made of."""
     matches: dict[str, dict[date, int]] = defaultdict(dict)
     alerts: dict[str, dict[date, int]] = defaultdict(dict)
     items: dict[str, dict[date, int]] = defaultdict(dict)
-    for r in counted.rules:
+    for r in daily.rules:
         matches[r.rule_id][r.day] = r.matches
         alerts[r.rule_id][r.day] = r.alerts
-    for f in counted.feeds:
+    for f in daily.feeds:
         items[f.feed_id][f.day] = f.items
-    return StatsInput(days, rules, feeds, matches, alerts, items, counted.last_match)
+    return StatsInput(days, rules, feeds, matches, alerts, items, daily.last_match)
 
 
 @feeds.command("import")

@@ -31,6 +31,7 @@ from bot.store import PruneReport, Store
 from bot.store.aio import AsyncStore
 
 PRUNE_TURN = "turn:prune"  # the store key electing the replica that prunes
+PRUNE_EVERY = 3600.0  # how often the store is pruned, by the daemon and by ``once``
 
 
 class Pipeline:
@@ -93,23 +94,27 @@ class Pipeline:
         ``log_retries=False``: the caller sums up the failures instead of a warning each."""
         return await self.deliverer.deliver(due_only=due_only, log_retries=log_retries)
 
-    async def prune(self, every: float) -> PruneReport | None:
+    async def prune(self, every: float = PRUNE_EVERY) -> PruneReport | None:
         """Forget what ``retention`` lets go, when this process takes the turn (one process
-        per ``every`` s across the replicas sharing the store); None when another had it."""
+        per ``every`` s across the replicas sharing the store); None when another had it.
+        The turn is a tenth shorter than ``every``, so a job ticking a little late never
+        loses its turn."""
         now = self.ctx.clock()
-        if not await self.db.take_turn(PRUNE_TURN, every, now):
+        if not await self.db.take_turn(PRUNE_TURN, every * 0.9, now):
             return None
         keep = self.ctx.settings.retention
         report = await self.db.prune(
             now, now - timedelta(seconds=keep.sent), now - timedelta(seconds=keep.seen)
         )
         log.info(
-            "pruned %d outbox rows, %d story links, %d rate slots, %d items, %d removed feeds",
+            "pruned %d outbox rows, %d story links, %d rate slots, %d items, %d removed feeds,"
+            " %d daily counters",
             report.outbox,
             report.story_alerts,
             report.rate_slots,
             report.items,
             report.feeds,
+            report.stats,
             extra={"event": "pruned", "rows": report.total},
         )
         return report

@@ -134,6 +134,7 @@ async def run_once(
             sent += report.sent
             failing = {i: f for i, f in failing.items() if f.retry_at > now} | report.failed
             tries.update(report.failed.keys())
+        await pipeline.prune()  # at most hourly across runs: a cron of `once` stays bounded too
         now = clock()
         counts = await pipeline.db.outbox_counts(now)
         held = await pipeline.db.held_for_digest(now)

@@ -42,7 +42,7 @@ from bot.fetch.client import Fetcher
 from bot.logs import SecretFilter
 from bot.notify import Notifier
 from bot.pipeline.base import new_owner, utcnow
-from bot.pipeline.cycle import Pipeline
+from bot.pipeline.cycle import PRUNE_EVERY, Pipeline
 from bot.pipeline.poll import CycleReport
 from bot.schedule import (
     EVENT_JOB_ERROR,
@@ -97,7 +97,7 @@ class Timing:
     stall_after: float = 10.0
     probe_timeout: float = 0.5
     metrics_every: float = 5.0
-    prune_every: float = 3600.0
+    prune_every: float = PRUNE_EVERY
     prune_after: float = 10.0
 
 
@@ -461,19 +461,26 @@ class Service:
         following = min(due, default=None)
         when = "now" if following is None or following <= now else relative_time(following, now)
         new_items = sum(f.new_items for f in report.feeds)
+        first = sum(1 for f in report.feeds if f.status == "baseline")
         log.info(
-            "cycle: %d feeds polled, %d failed, %d new items, %d alerts queued; next poll %s",
-            len(report.feeds),
+            "cycle: %s polled, %d failed, %s, %s queued; next poll %s%s",
+            counted(len(report.feeds), "feed"),
             len(report.failed),
-            new_items,
-            len(report.alerts),
+            counted(new_items, "new item"),
+            counted(len(report.alerts), "alert"),
             when,
+            # A newcomer's first cycle alerts nothing: say why, once per feed.
+            f"; {counted(first, 'feed')} read for the first time: what it serves is marked"
+            " seen, not alerted (a feed's `backfill:` alerts its recent items)"
+            if first
+            else "",
             extra={
                 "event": "cycle_done",
                 "polled": len(report.feeds),
                 "failed": len(report.failed),
                 "new_items": new_items,
                 "alerts": len(report.alerts),
+                "first_read": first,
                 "next_poll": following.isoformat() if following else None,
             },
         )
@@ -487,13 +494,12 @@ class Service:
         self.metrics.cycle_seconds.labels(DELIVER_JOB).observe(time.monotonic() - started)
 
     async def _prune_job(self, gen: _Generation) -> None:
-        """Prune the store, when no other replica did this period. The turn is a tenth
-        shorter than the job's period, so a late tick never costs this replica its turn."""
+        """Prune the store, when no other replica did this period."""
         if gen.stopping:
             return
         started = time.monotonic()
         with gen.tracked():
-            report = await gen.pipeline.prune(self.timing.prune_every * 0.9)
+            report = await gen.pipeline.prune(self.timing.prune_every)
         if report is not None:
             self.metrics.count_pruned(report)
             self.metrics.cycle_seconds.labels(PRUNE_JOB).observe(time.monotonic() - started)

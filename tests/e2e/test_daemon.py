@@ -484,13 +484,14 @@ def test_one_summary_line_per_cycle_that_polled_and_none_for_idle_ticks(
     )
     daemon = start(config_dir)
     cycle = daemon.wait_event("cycle_done")
-    assert (cycle["polled"], cycle["failed"], cycle["alerts"]) == (2, 1, 0)
+    assert (cycle["polled"], cycle["failed"], cycle["alerts"], cycle["first_read"]) == (2, 1, 0, 1)
     wait = datetime.fromisoformat(cycle["next_poll"]) - datetime.fromisoformat(cycle["time"])
     assert timedelta(minutes=59) < wait <= timedelta(hours=1)  # both feeds wait an interval
     assert (cycle["level"], cycle["message"]) == (
         "info",
         f"cycle: 2 feeds polled, 1 failed, {cycle['new_items']} new items, 0 alerts queued;"
-        " next poll in 59 min",
+        " next poll in 59 min; 1 feed read for the first time: what it serves is marked seen,"
+        " not alerted (a feed's `backfill:` alerts its recent items)",
     )
 
     # Later ticks find nothing due: a rule edit shows one ran, /healthz that it finished.

@@ -3,6 +3,7 @@ removed, counted in /metrics; what its feed still serves stays."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 
 from bot.model import Item
@@ -50,12 +51,16 @@ def test_the_daemon_prunes_soon_after_start_logs_it_and_counts_it(
     settings(config_dir, feed_url, slack)
     config_dir.write("rules.yaml", RULE.format(query="RCMP"))
     seed(f"sqlite:{config_dir.store}", feed_url)
+    with sqlite3.connect(config_dir.store) as db:  # a day of stats counted 400+ days ago
+        db.execute("INSERT INTO rule_days VALUES ('iraq', '2020-01-01', 1, 1)")
+    db.close()
     daemon = start(config_dir)
     daemon.wait_event("feed_polled", feed="news")
     pruned = daemon.wait_event("pruned")
-    assert pruned["rows"] == 3 + 3 + 3  # outbox rows, their story links, the items gone
+    assert pruned["rows"] == 3 + 3 + 3 + 1  # outbox rows, their story links, items, a day
     assert pruned["message"] == (
-        "pruned 3 outbox rows, 3 story links, 0 rate slots, 3 items, 0 removed feeds"
+        "pruned 3 outbox rows, 3 story links, 0 rate slots, 3 items, 0 removed feeds,"
+        " 1 daily counters"
     )
 
     def counted() -> str | None:
@@ -67,6 +72,7 @@ def test_the_daemon_prunes_soon_after_start_logs_it_and_counts_it(
         'newswatch_pruned_rows_total{table="outbox"} 3.0',
         'newswatch_pruned_rows_total{table="items"} 3.0',
         'newswatch_pruned_rows_total{table="feeds"} 0.0',
+        'newswatch_pruned_rows_total{table="stats"} 1.0',
     ):
         assert series in text, series
     store = open_store(f"sqlite:{config_dir.store}", read_only=True)

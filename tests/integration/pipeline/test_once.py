@@ -107,3 +107,11 @@ def test_a_destination_down_costs_two_tries_per_alert_summed_up_per_destination(
     assert (result.sent, result.undelivered) == (0, 3)
     assert once.desk.calls == 6 and len(once.waits) == 1
     assert result.failures == [Undelivered("desk", 3, 2, "http_503: try later")]
+
+
+def test_once_prunes_too_so_a_cron_of_once_stays_bounded(store: Store, tmp_path: Path) -> None:
+    once = Once(store, tmp_path, alerts=2)
+    assert once() == (2, 0)
+    once.time.skip(31 * 86400)  # past retention.sent (30 d) for the two sent alerts
+    once()
+    assert store.outbox_counts(once.time.clock()).sent == 0

@@ -283,6 +283,8 @@ def test_a_cancelled_poll_hands_back_the_feeds_it_had_not_polled(store: Store) -
             if store.feed_states()[1].last_success_at is not None:
                 break
             await asyncio.sleep(0)
+        else:
+            pytest.fail("feed b was never recorded while a was held")
         poll.cancel()
         with pytest.raises(asyncio.CancelledError):
             await poll
