@@ -215,8 +215,9 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
             obj.echo()
     cycle = result.cycle
     obj.echo(
-        f"{len(cycle.feeds)} feeds polled, {len(cycle.failed)} failed, "
-        f"{sum(f.new_items for f in cycle.feeds)} new items, {len(cycle.alerts)} alerts"
+        f"{counted(len(cycle.feeds), 'feed')} polled, {len(cycle.failed)} failed, "
+        f"{counted(sum(f.new_items for f in cycle.feeds), 'new item')}, "
+        f"{counted(len(cycle.alerts), 'alert')}"
         + ("" if dry_run else f", {result.sent} sent, {result.undelivered} undelivered")
         + "".join(_held_note(held, config, now, len(result.held)) for held in result.held),
         err=True,
@@ -231,6 +232,12 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
         )
     if note := _first_fetch_note(cycle, backfill):
         obj.echo(note, err=True)
+    if len(cycle.failed) > 1 and len(cycle.failed) == len(cycle.feeds):
+        obj.echo(
+            "every feed failed: check this machine's network, DNS and proxy (HTTPS_PROXY,"
+            " NO_PROXY) before the feeds themselves",
+            err=True,
+        )
     if result.undelivered:
         raise SystemExit(EXIT_FAILED)
 

@@ -8,6 +8,7 @@ send runs in a worker thread: the event loop only fetches, parses and matches.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -106,7 +107,8 @@ class Pipeline:
         report = await self.db.prune(
             now, now - timedelta(seconds=keep.sent), now - timedelta(seconds=keep.seen)
         )
-        log.info(
+        log.log(
+            logging.INFO if report.total else logging.DEBUG,  # a `once` from cron stays quiet
             "pruned %d outbox rows, %d story links, %d rate slots, %d items, %d removed feeds,"
             " %d daily counters",
             report.outbox,

@@ -322,3 +322,22 @@ def test_the_closing_line_says_when_alerts_held_for_a_digest_go_out(
     ]
     assert any(line in held.stderr for line in lines), held.stderr
     assert _pending(config_dir) == 2
+
+
+def test_when_every_feed_fails_once_points_at_the_network_not_the_feeds(
+    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator
+) -> None:
+    """A newcomer behind a proxy sees every feed fail: one line says where to look first.
+    Nothing was pruned, so no prune line either."""
+    broken = feed_server.serve("/a.xml", "oops", status=503)
+    configure(config_dir, {"a": broken, "b": broken.replace("/a.xml", "/b.xml")}, slack)
+    result = run_cli("--config", str(config_dir.path), "once")
+    assert result.code == 0, result.stderr
+    assert "2 feeds polled, 2 failed, 0 new items, 0 alerts" in result.stderr
+    assert "every feed failed: check this machine's network, DNS and proxy" in result.stderr
+    assert "pruned" not in result.stderr
+
+    feed_server.serve("/b.xml", rss([OLD]))
+    result = run_cli("--config", str(config_dir.path), "once")
+    assert "2 feeds polled, 1 failed, 1 new item, 0 alerts" in result.stderr
+    assert "every feed failed" not in result.stderr
