@@ -1,10 +1,15 @@
-"""HTML fragments from feeds → plain text, with regular expressions only.
+"""HTML fragments from feeds → plain text, in one pass over lexbor's HTML5 tokenizer.
 
-Feeds carry HTML in titles, summaries and content; items carry plain text. A
-real HTML parser (or feedparser's sanitiser) costs tens of milliseconds per
-feed, while a handful of compiled C-level substitutions does the job: drop
-comments and script/style bodies, turn block elements into line breaks, drop
-every other tag, decode entities, collapse whitespace.
+Feeds carry HTML in titles, summaries and content; items carry plain text. The
+fragment is parsed once as a browser parses it (selectolax over lexbor, C, linear
+time), so entities are decoded exactly once: escaped markup (``&lt;T&gt;``,
+``&lt;?php``) stays text, and a stray ``<?`` or ``<!`` ends at its ``>`` rather
+than swallowing the rest. What a reader would not see (scripts, styles, frames,
+SVG) is dropped; block elements become line breaks; whitespace is collapsed.
+Plain-text values (Atom ``type="text"``, JSON Feed's text fields) are never
+parsed as HTML: :func:`plain_text`.
+
+selectolax is imported here only.
 """
 
 from __future__ import annotations
@@ -12,28 +17,37 @@ from __future__ import annotations
 import html
 import re
 
-# Where something invisible may begin: an element whose content is never text a
-# reader sees, a comment, a CDATA marker, a processing instruction, a declaration.
-# What follows (the start tag's ``>``, the end tag) is looked for by hand, once.
-_HIDDEN = ("script", "style", "noscript", "template", "iframe", "object", "svg", "math", "head")
-_INVISIBLE = re.compile(rf"<({'|'.join(_HIDDEN)})\b|<!--|<!\[CDATA\[|\]\]>|<\?|<!", re.IGNORECASE)
-_END_TAG = {name: re.compile(rf"</{name}\s*+>", re.IGNORECASE) for name in _HIDDEN}
-_CDATA = ("<![CDATA[", "]]>")
-# Tags that end a line or paragraph of text.
+from selectolax.lexbor import LexborHTMLParser
+
+# Elements whose content a reader never sees (a browser's stylesheet hides them, or
+# they hold code or a nested document). MathML is text a reader sees, and is kept.
+_HIDDEN = [
+    *("script", "style", "noscript", "template", "iframe", "object", "svg", "head", "title"),
+    *("noembed", "noframes", "datalist"),
+]
+# Elements that end a line or paragraph of text.
 _BLOCK_NAMES = (
     *("p", "div", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "dl"),
     *("dt", "dd", "tr", "table", "thead", "tbody", "tfoot", "blockquote", "pre", "section"),
     *("article", "aside", "header", "footer", "nav", "figure", "figcaption", "address"),
     *("main", "form", "fieldset", "details", "summary", "caption"),
 )
-_BLOCK = re.compile(rf"<\s*+/?\s*+(?:{'|'.join(_BLOCK_NAMES)})\b[^>]*>", re.IGNORECASE)
+_BLOCKS = ",".join(_BLOCK_NAMES)
 # Table cells separate their content with a space.
-_CELL_NAMES = ("td", "th")
-_CELL = re.compile(rf"<\s*+/?\s*+(?:{'|'.join(_CELL_NAMES)})\b[^>]*>", re.IGNORECASE)
-# Any other tag: a '<' followed by a letter, '/' or '!' up to the next '>'.
-_TAG = re.compile(r"<[/!]?[A-Za-z][^<>]*>|<[A-Za-z][^<>]*$")
-# Markup left after one pass means the feed escaped its HTML twice.
-_ESCAPED_MARKUP = re.compile(r"</[A-Za-z][\w:-]*\s*>|<(?:br|p|img|a)\b[^<>]*>", re.IGNORECASE)
+_CELLS = "td,th"
+_ALT = "img[alt]"
+# lexbor's tree builder walks its stack of open elements for most tags, so markup nested N
+# deep costs N² (400,000 characters of <div> take seconds). A fragment of more tags than
+# _PIECE_TAGS is parsed in pieces of about _PIECE_CHARS characters, each cut before a block
+# tag where there is one (its line break is the same, cut or not): its cost stays linear.
+# Not before a table's parts, which mean nothing outside their table; the lookahead for a
+# first letter keeps the search fast on markup of other tags.
+_PIECE_TAGS = 1_000
+_PIECE_CHARS = 5_000
+_CUT = re.compile(
+    r"<(?=[pdblhuoasPDBLHUOAS])(?:p|div|br|li|h[1-6]|ul|ol|hr|blockquote|section|article)[\s/>]",
+    re.IGNORECASE,
+)
 
 
 # A title longer than this is not a title: its text is cut here, whatever the settings.
@@ -43,13 +57,15 @@ TITLE_LIMIT = 2_048
 MARKUP_FACTOR = 4
 
 
-def bounded_text(fragment: str, limit: int) -> str:
-    """:func:`html_to_text` of a field, at most ``limit`` characters of it.
+def bounded_text(fragment: str, limit: int, *, plain: bool = False) -> str:
+    """:func:`html_to_text` (:func:`plain_text` when ``plain``) of a field, at most
+    ``limit`` characters of it.
 
-    The HTML is cut at ``MARKUP_FACTOR * limit`` characters before conversion,
+    The value is cut at ``MARKUP_FACTOR * limit`` characters before conversion,
     and the text at ``limit``, between words when a word boundary is near.
     """
-    return cut_text(html_to_text(fragment[: MARKUP_FACTOR * limit]), limit)
+    convert = plain_text if plain else html_to_text
+    return cut_text(convert(fragment[: MARKUP_FACTOR * limit]), limit)
 
 
 def cut_text(text: str, limit: int) -> str:
@@ -61,97 +77,70 @@ def cut_text(text: str, limit: int) -> str:
     return head[:end].rstrip() if end > limit // 2 else head[:limit]
 
 
-def html_to_text(fragment: str) -> str:
-    """Plain text of an HTML fragment: entities decoded, paragraphs kept as ``\\n``.
+def plain_text(value: str) -> str:
+    """A plain-text value as item text: nothing unescaped or stripped, whitespace collapsed."""
+    return _collapse(value)
 
-    Plain text (no ``<`` and no ``&``) only has its whitespace collapsed, so the
-    common case of a plain title costs next to nothing.
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment: entities decoded once, paragraphs kept as ``\\n``.
+
+    Without markup (no ``<``) the fragment is only unescaped and collapsed, so the
+    common case of a plain title costs next to nothing. A fragment whose only text
+    is images' alt text (a comic, a chart) reads as that alt text.
     """
-    text = _convert(fragment)
-    if "<" in text and _ESCAPED_MARKUP.search(text):
-        text = _convert(text)
+    if "<" not in fragment:
+        return _collapse(html.unescape(fragment) if "&" in fragment else fragment)
+    trees = [_tree(piece) for piece in _pieces(fragment)]
+    text = _collapse("".join(tree.text() for tree in trees))
+    if not text:
+        alts = (str(node.attributes["alt"] or "") for tree in trees for node in tree.css(_ALT))
+        text = _collapse(" ".join(alts))
     return text
 
 
-def _convert(fragment: str) -> str:
-    if "<" in fragment:
-        fragment = _strip_tags(_drop_invisible(fragment))
-    if "&" in fragment:
-        fragment = html.unescape(fragment)
-    return _collapse(fragment)
-
-
-def _drop_invisible(fragment: str) -> str:
-    """``fragment`` with every invisible construct replaced by a space.
-
-    In one forward pass, linear in the length: a start tag or declaration
-    without a ``>`` after it, or an element without its end tag after it, is
-    left to :data:`_TAG`, and remembered so that later ones fail at once.
-    """
+def _pieces(fragment: str) -> list[str]:
+    """``fragment`` whole, or cut into pieces of about ``_PIECE_CHARS`` characters when it
+    has more than ``_PIECE_TAGS`` tags."""
+    if fragment.count("<") <= _PIECE_TAGS:
+        return [fragment]
     pieces: list[str] = []
-    done = search = 0
-    last_gt = fragment.rfind(">")
-    unclosed: dict[str, int] = {}  # element name -> where its end tag was sought in vain
-    while (start := _INVISIBLE.search(fragment, search)) is not None:
-        end = _invisible_end(fragment, start, last_gt, unclosed)
-        if end < 0:
-            search = start.start() + 1
-            continue
-        pieces += [fragment[done : start.start()], " "]
-        done = search = end
-    pieces.append(fragment[done:])
-    return "".join(pieces)
+    start = 0
+    while start + _PIECE_CHARS < len(fragment):
+        far = start + _PIECE_CHARS
+        block = _CUT.search(fragment, far, far + _PIECE_CHARS)
+        cut = block.start() if block else fragment.find("<", far)
+        if cut < 0:
+            break
+        pieces.append(fragment[start:cut])
+        start = cut
+    pieces.append(fragment[start:])
+    return pieces
 
 
-def _invisible_end(
-    fragment: str, start: re.Match[str], last_gt: int, unclosed: dict[str, int]
-) -> int:
-    """Where the invisible construct beginning at ``start`` ends; -1 when it is none.
-
-    A comment or processing instruction without its end runs to the end of the text.
-    """
-    token = start.group().upper()
-    after = start.end()
-    if token in _CDATA:
-        return after
-    if token in ("<!--", "<?"):
-        end = fragment.find("-->" if token == "<!--" else "?>", after)
-        return len(fragment) if end < 0 else end + (3 if token == "<!--" else 2)
-    if after > last_gt:
-        return -1
-    tag_end = fragment.find(">", after) + 1
-    name = start.group(1)
-    if name is None:
-        return tag_end
-    name = name.lower()
-    if tag_end >= unclosed.get(name, len(fragment) + 1):
-        return -1
-    end_tag = _END_TAG[name].search(fragment, tag_end)
-    if end_tag is None:
-        unclosed[name] = tag_end
-        return -1
-    return end_tag.end()
-
-
-def _strip_tags(fragment: str) -> str:
-    """Block tags to line breaks, cells to spaces, every other tag dropped.
-
-    A block or cell tag ends at a ``>``, so none lies after the last one: that
-    tail is left out of their substitutions, where a run of unclosed ``<p``
-    would each scan to the end of the text.
-    """
-    cut = fragment.rfind(">") + 1
-    head = _CELL.sub(" ", _BLOCK.sub("\n", fragment[:cut]))
-    return _TAG.sub("", head + fragment[cut:])
+def _tree(fragment: str) -> LexborHTMLParser:
+    """The fragment parsed as a browser parses it, invisible elements removed, a line break
+    around every block element and a space around every table cell."""
+    # Lone surrogates (from JSON \ud800 escapes) cannot be UTF-8: lexbor reads U+FFFD.
+    tree = LexborHTMLParser(fragment.encode("utf-8", "surrogatepass"), is_fragment=True)
+    tree.strip_tags(_HIDDEN)
+    for node in tree.css(_BLOCKS):
+        node.insert_before("\n")
+        node.insert_after("\n")
+    for node in tree.css(_CELLS):
+        node.insert_before(" ")
+        node.insert_after(" ")
+    return tree
 
 
 def _collapse(text: str) -> str:
-    """One space between words, one ``\\n`` between paragraphs, nothing at either end.
+    """One space between words, one ``\\n`` between paragraphs, nothing at either end;
+    no NUL (the HTML tokenizer drops it too, so escaped or not, text reads the same).
 
     ``str.split`` and ``str.join`` rather than substitutions: a regex that matches
     every single space costs three times as much on a paragraph of prose.
     """
-    text = text.replace("\r", "\n")
+    text = text.replace("\r", "\n").replace("\0", "")
     if "\n" not in text:
         return " ".join(text.split())
     return "\n".join(

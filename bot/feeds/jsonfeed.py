@@ -8,20 +8,24 @@ document truncated mid-item is recovered item by item, with a warning.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 
 from bot.errors import FetchError
+
+TextField = Literal["title", "summary", "content"]
+PLAIN_FIELDS: frozenset[TextField] = frozenset(("title", "summary", "content"))
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One feed entry as published: text fields are HTML (plain text is escaped)."""
+    """One feed entry as published: text fields are HTML but those named in ``plain``,
+    which are plain text (Atom ``type="text"``, JSON Feed's text fields): a ``<`` in
+    them is a character, never a tag."""
 
     guid: str | None
     link: str | None
@@ -30,6 +34,7 @@ class Entry:
     content: str
     published: datetime | None
     author: str | None
+    plain: frozenset[TextField] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,7 @@ class Document:
     entries: tuple[Entry, ...]
     warning: str | None = None
     ttl_seconds: int | None = None
+    title_plain: bool = False
 
 
 _DECODER = json.JSONDecoder(strict=False)
@@ -71,6 +77,7 @@ def read_json_feed(body: bytes) -> Document:
             title=_string(data.get("title")),
             link=_string(data.get("home_page_url")),
             entries=tuple(_entry(item) for item in _objects(data.get("items"))),
+            title_plain=True,
         )
     channel = data.get("rss", {}).get("channel") if isinstance(data, dict) else None
     if isinstance(channel, dict):
@@ -128,6 +135,7 @@ def _recover(text: str, error: ValueError | RecursionError) -> Document:
         link=None,
         entries=tuple(entries),
         warning=f"invalid JSON, {len(entries)} items recovered: {error}",
+        title_plain=True,
     )
 
 
@@ -141,9 +149,10 @@ def _recovered_title(text: str, end: int) -> str | None:
 
 
 def _entry(item: dict[str, Any]) -> Entry:
-    content = _string(item.get("content_html")) or html.escape(
-        _string(item.get("content_text")) or "", quote=False
-    )
+    """A JSON Feed item: ``title`` and ``summary`` are plain text, and so is ``content_text``,
+    read when there is no ``content_html``."""
+    content_html = _string(item.get("content_html"))
+    content = content_html or _string(item.get("content_text")) or ""
     return Entry(
         guid=_identifier(item.get("id")),
         link=_string(item.get("url")) or _string(item.get("external_url")),
@@ -152,6 +161,7 @@ def _entry(item: dict[str, Any]) -> Entry:
         content=content,
         published=parse_date(item.get("date_published")) or parse_date(item.get("date_modified")),
         author=_author(item),
+        plain=PLAIN_FIELDS - {"content"} if content_html else PLAIN_FIELDS,
     )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import calendar
 import codecs
-import html
 import io
 import re
 import time
@@ -29,7 +28,14 @@ from bot.config.schema import Limits
 from bot.errors import FetchError
 from bot.feeds.htmltext import TITLE_LIMIT, bounded_text
 from bot.feeds.identity import item_key, story_keys
-from bot.feeds.jsonfeed import Document, Entry, looks_like_json, parse_date, read_json_feed
+from bot.feeds.jsonfeed import (
+    Document,
+    Entry,
+    TextField,
+    looks_like_json,
+    parse_date,
+    read_json_feed,
+)
 from bot.model import Item, ParsedFeed
 
 _BOMS = (
@@ -95,8 +101,9 @@ class Draft:
     text_limit: int = TEXT_LIMIT
 
     def item(self) -> Item:
-        summary = bounded_text(self.entry.summary, self.text_limit)
-        content = bounded_text(self.entry.content, self.text_limit)
+        plain = self.entry.plain
+        summary = bounded_text(self.entry.summary, self.text_limit, plain="summary" in plain)
+        content = bounded_text(self.entry.content, self.text_limit, plain="content" in plain)
         return Item(
             feed_id=self.feed_id,
             key=self.key,
@@ -151,8 +158,8 @@ def _read_xml(body: bytes, content_type: str | None) -> Document:
         sanitize_html=False,
         resolve_relative_uris=False,
     )
-    plain_text = "text/plain" if result.version.startswith("atom") else None
-    entries = tuple(_xml_entry(entry, plain_text) for entry in result.entries)
+    atom = result.version.startswith("atom")
+    entries = tuple(_xml_entry(entry, atom) for entry in result.entries)
     feed = result.feed
     if not result.version and not entries:
         reason = "malformed" if result.bozo and not feed.get("title") else "not_a_feed"
@@ -166,6 +173,7 @@ def _read_xml(body: bytes, content_type: str | None) -> Document:
         entries=entries,
         warning="; ".join(w for w in (encoding_warning, warning) if w) or None,
         ttl_seconds=_ttl(feed.get("ttl")),
+        title_plain=_is_plain(feed.get("title_detail")),
     )
 
 
@@ -226,31 +234,34 @@ def _refuse_html(text: str) -> None:
         raise FetchError("not_a_feed", "an HTML page")
 
 
-def _xml_entry(entry: feedparser.FeedParserDict, plain_text: str | None) -> Entry:
-    """``plain_text`` is the content type whose text is escaped so it survives as text:
-    Atom's explicit ``type="text"``, never RSS, where feedparser only guesses."""
-
-    def html_of(detail: dict[str, str] | None, value: str) -> str:
-        plain = detail is not None and detail.get("type") == plain_text
-        return html.escape(value, quote=False) if plain else value
-
-    contents = [html_of(c, c.get("value", "")) for c in entry.get("content", ())]
+def _xml_entry(entry: feedparser.FeedParserDict, atom: bool) -> Entry:
+    """Which text is plain is feedparser's ``type`` of each: Atom's ``type="text"`` (its
+    default), and an RSS title without markup; an RSS description is always HTML."""
+    contents = entry.get("content", ())
+    content = max(contents, key=lambda c: len(c.get("value", "")), default=None)
+    # Without its own detail, the summary is feedparser's copy of the content.
+    summary = entry.get("summary_detail") or next(iter(contents), None)
+    details: dict[TextField, object] = {"title": entry.get("title_detail")}
+    if atom:
+        details |= {"summary": summary, "content": content}
     link = entry.get("link")
     if entry.get("guidislink") and not _is_web_url(link):
         link = None  # a non-URL guid that feedparser promoted to a link
     return Entry(
         guid=entry.get("id"),
         link=link,
-        title=html_of(entry.get("title_detail"), entry.get("title", "")),
-        # Without its own detail, the summary is feedparser's copy of the content.
-        summary=html_of(
-            entry.get("summary_detail") or next(iter(entry.get("content", ())), None),
-            entry.get("summary", ""),
-        ),
-        content=max(contents, key=len, default=""),
+        title=entry.get("title", ""),
+        summary=entry.get("summary", ""),
+        content=content.get("value", "") if content is not None else "",
         published=_entry_date(entry),
         author=entry.get("author"),
+        plain=frozenset(name for name, detail in details.items() if _is_plain(detail)),
     )
+
+
+def _is_plain(detail: object) -> bool:
+    """True for a feedparser text construct whose type is plain text."""
+    return isinstance(detail, dict) and detail.get("type") == "text/plain"
 
 
 def _entry_date(entry: feedparser.FeedParserDict) -> datetime | None:
@@ -307,7 +318,7 @@ def _to_draft(document: Document, *, feed_id: str, url: str, text_limit: int) ->
     """
     site = _absolute(document.link, url)
     return FeedDraft(
-        title=bounded_text(document.title or "", TITLE_LIMIT) or None,
+        title=bounded_text(document.title or "", TITLE_LIMIT, plain=document.title_plain) or None,
         link=site,
         entries=_unique(_drafts(document.entries, feed_id, site or url, text_limit)),
         warning=document.warning,
@@ -342,7 +353,7 @@ def _unique(drafts: list[Draft]) -> tuple[Draft, ...]:
 
 
 def _draft(entry: Entry, feed_id: str, base: str, guid: str | None, text_limit: int) -> Draft:
-    title = bounded_text(entry.title, TITLE_LIMIT)
+    title = bounded_text(entry.title, TITLE_LIMIT, plain="title" in entry.plain)
     link = _absolute(entry.link, base)
     key = item_key(guid, link, title, entry.published)
     return Draft(feed_id, key, title, link, entry.published, entry, text_limit)
