@@ -88,6 +88,9 @@ class Folded:
 class Alert:
     """Everything needed to render one alert, stored in the outbox before it is sent.
 
+    ``terms`` are the matched terms as the rule normalised them (the key summaries are
+    made from); ``terms_as_written`` the same terms as they appear in the item, for people.
+
     An *overflow* alert (``folded_count`` > 0) stands for the matches of one poll
     of one feed over the flood ceiling: it lists the first of them (``folded``)
     and counts them all, so a flood costs a destination one message, not thousands.
@@ -108,6 +111,13 @@ class Alert:
     also_reported_by: tuple[str, ...] = field(default=())
     folded: tuple[Folded, ...] = field(default=())
     folded_count: int = 0
+    terms_as_written: tuple[str, ...] = field(default=())
+
+    @property
+    def shown_terms(self) -> tuple[str, ...]:
+        """The terms as they appear in the item; alerts stored before that was kept show
+        the normalised form."""
+        return self.terms_as_written or self.terms
 
     @property
     def is_overflow(self) -> bool:

@@ -118,6 +118,7 @@ def overflow_alert(folded: Sequence[QueuedAlert], now: datetime) -> QueuedAlert:
         first_seen=now,
         summary=Summary(""),
         terms=(),
+        terms_as_written=(),
         also_reported_by=(),
         folded=listed,
         folded_count=len(alerts),

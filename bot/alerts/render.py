@@ -39,9 +39,6 @@ ELLIPSIS = "…"
 # Bidi overrides and isolates can make a title read differently from what it is.
 _BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
 _INVISIBLE = {ord(c): None for c in _BIDI}
-# Slack mrkdwn has no escape character: formatting characters from a feed are
-# swapped for look-alikes so they can never pair with the bot's own emphasis.
-_MRKDWN_LOOKALIKES = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
 _SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _URL_SAFE = "%/:=&?#+!$,;'@()*[]~-._"
 
@@ -178,8 +175,16 @@ def span(seconds: float) -> str:
 
 
 def when(alert: Alert, now: datetime) -> str:
-    """Published time in UTC and relative; an undated item counts as published when first seen."""
-    moment = _utc(alert.published or alert.first_seen)
+    """Published time in UTC and relative; an undated item says so, and when it was first seen:
+    a made-up publication time would mislead."""
+    if alert.published is None:
+        seen = _utc(alert.first_seen)
+        return f"date unknown (first seen {seen:%Y-%m-%d %H:%M} UTC, {relative_time(seen, now)})"
+    return _at(alert.published, now)
+
+
+def _at(moment: datetime, now: datetime) -> str:
+    moment = _utc(moment)
     return f"{moment:%Y-%m-%d %H:%M} UTC ({relative_time(moment, now)})"
 
 
@@ -245,66 +250,140 @@ def _emphasised(
 
 
 # --- Slack ------------------------------------------------------------------------------
+#
+# Feed text goes into Block Kit ``rich_text`` elements, which Slack never parses as
+# mrkdwn: it arrives character for character, and a ``<!channel>`` in it is text, not
+# a mention. Only the ``text`` fallback (notifications) and ``plain_text`` headers
+# carry Slack's three escapes; the fallback is sent with ``mrkdwn: false``.
+
+RichElement = dict[str, Any]
+_BOLD = {"bold": True}
+_DATE_FORMAT = "{date_short_pretty} {time}"
 
 
 def slack_escape(text: str) -> str:
-    """Slack's escaping (``&``, ``<``, ``>``) plus mrkdwn look-alikes: inert in any text field."""
-    return clean_text(text).translate(_SLACK_ESCAPES).translate(_MRKDWN_LOOKALIKES)
+    """Slack's escaping (``&``, ``<``, ``>``): inert in the ``text`` fallback and headers."""
+    return clean_text(text).translate(_SLACK_ESCAPES)
 
 
 def _slack_line(text: str, limit: int) -> str:
     return fit(one_line(text), limit, lambda prefix, cut: slack_escape(_plain(prefix, cut)))
 
 
-def _slack_bold(text: str) -> str:
-    return f"*{text}*"
+def _cut(text: str, limit: int) -> tuple[str, bool]:
+    """The longest prefix of ``text`` fitting ``limit`` with an ellipsis, and whether it is cut."""
+    if len(text) <= limit:
+        return text, False
+    return fit(text, limit, _plain).removesuffix(ELLIPSIS), True
 
 
-def slack_link(url: str | None, label: str, limit: int = TITLE_MAX) -> str:
-    """``<url|label>`` for http(s) links (label escaped and cut), the bare label otherwise."""
-    shown = _slack_line(label, limit) or "(untitled)"
+def rich_text(text: str, bold: bool = False) -> RichElement:
+    """A ``text`` element: shown exactly as given, never parsed as mrkdwn."""
+    element: RichElement = {"type": "text", "text": text}
+    return {**element, "style": _BOLD} if bold else element
+
+
+def _run(text: str, limit: int, bold: bool = False) -> list[RichElement]:
+    """``text`` on one line, cut to ``limit``, as one element (none when it is empty)."""
+    shown = shorten(text, limit)
+    return [rich_text(shown, bold)] if shown else []
+
+
+def _section(*runs: Iterable[RichElement]) -> RichElement:
+    elements = [e for run in runs for e in run]
+    return {"type": "rich_text_section", "elements": elements or [rich_text("-")]}
+
+
+def _rich_block(*sections: RichElement) -> dict[str, Any]:
+    return {"type": "rich_text", "elements": list(sections)}
+
+
+def _weight(section: RichElement) -> int:
+    """The characters of a rich_text_section, link targets counted as ``<url|text>`` in
+    mrkdwn counted them, so a packed list weighs what its mrkdwn did."""
+    return sum(
+        len(e.get("text", "")) + len(e.get("url", "")) + len(e.get("fallback", ""))
+        for e in section["elements"]
+    )
+
+
+def slack_link(url: str | None, label: str, limit: int = TITLE_MAX) -> RichElement:
+    """A bold ``link`` element for http(s) links (label cut to ``limit``), else bold text."""
+    shown = shorten(label, limit) or "(untitled)"
     target = safe_url(url)
     if target is None:
-        return shown
-    # Escaping can make a URL five times longer ("&" → "&amp;"): past URL_MAX it would
-    # push its section over Slack's 3,000 characters, and the message would be refused.
-    escaped = target.translate(_SLACK_ESCAPES)
-    return f"<{escaped}|{shown}>" if len(escaped) <= URL_MAX else shown
+        return rich_text(shown, bold=True)
+    return {"type": "link", "url": target, "text": shown, "style": _BOLD}
+
+
+def slack_date(moment: datetime) -> RichElement:
+    """A ``date`` element: every reader sees it in their own time zone, and it never goes stale."""
+    moment = _utc(moment)
+    return {
+        "type": "date",
+        "timestamp": int(moment.timestamp()),
+        "format": _DATE_FORMAT,
+        "fallback": f"{moment:%Y-%m-%d %H:%M} UTC",
+    }
+
+
+def _slack_when(alert: Alert) -> list[RichElement]:
+    if alert.published is None:
+        return [
+            rich_text("date unknown (first seen "),
+            slack_date(alert.first_seen),
+            rich_text(")"),
+        ]
+    return [slack_date(alert.published)]
+
+
+def _slack_terms(terms: Sequence[str], limit: int = 1000) -> list[RichElement]:
+    """The terms in bold, comma-separated, the list cut to ``limit`` characters."""
+    shown, cut = _cut("\n".join(one_line(t) for t in terms), limit)
+    elements: list[RichElement] = []
+    for term in filter(None, shown.split("\n")):
+        elements += [rich_text(", ")] if elements else []
+        elements.append(rich_text(term, bold=True))
+    return elements + ([rich_text(" " + ELLIPSIS)] if cut else [])
+
+
+def _slack_meta(alert: Alert, terms_limit: int = 1000) -> RichElement:
+    runs: list[Iterable[RichElement]] = [
+        _run(_source(alert), 300),
+        [rich_text(" · ")],
+        _slack_when(alert),
+    ]
+    if alert.shown_terms:
+        runs += [[rich_text(" · Matched: ")], _slack_terms(alert.shown_terms, terms_limit)]
+    return _section(*runs)
+
+
+def summary_section(summary: Summary, limit: int) -> RichElement:
+    """The summary cut to ``limit``, its highlights in bold: text runs, exact characters."""
+    text = summary.text
+    shown, cut = _cut(text, limit)
+    spans = merge_spans(summary.highlights, len(shown))
+    # Summaries are made on one line; a stray control character or newline is dropped
+    # piece by piece, so the highlights still index the text they were made for.
+    elements = [
+        rich_text(_flat(piece), bold)
+        for piece, bold in _segments(text, spans, len(shown))
+        if _flat(piece)
+    ]
+    return _section(elements + ([rich_text(ELLIPSIS)] if cut else []))
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"[\n\t]", " ", clean_text(text))
+
+
+def _also_reported(alert: Alert, limit: int = 1000) -> str:
+    names = ", ".join(one_line(name) for name in alert.also_reported_by)
+    return "Also reported by: " + fit(names, limit, _plain)
 
 
 def _plain_text(text: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": _slack_line(text, limit) or "-", "emoji": True}
-
-
-def _mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text}
-
-
-def _slack_terms(terms: Sequence[str], limit: int = 1000) -> str:
-    return fit(
-        "\n".join(terms),
-        limit,
-        lambda prefix, cut: (
-            ", ".join(_slack_bold(slack_escape(term)) for term in prefix.split("\n") if term)
-            + (" " + ELLIPSIS if cut else "")
-        ),
-    )
-
-
-def _slack_meta(alert: Alert, now: datetime, terms_limit: int = 1000) -> str:
-    meta = f"{_slack_line(_source(alert), 300)} · {when(alert, now)}"
-    if alert.terms:
-        meta += f" · Matched: {_slack_terms(alert.terms, terms_limit)}"
-    return meta
-
-
-def _slack_summary(summary: Summary, limit: int) -> str:
-    return _emphasised(summary, limit, slack_escape, _slack_bold)
-
-
-def _also_reported(alert: Alert, escape: Callable[[str], str], limit: int = 1000) -> str:
-    names = ", ".join(one_line(name) for name in alert.also_reported_by)
-    return "Also reported by: " + fit(names, limit, lambda p, cut: escape(_plain(p, cut)))
 
 
 def slack_message(alert: Alert, now: datetime) -> SlackMessage:
@@ -313,15 +392,12 @@ def slack_message(alert: Alert, now: datetime) -> SlackMessage:
         return slack_overflow(alert, now)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain_text(alert.rule_title, SLACK_HEADER_MAX)},
-        {"type": "section", "text": _mrkdwn(_slack_bold(slack_link(alert.link, alert.title)))},
-        {"type": "context", "elements": [_mrkdwn(_slack_meta(alert, now))]},
+        _rich_block(_section([slack_link(alert.link, alert.title)]), _slack_meta(alert)),
     ]
     if alert.summary.text.strip():
-        summary = _slack_summary(alert.summary, SLACK_SECTION_MAX)
-        blocks.append({"type": "section", "text": _mrkdwn(summary)})
+        blocks.append(_rich_block(summary_section(alert.summary, SLACK_SECTION_MAX)))
     if alert.also_reported_by:
-        also = _also_reported(alert, slack_escape)
-        blocks.append({"type": "context", "elements": [_mrkdwn(also)]})
+        blocks.append(_rich_block(_section([rich_text(_also_reported(alert))])))
     fallback = f"{alert.rule_title}: {alert.title} ({_source(alert)})"
     return SlackMessage(_slack_line(fallback, SLACK_TEXT_MAX), blocks)
 
@@ -331,37 +407,48 @@ def overflow_heading(alert: Alert) -> str:
     return f"{alert.folded_count} more matches from {one_line(_source(alert))}"
 
 
+_OVERFLOW_INTRO = "too many matches in one poll to send one by one"
+
+
 def _overflow_intro(alert: Alert, now: datetime) -> str:
-    return f"{when(alert, now)} · too many matches in one poll to send one by one"
+    return f"{_at(alert.first_seen, now)} · {_OVERFLOW_INTRO}"
 
 
-def _slack_folded(folded: Folded) -> str:
-    # At most 2 + 2,503 + 3 + 300 characters: one line always fits in a section.
-    rules = _slack_line(", ".join(folded.rule_titles), FOLDED_TITLE_MAX)
-    return f"• {slack_link(folded.link, folded.title, FOLDED_TITLE_MAX)} · {rules}"
+def _slack_folded(folded: Folded) -> RichElement:
+    # At most 300 + 3 + 300 characters: one line always fits in a block.
+    rules = _run(", ".join(folded.rule_titles), FOLDED_TITLE_MAX)
+    return _section(
+        [slack_link(folded.link, folded.title, FOLDED_TITLE_MAX)], [rich_text(" · ")], rules
+    )
 
 
-def _pack(lines: Iterable[str], limit: int, most: int) -> tuple[list[str], int]:
-    """``lines`` joined into at most ``most`` texts of at most ``limit`` characters each
-    (no line is longer); returns the texts and how many lines they hold."""
-    texts: list[str] = []
+def _pack(
+    lines: Iterable[RichElement], limit: int, most: int
+) -> tuple[list[list[RichElement]], int]:
+    """``lines`` grouped into at most ``most`` lists of at most ``limit`` characters each
+    (no line is longer); returns the lists and how many lines they hold."""
+    lists: list[list[RichElement]] = []
+    sizes: list[int] = []
     used = 0
     for line in lines:
-        if texts and len(texts[-1]) + 1 + len(line) <= limit:
-            texts[-1] += "\n" + line
-        elif len(texts) < most:
-            texts.append(line)
+        size = _weight(line)
+        if lists and sizes[-1] + size <= limit:
+            lists[-1].append(line)
+            sizes[-1] += size
+        elif len(lists) < most:
+            lists.append([line])
+            sizes.append(size)
         else:
             break
         used += 1
-    return texts, used
+    return lists, used
 
 
 def slack_overflow(alert: Alert, now: datetime) -> SlackMessage:
     """An overflow alert as one message: what fits of its list, then how many more.
 
     Header, intro and the closing count take three blocks; the list packs its
-    lines into the other 47 sections of at most 3,000 characters.
+    lines into the other 47 bulleted ``rich_text`` blocks of at most 3,000 characters.
     """
     count = alert.folded_count
     header = fit(
@@ -369,27 +456,31 @@ def slack_overflow(alert: Alert, now: datetime) -> SlackMessage:
         SLACK_HEADER_MAX,
         lambda prefix, cut: slack_escape(f"{count} more matches from {_plain(prefix, cut)}"),
     )
-    intro = f"{_slack_line(_source(alert), 300)} · {_overflow_intro(alert, now)}:"
-    sections, listed = _pack(
-        map(_slack_folded, alert.folded), SLACK_SECTION_MAX, SLACK_BLOCKS_MAX - 3
+    intro = _section(
+        _run(_source(alert), 300),
+        [rich_text(" · "), slack_date(alert.first_seen), rich_text(f" · {_OVERFLOW_INTRO}:")],
     )
+    lists, listed = _pack(map(_slack_folded, alert.folded), SLACK_SECTION_MAX, SLACK_BLOCKS_MAX - 3)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
-        {"type": "context", "elements": [_mrkdwn(intro)]},
-        *({"type": "section", "text": _mrkdwn(text)} for text in sections),
+        _rich_block(intro),
+        *(
+            _rich_block({"type": "rich_text_list", "style": "bullet", "elements": lines})
+            for lines in lists
+        ),
     ]
     if count > listed:
-        blocks.append({"type": "context", "elements": [_mrkdwn(f"and {count - listed} more")]})
+        blocks.append(_rich_block(_section([rich_text(f"and {count - listed} more")])))
     return SlackMessage(_slack_line(overflow_heading(alert), SLACK_TEXT_MAX), blocks)
 
 
 def slack_notice(title: str, text: str) -> SlackMessage:
-    """A message that is not an alert (feed failure, ``send-test``), escaped like feed text."""
-    body = fit(clean_text(text), SLACK_SECTION_MAX, lambda p, cut: slack_escape(_plain(p, cut)))
+    """A message that is not an alert (feed failure, ``send-test``): its text shown exactly."""
+    body, cut = _cut(clean_text(text), SLACK_SECTION_MAX)
     header = {"type": "header", "text": _plain_text(title, SLACK_HEADER_MAX)}
     blocks: list[dict[str, Any]] = [header]
     if body.strip():
-        blocks.append({"type": "section", "text": _mrkdwn(body)})
+        blocks.append(_rich_block(_section([rich_text(body + (ELLIPSIS if cut else ""))])))
     return SlackMessage(_slack_line(f"{title}: {text}", SLACK_TEXT_MAX), blocks)
 
 
@@ -401,14 +492,14 @@ def group_by_rule(alerts: Iterable[Alert]) -> list[list[Alert]]:
     return list(groups.values())
 
 
-def _digest_item(alert: Alert, now: datetime) -> dict[str, Any]:
-    # At most 500 + 850 + 300 + 520 characters: well within a section's 3,000.
-    lines = [_slack_bold(slack_link(alert.link, alert.title)), _slack_meta(alert, now, 500)]
+def _digest_item(alert: Alert) -> dict[str, Any]:
+    # At most 500 + 860 + 300 + 520 characters shown: well within a block's 3,000.
+    sections = [_section([slack_link(alert.link, alert.title)]), _slack_meta(alert, 500)]
     if alert.summary.text.strip():
-        lines.append(_slack_summary(alert.summary, DIGEST_SUMMARY_MAX))
+        sections.append(summary_section(alert.summary, DIGEST_SUMMARY_MAX))
     if alert.also_reported_by:
-        lines.append(_also_reported(alert, slack_escape, 500))
-    return {"type": "section", "text": _mrkdwn("\n".join(lines))}
+        sections.append(_section([rich_text(_also_reported(alert, 500))]))
+    return _rich_block(*sections)
 
 
 def _rule_header(alerts: Sequence[Alert], continued: bool) -> dict[str, Any]:
@@ -450,7 +541,7 @@ def slack_digest(alerts: Sequence[Alert], now: datetime) -> list[DigestPart]:
             if len(pages[-1]) >= SLACK_BLOCKS_MAX:
                 pages.append([_rule_header(group, continued=True)])
                 carried.append([])
-            pages[-1].append(_digest_item(alerts[i], now))
+            pages[-1].append(_digest_item(alerts[i]))
             carried[-1].append(i)
     kept = [(page, ids) for page, ids in zip(pages, carried, strict=True) if page]
     return [
@@ -478,10 +569,10 @@ def _text_block(alert: Alert, now: datetime, *, with_rule: bool) -> list[str]:
     if (url := safe_url(alert.link)) is not None:
         lines.append(url)
     lines.append(f"Source: {shorten(_source(alert), 300)} · {when(alert, now)}")
-    if alert.terms:
-        lines.append("Matched: " + shorten(", ".join(alert.terms), 1000))
+    if alert.shown_terms:
+        lines.append("Matched: " + shorten(", ".join(alert.shown_terms), 1000))
     if alert.also_reported_by:
-        lines.append(_also_reported(alert, str))
+        lines.append(_also_reported(alert))
     if alert.summary.text.strip():
         lines += ["", _text_summary(alert.summary)]
     return lines
@@ -574,8 +665,10 @@ def _html_alert(alert: Alert, now: datetime, *, with_rule: bool) -> Markup:
         title=_html_link(alert.link, alert.title),
         source=shorten(_source(alert), 300),
         when=when(alert, now),
-        terms=_html_paragraph("Matched: " + shorten(", ".join(alert.terms), 1000), alert.terms),
-        also=_html_paragraph(_also_reported(alert, str), alert.also_reported_by),
+        terms=_html_paragraph(
+            "Matched: " + shorten(", ".join(alert.shown_terms), 1000), alert.shown_terms
+        ),
+        also=_html_paragraph(_also_reported(alert), alert.also_reported_by),
         summary=Markup(f"<p>{rendered}</p>\n") if summary.text.strip() else Markup(""),
     )
 

@@ -41,6 +41,22 @@ def summarize(item: Item, terms: Sequence[str], limit: int = 500) -> Summary:
     return Summary(text, tuple(_find(text, patterns)) if text else ())
 
 
+def as_written(item: Item, terms: Sequence[str]) -> tuple[str, ...]:
+    """Each term as it first appears in the item (title, then summary, then content), so a
+    reader sees "Canadian Police", not the normalised "canadian police"; a term not found
+    there (a regex) is shown as written in the rule."""
+    texts = [one_line(item.title), one_line(item.summary), one_line(item.content)]
+    shown = []
+    for term in terms:
+        patterns = _patterns([term])
+        found = (
+            (text, spans[0]) for text in texts if patterns and (spans := _find(text, patterns))
+        )
+        text, (start, end) = next(found, (term, (0, len(term))))
+        shown.append(text[start:end])
+    return tuple(dict.fromkeys(shown))
+
+
 def _patterns(terms: Sequence[str]) -> list[Pattern]:
     """Each term as (tokens, last token is a prefix); ``/regex/`` terms are skipped."""
     patterns = []

@@ -285,6 +285,7 @@ class SlackNotifier:
                     channel=self._channel or "",
                     text=message.text,
                     blocks=message.blocks,
+                    mrkdwn=False,
                     unfurl_links=False,
                     unfurl_media=False,
                     metadata=metadata,
@@ -293,11 +294,15 @@ class SlackNotifier:
                     self._channel_id = answer["channel"]
             else:
                 assert self._webhook is not None
-                response = self._webhook.send(
-                    text=message.text,
-                    blocks=message.blocks,
-                    unfurl_links=False,
-                    unfurl_media=False,
+                # The fallback ``text`` is for notifications: not parsed as mrkdwn either.
+                response = self._webhook.send_dict(
+                    {
+                        "text": message.text,
+                        "blocks": message.blocks,
+                        "mrkdwn": False,
+                        "unfurl_links": False,
+                        "unfurl_media": False,
+                    }
                 )
                 self._check_webhook(response.status_code, response.body, response.headers)
         except SlackApiError as error:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from bot.alerts.digest import next_digest_at
 from bot.alerts.flood import fold
-from bot.alerts.summarize import summarize
+from bot.alerts.summarize import as_written, summarize
 from bot.config.schema import Feed, Rule
 from bot.errors import FetchError, StoreError
 from bot.feeds.parse import Draft, read_feed
@@ -85,8 +85,9 @@ class CycleReport:
 
 
 def _summarized(queued: Sequence[QueuedAlert], items: Mapping[str, Item]) -> list[QueuedAlert]:
-    """``queued`` with the summaries of their items; one per item and terms, overflows as is."""
-    summaries: dict[tuple[str, tuple[str, ...]], Summary] = {}
+    """``queued`` with the summaries of their items and their terms as the items write them;
+    one per item and terms, overflows as is."""
+    summaries: dict[tuple[str, tuple[str, ...]], tuple[Summary, tuple[str, ...]]] = {}
     out = []
     for q in queued:
         alert = q.alert
@@ -95,8 +96,10 @@ def _summarized(queued: Sequence[QueuedAlert], items: Mapping[str, Item]) -> lis
             continue
         key = (alert.item_key, alert.terms)
         if key not in summaries:
-            summaries[key] = summarize(items[alert.item_key], alert.terms)
-        out.append(replace(q, alert=replace(alert, summary=summaries[key])))
+            item = items[alert.item_key]
+            summaries[key] = summarize(item, alert.terms), as_written(item, alert.terms)
+        summary, written = summaries[key]
+        out.append(replace(q, alert=replace(alert, summary=summary, terms_as_written=written)))
     return out
 
 

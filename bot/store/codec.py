@@ -31,7 +31,8 @@ def alert_to_json(alert: Alert) -> str:
 
 def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
     """The alert ``text`` encodes; payloads written before overflow alerts existed lack
-    ``folded`` and ``folded_count`` and read as ordinary alerts."""
+    ``folded`` and ``folded_count`` and read as ordinary alerts; those written before
+    ``terms_as_written`` show their normalised terms."""
     data: dict[str, Any] = json.loads(text)
     summary = data.pop("summary")
     published = data.pop("published")
@@ -43,6 +44,7 @@ def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
             "first_seen": datetime.fromisoformat(data["first_seen"]),
             "summary": Summary(summary["text"], tuple(map(tuple, summary["highlights"]))),
             "terms": tuple(data["terms"]),
+            "terms_as_written": tuple(data.get("terms_as_written", ())),
             "also_reported_by": tuple(
                 dict.fromkeys((*data["also_reported_by"], *also_reported_by))
             ),

@@ -86,9 +86,10 @@ def test_a_flood_costs_the_channel_the_ceiling_plus_one_message(
     ]
     (overflow,) = [m for m in slack.messages if "more matches" in m.text]
     assert block_kit_violations(overflow.payload) == []
-    listing = str(overflow.blocks)
-    assert "<https://news.example/3|RCMP update 3> · RCMP watch" in listing
-    assert "and 1896 more" in listing
+    listing = overflow.rich_texts()
+    assert "RCMP update 3 · RCMP watch" in listing
+    assert "link:https://news.example/3" in overflow.entities
+    assert listing[-1] == "and 1896 more"
     queued = outbox_rows(config_dir)
     assert queued == 5
 

@@ -304,7 +304,7 @@ def test_a_digest_cut_short_after_part_two_of_four_sends_only_what_had_not_lande
     assert len(posted) == 4
     carried = [i for m in posted for i in m.metadata["event_payload"]["outbox_ids"]]
     assert sorted(carried) == ids  # every alert exactly once
-    items = [b for m in posted for b in m.blocks if b["type"] == "section"]
+    items = [b for m in posted for b in m.blocks if b["type"] == "rich_text"]
     assert len(items) == 150
     assert [len(m.metadata["event_payload"]["outbox_ids"]) for m in posted] == [49, 49, 49, 3]
     assert store.outbox_counts(datetime.now(UTC) + timedelta(hours=2)).sent == 150

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import re
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.config.schema import SlackDestination
 from bot.errors import DeliveryError
@@ -20,7 +20,7 @@ from bot.notify import Attempt, build_notifier
 from bot.notify.slack import ChannelLimiter, SlackNotifier
 from bot.timing import DELIVERY_MAX_WAIT
 from tests.factories import NOW, sample_alert
-from tests.peers.slack_emulator import TOKEN, Fault, Posted, SlackEmulator, block_kit_violations
+from tests.peers.slack_emulator import TOKEN, Fault, SlackEmulator, block_kit_violations
 
 HOSTILE = "<!channel> <!here> <!everyone> <@U123> <#C456> <!subteam^S1> <https://x.org|y> *a*"
 
@@ -71,7 +71,8 @@ def test_webhook_posts_with_unfurling_off(slack: SlackEmulator) -> None:
     (posted,) = slack.wait_for(1)
     assert posted.via == "webhook"
     assert posted.payload["unfurl_links"] is False and posted.payload["unfurl_media"] is False
-    assert posted.blocks[1]["text"]["text"].startswith("*<https://www.rcmp-grc.gc.ca/en/news/1|")
+    assert posted.payload["mrkdwn"] is False
+    assert posted.entities == ["link:https://www.rcmp-grc.gc.ca/en/news/1"]
 
 
 @pytest.mark.parametrize("make", [api, webhook])
@@ -164,14 +165,6 @@ def test_webhook_url_never_appears_in_errors_logs_or_repr(
     assert "emulatorsecret" not in repr(destination)
 
 
-def assert_cannot_ping(posted: Posted) -> None:
-    """No text anywhere in the payload holds an unescaped ``<!``, ``<@`` or ``<#``."""
-    nested = re.findall(r'"text": "((?:[^"\\]|\\.)*)"', json.dumps(posted.payload))
-    texts = [posted.text, *nested]
-    for text in texts:
-        assert not re.search(r"<[!@#]", text), text
-
-
 def test_hostile_feed_text_cannot_ping(slack: SlackEmulator) -> None:
     hostile = alert(
         title=HOSTILE, source=HOSTILE, summary=Summary(HOSTILE), also_reported_by=(HOSTILE,)
@@ -179,9 +172,59 @@ def test_hostile_feed_text_cannot_ping(slack: SlackEmulator) -> None:
     notifier = api(slack)
     notifier.send([hostile])
     notifier.send([hostile, replace(hostile, rule_id="other", rule_title=HOSTILE)])
-    for posted in slack.wait_for(2):
-        assert_cannot_ping(posted)
-        assert "&lt;!channel&gt;" in posted.text
+    link = "link:https://www.rcmp-grc.gc.ca/en/news/1"
+    single, digest = slack.wait_for(2)
+    assert single.entities == [link] and digest.entities == [link, link]  # the bot's own
+    for posted in (single, digest):
+        assert "&lt;!channel&gt;" in posted.text and posted.payload["mrkdwn"] is False
+
+
+@pytest.mark.parametrize("make", [api, webhook])
+def test_feed_text_arrives_as_rich_text_with_its_exact_characters(
+    slack: SlackEmulator, make: Any
+) -> None:
+    """ "1_200" stays "1_200" (no look-alikes), and nothing in it pings or links."""
+    text = "Toll 1_200 *bold* <!channel> <@U123> <http://evil.example|trusted> `x` a&b"
+    make(slack).send([alert(title=text, source=text, summary=Summary(text, ((5, 10),)), link=None)])
+    (posted,) = slack.wait_for(1)
+    assert not block_kit_violations(posted.payload)
+    assert posted.entities == []
+    assert posted.rich_texts()[0] == text
+    assert posted.rich_texts()[1].startswith(text + " · ")
+    assert posted.rich_texts()[2] == text
+    summary = posted.blocks[2]["elements"][0]["elements"]
+    assert summary[1] == {"type": "text", "text": "1_200", "style": {"bold": True}}
+    assert {block["type"] for block in posted.blocks} == {"header", "rich_text"}
+
+
+def _rich(*elements: dict[str, Any], kind: str = "rich_text_section") -> dict[str, Any]:
+    return {"type": "rich_text", "elements": [{"type": kind, "elements": list(elements)}]}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _rich(),
+        _rich({"type": "text", "text": "x"}, kind="section"),
+        _rich({"type": "text"}),
+        _rich({"type": "link", "text": "x"}),
+        _rich({"type": "link", "url": "javascript:alert(1)"}),
+        _rich({"type": "date", "timestamp": "soon", "format": "{time}"}),
+        _rich({"type": "text", "text": "x", "style": {"bold": "yes"}}),
+        _rich({"type": "broadcast", "range": "channel"}),
+        _rich({"type": "text", "text": "x"}, kind="rich_text_list"),
+        _rich({"type": "text", "text": "x" * 3001}),
+    ],
+)
+def test_a_malformed_rich_text_block_is_refused_as_slack_would(
+    slack: SlackEmulator, bad: dict[str, Any]
+) -> None:
+    """The emulator checks rich_text shapes, so a renderer that makes a bad one fails here."""
+    client = WebClient(token=TOKEN, base_url=slack.base_url)
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_postMessage(channel="#iraq", text="x", blocks=[bad])
+    assert refused.value.response["error"] == "invalid_blocks"
+    assert slack.messages == []
 
 
 def test_a_20_kb_item_stays_within_limits(slack: SlackEmulator) -> None:
@@ -247,7 +290,8 @@ def test_send_notice(slack: SlackEmulator) -> None:
     api(slack).send_notice("Feed rcmp is failing", "timeout since <!here> 24 h")
     (posted,) = slack.wait_for(1)
     assert posted.blocks[0]["text"]["text"] == "Feed rcmp is failing"
-    assert posted.blocks[1]["text"]["text"] == "timeout since &lt;!here&gt; 24 h"
+    assert posted.rich_texts() == ["timeout since <!here> 24 h"]
+    assert posted.entities == []
 
 
 def test_channel_limiter_reserves_slots_and_honours_retry_after() -> None:

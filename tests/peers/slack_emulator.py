@@ -1,6 +1,7 @@
 """A Slack Web API emulator on loopback, for the real slack-sdk client (``base_url``).
 
-It implements ``chat.postMessage`` (bearer token checked, message ``metadata`` kept),
+It implements ``chat.postMessage`` (bearer token checked, message ``metadata`` kept,
+``rich_text`` blocks checked for shape and their mentions and links readable as ``entities``),
 ``conversations.history`` (channel IDs only, ``oldest``, cursor pagination, metadata
 only with ``include_all_metadata``) and an incoming webhook, records every request,
 enforces Block Kit's limits the way Slack does (an ``invalid_blocks`` error), and can
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import select
 import socket
 import threading
@@ -62,6 +64,134 @@ class Posted:
     def metadata(self) -> dict[str, Any] | None:
         return self.payload.get("metadata")
 
+    @property
+    def entities(self) -> list[str]:
+        """The mentions and links Slack would make of this message: ``<!…>``, ``<@…>``,
+        ``<#…>`` and ``<url|label>`` in the ``text`` fallback and mrkdwn objects (Slack
+        parses both), and mention and link elements of rich_text (which it never parses)."""
+        found = []
+        for text in [self.text, *_mrkdwn_texts(self.blocks)]:
+            found += [f"<{inner}>" for inner in re.findall(r"<([!@#][^>]*|[a-z]+://[^>]*)>", text)]
+        for element in _rich_elements(self.blocks):
+            if element.get("type") in ("user", "channel", "usergroup", "broadcast", "team"):
+                found.append(f"{element['type']}:{element}")
+            elif element.get("type") == "link":
+                found.append(f"link:{element.get('url')}")
+        return found
+
+    def rich_texts(self) -> list[str]:
+        """Each rich_text section (or list item) as the characters a reader sees and copies."""
+        return [
+            "".join(e.get("text") or e.get("fallback") or "" for e in section["elements"])
+            for section in _rich_sections(self.blocks)
+        ]
+
+
+def _mrkdwn_texts(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [t for v in value for t in _mrkdwn_texts(v)]
+    if not isinstance(value, dict):
+        return []
+    own = [value["text"]] if value.get("type") == "mrkdwn" else []
+    return own + [t for v in value.values() for t in _mrkdwn_texts(v)]
+
+
+def _rich_sections(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    sections = []
+    for block in blocks:
+        if block.get("type") != "rich_text":
+            continue
+        for container in block.get("elements", []):
+            nested = container.get("type") == "rich_text_list"
+            sections += container.get("elements", []) if nested else [container]
+    return sections
+
+
+def _rich_elements(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for section in _rich_sections(blocks) for e in section.get("elements", [])]
+
+
+_RICH_CONTAINERS = (
+    "rich_text_section",
+    "rich_text_list",
+    "rich_text_quote",
+    "rich_text_preformatted",
+)
+_STYLES = {
+    "bold",
+    "italic",
+    "strike",
+    "code",
+    "highlight",
+    "client_highlight",
+    "underline",
+    "unlink",
+}
+# The inline elements newswatch may send, with their required fields and types. Mentions
+# (user, channel, usergroup, broadcast) are refused here too: newswatch never pings.
+_RICH_ELEMENTS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "text": {"text": str},
+    "link": {"url": str},
+    "date": {"timestamp": int, "format": str},
+    "emoji": {"name": str},
+}
+# newswatch's bound for the text one rich_text block shows (dates as their fallback), as
+# for a section: Slack documents no number of its own.
+RICH_TEXT_MAX = 3000
+
+
+def _rich_text_violations(block: dict[str, Any]) -> list[str]:
+    """A ``rich_text`` block's shape, as Slack checks it: containers of typed elements."""
+    problems = []
+    containers = block.get("elements")
+    if not isinstance(containers, list) or not containers:
+        return ["rich_text without elements"]
+    shown = 0
+    for container in containers:
+        kind = container.get("type")
+        if kind not in _RICH_CONTAINERS:
+            problems.append(f"rich_text element of type {kind!r}")
+            continue
+        sections = [container]
+        if kind == "rich_text_list":
+            if container.get("style") not in ("bullet", "ordered"):
+                problems.append("rich_text_list without a bullet or ordered style")
+            sections = container.get("elements") or []
+            if not sections or any(s.get("type") != "rich_text_section" for s in sections):
+                problems.append("rich_text_list of anything but rich_text_sections")
+                continue
+        for section in sections:
+            elements = section.get("elements")
+            if not isinstance(elements, list) or not elements:
+                problems.append(f"{kind} without elements")
+                continue
+            for element in elements:
+                problems += _inline_violations(element)
+                shown += len(element.get("text") or element.get("fallback") or "")
+    if shown > RICH_TEXT_MAX:
+        problems.append(f"rich_text of {shown} chars > {RICH_TEXT_MAX}")
+    return problems
+
+
+def _inline_violations(element: dict[str, Any]) -> list[str]:
+    kind = element.get("type")
+    required = _RICH_ELEMENTS.get(str(kind))
+    if required is None:
+        return [f"inline element of type {kind!r}"]
+    problems = [
+        f"{kind} element without a {name} of type {wanted}"
+        for name, wanted in required.items()
+        if not isinstance(element.get(name), wanted) or element.get(name) == ""
+    ]
+    if kind == "link" and not str(element.get("url", "")).startswith(("http://", "https://")):
+        problems.append("link to something other than http(s)")
+    style = element.get("style", {})
+    if not isinstance(style, dict) or any(
+        k not in _STYLES or not isinstance(v, bool) for k, v in style.items()
+    ):
+        problems.append(f"{kind} element with style {style!r}")
+    return problems
+
 
 def block_kit_violations(payload: dict[str, Any]) -> list[str]:
     """What Slack would reject or truncate in ``payload``; empty when it is within limits."""
@@ -70,6 +200,9 @@ def block_kit_violations(payload: dict[str, Any]) -> list[str]:
     if len(blocks) > 50:
         problems.append(f"{len(blocks)} blocks > 50")
     for block in blocks:
+        if block.get("type") == "rich_text":
+            problems += _rich_text_violations(block)
+            continue
         text = (block.get("text") or {}).get("text", "")
         if block.get("type") == "header" and len(text) > 150:
             problems.append(f"header of {len(text)} chars > 150")

@@ -70,6 +70,20 @@ def test_the_first_fetch_marks_items_seen_and_only_later_items_alert(store: Stor
     assert h.notifiers["desk"].calls == 1
 
 
+def test_an_alert_shows_its_terms_as_written_and_no_made_up_date(store: Store) -> None:
+    h = Harness(store, settings(), [rule("iraq", "iraq OR mosul")])
+    h.fetcher.serve(url("a"), [OLD])
+    h.poll()
+    undated = Entry("Officers head to MOSUL", "A police mission in Iraq.", "https://n.example/u")
+    h.fetcher.serve(url("a"), [undated, OLD])
+    h.poll()
+    assert h.deliver().sent == 1
+    ((sent,),) = h.notifiers["desk"].alerts  # through the outbox: stored and read back
+    assert sent.terms == ("iraq", "mosul")  # the key summaries are made from
+    assert sent.shown_terms == ("Iraq", "MOSUL")  # what a reader sees
+    assert sent.published is None and sent.first_seen == h.time.now
+
+
 def test_backfill_alerts_the_recent_items_of_a_first_fetch(store: Store) -> None:
     h = Harness(store, settings(), [POLICE])
     stale = Entry(

@@ -21,9 +21,10 @@ from bot.alerts.render import (
     slack_escape,
     slack_message,
     span,
+    summary_section,
     text_message,
 )
-from bot.model import Alert, Summary
+from bot.model import Alert, Folded, Summary
 from tests.factories import NOW, sample_alert
 from tests.peers.slack_emulator import block_kit_violations
 
@@ -45,15 +46,15 @@ def alert(**changes: Any) -> Alert:
     )
 
 
-def texts(message: SlackMessage) -> list[str]:
-    """Every string Slack would display or parse in the message."""
+def parsed_texts(message: SlackMessage) -> list[str]:
+    """Every string Slack would parse for markup: the fallback, mrkdwn and plain_text objects."""
     found = [message.text]
 
     def walk(value: Any) -> None:
         if isinstance(value, dict):
-            for key, inner in value.items():
-                if key == "text" and isinstance(inner, str):
-                    found.append(inner)
+            if value.get("type") in ("mrkdwn", "plain_text"):
+                found.append(value["text"])
+            for inner in value.values():
                 walk(inner)
         elif isinstance(value, list):
             for inner in value:
@@ -63,45 +64,93 @@ def texts(message: SlackMessage) -> list[str]:
     return found
 
 
+def elements(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inline elements of a rich_text block, every section's in order."""
+    out = []
+    for container in block["elements"]:
+        sections = container["elements"] if container["type"] == "rich_text_list" else [container]
+        for section in sections:
+            out += section["elements"]
+    return out
+
+
+def section_text(section: dict[str, Any]) -> str:
+    return "".join(e.get("text") or e.get("fallback", "") for e in section["elements"])
+
+
 def payload(message: SlackMessage) -> dict[str, Any]:
     return {"text": message.text, "blocks": message.blocks}
 
 
 def assert_inert(message: SlackMessage) -> None:
-    for text in texts(message):
-        assert not re.search(r"<[!@#]", text), text
-        # The only <...> left are the bot's own http(s) links.
-        for link in re.findall(r"<([^>]*)>", text):
-            assert re.match(r"https?://[^|<> ]+\|[^<>]*$", link), link
-        # Every & starts one of Slack's three escapes.
+    """Nothing is mrkdwn; what Slack parses (fallback, headers) holds only its three escapes;
+    rich_text holds text, links, dates: no mention or broadcast element."""
+    assert '"mrkdwn"' not in repr(message.blocks).replace("'", '"')
+    for text in parsed_texts(message):
+        assert "<" not in text and ">" not in text, text
         assert "&" not in re.sub(r"&(amp|lt|gt);", "", text), text
+    for block in message.blocks:
+        if block["type"] == "rich_text":
+            assert {e["type"] for e in elements(block)} <= {"text", "link", "date"}
 
 
 def test_slack_message_says_what_matched_where_and_when() -> None:
-    message = slack_message(alert(), NOW)
-    header, title, meta, summary = message.blocks
+    message = slack_message(alert(terms_as_written=("Canadian police", "Iraq")), NOW)
+    header, body, summary = message.blocks
     assert header == {
         "type": "header",
         "text": {"type": "plain_text", "text": "Canadian police mission in Iraq", "emoji": True},
     }
-    assert title["text"]["text"] == (
-        "*<https://www.rcmp-grc.gc.ca/en/news/1|RCMP officers arrive in Baghdad>*"
-    )
-    assert meta["elements"][0]["text"] == (
-        "RCMP news · 2024-05-01 12:00 UTC (3 h ago) · Matched: *canadian police*, *iraq*"
-    )
-    assert summary["text"]["text"] == "*Canadian police* officers arrived in *Iraq*."
+    title, meta = body["elements"]
+    assert title["elements"] == [
+        {
+            "type": "link",
+            "url": "https://www.rcmp-grc.gc.ca/en/news/1",
+            "text": "RCMP officers arrive in Baghdad",
+            "style": {"bold": True},
+        }
+    ]
+    published = int((NOW - timedelta(hours=3)).timestamp())
+    assert meta["elements"] == [
+        {"type": "text", "text": "RCMP news"},
+        {"type": "text", "text": " · "},
+        {
+            "type": "date",
+            "timestamp": published,
+            "format": "{date_short_pretty} {time}",
+            "fallback": "2024-05-01 12:00 UTC",
+        },
+        {"type": "text", "text": " · Matched: "},
+        {"type": "text", "text": "Canadian police", "style": {"bold": True}},
+        {"type": "text", "text": ", "},
+        {"type": "text", "text": "Iraq", "style": {"bold": True}},
+    ]
+    assert elements(summary) == [
+        {"type": "text", "text": "Canadian police", "style": {"bold": True}},
+        {"type": "text", "text": " officers arrived in "},
+        {"type": "text", "text": "Iraq", "style": {"bold": True}},
+        {"type": "text", "text": "."},
+    ]
+    assert "ago" not in repr(message)  # nothing frozen that goes stale
     assert "Canadian police mission in Iraq" in message.text
     assert not block_kit_violations(payload(message))
 
 
-def test_undated_item_shows_first_seen_and_also_reported_by() -> None:
+def test_undated_item_says_so_and_when_it_was_first_seen() -> None:
     message = slack_message(alert(published=None, also_reported_by=("CBC", "<!here>")), NOW)
-    assert "2024-05-01 13:00 UTC (2 h ago)" in message.blocks[2]["elements"][0]["text"]
-    assert message.blocks[-1]["elements"][0]["text"] == "Also reported by: CBC, &lt;!here&gt;"
+    meta = message.blocks[1]["elements"][1]
+    assert section_text(meta).startswith(
+        "RCMP news · date unknown (first seen 2024-05-01 13:00 UTC) · Matched:"
+    )
+    assert meta["elements"][3]["timestamp"] == int((NOW - timedelta(hours=2)).timestamp())
+    assert elements(message.blocks[-1]) == [
+        {"type": "text", "text": "Also reported by: CBC, <!here>"}
+    ]
+    plain = text_message(alert(published=None), NOW)
+    assert "Source: RCMP news · date unknown (first seen 2024-05-01 13:00 UTC, 2 h ago)" in plain
 
 
-def test_hostile_feed_text_cannot_ping_or_forge_links() -> None:
+def test_feed_text_arrives_exactly_and_cannot_ping_or_forge_links() -> None:
     hostile = alert(
         title=HOSTILE,
         source=HOSTILE,
@@ -112,21 +161,36 @@ def test_hostile_feed_text_cannot_ping_or_forge_links() -> None:
     )
     message = slack_message(hostile, NOW)
     assert_inert(message)
-    summary = message.blocks[3]["text"]["text"]
-    # The feed's own mrkdwn is neutralised; only the bot's emphasis remains.
-    assert summary.count("*") == 2 and summary.endswith("*police*")
+    assert message.blocks[1]["elements"][0]["elements"][0]["text"] == HOSTILE
+    assert section_text(message.blocks[2]["elements"][0]) == HOSTILE + " police"
+    assert elements(message.blocks[2])[-1] == {
+        "type": "text",
+        "text": "police",
+        "style": {"bold": True},
+    }
+    assert "&lt;!channel&gt;" in message.text and "*bold* _it_" in message.text
     for digest in slack_digest([hostile, hostile], NOW):
         assert_inert(digest.message)
+        assert not block_kit_violations(payload(digest.message))
 
 
-def test_links_are_http_only_and_cannot_break_the_link_syntax() -> None:
+def test_copied_text_is_the_feed_text() -> None:
+    """No look-alike characters: "1_200" is "1_200", "*" is "*", "`" is "`"."""
+    text = "Casualties 1_200 *rising* `grid` ~down~ a&b"
+    message = slack_message(alert(title=text, summary=Summary(text)), NOW)
+    assert message.blocks[1]["elements"][0]["elements"][0]["text"] == text
+    assert section_text(message.blocks[2]["elements"][0]) == text
+    assert "1_200 *rising* `grid` ~down~ a&amp;b" in message.text
+
+
+def test_links_are_http_only() -> None:
     for bad in ("javascript:alert(1)", "data:text/html,x", "ftp://x.org/a", "//x.org", ""):
-        section = slack_message(alert(link=bad), NOW).blocks[1]["text"]["text"]
-        assert section == "*RCMP officers arrive in Baghdad*"
-    section = slack_message(alert(link="https://x.org/a?b=1&c=|x>y <z"), NOW)
-    assert section.blocks[1]["text"]["text"] == (
-        "*<https://x.org/a?b=1&amp;c=%7Cx%3Ey%20%3Cz|RCMP officers arrive in Baghdad>*"
-    )
+        title = slack_message(alert(link=bad), NOW).blocks[1]["elements"][0]["elements"]
+        assert title == [
+            {"type": "text", "text": "RCMP officers arrive in Baghdad", "style": {"bold": True}}
+        ]
+    title = slack_message(alert(link="https://x.org/a?b=1&c=|x>y <z"), NOW).blocks[1]
+    assert title["elements"][0]["elements"][0]["url"] == "https://x.org/a?b=1&c=%7Cx%3Ey%20%3Cz"
 
 
 def test_huge_item_stays_within_block_kit_limits() -> None:
@@ -143,10 +207,37 @@ def test_huge_item_stays_within_block_kit_limits() -> None:
     message = slack_message(big, NOW)
     assert not block_kit_violations(payload(message))
     assert_inert(message)
-    for text in texts(message):
+    for text in parsed_texts(message):
         assert not re.search(r"&(a|am|l|g)?$", text)  # no escape cut in half
     digests = slack_digest([big] * 120, NOW)
     assert all(not block_kit_violations(payload(d.message)) for d in digests)
+
+
+def test_an_overflow_lists_links_and_stays_within_limits() -> None:
+    folded = tuple(
+        Folded(f"Item {i} *x* <!here>", f"https://x.org/{i}", ("Rule A", "Rule B"))
+        for i in range(2000)
+    )
+    message = slack_message(alert(folded=folded, folded_count=2500), NOW)
+    assert not block_kit_violations(payload(message))
+    assert_inert(message)
+    first = elements(message.blocks[2])[:3]
+    assert first == [
+        {
+            "type": "link",
+            "url": "https://x.org/0",
+            "text": "Item 0 *x* <!here>",
+            "style": {"bold": True},
+        },
+        {"type": "text", "text": " · "},
+        {"type": "text", "text": "Rule A, Rule B"},
+    ]
+    intro = message.blocks[1]["elements"][0]["elements"]
+    seen = int((NOW - timedelta(hours=2)).timestamp())  # when the flood was seen
+    assert intro[2]["type"] == "date" and intro[2]["timestamp"] == seen
+    assert "date unknown" not in section_text(message.blocks[1]["elements"][0])
+    listed = sum(len(b["elements"][0]["elements"]) for b in message.blocks[2:-1])
+    assert section_text(message.blocks[-1]["elements"][0]) == f"and {2500 - listed} more"
 
 
 def test_digest_groups_by_rule_and_splits_at_fifty_blocks() -> None:
@@ -163,12 +254,23 @@ def test_digest_groups_by_rule_and_splits_at_fifty_blocks() -> None:
     messages = [p.message for p in parts]
     assert len(messages) > 1
     assert all(len(m.blocks) <= 50 for m in messages)
-    items = [b["text"]["text"] for m in messages for b in m.blocks if b["type"] == "section"]
+    assert all(not block_kit_violations(payload(m)) for m in messages)
+    items = [
+        b["elements"][0]["elements"][0]
+        for m in messages
+        for b in m.blocks
+        if b["type"] == "rich_text"
+    ]
     assert len(items) == 120
-    assert items[0].startswith("*<https://www.rcmp-grc.gc.ca/en/news/1|Item 0>*")
+    assert items[0] == {
+        "type": "link",
+        "url": "https://www.rcmp-grc.gc.ca/en/news/1",
+        "text": "Item 0",
+        "style": {"bold": True},
+    }
     headers = [b["text"]["text"] for b in messages[0].blocks if b["type"] == "header"]
     assert headers[0] == "Rule 0 (40)"
-    order = [int(re.search(r"\|Item (\d+)>", text).group(1)) % 3 for text in items]
+    order = [int(item["text"].split()[1]) % 3 for item in items]
     assert order == sorted(order)  # grouped by rule
     continued = [b for m in messages[1:] for b in m.blocks[:1]]
     assert all(b["type"] == "header" for b in continued)
@@ -176,7 +278,35 @@ def test_digest_groups_by_rule_and_splits_at_fifty_blocks() -> None:
     # Each part names the alerts it carries: every alert in exactly one part, in its order.
     carried = [alerts[i].title for p in parts for i in p.indexes]
     assert sorted(carried) == sorted(a.title for a in alerts) and len(carried) == 120
-    assert [re.search(r"\|(Item \d+)>", t).group(1) for t in items] == carried
+    assert [item["text"] for item in items] == carried
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.sampled_from("ab1_*`~&<>!@#|: \u00e9\u0634"), min_size=1, max_size=400
+    ),
+    starts=st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+    limit=st.integers(min_value=2, max_value=500),
+)
+def test_rich_text_concatenates_back_to_exactly_the_cut_text(
+    text: str, starts: list[int], limit: int
+) -> None:
+    """For any feed text, the summary is plain ``text`` runs (never mrkdwn, no mention)
+    whose concatenation is exactly the text, or a prefix of it and an ellipsis."""
+    text = " ".join(text.split())
+    section = summary_section(Summary(text, tuple((s, s + 3) for s in starts)), limit)
+    runs = section["elements"]
+    assert all(set(e) <= {"type", "text", "style"} and e["type"] == "text" for e in runs)
+    joined = "".join(e["text"] for e in runs)
+    assert len(joined) <= limit
+    if len(text) <= limit:
+        assert joined == (text or "-")
+    else:
+        assert joined.endswith("…") and text.startswith(joined.removesuffix("…"))
+    for run in runs:
+        if run.get("style"):
+            assert run["style"] == {"bold": True} and run["text"] in text
 
 
 def test_relative_time() -> None:
@@ -202,13 +332,19 @@ def test_span_rounds_down_to_one_unit() -> None:
 
 
 def test_text_message_is_plain_and_free_of_terminal_escapes() -> None:
-    text = text_message(alert(title="Title \x1b[2J\x1b]0;pwned\x07 end\r\nmore"), NOW)
+    text = text_message(
+        alert(
+            title="Title \x1b[2J\x1b]0;pwned\x07 end\r\nmore",
+            terms_as_written=("Canadian police", "Iraq"),
+        ),
+        NOW,
+    )
     assert text.splitlines()[:5] == [
         "Canadian police mission in Iraq",
         "Title [2J]0;pwned end more",
         "https://www.rcmp-grc.gc.ca/en/news/1",
         "Source: RCMP news · 2024-05-01 12:00 UTC (3 h ago)",
-        "Matched: canadian police, iraq",
+        "Matched: Canadian police, Iraq",
     ]
     assert text.endswith("*Canadian police* officers arrived in *Iraq*.")
     assert "\x1b" not in text and "\x07" not in text

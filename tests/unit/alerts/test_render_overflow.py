@@ -9,6 +9,7 @@ import io
 import re
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from bot.alerts.flood import fold
 from bot.alerts.render import email_message, slack_message, text_message
@@ -55,25 +56,46 @@ def payload(alert: Alert) -> dict[str, object]:
 
 
 def texts(alert: Alert) -> list[str]:
-    """Every string Slack would show: the fallback, headers, sections, context elements."""
+    """What Slack would show: the fallback, headers, and each rich_text line, its list items
+    as "• ..." and its links written here as ``[text](url)``."""
     message = slack_message(alert, NOW)
     found = [message.text]
+
+    def line(section: dict[str, Any]) -> str:
+        return "".join(
+            f"[{e['text']}]({e['url']})"
+            if e["type"] == "link"
+            else e.get("text", e.get("fallback"))
+            for e in section["elements"]
+        )
+
     for block in message.blocks:
-        if "text" in block:
+        if block["type"] == "header":
             found.append(block["text"]["text"])
-        found += [e["text"] for e in block.get("elements", [])]
+        for container in block.get("elements", []):
+            assert container["type"] in ("rich_text_section", "rich_text_list")
+            if container["type"] == "rich_text_list":
+                found += ["• " + line(item) for item in container["elements"]]
+            else:
+                found.append(line(container))
     return found
 
 
+def json_elements(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inline elements of a rich_text block, in lists too."""
+    out = []
+    for container in block["elements"]:
+        items = container["elements"] if container["type"] == "rich_text_list" else [container]
+        out += [e for item in items for e in item["elements"]]
+    return out
+
+
 def listed(alert: Alert) -> int:
-    return sum(t.count("\n• ") + t.startswith("• ") for t in texts(alert))
+    return sum(t.startswith("• ") for t in texts(alert))
 
 
 def more(alert: Alert) -> int:
-    last = slack_message(alert, NOW).blocks[-1]
-    found = (
-        re.fullmatch(r"and (\d+) more", last["elements"][0]["text"]) if "elements" in last else None
-    )
+    found = re.fullmatch(r"and (\d+) more", texts(alert)[-1])
     return int(found.group(1)) if found else 0
 
 
@@ -85,7 +107,7 @@ def test_ten_thousand_folded_items_are_one_slack_message_within_limits() -> None
     assert "10000 more matches" in message.text
     assert listed(overflow) == 100
     assert more(overflow) == 9_900
-    assert "• <https://news.example/20|Story 20> · Police in Iraq" in "\n".join(texts(overflow))
+    assert "• [Story 20](https://news.example/20) · Police in Iraq" in texts(overflow)
 
 
 def test_the_longest_lines_still_fit_and_the_count_covers_what_did_not() -> None:
@@ -98,7 +120,7 @@ def test_the_longest_lines_still_fit_and_the_count_covers_what_did_not() -> None
     )
     assert block_kit_violations(payload(overflow)) == []
     assert len(slack_message(overflow, NOW).blocks) <= 50
-    assert listed(overflow) == 47  # one line per section
+    assert listed(overflow) == 47  # one line per block
     assert listed(overflow) + more(overflow) == overflow.folded_count
 
 
@@ -111,21 +133,23 @@ def test_hostile_titles_sources_and_rules_are_inert_in_slack() -> None:
         link="https://news.example/{n}",
     )
     assert block_kit_violations(payload(overflow)) == []
-    for text in texts(overflow):
-        assert "<!channel>" not in text and "<@U1>" not in text
-        assert "<http://x|y>" not in text
-        assert "*bold*" not in text and "_it_" not in text and "`c`" not in text
-    joined = "\n".join(texts(overflow))
-    assert "&lt;!channel&gt;" in joined
+    message = slack_message(overflow, NOW)
+    assert "<" not in message.text and "&lt;!channel&gt;" in message.text
+    assert "<" not in message.blocks[0]["text"]["text"]
+    # Feed text is shown exactly, as text: rich_text never parses it as mrkdwn or mentions.
+    shown = texts(overflow)
+    assert shown[2].startswith(HOSTILE + " · ")
+    assert f"• [{HOSTILE} 20](https://news.example/20) · {HOSTILE}" in shown
+    kinds = {e["type"] for b in message.blocks[1:] for e in json_elements(b)}
+    assert kinds <= {"text", "link", "date"}
     # The bot's own links survive: one per listed item, to the item.
-    assert len(re.findall(r"<https://news\.example/\d+\|", joined)) == 10
+    assert sum("](https://news.example/" in t for t in shown) == 10
 
 
 def test_unsafe_links_are_listed_without_a_link() -> None:
     overflow = flood(21, link="javascript:alert({n})")
-    joined = "\n".join(texts(overflow))
-    assert "javascript" not in joined
-    assert "• Story 20 · Police in Iraq" in joined
+    assert "javascript" not in repr(slack_message(overflow, NOW).blocks)
+    assert "• Story 20 · Police in Iraq" in texts(overflow)
 
 
 def test_a_single_alert_with_a_long_ampersand_url_stays_within_a_section() -> None:

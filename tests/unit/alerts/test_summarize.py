@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.alerts.summarize import summarize
+from bot.alerts.summarize import as_written, summarize
 from bot.model import Item
 from bot.text import tokens
 
@@ -138,3 +138,27 @@ def test_summary_properties(text: str, terms: list[str], limit: int) -> None:
             and len(found) == len(p)
             for p, prefix in patterns
         )
+
+
+def test_terms_are_shown_as_the_item_writes_them() -> None:
+    news = Item(
+        feed_id="f",
+        key="k",
+        title="RCMP officers arrive in BAGHDAD",
+        summary="The Canadian-Police mission; policing in Iraq.",
+        content="More on the Royal Canadian Mounted Police.",
+    )
+    terms = ["baghdad", "canadian police", "polic*", "mounted police", "/ir[a-z]q/", "absent"]
+    assert as_written(news, terms) == (
+        "BAGHDAD",  # from the title first
+        "Canadian-Police",  # as punctuated in the summary
+        "Police",  # a prefix term: the word it matched first
+        "Mounted Police",  # found in the content
+        "/ir[a-z]q/",  # a regex has no written form: shown as the rule writes it
+        "absent",
+    )
+
+
+def test_terms_written_alike_are_shown_once() -> None:
+    news = Item(feed_id="f", key="k", title="Iraq news")
+    assert as_written(news, ["iraq", "IRAQ"]) == ("Iraq",)
