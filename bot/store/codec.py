@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any, overload
 
 from bot.model import Alert, Folded, Summary
+
+_ALERT_FIELDS = frozenset(f.name for f in fields(Alert))  # what this version can read
 
 
 @overload
@@ -32,8 +34,9 @@ def alert_to_json(alert: Alert) -> str:
 def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
     """The alert ``text`` encodes; payloads written before overflow alerts existed lack
     ``folded`` and ``folded_count`` and read as ordinary alerts; those written before
-    ``terms_as_written`` show their normalised terms."""
-    data: dict[str, Any] = json.loads(text)
+    ``terms_as_written`` show their normalised terms. Keys this version does not know
+    (written by a newer replica during a rolling upgrade) are ignored, not fatal."""
+    data: dict[str, Any] = {k: v for k, v in json.loads(text).items() if k in _ALERT_FIELDS}
     summary = data.pop("summary")
     published = data.pop("published")
     folded = data.pop("folded", ())
