@@ -182,7 +182,9 @@ def _their_text(entry: feedparser.FeedParserDict, field: str) -> str:
     """feedparser's value as plain text: markup stripped only where it says the value is HTML."""
     value = entry.get(field) or ""
     # Without its own detail, the summary is feedparser's copy of the first content.
-    detail = entry.get(f"{field}_detail") or next(iter(entry.get("content", ())), {})
+    detail: dict[str, str] = entry.get(f"{field}_detail") or next(
+        iter(entry.get("content", ())), {}
+    )
     if "html" not in detail.get("type", "text/html"):
         return _plain(value)
     reference = _Reference()
@@ -333,7 +335,7 @@ def test_every_difference_from_feedparser_on_the_corpus_is_listed(document: str)
 
 
 def _ours_to_fix() -> list[object]:
-    params = []
+    params: list[object] = []
     for key, verdict in sorted(DIFFERENCES.items()):
         if verdict.who != OURS:
             continue
