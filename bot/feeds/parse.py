@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import codecs
+import functools
 import html
 import io
 import re
@@ -27,6 +28,7 @@ import feedparser
 
 from bot.config.schema import Limits
 from bot.errors import FetchError
+from bot.feeds.charset import detect
 from bot.feeds.htmltext import TITLE_LIMIT, bounded_text
 from bot.feeds.identity import item_key, story_keys
 from bot.feeds.jsonfeed import Document, Entry, looks_like_json, parse_date, read_json_feed
@@ -39,6 +41,28 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+# XML 1.0 appendix F: without a byte-order mark, the first characters (``<`` or white
+# space, then ASCII) give UTF-32 and UTF-16 away by where their zero bytes fall.
+_UNMARKED = (
+    (re.compile(rb"\x00\x00\x00[\t\n\r <]"), "utf-32-be"),
+    (re.compile(rb"[\t\n\r <]\x00\x00\x00"), "utf-32-le"),
+    (re.compile(rb"\x00[\t\n\r <]\x00[\x01-\x7f]"), "utf-16-be"),
+    (re.compile(rb"[\t\n\r <]\x00[\x01-\x7f]\x00"), "utf-16-le"),
+)
+# Latin-script text has a non-ASCII byte here and there; Cyrillic, Greek, Hebrew or
+# CJK text in a legacy encoding has runs of them: read as windows-1252, mojibake. Runs
+# that are well-formed UTF-8 sequences are broken UTF-8, not a legacy encoding.
+_NON_ASCII_RUN = re.compile(rb"[\x80-\xff]{3}")
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+# Encodings in which every byte is a Latin-script character: a declaration of one
+# of them is often wrong, and reading with it never fails.
+_FALLBACK = "windows-1252"
+_WESTERN = frozenset({_FALLBACK, "cp1252", "iso8859-1", "iso8859-15"})
+_CODEC_LABEL = re.compile(r"^(iso)(8859)")
 _DECLARATION = re.compile(rb"<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
 # Up to the next "<" at most: an unterminated "<?xml " must not scan to the end each time.
 _XML_DECLARATION = re.compile(r"<\?xml\s[^<>]*\?>")
@@ -46,7 +70,6 @@ _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _ROOT = re.compile(r"<([A-Za-z][\w.:-]*)")
 _FEED_ELEMENT = re.compile(r"<(?:[\w-]+:)?(?:rss|feed|RDF|channel)[\s>]")
 _SLASH_DATE = re.compile(r"\d{4}/\d\d/\d\d(?:[ T]\d\d:\d\d(?::\d\d)?)?$")
-_FALLBACK = "windows-1252"
 _SAFE_SCHEMES = ("http", "https")
 # An absolute http(s) URL that urlsplit/urlunsplit give back unchanged and cannot
 # refuse: lower-case scheme, an ASCII host without brackets, no whitespace, no
@@ -151,8 +174,9 @@ def _read_xml(body: bytes, content_type: str | None) -> Document:
         sanitize_html=False,
         resolve_relative_uris=False,
     )
-    plain_text = "text/plain" if result.version.startswith("atom") else None
-    entries = tuple(_xml_entry(entry, plain_text) for entry in result.entries)
+    atom = result.version.startswith("atom")
+    plain_text = "text/plain" if atom else None
+    entries = tuple(_xml_entry(entry, plain_text, atom) for entry in result.entries)
     feed = result.feed
     if not result.version and not entries:
         reason = "malformed" if result.bozo and not feed.get("title") else "not_a_feed"
@@ -177,26 +201,50 @@ def _describe(error: object) -> str | None:
 
 
 def _decode(body: bytes, content_type: str | None) -> tuple[str, str | None]:
-    """The document as text, and a warning when its declared encoding was wrong."""
+    """The document as text, and a warning when its declared encoding was wrong or
+    had to be guessed."""
     for bom, encoding in _BOMS:
         if body.startswith(bom):
             return body[len(bom) :].decode(encoding, errors="replace"), None
+    for pattern, encoding in _UNMARKED:
+        if pattern.match(body):
+            return body.decode(encoding, errors="replace"), None
     declared = _declared(body, content_type)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        pass
-    else:
-        if declared not in (None, "utf-8", "ascii") and not body.isascii():
-            return text, f"declared encoding {declared} is wrong: read as UTF-8"
+        return _decode_legacy(body, declared)
+    if declared not in (None, "utf-8", "ascii") and not body.isascii():
+        return text, f"declared encoding {declared} is wrong: read as UTF-8"
+    return text, None
+
+
+def _decode_legacy(body: bytes, declared: str | None) -> tuple[str, str | None]:
+    """Bytes that are not UTF-8, read as declared (else as windows-1252), unless they have
+    runs of non-ASCII bytes that are not UTF-8 (legacy non-Latin text), that reading fails
+    or is Latin-script (mojibake), and the detector reads them better: then its guess,
+    named in the warning."""
+    usual = declared if declared not in (None, "utf-8") else _FALLBACK
+    try:
+        text: str | None = body.decode(usual)
+    except UnicodeDecodeError:
+        text = None
+    legacy = _NON_ASCII_RUN.search(_UTF8_SEQUENCE.sub(b" ", body)) is not None
+    if legacy and (text is None or usual in _WESTERN):
+        guess = detect(body, _FALLBACK if text is None else usual)
+        if guess is not None:
+            claimed = _label(declared) if declared else "none"
+            warning = f"encoding: declared {claimed}, detected {_label(guess)}"
+            return body.decode(guess, errors="replace"), warning
+    if text is not None and usual == declared:
         return text, None
-    if declared not in (None, "utf-8"):
-        try:
-            return body.decode(declared), None
-        except UnicodeDecodeError:
-            pass
     claim = f"declared encoding {declared} is wrong" if declared else "not UTF-8"
     return body.decode(_FALLBACK, errors="replace"), f"{claim}: read as {_FALLBACK}"
+
+
+def _label(name: str) -> str:
+    """A Python codec name as the IANA label people declare: ``cp1251`` is windows-1251."""
+    return _CODEC_LABEL.sub(r"\1-\2", name.replace("cp125", "windows-125"))
 
 
 def _declared(body: bytes, content_type: str | None) -> str | None:
@@ -206,12 +254,22 @@ def _declared(body: bytes, content_type: str | None) -> str | None:
     if label is None and content_type:
         charset = _CHARSET.search(content_type)
         label = charset.group(1) if charset else None
-    if label is None:
-        return None
+    return None if label is None else _text_encoding(label)
+
+
+@functools.lru_cache(maxsize=64)
+def _text_encoding(label: str) -> str | None:
+    """Python's name for ``label`` when it is an encoding that keeps ASCII as ASCII, the
+    only kind a declaration readable as ASCII can truthfully name: not UTF-16 (read by
+    its zero bytes), nor ``base64``, ``rot13``, ``unicode-escape`` or ``undefined``,
+    which are codecs but do not read text, or read it wrongly."""
     try:
-        return codecs.lookup(label).name.replace("_", "-")
-    except LookupError:
+        name = codecs.lookup(label).name.replace("_", "-")
+        probe = "<?xml \\x41\\u0041 &#1;"
+        ascii_compatible = probe.encode("ascii").decode(name) == probe
+    except (LookupError, ValueError):
         return None
+    return name if ascii_compatible else None
 
 
 def _refuse_html(text: str) -> None:
@@ -226,7 +284,7 @@ def _refuse_html(text: str) -> None:
         raise FetchError("not_a_feed", "an HTML page")
 
 
-def _xml_entry(entry: feedparser.FeedParserDict, plain_text: str | None) -> Entry:
+def _xml_entry(entry: feedparser.FeedParserDict, plain_text: str | None, atom: bool) -> Entry:
     """``plain_text`` is the content type whose text is escaped so it survives as text:
     Atom's explicit ``type="text"``, never RSS, where feedparser only guesses."""
 
@@ -235,12 +293,9 @@ def _xml_entry(entry: feedparser.FeedParserDict, plain_text: str | None) -> Entr
         return html.escape(value, quote=False) if plain else value
 
     contents = [html_of(c, c.get("value", "")) for c in entry.get("content", ())]
-    link = entry.get("link")
-    if entry.get("guidislink") and not _is_web_url(link):
-        link = None  # a non-URL guid that feedparser promoted to a link
     return Entry(
         guid=entry.get("id"),
-        link=link,
+        link=_entry_link(entry, atom),
         title=html_of(entry.get("title_detail"), entry.get("title", "")),
         # Without its own detail, the summary is feedparser's copy of the content.
         summary=html_of(
@@ -251,6 +306,23 @@ def _xml_entry(entry: feedparser.FeedParserDict, plain_text: str | None) -> Entr
         published=_entry_date(entry),
         author=entry.get("author"),
     )
+
+
+def _entry_link(entry: feedparser.FeedParserDict, atom: bool) -> str | None:
+    """The entry's link, else its id when that is a web URL and may stand for the page.
+
+    feedparser copies the id (RSS ``<guid>`` unless ``isPermaLink="false"``, Atom
+    ``<id>``) to ``link`` when no link came first, and keeps it flagged so
+    (``guidislink``) after a ``<link>`` that follows replaces it: only a link that no
+    ``<link>`` gave is the id. An Atom ``<link>`` without ``href`` is no link, but
+    before the id it keeps feedparser from copying it: Atom's id stands in here.
+    """
+    link = entry.get("link") or None
+    guid = entry.get("id")
+    from_guid = link == guid and all(d.get("href") != link for d in entry.get("links", ()))
+    if (link is None and atom) or (link is not None and from_guid):
+        return guid if _is_web_url(guid) else None
+    return link
 
 
 def _entry_date(entry: feedparser.FeedParserDict) -> datetime | None:
