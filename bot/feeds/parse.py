@@ -6,7 +6,9 @@ items carry plain text, which :func:`bot.feeds.htmltext.html_to_text` produces.
 
 Bytes are decoded here rather than by feedparser: a declared encoding that the
 bytes contradict (UTF-8 declared as windows-1252, Latin-1 declared as UTF-8) is
-common, and valid UTF-8 is almost never anything else. The document handed to
+common, and valid UTF-8 is almost never anything else. Other bytes are read as
+declared, else as windows-1252, unless they look like a non-Latin legacy encoding
+and :mod:`bot.feeds.charset` finds a better reading. The document handed to
 feedparser is then always UTF-8 without an XML declaration.
 """
 
@@ -51,15 +53,16 @@ _UNMARKED = (
 )
 # Latin-script text has a non-ASCII byte here and there; Cyrillic, Greek, Hebrew or
 # CJK text in a legacy encoding has runs of them: read as windows-1252, mojibake. Runs
-# that are well-formed UTF-8 sequences are broken UTF-8, not a legacy encoding.
-_NON_ASCII_RUN = re.compile(rb"[\x80-\xff]{3}")
+# that are well-formed UTF-8 sequences are broken UTF-8, not a legacy encoding; a
+# no-break space (0xA0 in all of them) is a space, as in French « à ».
+_NON_ASCII_RUN = re.compile(rb"[\x80-\x9f\xa1-\xff]{3}")
 _UTF8_SEQUENCE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
     rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
     rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
-# Encodings in which every byte is a Latin-script character: a declaration of one
-# of them is often wrong, and reading with it never fails.
+# Latin-script single-byte encodings: declared, they are often wrong, and reading
+# with them rarely fails, so only the look of the result tells.
 _FALLBACK = "windows-1252"
 _WESTERN = frozenset({_FALLBACK, "cp1252", "iso8859-1", "iso8859-15"})
 _CODEC_LABEL = re.compile(r"^(iso)(8859)")
@@ -229,8 +232,7 @@ def _decode_legacy(body: bytes, declared: str | None) -> tuple[str, str | None]:
         text: str | None = body.decode(usual)
     except UnicodeDecodeError:
         text = None
-    legacy = _NON_ASCII_RUN.search(_UTF8_SEQUENCE.sub(b" ", body)) is not None
-    if legacy and (text is None or usual in _WESTERN):
+    if (text is None or usual in _WESTERN) and _legacy_runs(body):
         guess = detect(body, _FALLBACK if text is None else usual)
         if guess is not None:
             claimed = _label(declared) if declared else "none"
@@ -240,6 +242,13 @@ def _decode_legacy(body: bytes, declared: str | None) -> tuple[str, str | None]:
         return text, None
     claim = f"declared encoding {declared} is wrong" if declared else "not UTF-8"
     return body.decode(_FALLBACK, errors="replace"), f"{claim}: read as {_FALLBACK}"
+
+
+def _legacy_runs(body: bytes) -> bool:
+    """Whether ``body`` has runs of non-ASCII bytes that are not UTF-8 sequences."""
+    return bool(_NON_ASCII_RUN.search(body)) and bool(
+        _NON_ASCII_RUN.search(_UTF8_SEQUENCE.sub(b" ", body))
+    )
 
 
 def _label(name: str) -> str:
@@ -421,7 +430,8 @@ def _draft(entry: Entry, feed_id: str, base: str, guid: str | None, text_limit: 
 
 
 def _absolute(link: str | None, base: str) -> str | None:
-    """``link`` resolved against ``base``; only http(s) links survive (no ``javascript:``).
+    """``link`` resolved against ``base``; only http(s) links survive (no ``javascript:``),
+    and none that ``urljoin`` refuses.
 
     A plain absolute link (most of them) is its own resolution: ``urljoin`` would
     give it back unchanged, so it is not called.
@@ -430,10 +440,16 @@ def _absolute(link: str | None, base: str) -> str | None:
         return None
     if _PLAIN_URL.fullmatch(link) and _PLAIN_URL.fullmatch(base):
         return link
-    absolute = urljoin(base, link)
+    try:
+        absolute = urljoin(base, link)
+    except ValueError:  # an unclosed "[" of an IPv6 host: no link, not a failed feed
+        return None
     return absolute if _is_web_url(absolute) else None
 
 
 def _is_web_url(link: str | None) -> bool:
-    parts = urlsplit(link or "")
+    try:
+        parts = urlsplit(link or "")
+    except ValueError:
+        return False
     return parts.scheme.lower() in _SAFE_SCHEMES and bool(parts.netloc)

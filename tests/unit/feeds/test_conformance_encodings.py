@@ -131,6 +131,14 @@ def test_rss_guid_is_a_link_only_as_a_permalink() -> None:
     ]
 
 
+def test_a_link_urljoin_refuses_is_no_link_not_a_crash() -> None:
+    feed = parse("link-unclosed-ipv6.rss")
+    assert [(i.title, i.link) for i in feed.items] == [
+        ("Maintenance on the east ring", None),
+        ("Peering restored", "https://status.example.net/incidents/peering"),
+    ]
+
+
 def private_feedparser_names(source: str) -> list[str]:
     """feedparser names a module uses beyond its documented top-level API: imports from
     its submodules (``feedparser.datetimes``) and underscored attributes."""
