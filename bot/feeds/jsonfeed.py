@@ -52,6 +52,9 @@ class Document:
 _DECODER = json.JSONDecoder(strict=False)
 _ITEMS = re.compile(r'"items"\s*:\s*\[')
 _VERSION = re.compile(r"https?://jsonfeed\.org/version/")
+_TIME_OF_DAY = re.compile(
+    r"\b(\d{1,2}):\d\d(?::\d\d)?\s*([AaPp])\.?[Mm]\b\.?"
+)  # 04:42 PM, 4:42 p.m.
 _FEED_KEY = re.compile(r'"(?:version|feed_url|home_page_url)"\s*:')
 _TITLE = re.compile(r'"title"\s*:\s*("(?:[^"\\]++|\\.)*+")')
 
@@ -186,6 +189,16 @@ def _string(value: object) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else None
 
 
+def meridiem(value: str, moment: datetime) -> datetime:
+    """``moment`` with ``value``'s AM/PM applied: RFC 822 parsers (the stdlib's, feedparser's)
+    read "04:42 PM" as 04:42 and "12:05 AM" as noon. Only a moment whose hour is the one
+    written (in the zone it was written in) is changed."""
+    found = _TIME_OF_DAY.search(value)
+    if found is None or int(found.group(1)) != moment.hour or not 1 <= moment.hour <= 12:
+        return moment
+    return moment.replace(hour=moment.hour % 12 + (12 if found.group(2).lower() == "p" else 0))
+
+
 def parse_date(value: object) -> datetime | None:
     """RFC 3339 (as JSON Feed requires), else RFC 822; timezone-aware UTC, or None."""
     if not isinstance(value, str) or not value.strip():
@@ -195,7 +208,7 @@ def parse_date(value: object) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
         try:
-            moment = parsedate_to_datetime(value)
+            moment = meridiem(value, parsedate_to_datetime(value))
         except (TypeError, ValueError, IndexError):
             return None
     if moment.tzinfo is None:

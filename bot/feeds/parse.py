@@ -6,7 +6,9 @@ items carry plain text, which :func:`bot.feeds.htmltext.html_to_text` produces.
 
 Bytes are decoded here rather than by feedparser: a declared encoding that the
 bytes contradict (UTF-8 declared as windows-1252, Latin-1 declared as UTF-8) is
-common, and valid UTF-8 is almost never anything else. The document handed to
+common, and valid UTF-8 is almost never anything else. Other bytes are read as
+declared, else as windows-1252, unless they look like a non-Latin legacy encoding
+and :mod:`bot.feeds.charset` finds a better reading. The document handed to
 feedparser is then always UTF-8 without an XML declaration.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import codecs
+import functools
 import io
 import re
 import time
@@ -26,6 +29,7 @@ import feedparser
 
 from bot.config.schema import Limits
 from bot.errors import FetchError
+from bot.feeds.charset import detect
 from bot.feeds.htmltext import TITLE_LIMIT, bounded_text
 from bot.feeds.identity import item_key, story_keys
 from bot.feeds.jsonfeed import (
@@ -33,6 +37,7 @@ from bot.feeds.jsonfeed import (
     Entry,
     TextField,
     looks_like_json,
+    meridiem,
     parse_date,
     read_json_feed,
 )
@@ -45,14 +50,37 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+# XML 1.0 appendix F: without a byte-order mark, the first characters (``<`` or white
+# space, then ASCII) give UTF-32 and UTF-16 away by where their zero bytes fall.
+_UNMARKED = (
+    (re.compile(rb"\x00\x00\x00[\t\n\r <]"), "utf-32-be"),
+    (re.compile(rb"[\t\n\r <]\x00\x00\x00"), "utf-32-le"),
+    (re.compile(rb"\x00[\t\n\r <]\x00[\x01-\x7f]"), "utf-16-be"),
+    (re.compile(rb"[\t\n\r <]\x00[\x01-\x7f]\x00"), "utf-16-le"),
+)
+# Latin-script text has a non-ASCII byte here and there; Cyrillic, Greek, Hebrew or
+# CJK text in a legacy encoding has runs of them: read as windows-1252, mojibake. Runs
+# that are well-formed UTF-8 sequences are broken UTF-8, not a legacy encoding; a
+# no-break space (0xA0 in all of them) is a space, as in French « à ».
+_NON_ASCII_RUN = re.compile(rb"[\x80-\x9f\xa1-\xff]{3}")
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+# Latin-script single-byte encodings: declared, they are often wrong, and reading
+# with them rarely fails, so only the look of the result tells.
+_FALLBACK = "windows-1252"
+_WESTERN = frozenset({_FALLBACK, "cp1252", "iso8859-1", "iso8859-15"})
+_CODEC_LABEL = re.compile(r"^(iso)(8859)")
 _DECLARATION = re.compile(rb"<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
 # Up to the next "<" at most: an unterminated "<?xml " must not scan to the end each time.
 _XML_DECLARATION = re.compile(r"<\?xml\s[^<>]*\?>")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+_BEYOND_UNICODE = re.compile(r"&#(?:[xX][0-9a-fA-F]{6,}|[0-9]{7,});")  # maybe past U+10FFFF
 _ROOT = re.compile(r"<([A-Za-z][\w.:-]*)")
 _FEED_ELEMENT = re.compile(r"<(?:[\w-]+:)?(?:rss|feed|RDF|channel)[\s>]")
 _SLASH_DATE = re.compile(r"\d{4}/\d\d/\d\d(?:[ T]\d\d:\d\d(?::\d\d)?)?$")
-_FALLBACK = "windows-1252"
 _SAFE_SCHEMES = ("http", "https")
 # An absolute http(s) URL that urlsplit/urlunsplit give back unchanged and cannot
 # refuse: lower-case scheme, an ASCII host without brackets, no whitespace, no
@@ -150,18 +178,26 @@ def read_feed(
 def _read_xml(body: bytes, content_type: str | None) -> Document:
     text, encoding_warning = _decode(body, content_type)
     _refuse_html(text)
-    data = _XML_DECLARATION.sub("", text.lstrip(), count=1).encode("utf-8")
-    result = feedparser.parse(
-        io.BytesIO(data),  # never bytes or str: feedparser would open them as a path or URL
-        # No Content-Location: feedparser would resolve non-URL guids against it.
-        response_headers={"content-type": "application/xml; charset=utf-8"},
-        sanitize_html=False,
-        resolve_relative_uris=False,
-    )
-    atom = result.version.startswith("atom")
+    data = _XML_DECLARATION.sub("", text.lstrip(), count=1)
+    if not data.strip():
+        raise FetchError("malformed", "an XML declaration and nothing else")
+    # feedparser's chr() raises on a character reference past Unicode: read it as U+FFFD.
+    data = _BEYOND_UNICODE.sub(_replacement, data)
+    try:
+        result = feedparser.parse(
+            # Never bytes or str: feedparser would open them as a path or URL.
+            io.BytesIO(data.encode("utf-8")),
+            # No Content-Location: feedparser would resolve non-URL guids against it.
+            response_headers={"content-type": "application/xml; charset=utf-8"},
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except ValueError as err:  # feedparser's own conversions on input it did not foresee
+        raise FetchError("malformed", f"unreadable markup ({err})") from None
+    atom = result.get("version", "").startswith("atom")
     entries = tuple(_xml_entry(entry, atom) for entry in result.entries)
     feed = result.feed
-    if not result.version and not entries:
+    if not result.get("version") and not entries:
         reason = "malformed" if result.bozo and not feed.get("title") else "not_a_feed"
         raise FetchError(reason, _describe(result.get("bozo_exception")) or "no feed found")
     warning = _describe(result.get("bozo_exception")) if result.bozo else None
@@ -177,6 +213,13 @@ def _read_xml(body: bytes, content_type: str | None) -> Document:
     )
 
 
+def _replacement(reference: re.Match[str]) -> str:
+    """``&#xFFFD;`` for a numeric character reference past U+10FFFF, else the reference."""
+    digits = reference.group()[2:-1]
+    value = int(digits[1:], 16) if digits[:1] in "xX" else int(digits)
+    return "&#xFFFD;" if value > 0x10FFFF else reference.group()
+
+
 def _describe(error: object) -> str | None:
     if error is None:
         return None
@@ -185,26 +228,67 @@ def _describe(error: object) -> str | None:
 
 
 def _decode(body: bytes, content_type: str | None) -> tuple[str, str | None]:
-    """The document as text, and a warning when its declared encoding was wrong."""
+    """The document as text, and a warning when its declared encoding was wrong or
+    had to be guessed."""
     for bom, encoding in _BOMS:
         if body.startswith(bom):
             return body[len(bom) :].decode(encoding, errors="replace"), None
+    for pattern, encoding in _UNMARKED:
+        if pattern.match(body):
+            return body.decode(encoding, errors="replace"), None
     declared = _declared(body, content_type)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        pass
-    else:
-        if declared not in (None, "utf-8", "ascii") and not body.isascii():
-            return text, f"declared encoding {declared} is wrong: read as UTF-8"
+        return _mostly_utf8(body) or _decode_legacy(body, declared)
+    if declared not in (None, "utf-8", "ascii") and not body.isascii():
+        return text, f"declared encoding {declared} is wrong: read as UTF-8"
+    return text, None
+
+
+def _mostly_utf8(body: bytes) -> tuple[str, str] | None:
+    """UTF-8 with a few stray bytes (a bad copy, a truncated character), read as UTF-8 with
+    those bytes replaced, when its valid multi-byte sequences outnumber them: read whole as
+    windows-1252, every other character of it would be mojibake."""
+    valid = len(_UTF8_SEQUENCE.findall(body))
+    stray = sum(byte >= 0x80 for byte in _UTF8_SEQUENCE.sub(b"", body))
+    if valid <= stray:
+        return None
+    return body.decode("utf-8", errors="replace"), f"not UTF-8 everywhere: {stray} byte(s) replaced"
+
+
+def _decode_legacy(body: bytes, declared: str | None) -> tuple[str, str | None]:
+    """Bytes that are not UTF-8, read as declared (else as windows-1252), unless they have
+    runs of non-ASCII bytes that are not UTF-8 (legacy non-Latin text), that reading fails
+    or is Latin-script (mojibake), and the detector reads them better: then its guess,
+    named in the warning."""
+    usual = declared if declared not in (None, "utf-8") else _FALLBACK
+    try:
+        text: str | None = body.decode(usual)
+    except UnicodeDecodeError:
+        text = None
+    if (text is None or usual in _WESTERN) and _legacy_runs(body):
+        guess = detect(body, _FALLBACK if text is None else usual)
+        if guess is not None:
+            claimed = _label(declared) if declared else "none"
+            warning = f"encoding: declared {claimed}, detected {_label(guess)}"
+            return body.decode(guess, errors="replace"), warning
+    if text is not None and usual == declared:
         return text, None
-    if declared not in (None, "utf-8"):
-        try:
-            return body.decode(declared), None
-        except UnicodeDecodeError:
-            pass
     claim = f"declared encoding {declared} is wrong" if declared else "not UTF-8"
     return body.decode(_FALLBACK, errors="replace"), f"{claim}: read as {_FALLBACK}"
+
+
+def _legacy_runs(body: bytes) -> bool:
+    """Whether ``body`` has runs of non-ASCII bytes that are not UTF-8 sequences."""
+    return bool(_NON_ASCII_RUN.search(body)) and bool(
+        _NON_ASCII_RUN.search(_UTF8_SEQUENCE.sub(b" ", body))
+    )
+
+
+def _label(name: str) -> str:
+    """A Python codec name as the IANA label people declare: ``cp1251`` is windows-1251."""
+    return _CODEC_LABEL.sub(r"\1-\2", name.replace("cp125", "windows-125"))
 
 
 def _declared(body: bytes, content_type: str | None) -> str | None:
@@ -214,12 +298,22 @@ def _declared(body: bytes, content_type: str | None) -> str | None:
     if label is None and content_type:
         charset = _CHARSET.search(content_type)
         label = charset.group(1) if charset else None
-    if label is None:
-        return None
+    return None if label is None else _text_encoding(label)
+
+
+@functools.lru_cache(maxsize=64)
+def _text_encoding(label: str) -> str | None:
+    """Python's name for ``label`` when it is an encoding that keeps ASCII as ASCII, the
+    only kind a declaration readable as ASCII can truthfully name: not UTF-16 (read by
+    its zero bytes), nor ``base64``, ``rot13``, ``unicode-escape`` or ``undefined``,
+    which are codecs but do not read text, or read it wrongly."""
     try:
-        return codecs.lookup(label).name.replace("_", "-")
-    except LookupError:
+        name = codecs.lookup(label).name.replace("_", "-")
+        probe = "<?xml \\x41\\u0041 &#1;"
+        ascii_compatible = probe.encode("ascii").decode(name) == probe
+    except (LookupError, ValueError):
         return None
+    return name if ascii_compatible else None
 
 
 def _refuse_html(text: str) -> None:
@@ -238,21 +332,19 @@ def _xml_entry(entry: feedparser.FeedParserDict, atom: bool) -> Entry:
     """Which text is plain is feedparser's ``type`` of each: Atom's ``type="text"`` (its
     default), and an RSS title without markup; an RSS description is always HTML."""
     contents = entry.get("content", ())
-    content = max(contents, key=lambda c: len(c.get("value", "")), default=None)
+    content = max(contents, key=lambda c: len(c.get("value") or ""), default=None)
     # Without its own detail, the summary is feedparser's copy of the content.
     summary = entry.get("summary_detail") or next(iter(contents), None)
     details: dict[TextField, object] = {"title": entry.get("title_detail")}
     if atom:
         details |= {"summary": summary, "content": content}
-    link = entry.get("link")
-    if entry.get("guidislink") and not _is_web_url(link):
-        link = None  # a non-URL guid that feedparser promoted to a link
     return Entry(
         guid=entry.get("id"),
-        link=link,
-        title=entry.get("title", ""),
-        summary=entry.get("summary", ""),
-        content=content.get("value", "") if content is not None else "",
+        link=_entry_link(entry, atom),
+        # A value feedparser could not finish (a broken end tag) is None, not missing.
+        title=entry.get("title") or "",
+        summary=entry.get("summary") or "",
+        content=(content.get("value") or "") if content is not None else "",
         published=_entry_date(entry),
         author=entry.get("author"),
         plain=frozenset(name for name, detail in details.items() if _is_plain(detail)),
@@ -262,6 +354,23 @@ def _xml_entry(entry: feedparser.FeedParserDict, atom: bool) -> Entry:
 def _is_plain(detail: object) -> bool:
     """True for a feedparser text construct whose type is plain text."""
     return isinstance(detail, dict) and detail.get("type") == "text/plain"
+
+
+def _entry_link(entry: feedparser.FeedParserDict, atom: bool) -> str | None:
+    """The entry's link, else its id when that is a web URL and may stand for the page.
+
+    feedparser copies the id (RSS ``<guid>`` unless ``isPermaLink="false"``, Atom
+    ``<id>``) to ``link`` when no link came first, and keeps it flagged so
+    (``guidislink``) after a ``<link>`` that follows replaces it: only a link that no
+    ``<link>`` gave is the id. An Atom ``<link>`` without ``href`` is no link, but
+    before the id it keeps feedparser from copying it: Atom's id stands in here.
+    """
+    link = entry.get("link") or None
+    guid = entry.get("id")
+    from_guid = link == guid and all(d.get("href") != link for d in entry.get("links", ()))
+    if (link is None and atom) or (link is not None and from_guid):
+        return guid if _is_web_url(guid) else None
+    return link
 
 
 def _entry_date(entry: feedparser.FeedParserDict) -> datetime | None:
@@ -276,6 +385,8 @@ def _entry_date(entry: feedparser.FeedParserDict) -> datetime | None:
         parsed = dict.get(entry, f"{name}_parsed")
         if moment is None and parsed:
             moment = _from_struct(parsed)
+            if moment is not None and isinstance(raw, str):
+                moment = meridiem(raw, moment)
         if moment is None:
             moment = parse_date(raw)
         if moment is not None:
@@ -360,7 +471,8 @@ def _draft(entry: Entry, feed_id: str, base: str, guid: str | None, text_limit: 
 
 
 def _absolute(link: str | None, base: str) -> str | None:
-    """``link`` resolved against ``base``; only http(s) links survive (no ``javascript:``).
+    """``link`` resolved against ``base``; only http(s) links survive (no ``javascript:``),
+    and none that ``urljoin`` refuses.
 
     A plain absolute link (most of them) is its own resolution: ``urljoin`` would
     give it back unchanged, so it is not called.
@@ -369,10 +481,16 @@ def _absolute(link: str | None, base: str) -> str | None:
         return None
     if _PLAIN_URL.fullmatch(link) and _PLAIN_URL.fullmatch(base):
         return link
-    absolute = urljoin(base, link)
+    try:
+        absolute = urljoin(base, link)
+    except ValueError:  # an unclosed "[" of an IPv6 host: no link, not a failed feed
+        return None
     return absolute if _is_web_url(absolute) else None
 
 
 def _is_web_url(link: str | None) -> bool:
-    parts = urlsplit(link or "")
+    try:
+        parts = urlsplit(link or "")
+    except ValueError:
+        return False
     return parts.scheme.lower() in _SAFE_SCHEMES and bool(parts.netloc)

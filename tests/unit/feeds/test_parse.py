@@ -342,3 +342,21 @@ def test_a_json_feed_is_cut_as_well() -> None:
     assert len(item.title) <= 2_048
     assert len(converted.summary) <= 1_000 and converted.summary.endswith("word")
     assert converted.content == ""  # the same text as the summary once both are cut
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("Friday, January 29, 2021 04:42 PM", datetime(2021, 1, 29, 16, 42, tzinfo=UTC)),
+        ("Fri, 29 Jan 2021 12:05 AM", datetime(2021, 1, 29, 0, 5, tzinfo=UTC)),
+        ("Fri, 29 Jan 2021 12:05 PM", datetime(2021, 1, 29, 12, 5, tzinfo=UTC)),
+        ("Fri, 29 Jan 2021 16:42:00 +0000", datetime(2021, 1, 29, 16, 42, tzinfo=UTC)),
+    ],
+)
+def test_a_12_hour_time_keeps_its_am_or_pm(written: str, read: datetime) -> None:
+    """feedparser reads none of these; the RFC 822 fallback read "04:42 PM" as 04:42."""
+    body = (
+        f"<rss><channel><item><title>t</title><pubDate>{written}</pubDate></item></channel></rss>"
+    )
+    (item,) = parse_feed(body.encode(), feed_id="f", url="https://x.example/").items
+    assert item.published == read

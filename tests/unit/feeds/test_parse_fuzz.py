@@ -33,9 +33,6 @@ BODIES = [path.read_bytes() for path in DOCUMENTS]
 CONTENT_TYPES = st.sampled_from(
     [None, "application/rss+xml", "text/xml; charset=iso-8859-1", "application/json", "text/html"]
 )
-PENDING = "parse.py crash, fixed on the parse branch (issue 15): see test_found_crashes"
-"""The mark of a test that meets a crash of bot/feeds/parse.py (being rewritten on another
-branch, so not fixed here): strict, so that the fix turns it into a failure to remove it."""
 FUZZ = settings(
     max_examples=250,
     deadline=None,
@@ -155,7 +152,6 @@ def test_arbitrary_bytes_are_read_or_refused(body: bytes, content_type: str | No
     assert_sound(read_or_refuse(body, content_type))
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING)
 @FUZZ
 @given(
     prefix=st.sampled_from([b"", b"<?xml version='1.0'?>", b"<rss version='2.0'>", b"<feed>"]),
@@ -169,7 +165,6 @@ def test_arbitrary_text_in_any_encoding_is_read_or_refused(
     assert_sound(read_or_refuse(body, None))
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING)
 @FUZZ
 @given(body=mutated_document(), content_type=CONTENT_TYPES)
 def test_mutated_feeds_are_read_or_refused(body: bytes, content_type: str | None) -> None:
@@ -178,13 +173,7 @@ def test_mutated_feeds_are_read_or_refused(body: bytes, content_type: str | None
 
 @pytest.mark.parametrize(
     "document",
-    [
-        # Cut just after its XML declaration, a document meets the first of CRASHES.
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=PENDING))
-        if p.read_bytes().lstrip(b"\xef\xbb\xbf\r\n\t ").startswith(b"<?xml")
-        else p
-        for p in DOCUMENTS
-    ],
+    DOCUMENTS,
     ids=[f"{p.parent.name}/{p.name}" for p in DOCUMENTS],
 )
 def test_every_cut_of_a_feed_is_read_or_refused(document: Path) -> None:
@@ -213,7 +202,7 @@ def test_quadratic_entity_blowup_is_not_expanded() -> None:
         assert not any("x" * 100 in i.title + i.summary + i.content for i in outcome.items)
 
 
-# Crashes the fuzzing found in bot/feeds/parse.py, minimised.
+# Crashes the fuzzing found in bot/feeds/parse.py, minimised: each once raised past FetchError.
 CRASHES = [
     pytest.param(b"<?xml version='1.0'?>", id="declaration-only: feedparser result has no version"),
     pytest.param(
@@ -237,7 +226,6 @@ CRASHES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING)
 @pytest.mark.parametrize("body", CRASHES)
 def test_found_crashes_are_read_or_refused(body: bytes) -> None:
     assert_sound(read_or_refuse(body, None))
