@@ -279,6 +279,7 @@ class Poller:
             alerts=queued,
             matched=matched,
             baseline=not state.baselined,
+            story_window=self.settings.stories.window,
             **await self._health(feed, state, now, published=bool(items)),
         )
         if not record.applied:

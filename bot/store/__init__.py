@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from bot.errors import StoreError
-from bot.model import Alert, QueuedAlert
+from bot.model import STORY_WINDOW, Alert, QueuedAlert
 
 
 class SeenItem(Protocol):
@@ -111,6 +111,10 @@ class PollOutcome:
     a match counts only if its item is inserted now. A ``baseline`` poll (the
     feed's first successful read) adds its items to no day: they are the feed's
     backlog, and would dwarf every later day of it.
+
+    A story (its link or normalised title) joins an alert queued within
+    ``story_window`` seconds; past it, the item is alerted as a new story, whose
+    alert the story's keys then point at.
     """
 
     feed_id: str
@@ -134,6 +138,8 @@ class PollOutcome:
     silence: SilenceState | None = None
     matched: Sequence[tuple[str, str]] = ()
     baseline: bool = False
+    # Seconds after its alert was queued during which a story takes later sightings.
+    story_window: float = STORY_WINDOW
 
 
 @dataclass(frozen=True, slots=True)
