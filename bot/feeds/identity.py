@@ -64,14 +64,29 @@ def _is_tracking(name: str) -> bool:
     return name.startswith("utm_") or name in _TRACKING
 
 
-def item_key(guid: str | None, link: str | None, title: str, published: datetime | None) -> str:
-    """The item's identity within its feed: guid, else canonical link, else a content hash."""
+def item_key(
+    guid: str | None, link: str | None, title: str, published: datetime | None, text: str = ""
+) -> str:
+    """The item's identity within its feed: guid, else canonical link, else a hash of its
+    normalised title, else of its normalised ``text`` (summary and content), with its date.
+
+    ``text`` is read only when there is no title: an item with neither is told apart by
+    what it says, not folded into every other such item of its feed.
+    """
     if guid and guid.strip():
         return "guid:" + guid.strip()
     if link and link.strip():
         return "link:" + canonical_link(link)
     stamp = published.isoformat() if published is not None else ""
-    return "hash:" + _sha256(_normalized_title(title) + "\n" + stamp)
+    normalized = _normalized_title(title)
+    if not normalized and (words := " ".join(tokens(text))):
+        return "hash:" + _sha256("text\n" + words + "\n" + stamp)
+    return "hash:" + _sha256(normalized + "\n" + stamp)
+
+
+def keyed_by_text(guid: str | None, link: str | None, title: str) -> bool:
+    """Whether :func:`item_key` needs the item's text: no guid, link or title words."""
+    return not (guid and guid.strip()) and not (link and link.strip()) and not tokens(title)
 
 
 def story_keys(link: str | None, title: str) -> tuple[str, ...]:

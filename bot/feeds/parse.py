@@ -28,7 +28,7 @@ import feedparser
 from bot.config.schema import Limits
 from bot.errors import FetchError
 from bot.feeds.htmltext import TITLE_LIMIT, bounded_text
-from bot.feeds.identity import item_key, story_keys
+from bot.feeds.identity import item_key, keyed_by_text, story_keys
 from bot.feeds.jsonfeed import Document, Entry, looks_like_json, parse_date, read_json_feed
 from bot.model import Item, ParsedFeed
 
@@ -344,7 +344,10 @@ def _unique(drafts: list[Draft]) -> tuple[Draft, ...]:
 def _draft(entry: Entry, feed_id: str, base: str, guid: str | None, text_limit: int) -> Draft:
     title = bounded_text(entry.title, TITLE_LIMIT)
     link = _absolute(entry.link, base)
-    key = item_key(guid, link, title, entry.published)
+    text = ""
+    if keyed_by_text(guid, link, title):  # rare: only then is the text converted here
+        text = " ".join(bounded_text(t, text_limit) for t in (entry.summary, entry.content))
+    key = item_key(guid, link, title, entry.published, text)
     return Draft(feed_id, key, title, link, entry.published, entry, text_limit)
 
 

@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.feeds import identity
 from bot.feeds.identity import canonical_link, item_key, story_keys
@@ -72,3 +74,47 @@ def test_canonical_link_shortcut_equals_urlsplit(monkeypatch: pytest.MonkeyPatch
     fast = [canonical_link(url) for url in urls]
     monkeypatch.setattr(identity, "_PLAIN", re.compile("(?!)"))
     assert fast == [canonical_link(url) for url in urls]
+
+
+def test_an_item_without_guid_link_or_title_is_keyed_by_its_text() -> None:
+    when = datetime(2024, 3, 5, tzinfo=UTC)
+    one = item_key(None, None, "", None, "RCMP officers head to Mosul")
+    assert one.startswith("hash:")
+    assert one == item_key(" ", "", "  ", None, "rcmp OFFICERS  head to Mosul!")
+    assert one != item_key(None, None, "", None, "Hockey night: the Leafs won")
+    assert one != item_key(None, None, "", when, "RCMP officers head to Mosul")
+    # A title keys it as before (keys already stored stay valid); no words at all: as before.
+    assert item_key(None, None, "T", when, "any text") == item_key(None, None, "T", when)
+    assert item_key(None, None, "", None, "...") == item_key(None, None, "", None)
+    # Text that equals a title still keys apart from it.
+    assert item_key(None, None, "", None, "Police") != item_key(None, None, "Police", None)
+
+
+@pytest.mark.parametrize(
+    ("guid", "link", "title", "needed"),
+    [
+        (None, None, "", True),
+        ("", " ", " -- ", True),
+        ("g", None, "", False),
+        (None, "https://x.org/a", "", False),
+        (None, None, "A title", False),
+    ],
+)
+def test_keyed_by_text(guid: str | None, link: str | None, title: str, needed: bool) -> None:
+    assert identity.keyed_by_text(guid, link, title) is needed
+
+
+_WORDS = st.lists(st.from_regex(r"[a-z]{1,8}", fullmatch=True), min_size=1, max_size=12)
+_STAMPS = st.none() | st.datetimes(timezones=st.just(UTC))
+
+
+@given(_WORDS, _WORDS, _STAMPS)
+def test_text_keys_are_stable_and_tell_distinct_texts_apart(
+    one: list[str], other: list[str], when: datetime | None
+) -> None:
+    text = " ".join(one)
+    assert item_key(None, None, "", when, text) == item_key(None, None, "", when, text.upper())
+    same = one == other
+    assert (
+        item_key(None, None, "", when, " ".join(other)) == item_key(None, None, "", when, text)
+    ) is same
