@@ -28,7 +28,7 @@ import feedparser
 from bot.config.schema import Limits
 from bot.errors import FetchError
 from bot.feeds.htmltext import TITLE_LIMIT, bounded_text
-from bot.feeds.identity import item_key, keyed_by_text, story_keys
+from bot.feeds.identity import fingerprint, item_key, keyed_by_text, story_keys
 from bot.feeds.jsonfeed import Document, Entry, looks_like_json, parse_date, read_json_feed
 from bot.model import Item, ParsedFeed
 
@@ -95,8 +95,7 @@ class Draft:
     text_limit: int = TEXT_LIMIT
 
     def item(self) -> Item:
-        summary = bounded_text(self.entry.summary, self.text_limit)
-        content = bounded_text(self.entry.content, self.text_limit)
+        summary, content = self._text()
         return Item(
             feed_id=self.feed_id,
             key=self.key,
@@ -107,6 +106,16 @@ class Draft:
             published=self.published,
             author=bounded_text(self.entry.author or "", TITLE_LIMIT) or None,
             story_keys=story_keys(self.link, self.title),
+        )
+
+    def fingerprint(self) -> str:
+        """The fingerprint of the entry's text, which tells a reused guid (see ``rewritten``)."""
+        return fingerprint(" ".join(self._text()))
+
+    def _text(self) -> tuple[str, str]:
+        return (
+            bounded_text(self.entry.summary, self.text_limit),
+            bounded_text(self.entry.content, self.text_limit),
         )
 
 

@@ -140,6 +140,20 @@ class PollOutcome:
     baseline: bool = False
     # Seconds after its alert was queued during which a story takes later sightings.
     story_window: float = STORY_WINDOW
+    # The fingerprints of ``items``' texts by key (see ``bot.feeds.identity.rewritten``).
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    # Items of ``items`` keyed anew because their guid was reused for another story: their
+    # key → the reused key, whose row then describes the new story (its title, fingerprint).
+    reused: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SeenTitle:
+    """What the store knows of an item seen: its title, and its text's fingerprint (None for
+    an item recorded before fingerprints were kept)."""
+
+    title: str
+    fingerprint: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +278,10 @@ class Store(Protocol):
         ...
 
     def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]: ...
+    def seen_titles(self, feed_id: str, keys: Sequence[str]) -> dict[str, SeenTitle]:
+        """The items of ``keys`` already seen, by key, with their titles and fingerprints."""
+        ...
+
     def sightings(self, feed_id: str, limit: int) -> list[datetime]:
         """The latest ``limit`` distinct times new items of ``feed_id`` were first seen,
         latest first: the history its silence is judged by."""

@@ -36,6 +36,7 @@ from bot.store import (
     PollRecord,
     PruneReport,
     RuleDay,
+    SeenTitle,
 )
 from bot.store.codec import (
     alert_from_json,
@@ -223,6 +224,9 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         f"ALTER TABLE story_alerts ADD COLUMN created_at {d.real} NOT NULL DEFAULT 0",
         "UPDATE story_alerts SET created_at = COALESCE((SELECT o.created_at FROM outbox o"
         " WHERE o.id = story_alerts.outbox_id), 0)",
+        # A sketch of an item's text: a guid seen again with another title is a new item
+        # when its text changed completely too (an item from before has none: it is not).
+        "ALTER TABLE items ADD COLUMN fingerprint TEXT",
     ]
     return [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6), (7, v7), (8, v8)]
 
@@ -529,6 +533,17 @@ class SqlStore:
             seen.update(r[0] for r in rows)
         return seen
 
+    def seen_titles(self, feed_id: str, keys: Sequence[str]) -> dict[str, SeenTitle]:
+        seen: dict[str, SeenTitle] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            rows = self._query(
+                "SELECT item_key, title, fingerprint FROM items WHERE feed_id = ?"
+                f" AND item_key IN {self._in(chunk)}",
+                (feed_id, *chunk),
+            )
+            seen.update((key, SeenTitle(title or "", fp)) for key, title, fp in rows)
+        return seen
+
     def sightings(self, feed_id: str, limit: int) -> list[datetime]:
         rows = self._query(
             "SELECT DISTINCT first_seen FROM items WHERE feed_id = ?"
@@ -624,7 +639,8 @@ class SqlStore:
         return cursor.rowcount == 1
 
     def _insert_items(self, o: PollOutcome) -> set[str]:
-        """Insert the items not seen yet (multi-row, sorted by key); returns their keys."""
+        """Insert the items not seen yet (multi-row, sorted by key); returns their keys. A
+        reused key inserted anew makes its row describe the story it now tells."""
         items = sorted({i.key: i for i in o.items}.values(), key=lambda i: i.key)
         first_seen = to_epoch(o.at)
         new: set[str] = set()
@@ -640,15 +656,22 @@ class SqlStore:
                     to_epoch(i.published),
                     first_seen,
                     first_seen,
+                    o.fingerprints.get(i.key),
                 )
             ]
             rows = self._execute(
                 "INSERT INTO items (feed_id, item_key, title, link, published, first_seen,"
-                f" last_seen) VALUES {_values(len(chunk), 7)}"
+                f" last_seen, fingerprint) VALUES {_values(len(chunk), 8)}"
                 " ON CONFLICT DO NOTHING RETURNING item_key",
                 params,
             ).fetchall()
             new.update(r[0] for r in rows)
+        titles = {i.key: i.title[:500] for i in items}
+        for key in sorted(new & o.reused.keys()):
+            self._execute(
+                "UPDATE items SET title = ?, fingerprint = ? WHERE feed_id = ? AND item_key = ?",
+                (titles[key], o.fingerprints.get(key), o.feed_id, o.reused[key]),
+            )
         return new
 
     def _refresh_served(self, o: PollOutcome) -> None:

@@ -18,6 +18,7 @@ from bot.store import (
     Notice,
     OutboxCounts,
     PollOutcome,
+    SeenTitle,
     SilenceState,
     Store,
     open_store,
@@ -449,9 +450,12 @@ def test_a_version_7_store_dates_its_story_links_by_their_alerts(store_url: str)
         f" next_attempt_at) VALUES ('r1', 'desk', 'a', 'k1', '{payload}', {queued}, 0)",
         "INSERT INTO story_alerts SELECT 'r1', 'desk', 'title:A story', id FROM outbox",
         "INSERT INTO story_alerts VALUES ('r1', 'desk', 'title:Gone', 99)",
+        "INSERT INTO items (feed_id, item_key, title, first_seen) VALUES ('a', 'k1', 'T', 0)",
     )
     store = open_store(store_url)
     try:
+        # An item from before has no fingerprint: a guid of it retitled stays seen.
+        assert store.seen_titles("a", ["k1"]) == {"k1": SeenTitle("T", None)}
         for hours, queued_now in ((71, 0), (73, 1)):
             it = item(f"k{hours}", None, "A story", feed="b")
             at = T0 + timedelta(hours=hours)
@@ -461,6 +465,39 @@ def test_a_version_7_store_dates_its_story_links_by_their_alerts(store_url: str)
         store.close()
     dated = raw(store_url, "SELECT story_key, created_at FROM story_alerts ORDER BY story_key")
     assert dated == [("title:A story", (T0 + timedelta(hours=73)).timestamp()), ("title:Gone", 0)]
+
+
+def test_seen_titles_and_a_reused_key_taking_its_new_story(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    claim_all(store, "w1")
+    old, plain = item("guid:g1", None, "Budget tabled"), item("guid:g2", None, "Hockey")
+    store.record_poll(
+        PollOutcome("a", "w1", T0, T0, items=[old, plain], fingerprints={"guid:g1": "0000aaaa"})
+    )
+    assert store.seen_titles("a", ["guid:g1", "guid:g2", "guid:g3"]) == {
+        "guid:g1": SeenTitle("Budget tabled", "0000aaaa"),
+        "guid:g2": SeenTitle("Hockey", None),
+    }
+    at = T0 + timedelta(minutes=20)
+    claim_all(store, "w1", at)
+    retold = item("guid:g1#abc", None, "Officers head to Mosul")
+    record = store.record_poll(
+        PollOutcome(
+            "a",
+            "w1",
+            at,
+            at,
+            items=[retold],
+            alerts=[alert(retold)],
+            fingerprints={"guid:g1#abc": "0000bbbb"},
+            reused={"guid:g1#abc": "guid:g1"},
+        )
+    )
+    assert (record.new_items, record.queued) == (1, 1)
+    assert store.seen_titles("a", ["guid:g1", "guid:g1#abc"]) == {
+        "guid:g1": SeenTitle("Officers head to Mosul", "0000bbbb"),
+        "guid:g1#abc": SeenTitle("Officers head to Mosul", "0000bbbb"),
+    }
 
 
 def test_reserve_slot_spaces_turns_and_honours_a_deferral(store: Store) -> None:

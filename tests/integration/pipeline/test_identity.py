@@ -28,3 +28,62 @@ def test_items_without_guid_link_or_title_are_each_seen(store: Store) -> None:
     h.fetcher.serve(url("a"), [old, mosul, Entry("", "Hockey night: the Leafs won.")])
     again = h.poll()
     assert [(f.new_items, len(f.alerts)) for f in again.feeds] == [(1, 0)]
+
+
+BUDGET = Entry(
+    "RCMP budget tabled",
+    "The RCMP spending plans for next year were tabled in Ottawa on Tuesday.",
+    "https://news.example/budget",
+    guid="g1",
+)
+MOSUL = Entry(
+    "RCMP officers head to Mosul",
+    "A police mission will train Iraqi forces, the force said in a statement.",
+    "https://news.example/mosul",
+    guid="g1",
+)
+HOCKEY = Entry("Hockey night", "The Leafs won.", "https://news.example/hockey", guid="g2")
+
+
+def test_a_guid_reused_for_another_story_alerts_it_once_and_says_so(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = Harness(store, settings(), [POLICE])
+    h.fetcher.serve(url("a"), [BUDGET])
+    h.poll()
+    h.fetcher.serve(url("a"), [MOSUL])
+    with caplog.at_level(logging.INFO, logger="newswatch"):
+        report = h.poll()
+    assert [a.title for a in report.alerts] == [MOSUL.title]
+    reused = [r for r in caplog.records if getattr(r, "event", None) == "guid_reused"]
+    assert [r.getMessage() for r in reused] == ["feed a: guid g1 reused for a different story"]
+    assert h.deliver().sent == 1
+    # Served again (with more, and its lead updated), it is the story now seen under g1.
+    updated = Entry(
+        "UPDATED: RCMP officers head to Mosul",
+        MOSUL.summary + " More officers may follow.",
+        MOSUL.link,
+        guid="g1",
+    )
+    h.fetcher.serve(url("a"), [HOCKEY, updated])
+    again = h.poll()
+    assert [(f.new_items, len(f.alerts)) for f in again.feeds] == [(1, 0)]
+    h.fetcher.serve(url("a"), [HOCKEY, MOSUL])
+    assert h.poll().alerts == []
+    assert h.deliver().sent == 0
+
+
+def test_a_known_guid_retitled_or_rewritten_alone_is_the_same_item(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = Harness(store, settings(), [POLICE])
+    h.fetcher.serve(url("a"), [BUDGET])
+    h.poll()
+    typo = Entry("RCMP budgte tabled", BUDGET.summary, BUDGET.link, guid="g1")
+    new_lead = Entry(BUDGET.title, MOSUL.summary + " RCMP.", BUDGET.link, guid="g1")
+    new_title = Entry(MOSUL.title, BUDGET.summary, BUDGET.link, guid="g1")
+    with caplog.at_level(logging.INFO, logger="newswatch"):
+        for entry in (typo, new_lead, new_title):
+            h.fetcher.serve(url("a"), [entry])
+            assert [f.new_items for f in h.poll().feeds] == [0]
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "guid_reused"]

@@ -118,3 +118,70 @@ def test_text_keys_are_stable_and_tell_distinct_texts_apart(
     assert (
         item_key(None, None, "", when, " ".join(other)) == item_key(None, None, "", when, text)
     ) is same
+
+
+LEAD = "The RCMP will lead a police mission in Iraq to train local forces, Ottawa said."
+
+
+@pytest.mark.parametrize(
+    ("seen", "now", "changed"),
+    [
+        ("RCMP officers head to Mosul", "RCMP officers head to Mosul", False),
+        ("RCMP offcers head to Mosul", "RCMP officers head to Mosul", False),  # a typo fixed
+        ("RCMP officers head to Mosul", "UPDATED: RCMP officers head to Mosul", False),
+        ("RCMP officers head to Mosul", "Mosul mission: RCMP officers leave today", False),
+        ("RCMP officers head to Mosul", "Leafs win in overtime", True),
+        ("RCMP budget tabled", "RCMP officers head to Mosul", True),  # 1 word of 7
+        ("", "Leafs win in overtime", True),
+    ],
+)
+def test_retitled_is_a_title_sharing_almost_no_words(seen: str, now: str, changed: bool) -> None:
+    assert identity.retitled("guid:g", seen, now) is changed
+    assert identity.retitled("link:https://x.org/a", seen, now) is False  # guids only
+
+
+@pytest.mark.parametrize(
+    ("seen", "now", "changed"),
+    [
+        (LEAD, LEAD, False),
+        (LEAD, LEAD.replace("Iraq", "Irak"), False),
+        (LEAD, "UPDATED: " + LEAD + " More officers may follow later this month.", False),
+        (LEAD, LEAD[:40] + " Hockey night: the Leafs won in overtime, again.", False),
+        (LEAD, "Hockey night: the Leafs won in overtime against Boston on Saturday.", True),
+        (LEAD, "", True),
+        ("", "", True),  # no text: the title decides alone
+    ],
+)
+def test_rewritten_is_a_text_sharing_almost_no_words(seen: str, now: str, changed: bool) -> None:
+    fingerprint = identity.fingerprint
+    assert identity.rewritten(fingerprint(seen), fingerprint(now)) is changed
+    assert identity.rewritten(None, fingerprint(now)) is False  # unknown: kept as seen
+
+
+def test_a_fingerprint_is_short_whatever_the_text() -> None:
+    words = " ".join(f"word{n}" for n in range(10_000))
+    assert len(identity.fingerprint(words)) == identity.SKETCH_WORDS * 8
+    assert identity.fingerprint("") == ""
+
+
+def test_a_reused_key_is_the_key_and_the_new_story() -> None:
+    text = identity.fingerprint(LEAD)
+    key = identity.reused_key("guid:g1", "RCMP officers head to Mosul", text)
+    assert key.startswith("guid:g1#")
+    assert key == identity.reused_key("guid:g1", "rcmp officers HEAD to Mosul!", text)
+    assert key != identity.reused_key("guid:g1", "Leafs win", text)
+    assert key != identity.reused_key("guid:g2", "RCMP officers head to Mosul", text)
+
+
+@given(_WORDS, _WORDS)
+def test_a_text_with_words_added_or_with_other_words_only(
+    words: list[str], more: list[str]
+) -> None:
+    one = " ".join(words)
+    assert not identity.rewritten(identity.fingerprint(one), identity.fingerprint(one))
+    # Appending at most as many distinct words as it has keeps half its words in common.
+    added = [f"x{w}" for w in more[: len(set(words))]]
+    longer = identity.fingerprint(one + " " + " ".join(added))
+    assert not identity.rewritten(identity.fingerprint(one), longer)
+    other = identity.fingerprint(" ".join(f"0{w}" for w in more))  # no word of one
+    assert identity.rewritten(identity.fingerprint(one), other)
