@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -108,8 +109,8 @@ def story_keys(link: str | None, title: str) -> tuple[str, ...]:
 
 def fingerprint(text: str) -> str:
     """A short sketch of ``text``'s words, for :func:`rewritten` to compare with a later one."""
-    hashes = sorted({_word_hash(word) for word in tokens(text)})[:SKETCH_WORDS]
-    return "".join(f"{h:08x}" for h in hashes)
+    hashes = sorted({zlib.crc32(word.encode("utf-8")) for word in set(tokens(text))})
+    return "".join(f"{h:08x}" for h in hashes[:SKETCH_WORDS])
 
 
 def retitled(key: str, seen_title: str, title: str) -> bool:
@@ -136,10 +137,6 @@ def reused_key(key: str, title: str, text_fingerprint: str) -> str:
     """The key of an item whose key was reused for another story: the key and that story's
     title and text, so the same retelling keys the same again."""
     return f"{key}#{_sha256(_normalized_title(title) + chr(10) + text_fingerprint)[:16]}"
-
-
-def _word_hash(word: str) -> int:
-    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=4).digest(), "big")
 
 
 def _jaccard(one: set[str], other: set[str]) -> float:

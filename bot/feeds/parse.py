@@ -84,7 +84,8 @@ def parse_feed(
 class Draft:
     """An entry read and keyed, its costly text (summary, content, author, story keys) not
     yet converted: a poll converts only the entries it has not seen before, which in a
-    steady state (and in a first poll, which alerts on nothing) is few or none."""
+    steady state is few or none (a first poll, which alerts on nothing, only fingerprints
+    them), and a seen one whose guid got a title sharing almost no words with its own."""
 
     feed_id: str
     key: str
