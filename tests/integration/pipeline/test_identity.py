@@ -87,3 +87,23 @@ def test_a_known_guid_retitled_or_rewritten_alone_is_the_same_item(
             h.fetcher.serve(url("a"), [entry])
             assert [f.new_items for f in h.poll().feeds] == [0]
     assert not [r for r in caplog.records if getattr(r, "event", None) == "guid_reused"]
+
+
+@pytest.mark.parametrize(("window", "later_alerts"), [("72h", 0), ("2h", 1)])
+def test_a_same_titled_item_joins_the_story_only_within_stories_window(
+    store: Store, window: str, later_alerts: int
+) -> None:
+    h = Harness(store, settings(feeds=("a", "b"), stories={"window": window}), [POLICE])
+    first = Entry("RCMP officers head to Mosul", "A police mission.", "https://a.example/1")
+    copy = Entry("RCMP officers head to Mosul", "A police mission.", "https://b.example/9")
+    for feed in ("a", "b"):
+        h.fetcher.serve(url(feed), [])
+    h.poll()
+    h.fetcher.serve(url("a"), [first])
+    h.poll()
+    assert h.deliver().sent == 1
+    h.time.skip(3 * 3600)
+    h.fetcher.serve(url("b"), [copy])
+    report = h.poll()
+    assert [a.feed_id for a in report.alerts] == ["b"]  # matched either way...
+    assert h.deliver().sent == later_alerts  # ...alerted only past the window
