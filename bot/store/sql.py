@@ -60,6 +60,7 @@ PRUNE_ROUNDS = 50
 REFRESH_AFTER = 86400.0
 STATS_DAYS = 400  # days of daily counters kept for ``newswatch stats``: a year and a margin
 SLOT_GRACE = 86400.0  # a rate slot this far in the past says nothing more than no row
+TITLE_KEPT = 500  # characters of an item's title the store keeps (to tell a reused guid)
 MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock or lost race is raised
 
 
@@ -651,7 +652,7 @@ class SqlStore:
                 for value in (
                     o.feed_id,
                     i.key,
-                    i.title[:500],
+                    i.title[:TITLE_KEPT],
                     i.link,
                     to_epoch(i.published),
                     first_seen,
@@ -666,7 +667,7 @@ class SqlStore:
                 params,
             ).fetchall()
             new.update(r[0] for r in rows)
-        titles = {i.key: i.title[:500] for i in items}
+        titles = {i.key: i.title[:TITLE_KEPT] for i in items}
         for key in sorted(new & o.reused.keys()):
             self._execute(
                 "UPDATE items SET title = ?, fingerprint = ? WHERE feed_id = ? AND item_key = ?",
