@@ -11,6 +11,9 @@ from typing import Literal
 
 Field = Literal["title", "summary", "content"]
 FIELDS: tuple[Field, ...] = ("title", "summary", "content")
+# Seconds a story stays open to later sightings (``stories.window``): an item of the same
+# story queued later than this after its alert is alerted again, as a story of its own.
+STORY_WINDOW = 72 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,14 @@ from pydantic import (
 )
 
 from bot import __version__
-from bot.config.units import DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size
-from bot.model import FIELDS
+from bot.config.units import (
+    DURATION_PATTERN,
+    SIZE_PATTERN,
+    format_duration,
+    parse_duration,
+    parse_size,
+)
+from bot.model import FIELDS, STORY_WINDOW
 from bot.model import Field as ItemField
 from bot.schedule import check_cron
 
@@ -190,6 +196,17 @@ class Retention(Strict):
 
     sent: Annotated[Duration, AfterValidator(_between("1d", "3650d"))] = 30 * 86400.0
     seen: Annotated[Duration, AfterValidator(_between("7d", "3650d"))] = 180 * 86400.0
+
+
+class Stories(Strict):
+    """When items of different feeds (or one) count as one story: one alert, the others
+    listed as "also reported by".
+
+    ``window``: how long after its alert was queued a story takes later items with the same
+    link or normalised title; a later one is alerted as a new story.
+    """
+
+    window: Annotated[Duration, AfterValidator(_between("1h", "30d"))] = STORY_WINDOW
 
 
 class Feed(Strict):
@@ -354,6 +371,7 @@ class Settings(Strict):
     delivery: Delivery = Delivery()
     limits: Limits = Limits()
     retention: Retention = Retention()
+    stories: Stories = Stories()
     feeds: tuple[Feed, ...] = ()
     destinations: dict[Id, Destination] = Field(default_factory=_console_only)
     """Where alerts go, by id (rules name them in notify); default: the console only."""
@@ -366,6 +384,20 @@ class Settings(Strict):
     def _known_store(self) -> Settings:
         if not self.store.startswith(STORES):
             raise ValueError(f"store {self.store!r} must start with sqlite: or postgresql://")
+        return self
+
+    @model_validator(mode="after")
+    def _story_outlives_no_alert(self) -> Settings:
+        """A story's memory is pruned with its sent alert: a window set cannot outlast it
+        (the default one simply ends earlier under a ``retention.sent`` shorter than it)."""
+        window = self.stories.window
+        if "window" in self.stories.model_fields_set and window > self.retention.sent:
+            raise ValueError(
+                f"stories.window ({format_duration(window)}) must not be longer"
+                f" than retention.sent ({format_duration(self.retention.sent)}): a story is"
+                " forgotten"
+                " with its sent alert"
+            )
         return self
 
     def feed_interval(self, feed: Feed) -> float:

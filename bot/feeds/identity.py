@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bot.text import tokens
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Words kept in a text's fingerprint: the smallest hashes of its distinct words (a bottom-k
+# sketch), so two fingerprints estimate how many words two texts share, in 8 hex digits each.
+SKETCH_WORDS = 16
+# Below this share of words in common (Jaccard), two titles or texts tell different stories:
+# a typo fixed, a lead updated or an "UPDATED:" prefixed keeps far more than that.
+RETOLD_BELOW = 0.2
 _TRACKING = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid"})
 # A URL already canonical up to its query and fragment, so that urlsplit is not
 # needed: lower-case http(s) scheme and host name, no port, user, trailing dot
@@ -64,14 +71,29 @@ def _is_tracking(name: str) -> bool:
     return name.startswith("utm_") or name in _TRACKING
 
 
-def item_key(guid: str | None, link: str | None, title: str, published: datetime | None) -> str:
-    """The item's identity within its feed: guid, else canonical link, else a content hash."""
+def item_key(
+    guid: str | None, link: str | None, title: str, published: datetime | None, text: str = ""
+) -> str:
+    """The item's identity within its feed: guid, else canonical link, else a hash of its
+    normalised title, else of its normalised ``text`` (summary and content), with its date.
+
+    ``text`` is read only when there is no title: an item with neither is told apart by
+    what it says, not folded into every other such item of its feed.
+    """
     if guid and guid.strip():
         return "guid:" + guid.strip()
     if link and link.strip():
         return "link:" + canonical_link(link)
     stamp = published.isoformat() if published is not None else ""
-    return "hash:" + _sha256(_normalized_title(title) + "\n" + stamp)
+    normalized = _normalized_title(title)
+    if not normalized and (words := " ".join(tokens(text))):
+        return "hash:" + _sha256("text\n" + words + "\n" + stamp)
+    return "hash:" + _sha256(normalized + "\n" + stamp)
+
+
+def keyed_by_text(guid: str | None, link: str | None, title: str) -> bool:
+    """Whether :func:`item_key` needs the item's text: no guid, link or title words."""
+    return not (guid and guid.strip()) and not (link and link.strip()) and not tokens(title)
 
 
 def story_keys(link: str | None, title: str) -> tuple[str, ...]:
@@ -83,6 +105,55 @@ def story_keys(link: str | None, title: str) -> tuple[str, ...]:
     if normalized:
         keys.append("title:" + _sha256(normalized))
     return tuple(keys)
+
+
+def fingerprint(text: str) -> str:
+    """A short sketch of ``text``'s words, for :func:`rewritten` to compare with a later one."""
+    hashes = sorted({zlib.crc32(word.encode("utf-8")) for word in set(tokens(text))})
+    return "".join(f"{h:08x}" for h in hashes[:SKETCH_WORDS])
+
+
+def retitled(key: str, seen_title: str, title: str) -> bool:
+    """Whether a guid-keyed item seen titled ``seen_title`` now has a title sharing almost no
+    words with it: the first sign of a guid reused for another story (see :func:`rewritten`)."""
+    if not key.startswith("guid:") or seen_title == title:
+        return False
+    return _jaccard(set(tokens(seen_title)), set(tokens(title))) < RETOLD_BELOW
+
+
+def rewritten(seen_fingerprint: str | None, text_fingerprint: str) -> bool:
+    """Whether a text shares almost no words with the one seen (a retitled item whose text
+    is rewritten too tells another story: a new item).
+
+    A text missing on either side does not hold it back; an unknown one (an item recorded
+    before fingerprints were kept, ``None``) does: nothing says that it changed.
+    """
+    if seen_fingerprint is None:
+        return False
+    return _resemblance(seen_fingerprint, text_fingerprint) < RETOLD_BELOW
+
+
+def reused_key(key: str, title: str, text_fingerprint: str) -> str:
+    """The key of an item whose key was reused for another story: the key and that story's
+    title and text, so the same retelling keys the same again."""
+    return f"{key}#{_sha256(_normalized_title(title) + chr(10) + text_fingerprint)[:16]}"
+
+
+def _jaccard(one: set[str], other: set[str]) -> float:
+    union = one | other
+    return len(one & other) / len(union) if union else 0.0
+
+
+def _resemblance(one: str, other: str) -> float:
+    """The share of words two texts have in common, estimated from their fingerprints: of
+    the smallest hashes of both, the part that is in each."""
+    a, b = _sketch(one), _sketch(other)
+    union = sorted(a | b)[:SKETCH_WORDS]
+    return sum(1 for h in union if h in a and h in b) / len(union) if union else 0.0
+
+
+def _sketch(fingerprint: str) -> set[int]:
+    return {int(fingerprint[i : i + 8], 16) for i in range(0, len(fingerprint), 8)}
 
 
 def _normalized_title(title: str) -> str:

@@ -31,7 +31,7 @@ from bot.config.schema import Limits
 from bot.errors import FetchError
 from bot.feeds.charset import detect
 from bot.feeds.htmltext import TITLE_LIMIT, bounded_text
-from bot.feeds.identity import item_key, story_keys
+from bot.feeds.identity import fingerprint, item_key, keyed_by_text, story_keys
 from bot.feeds.jsonfeed import (
     Document,
     Entry,
@@ -118,7 +118,8 @@ def parse_feed(
 class Draft:
     """An entry read and keyed, its costly text (summary, content, author, story keys) not
     yet converted: a poll converts only the entries it has not seen before, which in a
-    steady state (and in a first poll, which alerts on nothing) is few or none."""
+    steady state is few or none (a first poll, which alerts on nothing, only fingerprints
+    them), and a seen one whose guid got a title sharing almost no words with its own."""
 
     feed_id: str
     key: str
@@ -129,9 +130,7 @@ class Draft:
     text_limit: int = TEXT_LIMIT
 
     def item(self) -> Item:
-        plain = self.entry.plain
-        summary = bounded_text(self.entry.summary, self.text_limit, plain="summary" in plain)
-        content = bounded_text(self.entry.content, self.text_limit, plain="content" in plain)
+        summary, content = self.text()
         return Item(
             feed_id=self.feed_id,
             key=self.key,
@@ -142,6 +141,18 @@ class Draft:
             published=self.published,
             author=bounded_text(self.entry.author or "", TITLE_LIMIT) or None,
             story_keys=story_keys(self.link, self.title),
+        )
+
+    def fingerprint(self) -> str:
+        """The fingerprint of the entry's text, which tells a reused guid (see ``rewritten``)."""
+        return fingerprint(" ".join(self.text()))
+
+    def text(self) -> tuple[str, str]:
+        """The summary and content as plain text, within the limit."""
+        plain = self.entry.plain
+        return (
+            bounded_text(self.entry.summary, self.text_limit, plain="summary" in plain),
+            bounded_text(self.entry.content, self.text_limit, plain="content" in plain),
         )
 
 
@@ -466,8 +477,10 @@ def _unique(drafts: list[Draft]) -> tuple[Draft, ...]:
 def _draft(entry: Entry, feed_id: str, base: str, guid: str | None, text_limit: int) -> Draft:
     title = bounded_text(entry.title, TITLE_LIMIT, plain="title" in entry.plain)
     link = _absolute(entry.link, base)
-    key = item_key(guid, link, title, entry.published)
-    return Draft(feed_id, key, title, link, entry.published, entry, text_limit)
+    draft = Draft(feed_id, "", title, link, entry.published, entry, text_limit)
+    # Rare: only an entry with no guid, link or title has its text converted here.
+    text = " ".join(draft.text()) if keyed_by_text(guid, link, title) else ""
+    return replace(draft, key=item_key(guid, link, title, entry.published, text))
 
 
 def _absolute(link: str | None, base: str) -> str | None:

@@ -20,6 +20,7 @@ from bot.alerts.flood import fold
 from bot.alerts.summarize import as_written, summarize
 from bot.config.schema import Feed, Rule
 from bot.errors import FetchError, StoreError
+from bot.feeds.identity import retitled, reused_key, rewritten
 from bot.feeds.parse import Draft, read_feed
 from bot.logs import scrub
 from bot.model import Alert, Item, Match, QueuedAlert, Summary
@@ -254,7 +255,7 @@ class Poller:
             content_type=result.content_type,
             text_limit=self.settings.limits.text,
         )
-        items = await self._unseen(feed.id, parsed.entries)
+        items, reused = await self._unseen(feed.id, parsed.entries)
         window = backfill if backfill is not None else feed.backfill
         if not state.baselined:
             cutoff = now - timedelta(seconds=window or 0)
@@ -282,6 +283,9 @@ class Poller:
             alerts=queued,
             matched=matched,
             baseline=not state.baselined,
+            story_window=self.settings.stories.window,
+            fingerprints={draft.key: draft.fingerprint() for draft in items},
+            reused=reused,
             **await self._health(feed, state, now, published=bool(items)),
         )
         if not record.applied:
@@ -303,10 +307,40 @@ class Poller:
         )
         return report
 
-    async def _unseen(self, feed_id: str, drafts: Sequence[Draft]) -> list[Draft]:
-        """The entries not seen before: the only ones whose text is ever converted."""
-        seen = await self.ctx.db.seen_keys(feed_id, [d.key for d in drafts])
-        return [d for d in drafts if d.key not in seen]
+    async def _unseen(
+        self, feed_id: str, drafts: Sequence[Draft]
+    ) -> tuple[list[Draft], dict[str, str]]:
+        """The entries not seen before: the only ones whose text is ever converted, with a
+        seen one whose guid now tells another story keyed anew; and those new keys → the
+        reused ones.
+
+        Only an entry whose guid is known but whose title changed completely has its text
+        compared with the one seen (a typo fixed or a lead updated keeps it seen).
+        """
+        seen = await self.ctx.db.seen_titles(feed_id, [d.key for d in drafts])
+        unseen = [d for d in drafts if d.key not in seen]
+        retold: dict[str, Draft] = {}
+        for d in drafts:
+            known = seen.get(d.key)
+            if known is None or not retitled(d.key, known.title, d.title):
+                continue
+            text = d.fingerprint()
+            if rewritten(known.fingerprint, text):
+                retold[reused_key(d.key, d.title, text)] = d
+        again = await self.ctx.db.seen_keys(feed_id, list(retold)) if retold else set()
+        reused: dict[str, str] = {}
+        for key, draft in sorted(retold.items()):
+            if key in again:
+                continue
+            log.info(
+                "feed %s: guid %s reused for a different story",
+                feed_id,
+                draft.key.removeprefix("guid:"),
+                extra={"feed": feed_id, "event": "guid_reused"},
+            )
+            unseen.append(replace(draft, key=key))
+            reused[key] = draft.key
+        return unseen, reused
 
     def _alerts(
         self, items: Sequence[Item], feed: Feed, source: str, now: datetime

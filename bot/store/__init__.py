@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from bot.errors import StoreError
-from bot.model import Alert, QueuedAlert
+from bot.model import STORY_WINDOW, Alert, QueuedAlert
 
 
 class SeenItem(Protocol):
@@ -111,6 +111,10 @@ class PollOutcome:
     a match counts only if its item is inserted now. A ``baseline`` poll (the
     feed's first successful read) adds its items to no day: they are the feed's
     backlog, and would dwarf every later day of it.
+
+    A story (its link or normalised title) joins an alert queued within
+    ``story_window`` seconds; past it, the item is alerted as a new story, whose
+    alert the story's keys then point at.
     """
 
     feed_id: str
@@ -134,6 +138,22 @@ class PollOutcome:
     silence: SilenceState | None = None
     matched: Sequence[tuple[str, str]] = ()
     baseline: bool = False
+    # Seconds after its alert was queued during which a story takes later sightings.
+    story_window: float = STORY_WINDOW
+    # The fingerprints of ``items``' texts by key (see ``bot.feeds.identity.rewritten``).
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    # Items of ``items`` keyed anew because their guid was reused for another story: their
+    # key → the reused key, whose row then describes the new story (its title, fingerprint).
+    reused: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SeenTitle:
+    """What the store knows of an item seen: its title, and its text's fingerprint (None for
+    an item recorded before fingerprints were kept)."""
+
+    title: str
+    fingerprint: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +278,10 @@ class Store(Protocol):
         ...
 
     def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]: ...
+    def seen_titles(self, feed_id: str, keys: Sequence[str]) -> dict[str, SeenTitle]:
+        """The items of ``keys`` already seen, by key, with their titles and fingerprints."""
+        ...
+
     def sightings(self, feed_id: str, limit: int) -> list[datetime]:
         """The latest ``limit`` distinct times new items of ``feed_id`` were first seen,
         latest first: the history its silence is judged by."""

@@ -35,6 +35,7 @@ from bot.store import (
     PollOutcome,
     PollRecord,
     PruneReport,
+    SeenTitle,
     Store,
 )
 
@@ -104,6 +105,9 @@ class AsyncStore:
 
     async def seen_keys(self, feed_id: str, keys: Sequence[str]) -> set[str]:
         return await self._call(self.sync.seen_keys, feed_id, keys)
+
+    async def seen_titles(self, feed_id: str, keys: Sequence[str]) -> dict[str, SeenTitle]:
+        return await self._call(self.sync.seen_titles, feed_id, keys)
 
     async def sightings(self, feed_id: str, limit: int) -> list[datetime]:
         return await self._call(self.sync.sightings, feed_id, limit)

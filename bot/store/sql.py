@@ -36,6 +36,7 @@ from bot.store import (
     PollRecord,
     PruneReport,
     RuleDay,
+    SeenTitle,
 )
 from bot.store.codec import (
     alert_from_json,
@@ -48,7 +49,7 @@ from bot.store.codec import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 CHUNK = 500  # rows per multi-row statement: 500 x 6 parameters is far below every engine's limit
 PRUNE_BATCH = 1000  # rows one pruning transaction deletes at most: short locks on a shared store
 # Batches one step of a prune runs at most: a first prune of a large store spreads over several
@@ -59,6 +60,7 @@ PRUNE_ROUNDS = 50
 REFRESH_AFTER = 86400.0
 STATS_DAYS = 400  # days of daily counters kept for ``newswatch stats``: a year and a margin
 SLOT_GRACE = 86400.0  # a rate slot this far in the past says nothing more than no row
+TITLE_KEPT = 500  # characters of an item's title the store keeps (to tell a reused guid)
 MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock or lost race is raised
 
 
@@ -217,7 +219,17 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         "CREATE INDEX IF NOT EXISTS outbox_finished ON outbox (sent_at) WHERE status <> 'pending'",
         "CREATE INDEX IF NOT EXISTS story_alerts_outbox ON story_alerts (outbox_id)",
     ]
-    return [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6), (7, v7)]
+    v8 = [
+        # A story takes later sightings only within a window of its alert being queued:
+        # ``created_at`` is that time (the outbox row's), so an expired link is replaced.
+        f"ALTER TABLE story_alerts ADD COLUMN created_at {d.real} NOT NULL DEFAULT 0",
+        "UPDATE story_alerts SET created_at = COALESCE((SELECT o.created_at FROM outbox o"
+        " WHERE o.id = story_alerts.outbox_id), 0)",
+        # A sketch of an item's text: a guid seen again with another title is a new item
+        # when its text changed completely too (an item from before has none: it is not).
+        "ALTER TABLE items ADD COLUMN fingerprint TEXT",
+    ]
+    return [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6), (7, v7), (8, v8)]
 
 
 def _version_mismatch(current: int) -> str:
@@ -299,8 +311,10 @@ def _values(rows: int, columns: int) -> str:
 
 @dataclass
 class _Story:
-    """Where a story key of one (rule, destination) points: an outbox row, or one being queued."""
+    """Where a story key of one (rule, destination) points: an outbox row, or one being queued,
+    and when that row was queued."""
 
+    created_at: float
     outbox_id: int | None = None  # an existing row
     new: int | None = None  # index of a row this transaction inserts
 
@@ -520,6 +534,17 @@ class SqlStore:
             seen.update(r[0] for r in rows)
         return seen
 
+    def seen_titles(self, feed_id: str, keys: Sequence[str]) -> dict[str, SeenTitle]:
+        seen: dict[str, SeenTitle] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            rows = self._query(
+                "SELECT item_key, title, fingerprint FROM items WHERE feed_id = ?"
+                f" AND item_key IN {self._in(chunk)}",
+                (feed_id, *chunk),
+            )
+            seen.update((key, SeenTitle(title or "", fp)) for key, title, fp in rows)
+        return seen
+
     def sightings(self, feed_id: str, limit: int) -> list[datetime]:
         rows = self._query(
             "SELECT DISTINCT first_seen FROM items WHERE feed_id = ?"
@@ -542,7 +567,7 @@ class SqlStore:
             (q for q in o.alerts if q.alert.item_key in new),
             key=lambda q: (q.alert.rule_id, q.alert.destination, q.alert.item_key),
         )
-        queued, duplicates = self._queue(wanted, o.at)
+        queued, duplicates = self._queue(wanted, o.at, o.story_window)
         if new:
             self._execute(
                 "UPDATE feeds SET item_count = item_count + ?, last_new_at = ? WHERE feed_id = ?",
@@ -615,7 +640,8 @@ class SqlStore:
         return cursor.rowcount == 1
 
     def _insert_items(self, o: PollOutcome) -> set[str]:
-        """Insert the items not seen yet (multi-row, sorted by key); returns their keys."""
+        """Insert the items not seen yet (multi-row, sorted by key); returns their keys. A
+        reused key inserted anew makes its row describe the story it now tells."""
         items = sorted({i.key: i for i in o.items}.values(), key=lambda i: i.key)
         first_seen = to_epoch(o.at)
         new: set[str] = set()
@@ -626,20 +652,27 @@ class SqlStore:
                 for value in (
                     o.feed_id,
                     i.key,
-                    i.title[:500],
+                    i.title[:TITLE_KEPT],
                     i.link,
                     to_epoch(i.published),
                     first_seen,
                     first_seen,
+                    o.fingerprints.get(i.key),
                 )
             ]
             rows = self._execute(
                 "INSERT INTO items (feed_id, item_key, title, link, published, first_seen,"
-                f" last_seen) VALUES {_values(len(chunk), 7)}"
+                f" last_seen, fingerprint) VALUES {_values(len(chunk), 8)}"
                 " ON CONFLICT DO NOTHING RETURNING item_key",
                 params,
             ).fetchall()
             new.update(r[0] for r in rows)
+        titles = {i.key: i.title[:TITLE_KEPT] for i in items}
+        for key in sorted(new & o.reused.keys()):
+            self._execute(
+                "UPDATE items SET title = ?, fingerprint = ? WHERE feed_id = ? AND item_key = ?",
+                (titles[key], o.fingerprints.get(key), o.feed_id, o.reused[key]),
+            )
         return new
 
     def _refresh_served(self, o: PollOutcome) -> None:
@@ -668,17 +701,22 @@ class SqlStore:
                 params,
             )
 
-    def _queue(self, wanted: Sequence[QueuedAlert], now: datetime) -> tuple[Counter[str], int]:
+    def _queue(
+        self, wanted: Sequence[QueuedAlert], now: datetime, window: float
+    ) -> tuple[Counter[str], int]:
         """Queue ``wanted`` once per story, rule and destination; returns the rows queued per
         rule, and the duplicates.
 
-        Which alert is new and which repeats a story already queued (here or
-        before) is decided in memory from the committed links; then the new outbox
-        rows and the new links are inserted, links sorted by (rule, destination,
-        key). A link a concurrent transaction committed meanwhile means the
-        decision was made on stale data: :class:`RaceLost` re-runs the transaction.
+        Which alert is new and which repeats a story queued within ``window``
+        seconds (here or before) is decided in memory from the committed links;
+        then the new outbox rows and the new links are inserted, links sorted by
+        (rule, destination, key), and the expired links the new rows take over are
+        updated, each only if it still points where it was read to. A link a
+        concurrent transaction committed or took over meanwhile means the decision
+        was made on stale data: :class:`RaceLost` re-runs the transaction.
         """
-        links = self._existing_links(wanted)
+        t = to_epoch(now)
+        links, expired = self._existing_links(wanted, t - window)
         new_rows: list[QueuedAlert] = []
         reported: dict[tuple[int, int], list[str]] = defaultdict(list)  # _Story.order → sources
         new_links: dict[tuple[str, str, str], _Story] = {}
@@ -691,43 +729,65 @@ class SqlStore:
                 if a.source not in reported[story.order]:
                     reported[story.order].append(a.source)
             else:
-                story = _Story(new=len(new_rows))
+                story = _Story(t, new=len(new_rows))
                 new_rows.append(q)
             for k in keys:
                 if k not in links:
                     links[k] = new_links[k] = story
         ids = self._insert_outbox(new_rows, reported, now)
         rows = [
-            (*k, s.outbox_id if s.new is None else ids[s.new]) for k, s in sorted(new_links.items())
+            (*k, s.outbox_id if s.new is None else ids[s.new], s.created_at)
+            for k, s in sorted(new_links.items())
         ]
-        for chunk in _chunks(rows):
+        inserts = [row for row in rows if row[:3] not in expired]
+        for chunk in _chunks(inserts):
             inserted = self._execute(
-                "INSERT INTO story_alerts (rule_id, destination, story_key, outbox_id)"
-                f" VALUES {_values(len(chunk), 4)} ON CONFLICT DO NOTHING RETURNING story_key",
+                "INSERT INTO story_alerts (rule_id, destination, story_key, outbox_id, created_at)"
+                f" VALUES {_values(len(chunk), 5)} ON CONFLICT DO NOTHING RETURNING story_key",
                 [v for row in chunk for v in row],
             ).fetchall()
             if len(inserted) < len(chunk):
                 raise RaceLost("a story was queued concurrently")
+        for rule_id, destination, key, outbox_id, created_at in rows:
+            old = expired.get((rule_id, destination, key))
+            if (
+                old is not None
+                and self._execute(
+                    "UPDATE story_alerts SET outbox_id = ?, created_at = ? WHERE rule_id = ?"
+                    " AND destination = ? AND story_key = ? AND outbox_id = ? AND created_at = ?",
+                    (outbox_id, created_at, rule_id, destination, key, *old),
+                ).rowcount
+                != 1
+            ):
+                raise RaceLost("an expired story was taken over concurrently")
         self._note_also_reported(
             {story[1]: sources for story, sources in reported.items() if story[0] == 0}
         )
         return Counter(q.alert.rule_id for q in new_rows), len(wanted) - len(new_rows)
 
-    def _existing_links(self, wanted: Sequence[QueuedAlert]) -> dict[tuple[str, str, str], _Story]:
+    def _existing_links(
+        self, wanted: Sequence[QueuedAlert], since: float
+    ) -> tuple[dict[tuple[str, str, str], _Story], dict[tuple[str, str, str], tuple[int, float]]]:
+        """The committed links of ``wanted``'s stories queued from ``since`` on, and the older
+        (expired) ones as the (outbox id, created at) they were read with."""
         by_target: dict[tuple[str, str], set[str]] = defaultdict(set)
         for q in wanted:
             by_target[q.alert.rule_id, q.alert.destination].update(q.story_keys)
         links: dict[tuple[str, str, str], _Story] = {}
+        expired: dict[tuple[str, str, str], tuple[int, float]] = {}
         for (rule_id, destination), keys in sorted(by_target.items()):
             for chunk in _chunks(sorted(keys)):
                 rows = self._execute(
-                    "SELECT story_key, outbox_id FROM story_alerts WHERE rule_id = ?"
+                    "SELECT story_key, outbox_id, created_at FROM story_alerts WHERE rule_id = ?"
                     f" AND destination = ? AND story_key IN {self._in(chunk)}",
                     (rule_id, destination, *chunk),
                 ).fetchall()
-                for key, outbox_id in rows:
-                    links[rule_id, destination, key] = _Story(outbox_id=outbox_id)
-        return links
+                for key, outbox_id, created_at in rows:
+                    if created_at >= since:
+                        links[rule_id, destination, key] = _Story(created_at, outbox_id=outbox_id)
+                    else:
+                        expired[rule_id, destination, key] = (outbox_id, created_at)
+        return links, expired
 
     def _insert_outbox(
         self,

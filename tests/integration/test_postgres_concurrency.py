@@ -4,6 +4,7 @@ connection, started together on a barrier. Nothing is claimed, queued or migrate
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing
 import random
 import threading
@@ -281,7 +282,8 @@ def test_a_story_committed_by_a_rival_meanwhile_reruns_the_transaction(url: str)
         " next_attempt_at) VALUES ('r1', 'desk', 'b', 'kb', '{}', 0, 0) RETURNING id"
     ).fetchone()
     rival.execute(
-        "INSERT INTO story_alerts VALUES ('r1', 'desk', 'link:http://n/1', %s)", (rival_id,)
+        "INSERT INTO story_alerts VALUES ('r1', 'desk', 'link:http://n/1', %s, %s)",
+        (rival_id, T0.timestamp()),
     )
     it = Item("a", "ka", "Story", "http://n/1", story_keys=("link:http://n/1",))
     outcome: list[Any] = []
@@ -306,6 +308,76 @@ def test_a_story_committed_by_a_rival_meanwhile_reruns_the_transaction(url: str)
         rows = conn.execute("SELECT id, also_reported_by FROM outbox").fetchall()
     store.close()
     assert rows == [(rival_id, '["Feed A"]')]
+
+
+def _story_queued_at_t0(url: str, feeds: list[str]) -> None:
+    """One alert of "Story" (title key only), queued at T0 from feed ``old``; ``feeds`` and
+    ``old`` claimed by "w" for three days."""
+    store = open_store(url)
+    store.sync_feeds([FeedRow(f, f"http://x/{f}") for f in ["old", *feeds]], T0)
+    store.claim_feeds("w", T0, 3 * 86400, len(feeds) + 1, due_only=False)
+    first = Item("old", "k0", "Story", story_keys=("title:story",))
+    store.record_poll(PollOutcome("old", "w", T0, T0, items=[first], alerts=[_alert(first, "Old")]))
+    store.close()
+
+
+LATER = T0 + timedelta(hours=73)  # past the story's window
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_replicas_taking_over_an_expired_story_at_once_queue_it_once(url: str, round_: int) -> None:
+    feeds = [f"feed{n}" for n in range(WORKERS)]
+    _story_queued_at_t0(url, feeds)
+
+    def work(n: int, store: Store) -> tuple[int, int]:
+        it = Item(feeds[n], f"k{n}", "Story", story_keys=("title:story",))
+        record = store.record_poll(
+            PollOutcome(feeds[n], "w", LATER, LATER, items=[it], alerts=[_alert(it, feeds[n])])
+        )
+        return record.queued, record.duplicates
+
+    results = _in_threads(WORKERS, work, url)
+    assert sorted(results) == [(0, 1)] * (WORKERS - 1) + [(1, 0)]
+    with psycopg.connect(url) as conn:
+        links = conn.execute("SELECT outbox_id, created_at FROM story_alerts").fetchall()
+        newest = conn.execute(
+            "SELECT id, also_reported_by FROM outbox ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert links == [(newest[0], LATER.timestamp())]
+    assert len(json.loads(newest[1])) == WORKERS - 1
+
+
+def test_an_expired_story_a_rival_takes_over_meanwhile_reruns_the_transaction(url: str) -> None:
+    _story_queued_at_t0(url, ["a", "b"])
+    rival, store = open_store(url), open_store(url)
+    rival_conn: Any = rival._conn  # type: ignore[attr-defined]
+    rival_conn.execute("BEGIN")  # the rival's poll, open until committed below
+    taken = Item("b", "kb", "Story", story_keys=("title:story",))
+    rival_record = rival._queue([_alert(taken, "Feed B")], LATER, 72 * 3600.0)  # type: ignore[attr-defined]
+    assert rival_record[0]["r1"] == 1
+    it = Item("a", "ka", "Story", story_keys=("title:story",))
+    outcome: list[Any] = []
+    recorder = threading.Thread(
+        target=lambda: outcome.append(
+            store.record_poll(
+                PollOutcome("a", "w", LATER, LATER, items=[it], alerts=[_alert(it, "Feed A")])
+            )
+        )
+    )
+    recorder.start()
+    _wait_until(
+        "the recorder waits on the rival's taken-over link",
+        _waiting_on_a_lock(store._conn.info.backend_pid),  # type: ignore[attr-defined]
+    )
+    rival_conn.execute("COMMIT")
+    recorder.join(timeout=30)
+    rival.close()
+    (record,) = outcome
+    assert (record.new_items, record.queued, record.duplicates) == (1, 0, 1)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT item_key, also_reported_by FROM outbox ORDER BY id").fetchall()
+    store.close()
+    assert rows == [("k0", "[]"), ("kb", '["Feed A"]')]
 
 
 def test_a_deadlock_reruns_the_whole_transaction(url: str) -> None:

@@ -18,6 +18,7 @@ from bot.store import (
     Notice,
     OutboxCounts,
     PollOutcome,
+    SeenTitle,
     SilenceState,
     Store,
     open_store,
@@ -389,6 +390,114 @@ def test_stories_linked_through_shared_keys_in_one_poll_alert_once(store: Store)
     (entry,) = store.claim_outbox("s", T0, 60, 10, due_only=True)
     assert entry.alert.item_key == "k1"
     assert entry.also_reported_by == ("Wire", "AP")
+
+
+def _later(store: Store, it: Item, hours: float, source: str) -> object:
+    """Record ``it`` (of feed b) ``hours`` after T0, alerted by rule r1 to desk."""
+    at = T0 + timedelta(hours=hours)
+    claim_all(store, "w1", at)
+    return poll(store, "b", "w1", [it], [alert(it, source=source)], at)
+
+
+def test_a_story_takes_later_sightings_only_within_its_window(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    claim_all(store, "w1")
+    first = item("k1", "http://n/1", "Police mission")
+    assert poll(store, "a", "w1", [first], [alert(first)]).queued == 1
+    inside = _later(store, item("k2", "http://n/2", "Police mission"), 71, "Inside")
+    assert (inside.queued, inside.duplicates) == (0, 1)
+    after = _later(store, item("k3", "http://n/3", "Police mission"), 73, "After")
+    assert (after.queued, after.duplicates) == (1, 0)
+    # The title now points at the new alert, from which the window counts again.
+    again = _later(store, item("k4", "http://n/4", "Police mission"), 73 + 71, "Again")
+    assert (again.queued, again.duplicates) == (0, 1)
+    entries = store.claim_outbox("s", T0 + timedelta(days=7), 60, 10, due_only=True)
+    assert [(e.alert.item_key, e.also_reported_by) for e in entries] == [
+        ("k1", ("Inside",)),
+        ("k3", ("Again",)),
+    ]
+    # The first alert keeps its own link, which is past its window: a same-link item
+    # takes it over too.
+    relinked = _later(store, item("k5", "http://n/1", "Other words"), 73 + 72, "Relinked")
+    assert (relinked.queued, relinked.duplicates) == (1, 0)
+
+
+def test_a_story_window_is_the_polls(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    claim_all(store, "w1")
+    first = item("k1", "http://n/1", "Police mission")
+    assert poll(store, "a", "w1", [first], [alert(first)]).queued == 1
+    at = T0 + timedelta(hours=2)
+    claim_all(store, "w1", at)
+    late = item("k2", "http://n/2", "Police mission")
+    record = store.record_poll(
+        PollOutcome("b", "w1", at, at, items=[late], alerts=[alert(late)], story_window=3600.0)
+    )
+    assert (record.queued, record.duplicates) == (1, 0)
+
+
+def test_a_version_7_store_dates_its_story_links_by_their_alerts(store_url: str) -> None:
+    dialect = SQLITE if store_url.startswith("sqlite:") else POSTGRES_DIALECT
+    payload = alert_to_json(alert(item("k1")).alert).replace("'", "''")
+    queued = T0.timestamp()
+    raw(
+        store_url,
+        "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+        *(s for version, steps in migrations(dialect) if version <= 7 for s in steps),
+        "INSERT INTO schema_version VALUES (1), (2), (3), (4), (5), (6), (7)",
+        "INSERT INTO feeds (feed_id, url) VALUES ('a', 'http://x/a'), ('b', 'http://x/b')",
+        "INSERT INTO outbox (rule_id, destination, feed_id, item_key, payload, created_at,"
+        f" next_attempt_at) VALUES ('r1', 'desk', 'a', 'k1', '{payload}', {queued}, 0)",
+        "INSERT INTO story_alerts SELECT 'r1', 'desk', 'title:A story', id FROM outbox",
+        "INSERT INTO story_alerts VALUES ('r1', 'desk', 'title:Gone', 99)",
+        "INSERT INTO items (feed_id, item_key, title, first_seen) VALUES ('a', 'k1', 'T', 0)",
+    )
+    store = open_store(store_url)
+    try:
+        # An item from before has no fingerprint: a guid of it retitled stays seen.
+        assert store.seen_titles("a", ["k1"]) == {"k1": SeenTitle("T", None)}
+        for hours, queued_now in ((71, 0), (73, 1)):
+            it = item(f"k{hours}", None, "A story", feed="b")
+            at = T0 + timedelta(hours=hours)
+            claim_all(store, "w1", at)
+            assert poll(store, "b", "w1", [it], [alert(it)], at).queued == queued_now
+    finally:
+        store.close()
+    dated = raw(store_url, "SELECT story_key, created_at FROM story_alerts ORDER BY story_key")
+    assert dated == [("title:A story", (T0 + timedelta(hours=73)).timestamp()), ("title:Gone", 0)]
+
+
+def test_seen_titles_and_a_reused_key_taking_its_new_story(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    claim_all(store, "w1")
+    old, plain = item("guid:g1", None, "Budget tabled"), item("guid:g2", None, "Hockey")
+    store.record_poll(
+        PollOutcome("a", "w1", T0, T0, items=[old, plain], fingerprints={"guid:g1": "0000aaaa"})
+    )
+    assert store.seen_titles("a", ["guid:g1", "guid:g2", "guid:g3"]) == {
+        "guid:g1": SeenTitle("Budget tabled", "0000aaaa"),
+        "guid:g2": SeenTitle("Hockey", None),
+    }
+    at = T0 + timedelta(minutes=20)
+    claim_all(store, "w1", at)
+    retold = item("guid:g1#abc", None, "Officers head to Mosul")
+    record = store.record_poll(
+        PollOutcome(
+            "a",
+            "w1",
+            at,
+            at,
+            items=[retold],
+            alerts=[alert(retold)],
+            fingerprints={"guid:g1#abc": "0000bbbb"},
+            reused={"guid:g1#abc": "guid:g1"},
+        )
+    )
+    assert (record.new_items, record.queued) == (1, 1)
+    assert store.seen_titles("a", ["guid:g1", "guid:g1#abc"]) == {
+        "guid:g1": SeenTitle("Officers head to Mosul", "0000bbbb"),
+        "guid:g1#abc": SeenTitle("Officers head to Mosul", "0000bbbb"),
+    }
 
 
 def test_reserve_slot_spaces_turns_and_honours_a_deferral(store: Store) -> None:

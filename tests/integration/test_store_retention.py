@@ -131,12 +131,19 @@ def test_finished_alerts_go_after_the_sent_window_pending_ones_stay(
     report = prune(store, T0 + 40 * DAY)
     assert (report.outbox, report.story_alerts) == (2, 4)  # two story keys each
     assert sorted(k for (k,) in raw(store_url, "SELECT item_key FROM outbox")) == ["k2", "k3"]
-    # The story of a pruned alert may alert again; one still kept is still a duplicate.
+    # The story of a pruned alert may alert again; one still kept (and in its window,
+    # here a long one) is still a duplicate.
     store.claim_feeds("w", T0 + 40 * DAY, 60, 10, due_only=False)
     later = [item(f"again{n}", f"http://n/{n}", f"Story {n}") for n in (0, 2, 3)]
     record = store.record_poll(
         PollOutcome(
-            "a", "w", T0 + 40 * DAY, T0 + 41 * DAY, items=later, alerts=[alert(i) for i in later]
+            "a",
+            "w",
+            T0 + 40 * DAY,
+            T0 + 41 * DAY,
+            items=later,
+            alerts=[alert(i) for i in later],
+            story_window=50 * DAY.total_seconds(),
         )
     )
     assert (record.queued, record.duplicates) == (1, 2)

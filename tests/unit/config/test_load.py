@@ -209,3 +209,17 @@ def test_retention_defaults_and_bounds_are_said_in_durations(tmp_path: Path) -> 
     (tmp_path / "settings.yaml").write_text("retention: {sent: 2d, seen: 400d}\n")
     kept = load_config(tmp_path, {}).settings.retention
     assert (kept.sent, kept.seen) == (2 * 86400, 400 * 86400)
+
+
+def test_the_story_window_defaults_to_72h_is_bounded_and_no_longer_than_retention(
+    tmp_path: Path,
+) -> None:
+    assert Settings().stories.window == 72 * 3600
+    problems = _problems(tmp_path, "stories: {window: 30m}\n", "rules: []\n")
+    assert problems == ["settings.yaml:1: stories.window: must be between 1h and 30d"]
+    (tmp_path / "settings.yaml").write_text("stories: {window: 5d}\nretention: {sent: 4d}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, {})
+    assert "stories.window (5d) must not be longer than retention.sent (4d)" in str(caught.value)
+    (tmp_path / "settings.yaml").write_text("stories: {window: 12h}\nretention: {sent: 1d}\n")
+    assert load_config(tmp_path, {}).settings.stories.window == 12 * 3600
