@@ -113,10 +113,15 @@ def fingerprint(text: str) -> str:
     return "".join(f"{h:08x}" for h in hashes[:SKETCH_WORDS])
 
 
-def retitled(key: str, seen_title: str, title: str) -> bool:
+def retitled(
+    key: str, seen_title: str, title: str, seen_link: str | None = None, link: str | None = None
+) -> bool:
     """Whether a guid-keyed item seen titled ``seen_title`` now has a title sharing almost no
-    words with it: the first sign of a guid reused for another story (see :func:`rewritten`)."""
+    words with it, at another address: the first sign of a guid reused for another story (see
+    :func:`rewritten`). An item that kept its link is the same page, however retitled."""
     if not key.startswith("guid:") or seen_title == title:
+        return False
+    if seen_link and link and canonical_link(seen_link) == canonical_link(link):
         return False
     return _jaccard(set(tokens(seen_title)), set(tokens(title))) < RETOLD_BELOW
 
@@ -125,10 +130,11 @@ def rewritten(seen_fingerprint: str | None, text_fingerprint: str) -> bool:
     """Whether a text shares almost no words with the one seen (a retitled item whose text
     is rewritten too tells another story: a new item).
 
-    A text missing on either side does not hold it back; an unknown one (an item recorded
-    before fingerprints were kept, ``None``) does: nothing says that it changed.
+    A text missing on one side does not hold it back; an unknown one (an item recorded
+    before fingerprints were kept, ``None``) does, and so does no text on either side:
+    nothing but the title says that it changed.
     """
-    if seen_fingerprint is None:
+    if seen_fingerprint is None or not (seen_fingerprint or text_fingerprint):
         return False
     return _resemblance(seen_fingerprint, text_fingerprint) < RETOLD_BELOW
 

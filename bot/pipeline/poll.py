@@ -38,6 +38,16 @@ from bot.timing import (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Retired:
+    """A story a reused guid told before, recorded as seen under a key of its own."""
+
+    key: str
+    title: str
+    link: str | None
+    published: datetime | None = None
+
+
 class FetchResultLike(Protocol):
     """What the poll reads of a fetch (read-only: a frozen result satisfies it)."""
 
@@ -255,7 +265,7 @@ class Poller:
             content_type=result.content_type,
             text_limit=self.settings.limits.text,
         )
-        items, reused = await self._unseen(feed.id, parsed.entries)
+        items, reused, retired = await self._unseen(feed.id, parsed.entries)
         window = backfill if backfill is not None else feed.backfill
         if not state.baselined:
             cutoff = now - timedelta(seconds=window or 0)
@@ -278,7 +288,7 @@ class Poller:
             last_modified=result.last_modified,
             title=parsed.title,
             warning=with_note(parsed.warning, plan.note),
-            items=items,
+            items=[*items, *retired],
             served=[draft.key for draft in parsed.entries],
             alerts=queued,
             matched=matched,
@@ -309,10 +319,10 @@ class Poller:
 
     async def _unseen(
         self, feed_id: str, drafts: Sequence[Draft]
-    ) -> tuple[list[Draft], dict[str, str]]:
+    ) -> tuple[list[Draft], dict[str, str], list[Retired]]:
         """The entries not seen before: the only ones whose text is ever converted, with a
-        seen one whose guid now tells another story keyed anew; and those new keys → the
-        reused ones.
+        seen one whose guid now tells another story keyed anew; those new keys → the reused
+        ones; and the stories the reused guids told before, to record as seen.
 
         Only an entry whose guid is known but whose title changed completely has its text
         compared with the one seen (a typo fixed or a lead updated keeps it seen).
@@ -320,15 +330,22 @@ class Poller:
         seen = await self.ctx.db.seen_titles(feed_id, [d.key for d in drafts])
         unseen = [d for d in drafts if d.key not in seen]
         retold: dict[str, Draft] = {}
+        retired: dict[str, Retired] = {}
         for d in drafts:
             known = seen.get(d.key)
-            if known is None or not retitled(d.key, known.title, d.title):
+            if known is None or not retitled(d.key, known.title, d.title, known.link, d.link):
                 continue
             text = d.fingerprint()
             if rewritten(known.fingerprint, text):
-                retold[reused_key(d.key, d.title, text)] = d
+                key = reused_key(d.key, d.title, text)
+                retold[key] = d
+                # The story the guid told before, seen under a key of its own: should the
+                # guid go back to it, it is known, not a new item.
+                old = reused_key(d.key, known.title, known.fingerprint or "")
+                retired[key] = Retired(old, known.title, known.link)
         again = await self.ctx.db.seen_keys(feed_id, list(retold)) if retold else set()
         reused: dict[str, str] = {}
+        retiring: list[Retired] = []
         for key, draft in sorted(retold.items()):
             if key in again:
                 continue
@@ -340,7 +357,8 @@ class Poller:
             )
             unseen.append(replace(draft, key=key))
             reused[key] = draft.key
-        return unseen, reused
+            retiring.append(retired[key])
+        return unseen, reused, retiring
 
     def _alerts(
         self, items: Sequence[Item], feed: Feed, source: str, now: datetime

@@ -149,11 +149,12 @@ class PollOutcome:
 
 @dataclass(frozen=True, slots=True)
 class SeenTitle:
-    """What the store knows of an item seen: its title, and its text's fingerprint (None for
-    an item recorded before fingerprints were kept)."""
+    """What the store knows of an item seen: its title, its link, and its text's fingerprint
+    (None for an item recorded before fingerprints were kept)."""
 
     title: str
     fingerprint: str | None
+    link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

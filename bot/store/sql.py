@@ -538,11 +538,11 @@ class SqlStore:
         seen: dict[str, SeenTitle] = {}
         for chunk in _chunks(sorted(set(keys))):
             rows = self._query(
-                "SELECT item_key, title, fingerprint FROM items WHERE feed_id = ?"
+                "SELECT item_key, title, fingerprint, link FROM items WHERE feed_id = ?"
                 f" AND item_key IN {self._in(chunk)}",
                 (feed_id, *chunk),
             )
-            seen.update((key, SeenTitle(title or "", fp)) for key, title, fp in rows)
+            seen.update((key, SeenTitle(title or "", fp, link)) for key, title, fp, link in rows)
         return seen
 
     def sightings(self, feed_id: str, limit: int) -> list[datetime]:
@@ -667,11 +667,19 @@ class SqlStore:
                 params,
             ).fetchall()
             new.update(r[0] for r in rows)
-        titles = {i.key: i.title[:TITLE_KEPT] for i in items}
+        by_key = {i.key: i for i in items}
         for key in sorted(new & o.reused.keys()):
+            told = by_key[key]
             self._execute(
-                "UPDATE items SET title = ?, fingerprint = ? WHERE feed_id = ? AND item_key = ?",
-                (titles[key], o.fingerprints.get(key), o.feed_id, o.reused[key]),
+                "UPDATE items SET title = ?, link = ?, fingerprint = ?"
+                " WHERE feed_id = ? AND item_key = ?",
+                (
+                    told.title[:TITLE_KEPT],
+                    told.link,
+                    o.fingerprints.get(key),
+                    o.feed_id,
+                    o.reused[key],
+                ),
             )
         return new
 

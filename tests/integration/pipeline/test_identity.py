@@ -89,6 +89,31 @@ def test_a_known_guid_retitled_or_rewritten_alone_is_the_same_item(
     assert not [r for r in caplog.records if getattr(r, "event", None) == "guid_reused"]
 
 
+def test_a_retitled_and_rewritten_item_at_the_same_link_is_the_same_page(store: Store) -> None:
+    """A live page rewritten under its guid and its address is an edit, not a reuse."""
+    h = Harness(store, settings(), [POLICE])
+    h.fetcher.serve(url("a"), [BUDGET])
+    h.poll()
+    h.fetcher.serve(url("a"), [Entry(MOSUL.title, MOSUL.summary, BUDGET.link, guid="g1")])
+    assert h.poll().alerts == []
+
+
+def test_a_guid_that_goes_back_to_its_first_story_does_not_alert_it_again(
+    store: Store,
+) -> None:
+    """Days apart, past ``stories.window``: only the item's own identity holds it back."""
+    h = Harness(store, settings(), [POLICE])
+    h.fetcher.serve(url("a"), [HOCKEY])
+    h.poll()
+    sent = 0
+    for entry in (BUDGET, MOSUL, BUDGET, MOSUL):
+        h.time.skip(4 * 86400)
+        h.fetcher.serve(url("a"), [HOCKEY, entry])
+        h.poll()
+        sent += h.deliver().sent
+    assert sent == 2
+
+
 @pytest.mark.parametrize(("window", "later_alerts"), [("72h", 0), ("2h", 1)])
 def test_a_same_titled_item_joins_the_story_only_within_stories_window(
     store: Store, window: str, later_alerts: int

@@ -149,7 +149,7 @@ def test_retitled_is_a_title_sharing_almost_no_words(seen: str, now: str, change
         (LEAD, LEAD[:40] + " Hockey night: the Leafs won in overtime, again.", False),
         (LEAD, "Hockey night: the Leafs won in overtime against Boston on Saturday.", True),
         (LEAD, "", True),
-        ("", "", True),  # no text: the title decides alone
+        ("", "", False),  # no text on either side: nothing but the title says it changed
     ],
 )
 def test_rewritten_is_a_text_sharing_almost_no_words(seen: str, now: str, changed: bool) -> None:
