@@ -49,6 +49,11 @@ _CUT = re.compile(
     re.IGNORECASE,
 )
 
+# Where a cut must not fall: inside a comment, inside an element whose content is raw text
+# (a "<p>" in a script is not a tag), or inside a tag (a "<p>" in a quoted attribute).
+_RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
+_OPENS = re.compile(rf"<!--|<({'|'.join(_RAW_TEXT)})[\s/>]", re.IGNORECASE)
+
 
 # A title longer than this is not a title: its text is cut here, whatever the settings.
 TITLE_LIMIT = 2_048
@@ -109,13 +114,50 @@ def _pieces(fragment: str) -> list[str]:
     while start + _PIECE_CHARS < len(fragment):
         far = start + _PIECE_CHARS
         block = _CUT.search(fragment, far, far + _PIECE_CHARS)
-        cut = block.start() if block else fragment.find("<", far)
+        cut = _safe_cut(fragment, start, block.start() if block else fragment.find("<", far))
         if cut < 0:
             break
         pieces.append(fragment[start:cut])
         start = cut
     pieces.append(fragment[start:])
     return pieces
+
+
+def _safe_cut(fragment: str, start: int, cut: int) -> int:
+    """``cut``, or the first ``<`` after it where the markup since ``start`` has no comment,
+    raw-text element or tag left open (-1: none, the rest is one piece). Each step looks
+    only at markup not looked at before, so the pieces stay linear in the fragment."""
+    scanned = start
+    while cut >= 0:
+        opened = None
+        while found := _OPENS.search(fragment, scanned, cut):
+            name = found.group(1)
+            close = "-->" if name is None else f"</{name.lower()}"
+            end = _find_end(fragment, close, found.end(), cut)
+            if end < 0:
+                opened = close
+                break
+            scanned = end + len(close)  # what an element holds is never an opening
+        scanned = cut
+        if opened is not None:
+            end = _find_end(fragment, opened, cut, len(fragment))
+            cut = -1 if end < 0 else fragment.find("<", end + len(opened))
+            continue
+        tag = fragment.rfind("<", start, cut)
+        if tag >= 0 and fragment.find(">", tag, cut) < 0:  # the cut is inside that tag
+            end = fragment.find(">", cut)
+            cut = -1 if end < 0 else fragment.find("<", end)
+            continue
+        return cut
+    return -1
+
+
+def _find_end(fragment: str, close: str, begin: int, end: int) -> int:
+    """Where ``close`` (``-->`` or ``</name``, any case) first occurs in ``fragment[begin:end]``."""
+    if close == "-->":
+        return fragment.find(close, begin, end)
+    found = re.compile(re.escape(close), re.IGNORECASE).search(fragment, begin, end)
+    return found.start() if found else -1
 
 
 def _tree(fragment: str) -> LexborHTMLParser:

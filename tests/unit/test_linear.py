@@ -58,6 +58,14 @@ def repeat(unit: str, lead: str = "", tail: str = "") -> Callable[[int], str]:
         pytest.param(
             lambda n: "<span>" * (n // 10) + "</i>" * (n // 10), 50_000, id="stray-end-tags"
         ),
+        # Where the pieces may be cut: past comments, raw-text elements and quoted '<'.
+        pytest.param(repeat("<!-- a --><p>b</p>"), 50_000, id="comments-between-blocks"),
+        pytest.param(repeat('<a title="<p>">q</a>'), 50_000, id="tags-in-attributes"),
+        pytest.param(
+            lambda n: "<b>x</b>" * 1001 + "<script>" + "<script " * (n // 8) + "</script>",
+            50_000,
+            id="openings-in-a-script",
+        ),
     ],
 )
 def test_html_to_text_is_linear(make: Callable[[int], str], size: int) -> None:

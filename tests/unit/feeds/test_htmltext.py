@@ -158,3 +158,23 @@ def test_escaped_text_reads_as_itself(text: str) -> None:
 def test_any_fragment_gives_collapsed_text(fragment: str) -> None:
     text = html_to_text(fragment)
     assert text == _collapse(text)
+
+
+MANY_TAGS = "<b>x</b>" * 1001  # past htmltext._PIECE_TAGS: the fragment is parsed in pieces
+LONG = "y " * 3000  # longer than a piece, so a cut would fall inside what follows
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        f"<script>var a = 1; {LONG}<p>SECRET code</p></script>",
+        f"<style>{LONG}<p>SECRET</p></style>",
+        f"<!-- {LONG}<p>SECRET</p> -->",
+        f'<a title="{LONG}<p>SECRET">link</a>',
+    ],
+    ids=["script", "style", "comment", "attribute"],
+)
+def test_a_fragment_parsed_in_pieces_is_never_cut_inside_hidden_markup(hidden: str) -> None:
+    text = html_to_text(MANY_TAGS + hidden + "<p>after</p>")
+    assert "SECRET" not in text and "var a" not in text
+    assert text.endswith("after")
