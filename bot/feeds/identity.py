@@ -12,6 +12,7 @@ import zlib
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from bot.model import Item
 from bot.text import tokens
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -111,6 +112,12 @@ def fingerprint(text: str) -> str:
     """A short sketch of ``text``'s words, for :func:`rewritten` to compare with a later one."""
     hashes = sorted({zlib.crc32(word.encode("utf-8")) for word in set(tokens(text))})
     return "".join(f"{h:08x}" for h in hashes[:SKETCH_WORDS])
+
+
+def text_fingerprint(item: Item) -> str:
+    """:func:`fingerprint` of an item's text, as :meth:`bot.feeds.parse.Draft.fingerprint`
+    gives it before conversion (the same words: the content repeats no summary)."""
+    return fingerprint(f"{item.summary} {item.content}")
 
 
 def retitled(

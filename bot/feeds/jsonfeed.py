@@ -52,9 +52,8 @@ class Document:
 _DECODER = json.JSONDecoder(strict=False)
 _ITEMS = re.compile(r'"items"\s*:\s*\[')
 _VERSION = re.compile(r"https?://jsonfeed\.org/version/")
-_TIME_OF_DAY = re.compile(
-    r"\b(\d{1,2}):\d\d(?::\d\d)?\s*([AaPp])\.?[Mm]\b\.?"
-)  # 04:42 PM, 4:42 p.m.
+# A 12-hour time of day: "04:42 PM", "4:42:10 p.m.".
+_TIME_OF_DAY = re.compile(r"\b(\d{1,2})(:\d\d(?::\d\d)?)\s*([AaPp])\.?[Mm]\b\.?")
 _FEED_KEY = re.compile(r'"(?:version|feed_url|home_page_url)"\s*:')
 _TITLE = re.compile(r'"title"\s*:\s*("(?:[^"\\]++|\\.)*+")')
 
@@ -82,7 +81,8 @@ def read_json_feed(body: bytes) -> Document:
             entries=tuple(_entry(item) for item in _objects(data.get("items"))),
             title_plain=True,
         )
-    channel = data.get("rss", {}).get("channel") if isinstance(data, dict) else None
+    rss = data.get("rss") if isinstance(data, dict) else None
+    channel = rss.get("channel") if isinstance(rss, dict) else None
     if isinstance(channel, dict):
         return _rss_in_json(channel)
     raise FetchError("not_a_feed", "JSON document is not a JSON Feed")
@@ -189,26 +189,29 @@ def _string(value: object) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else None
 
 
-def meridiem(value: str, moment: datetime) -> datetime:
-    """``moment`` with ``value``'s AM/PM applied: RFC 822 parsers (the stdlib's, feedparser's)
-    read "04:42 PM" as 04:42 and "12:05 AM" as noon. Only a moment whose hour is the one
-    written (in the zone it was written in) is changed."""
-    found = _TIME_OF_DAY.search(value)
-    if found is None or int(found.group(1)) != moment.hour or not 1 <= moment.hour <= 12:
-        return moment
-    return moment.replace(hour=moment.hour % 12 + (12 if found.group(2).lower() == "p" else 0))
+def twenty_four_hour(value: str) -> str:
+    """``value`` with a 12-hour time written in 24 hours: RFC 822 parsers (the stdlib's,
+    feedparser's) take "PM" for a zone, read "04:42 PM" as 04:42 and drop a zone after it."""
+    return _TIME_OF_DAY.sub(_as_24_hour, value)
+
+
+def _as_24_hour(time: re.Match[str]) -> str:
+    hour = int(time.group(1))
+    if not 1 <= hour <= 12:
+        return time.group()
+    return f"{hour % 12 + (12 if time.group(3) in 'Pp' else 0):02d}{time.group(2)}"
 
 
 def parse_date(value: object) -> datetime | None:
     """RFC 3339 (as JSON Feed requires), else RFC 822; timezone-aware UTC, or None."""
     if not isinstance(value, str) or not value.strip():
         return None
-    value = value.strip()
+    value = twenty_four_hour(value.strip())
     try:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
         try:
-            moment = meridiem(value, parsedate_to_datetime(value))
+            moment = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
     if moment.tzinfo is None:

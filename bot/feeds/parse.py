@@ -37,9 +37,9 @@ from bot.feeds.jsonfeed import (
     Entry,
     TextField,
     looks_like_json,
-    meridiem,
     parse_date,
     read_json_feed,
+    twenty_four_hour,
 )
 from bot.model import Item, ParsedFeed
 
@@ -394,10 +394,9 @@ def _entry_date(entry: feedparser.FeedParserDict) -> datetime | None:
         raw = dict.get(entry, name)  # not entry.get: it maps missing keys to others
         moment = _numeric_date(raw)
         parsed = dict.get(entry, f"{name}_parsed")
-        if moment is None and parsed:
+        twelve_hour = isinstance(raw, str) and twenty_four_hour(raw) != raw
+        if moment is None and parsed and not twelve_hour:  # feedparser misreads AM/PM
             moment = _from_struct(parsed)
-            if moment is not None and isinstance(raw, str):
-                moment = meridiem(raw, moment)
         if moment is None:
             moment = parse_date(raw)
         if moment is not None:

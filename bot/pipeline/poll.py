@@ -20,13 +20,13 @@ from bot.alerts.flood import fold
 from bot.alerts.summarize import as_written, summarize
 from bot.config.schema import Feed, Rule
 from bot.errors import FetchError, StoreError
-from bot.feeds.identity import retitled, reused_key, rewritten
+from bot.feeds.identity import retitled, reused_key, rewritten, text_fingerprint
 from bot.feeds.parse import Draft, read_feed
 from bot.logs import scrub
 from bot.model import Alert, Item, Match, QueuedAlert, Summary
 from bot.pipeline.base import Context, log
 from bot.rules.match import RuleSet
-from bot.store import FeedState, Notice, PollOutcome, PollRecord, SilenceState
+from bot.store import TITLE_KEPT, FeedState, Notice, PollOutcome, PollRecord, SilenceState
 from bot.timing import (
     SILENCE_HISTORY,
     NextPoll,
@@ -273,7 +273,8 @@ class Poller:
         else:
             candidates = items
         source = feed.title or parsed.title or feed.id
-        queued, matched = self._alerts([draft.item() for draft in candidates], feed, source, now)
+        converted = {draft.key: draft.item() for draft in candidates}
+        queued, matched = self._alerts(list(converted.values()), feed, source, now)
         report = FeedReport(
             feed.id, "ok" if state.baselined else "baseline", len(items), [q.alert for q in queued]
         )
@@ -294,7 +295,11 @@ class Poller:
             matched=matched,
             baseline=not state.baselined,
             story_window=self.settings.stories.window,
-            fingerprints={draft.key: draft.fingerprint() for draft in items},
+            # Each text converted once: a candidate's from its item, the rest's here.
+            fingerprints={
+                d.key: text_fingerprint(converted[d.key]) if d.key in converted else d.fingerprint()
+                for d in items
+            },
             reused=reused,
             **await self._health(feed, state, now, published=bool(items)),
         )
@@ -333,7 +338,8 @@ class Poller:
         retired: dict[str, Retired] = {}
         for d in drafts:
             known = seen.get(d.key)
-            if known is None or not retitled(d.key, known.title, d.title, known.link, d.link):
+            title = d.title[:TITLE_KEPT]  # as the store kept it
+            if known is None or not retitled(d.key, known.title, title, known.link, d.link):
                 continue
             text = d.fingerprint()
             if rewritten(known.fingerprint, text):

@@ -147,6 +147,9 @@ class PollOutcome:
     reused: Mapping[str, str] = field(default_factory=dict)
 
 
+TITLE_KEPT = 500  # characters of an item's title the store keeps (to tell a reused guid)
+
+
 @dataclass(frozen=True, slots=True)
 class SeenTitle:
     """What the store knows of an item seen: its title, its link, and its text's fingerprint

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from bot.errors import StoreError
 from bot.model import QueuedAlert
 from bot.store import (
+    TITLE_KEPT,
     DailyStats,
     DigestHeld,
     FeedDay,
@@ -60,7 +61,6 @@ PRUNE_ROUNDS = 50
 REFRESH_AFTER = 86400.0
 STATS_DAYS = 400  # days of daily counters kept for ``newswatch stats``: a year and a margin
 SLOT_GRACE = 86400.0  # a rate slot this far in the past says nothing more than no row
-TITLE_KEPT = 500  # characters of an item's title the store keeps (to tell a reused guid)
 MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock or lost race is raised
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import FetchError
+from bot.feeds.identity import text_fingerprint
 from bot.feeds.parse import parse_feed, read_feed
 from bot.model import ParsedFeed
 from tests.paths import FIXTURES
@@ -351,6 +352,8 @@ def test_a_json_feed_is_cut_as_well() -> None:
         ("Fri, 29 Jan 2021 12:05 AM", datetime(2021, 1, 29, 0, 5, tzinfo=UTC)),
         ("Fri, 29 Jan 2021 12:05 PM", datetime(2021, 1, 29, 12, 5, tzinfo=UTC)),
         ("Fri, 29 Jan 2021 16:42:00 +0000", datetime(2021, 1, 29, 16, 42, tzinfo=UTC)),
+        ("Fri, 29 Jan 2021 04:42 PM +0200", datetime(2021, 1, 29, 14, 42, tzinfo=UTC)),
+        ("Fri, 29 Jan 2021 04:42:00 PM EST", datetime(2021, 1, 29, 21, 42, tzinfo=UTC)),
     ],
 )
 def test_a_12_hour_time_keeps_its_am_or_pm(written: str, read: datetime) -> None:
@@ -360,3 +363,12 @@ def test_a_12_hour_time_keeps_its_am_or_pm(written: str, read: datetime) -> None
     )
     (item,) = parse_feed(body.encode(), feed_id="f", url="https://x.example/").items
     assert item.published == read
+
+
+@pytest.mark.parametrize("name", ["rss20.rss", "atom.xml", "jsonfeed11.json", "rdf.rdf"])
+def test_an_items_fingerprint_is_its_drafts(name: str) -> None:
+    """The poll takes a converted item's fingerprint from the item, not converting it twice."""
+    drafts = read_feed((FIXTURES / name).read_bytes(), feed_id="f", url="https://x.example/")
+    assert drafts.entries
+    for draft in drafts.entries:
+        assert text_fingerprint(draft.item()) == draft.fingerprint()

@@ -219,6 +219,7 @@ CRASHES = [
         b'"items":[{"id":"1","url":"/x"}]}',
         id="non-address in brackets as the site link: ValueError from urlsplit",
     ),
+    pytest.param(b'{"rss": 1}', id="RSS-in-JSON whose rss is no object: AttributeError"),
     pytest.param(
         b"<rss><item><description></d<a>><content:encoded>y</content:encoded></item></rss>",
         id="a broken end tag: feedparser's summary is None, TypeError in bounded_text",
