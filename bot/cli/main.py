@@ -40,6 +40,7 @@ from bot.logs import scrub, setup_logging
 from bot.notify import build_notifier
 from bot.pipeline.base import utcnow
 from bot.pipeline.poll import CycleReport
+from bot.rules.evaluate import evaluate, parse_labelled, report, score, shortfalls
 from bot.service.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
 from bot.service.daemon import serve
 from bot.service.health import last_read
@@ -326,6 +327,51 @@ def test_rule(
     )
     if sources and failed == len(sources):
         raise SystemExit(EXIT_FAILED)  # nothing was tested: "0 of 0 match" is no answer
+
+
+@main.command("eval")
+@config_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--min-recall",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Exit 1 when the overall recall is under this (0 to 1).",
+)
+@click.option(
+    "--min-precision",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Exit 1 when the overall precision is under this (0 to 1).",
+)
+@click.pass_obj
+@handles_errors
+def eval_rules(
+    obj: Context, files: tuple[Path, ...], min_recall: float | None, min_precision: float | None
+) -> None:
+    """Score the rules on FILES of items labelled relevant or not (YAML, or JSON lines)."""
+    config = obj.load()
+    known = {r.id for r in config.rules}
+    cases, problems = [], []
+    for file in files:
+        try:
+            cases += parse_labelled(file.read_text(encoding="utf-8"), str(file), known)
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(f"{file}: cannot read: {getattr(err, 'strerror', None) or err}")
+        except ConfigError as err:
+            problems += [str(problem) for problem in err.problems]
+    for problem in problems:
+        obj.echo(problem, err=True)
+    if problems:
+        raise SystemExit(EXIT_CONFIG)
+    outcomes = evaluate(config.rules, cases)
+    for line in report(config.rules, outcomes):
+        obj.echo(line)
+    failures = shortfalls(score(outcomes), min_recall, min_precision)
+    for failure in failures:
+        obj.echo(f"newswatch: {failure}", err=True)
+    if failures:
+        raise SystemExit(EXIT_FAILED)
 
 
 @main.group(invoke_without_command=True)
