@@ -171,13 +171,17 @@ def main(ctx: click.Context, config_dir: Path, log_format: str, verbose: int, qu
 @click.pass_obj
 @handles_errors
 def check(obj: Context) -> None:
-    """Validate settings and rules; print every problem; send nothing."""
+    """Validate settings and rules; print every problem and warning; send nothing."""
     config = obj.load()
+    for warning in config.warnings:
+        obj.echo(str(warning), err=True)
     s = config.settings
+    warned = f", {counted(len(config.warnings), 'warning')}" if config.warnings else ""
     obj.echo(
         f"{obj.config_dir}: OK — {counted(len(s.feeds), 'feed')}, "
         f"{counted(len(config.rules), 'rule')}, "
         f"{counted(len(s.destinations), 'destination')} ({', '.join(sorted(s.destinations))})"
+        + warned
     )
 
 
