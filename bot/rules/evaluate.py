@@ -37,6 +37,7 @@ class Labelled:
     language: str | None = None
     rules: tuple[str, ...] = ()
     source: str | None = None
+    kind: str | None = None  # the record's ``class``
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +193,7 @@ def _record(
         str(data["language"]) if data.get("language") else None,
         tuple(rules),
         str(data["source"]) if data.get("source") else None,
+        str(data["class"]) if data.get("class") else None,
     )
 
 
@@ -286,9 +288,11 @@ def report(rules: Sequence[Rule], outcomes: Sequence[Outcome]) -> Iterable[str]:
 
 
 def _label(case: Labelled) -> str:
-    language = f" [{case.language}]" if case.language else ""
+    """``file:line id [language, class]: title``, and its source on the next line."""
+    tags = ", ".join(t for t in (case.language, case.kind) if t)
     title = case.item.title or case.item.summary[:80]
-    return f"{case.where} {case.item.key}{language}: {title}"
+    source = f"\n    source: {case.source}" if case.source else ""
+    return f"{case.where} {case.item.key}{f' [{tags}]' if tags else ''}: {title}{source}"
 
 
 def _explained(case: Labelled, rules: Sequence[Rule], *, quiet: bool) -> Iterable[str]:

@@ -46,6 +46,7 @@ LABELLED = """
       - id: alarm
         title: RCMP veteran remembers Iraq
         language: en
+        class: veteran
         relevant: false
         source: https://news.example/veteran
       - id: quiet
@@ -95,7 +96,8 @@ def test_reports_figures_misses_and_false_alerts_with_their_terms(config_dir: Co
         "    rcmp: found mosul (title); missing rcmp, iraq",
         f"miss: {path}:14 wrong-rule [fr]: La GRC envoie des policiers en Irak (matched by french)",
         "    rcmp: found rcmp (summary); missing iraq, mosul",
-        f"false alert: {path}:20 alarm [en]: RCMP veteran remembers Iraq",
+        f"false alert: {path}:20 alarm [en, veteran]: RCMP veteran remembers Iraq",
+        "    source: https://news.example/veteran",
         "    rcmp: found rcmp (title), iraq (title); missing mosul",
     ]
 
