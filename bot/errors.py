@@ -20,9 +20,12 @@ class Location:
 
     file: str
     line: int = 0
+    column: int = 0  # 1-based, 0 when unknown or not told
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
+        if not self.line:
+            return self.file
+        return f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
 
 
 @dataclass(frozen=True, slots=True)

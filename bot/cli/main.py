@@ -40,6 +40,7 @@ from bot.logs import scrub, setup_logging
 from bot.notify import build_notifier
 from bot.pipeline.base import utcnow
 from bot.pipeline.poll import CycleReport
+from bot.rules.evaluate import evaluate, parse_labelled, report, score, shortfalls
 from bot.service.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
 from bot.service.daemon import serve
 from bot.service.health import last_read
@@ -170,13 +171,17 @@ def main(ctx: click.Context, config_dir: Path, log_format: str, verbose: int, qu
 @click.pass_obj
 @handles_errors
 def check(obj: Context) -> None:
-    """Validate settings and rules; print every problem; send nothing."""
+    """Validate settings and rules; print every problem and warning; send nothing."""
     config = obj.load()
+    for warning in config.warnings:
+        obj.echo(str(warning), err=True)
     s = config.settings
+    warned = f", {counted(len(config.warnings), 'warning')}" if config.warnings else ""
     obj.echo(
         f"{obj.config_dir}: OK — {counted(len(s.feeds), 'feed')}, "
         f"{counted(len(config.rules), 'rule')}, "
         f"{counted(len(s.destinations), 'destination')} ({', '.join(sorted(s.destinations))})"
+        + warned
     )
 
 
@@ -326,6 +331,51 @@ def test_rule(
     )
     if sources and failed == len(sources):
         raise SystemExit(EXIT_FAILED)  # nothing was tested: "0 of 0 match" is no answer
+
+
+@main.command("eval")
+@config_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--min-recall",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Exit 1 when the overall recall is under this (0 to 1).",
+)
+@click.option(
+    "--min-precision",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Exit 1 when the overall precision is under this (0 to 1).",
+)
+@click.pass_obj
+@handles_errors
+def eval_rules(
+    obj: Context, files: tuple[Path, ...], min_recall: float | None, min_precision: float | None
+) -> None:
+    """Score the rules on FILES of items labelled relevant or not (YAML, or JSON lines)."""
+    config = obj.load()
+    known = {r.id for r in config.rules}
+    cases, problems = [], []
+    for file in files:
+        try:
+            cases += parse_labelled(file.read_text(encoding="utf-8"), str(file), known)
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(f"{file}: cannot read: {getattr(err, 'strerror', None) or err}")
+        except ConfigError as err:
+            problems += [str(problem) for problem in err.problems]
+    for problem in problems:
+        obj.echo(problem, err=True)
+    if problems:
+        raise SystemExit(EXIT_CONFIG)
+    outcomes = evaluate(config.rules, cases)
+    for line in report(config.rules, outcomes):
+        obj.echo(line)
+    failures = shortfalls(score(outcomes), min_recall, min_precision)
+    for failure in failures:
+        obj.echo(f"newswatch: {failure}", err=True)
+    if failures:
+        raise SystemExit(EXIT_FAILED)
 
 
 @main.group(invoke_without_command=True)

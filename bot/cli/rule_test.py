@@ -14,7 +14,7 @@ from bot.feeds.htmltext import TITLE_LIMIT, cut_text
 from bot.feeds.parse import parse_feed
 from bot.fetch.client import Fetcher
 from bot.model import FIELDS, Item
-from bot.rules.explain import Explanation, TermHit, explain
+from bot.rules.explain import Explanation, TermHit, explain, found_terms
 
 Highlight = Callable[[str], str]
 
@@ -113,11 +113,8 @@ def render(
         if hits and item.text(field) not in shown:
             shown.add(item.text(field))
             yield f"  {field + ':':<9} {_highlighted(item.text(field), hits, highlight)}"
-    fields_of: dict[str, list[str]] = {}
-    for hit in explanation.hits:
-        fields_of.setdefault(("NOT " if hit.negated else "") + hit.term, []).append(hit.field)
-    if fields_of:
-        yield "  terms:    " + ", ".join(f"{t} ({', '.join(f)})" for t, f in fields_of.items())
+    if explanation.hits:
+        yield "  terms:    " + found_terms(explanation)
     if explanation.missing:
         yield "  missing:  " + ", ".join(explanation.missing)
 

@@ -46,6 +46,7 @@ class Config:
     settings: Settings
     rules: tuple[Rule, ...]
     secrets: frozenset[str] = frozenset()  # values from the environment to hide (see _Environment)
+    warnings: tuple[ConfigProblem, ...] = ()  # rule queries that most likely mean something else
 
 
 class _Environment:
@@ -96,6 +97,7 @@ class _Document:
     file: str
     tree: Any
     data: Any
+    text: str = ""
 
     def line(self, path: Path_, *, key: bool = False) -> int:
         return line_of(self.tree, path, key=key)
@@ -107,6 +109,7 @@ class _Document:
 class _Problems:
     def __init__(self) -> None:
         self.items: list[ConfigProblem] = []
+        self.warnings: list[ConfigProblem] = []
 
     def add(self, file: str, line: int, message: str) -> None:
         self.items.append(ConfigProblem(Location(file, line), message))
@@ -122,16 +125,19 @@ def load_config(directory: Path, environ: Mapping[str, str]) -> Config:
     rules = _load_rules(directory, env, settings, problems)
     if problems.items or settings is None:
         raise env.error(problems)
-    return Config(directory, settings, rules, frozenset(env.secrets))
+    return Config(directory, settings, rules, frozenset(env.secrets), tuple(problems.warnings))
 
 
-def load_rules(directory: Path, settings: Settings, environ: Mapping[str, str]) -> tuple[Rule, ...]:
-    """Only the rule files (for reloading them while running), checked against ``settings``."""
+def load_rules(
+    directory: Path, settings: Settings, environ: Mapping[str, str]
+) -> tuple[tuple[Rule, ...], tuple[ConfigProblem, ...]]:
+    """Only the rule files (for reloading them while running), checked against ``settings``;
+    with the warnings about their queries, which do not stop them loading."""
     problems, env = _Problems(), _Environment(environ)
     rules = _load_rules(directory, env, settings, problems)
     if problems.items:
         raise env.error(problems)
-    return rules
+    return rules, tuple(problems.warnings)
 
 
 def rule_file_paths(directory: Path) -> tuple[Path, ...]:
@@ -173,8 +179,10 @@ def _load_rules(
             seen[rule.id] = f"{doc.file}:{doc.line((*where, 'id'))}"
             if settings is not None:
                 _check_rule(rule, where, doc, settings, problems)
-            if _check_match_depth(rule, where, doc, problems):
-                _compile(rule, where, doc, problems)
+            if _check_match_depth(rule, where, doc, problems) and _compile(
+                rule, where, doc, problems
+            ):
+                _lint(rule, where, doc, problems)
             rules.append(rule)
     return tuple(rules)
 
@@ -266,7 +274,7 @@ def _check_match_depth(rule: Rule, where: Path_, doc: _Document, problems: _Prob
     return True
 
 
-def _compile(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> None:
+def _compile(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> bool:
     from bot.rules.match import compile_rule
 
     try:
@@ -278,6 +286,44 @@ def _compile(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> N
             doc.line(path),
             f"rule {rule.id!r}: {_dotted(err.path)}: column {err.column}: {err.message}",
         )
+        return False
+    return True
+
+
+def _lint(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> None:
+    from bot.rules.match import lint_rule
+
+    for path, query, warning in lint_rule(rule):
+        line, column = _position(doc, (*where, *path), query, warning.text, warning.column)
+        problems.warnings.append(
+            ConfigProblem(
+                Location(doc.file, line, column),
+                f"warning: rule {rule.id!r}: {_dotted(path)}: {warning.message}",
+            )
+        )
+
+
+def _position(doc: _Document, path: Path_, query: str, text: str, column: int) -> tuple[int, int]:
+    """The file line and column of ``text`` found at ``column`` of ``query``, the value at
+    ``path``: the same occurrence of ``text``, counted from where the value starts, since
+    quoting and folding a YAML value move its text but never split a word. The value's line
+    (column unknown) when it is not there (a ``${VAR}`` put it in)."""
+    line = doc.line(path)
+    lines = doc.text.split("\n")
+    at = sum(len(x) + 1 for x in lines[: line - 1]) + doc.column(path) - 1
+    for _ in range(_occurrences(query[: column - 1 + len(text) - 1], text) + 1):
+        at = doc.text.find(text, at + 1)
+        if at < 0:
+            return line, 0
+    return doc.text.count("\n", 0, at) + 1, at - doc.text.rfind("\n", 0, at)
+
+
+def _occurrences(text: str, part: str) -> int:
+    """How many times ``part`` occurs in ``text``, overlaps included."""
+    found, at = 0, text.find(part)
+    while at >= 0:
+        found, at = found + 1, text.find(part, at + 1)
+    return found
 
 
 def _known(ids: Mapping[str, object]) -> str:
@@ -302,7 +348,7 @@ def _read(
     except YamlProblem as err:
         problems.add(name, err.line, err.message)
         return None
-    doc = _Document(name, tree, None)
+    doc = _Document(name, tree, None, text)
     doc.data = _substitute(tree, (), doc, environ, problems)
     return doc
 

@@ -71,6 +71,14 @@ def explain(rule: Rule, item: Item, tags: frozenset[str] = frozenset()) -> Expla
     return Explanation(rule.id, matched, feed_selected, tuple(hits.values()), tuple(missing))
 
 
+def found_terms(explanation: Explanation) -> str:
+    """``rcmp (title, summary), NOT soldiers (summary)``: every term found, with its fields."""
+    fields_of: dict[str, list[str]] = {}
+    for hit in explanation.hits:
+        fields_of.setdefault(("NOT " if hit.negated else "") + hit.term, []).append(hit.field)
+    return ", ".join(f"{t} ({', '.join(f)})" for t, f in fields_of.items())
+
+
 def _spans(leaf: Term | Regex, text: str) -> tuple[Span, ...]:
     if not text:
         return ()

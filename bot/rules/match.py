@@ -22,14 +22,14 @@ second evaluator must earn. ``python -m bench.matching`` measures it again.)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
 from bot.config.schema import MatchGroup, Rule
 from bot.errors import QueryError
 from bot.model import FIELDS, Field, Hit, Item, Match
-from bot.rules.query import And, Near, Node, Not, Or, Regex, Term, parse
+from bot.rules.query import And, Near, Node, Not, Or, QueryWarning, Regex, Term, lint, parse
 from bot.rules.regex import Pattern, RegexSet, compile_regex, regex_set
 from bot.text import normalize, tokens
 
@@ -62,6 +62,27 @@ def compile_rule(rule: Rule) -> CompiledRule:
     feed_tags = frozenset(f[4:] for f in rule.feeds if f.startswith("tag:"))
     feed_ids = frozenset(f for f in rule.feeds if not f.startswith("tag:"))
     return CompiledRule(rule, scope(condition, rule.fields), feed_ids, feed_tags)
+
+
+def rule_queries(rule: Rule) -> Iterator[tuple[Path, str]]:
+    """Every query string of ``rule``, with where it is in the rule (as in :class:`QueryError`)."""
+    if rule.query is not None:
+        yield ("query",), rule.query
+        return
+    pending: list[tuple[MatchGroup, Path]] = [(rule.match, ("match",))] if rule.match else []
+    while pending:
+        group, path = pending.pop(0)
+        for kind in ("all", "any", "none"):
+            for index, entry in enumerate(getattr(group, kind)):
+                if isinstance(entry, str):
+                    yield (*path, kind, index), entry
+                else:
+                    pending.append((entry, (*path, kind, index)))
+
+
+def lint_rule(rule: Rule) -> list[tuple[Path, str, QueryWarning]]:
+    """The warnings of every query of a rule that compiles, each with its path and query."""
+    return [(path, query, w) for path, query in rule_queries(rule) for w in lint(query)]
 
 
 def _parse_at(query: str, path: Path) -> Node:

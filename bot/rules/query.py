@@ -86,9 +86,28 @@ class Or:
 Node = Term | Regex | Near | Not | And | Or
 
 
+@dataclass(frozen=True, slots=True)
+class QueryWarning:
+    """A query that parses but most likely does not mean what it says: ``text`` is the part
+    of the query it is about, from 1-based ``column``."""
+
+    message: str
+    column: int
+    text: str
+
+
 def parse(query: str) -> Node:
     """Parse one query string; raises :class:`QueryError` with a column on any mistake."""
     return _Parser(query).parse()
+
+
+def lint(query: str) -> list[QueryWarning]:
+    """The silent traps of a query that parses: operators written in lower case (searched as
+    words), words with nothing to search (``|``, ``&``), regex characters that normalized
+    text never holds (``é``, ``’``)."""
+    warnings: list[QueryWarning] = []
+    _lex(query, warnings)
+    return warnings
 
 
 # ---------------------------------------------------------------- lexer
@@ -96,6 +115,7 @@ def parse(query: str) -> Node:
 _SPACE = re.compile(r"\s+")
 _FIELD = re.compile(r"([A-Za-z]+):")
 _NEAR = re.compile(r"NEAR(?:/(\d+))?(?=[\s()\"]|$)")
+_LOWER_NEAR = re.compile(r"near/\d+", re.IGNORECASE)
 _WORD = re.compile(r"[^\s()\"]+")
 _OPERATORS = {"AND", "OR", "NOT"}
 
@@ -108,8 +128,8 @@ class _Token:
     distance: int = 0
 
 
-def _lex(query: str) -> list[_Token]:
-    """Split a query into tokens; words without letters or digits are dropped."""
+def _lex(query: str, warnings: list[QueryWarning] | None = None) -> list[_Token]:
+    """Split a query into tokens; words without letters or digits are dropped (a warning)."""
     out: list[_Token] = []
     i = 0
     while i < len(query):
@@ -117,9 +137,12 @@ def _lex(query: str) -> list[_Token]:
         if space:
             i = space.end()
             continue
+        start = i
         token, i = _lex_one(query, i)
         if token is not None:
             out.append(token)
+        if warnings is not None:
+            warnings += _traps(token, query[start:i], start + 1)
     return out
 
 
@@ -140,6 +163,8 @@ def _lex_one(query: str, i: int) -> tuple[_Token | None, int]:
     near = _NEAR.match(query, i)
     if near:
         return _near_token(near, column), near.end()
+    if query.startswith("NEAR/", i):
+        raise QueryError("NEAR/ needs a distance, a number like NEAR/5", column)
     field = _FIELD.match(query, i)
     if field and (field.group(1) in FIELDS or _continues(query, field.end())):
         return _field_token(field, column), field.end()
@@ -150,6 +175,50 @@ def _lex_one(query: str, i: int) -> tuple[_Token | None, int]:
     if not tokens(value):
         return None, word.end()
     return _Token("word", column, value), word.end()
+
+
+def _traps(token: _Token | None, text: str, column: int) -> list[QueryWarning]:
+    """What a token (None: a dropped word) most likely does not mean as written."""
+    if token is None:
+        return [
+            QueryWarning(
+                f"{text!r} has no letters or digits, so it is ignored: write OR for either"
+                " side, AND for both, NOT to exclude",
+                column,
+                text,
+            )
+        ]
+    if token.kind == "word" and text.upper() in _OPERATORS:
+        return [
+            QueryWarning(
+                f"{text!r} is searched as a word: operators are upper case ({text.upper()});"
+                f' quote it ("{text}") to search the word',
+                column,
+                text,
+            )
+        ]
+    if token.kind == "word" and _LOWER_NEAR.fullmatch(text):
+        return [
+            QueryWarning(
+                f"{text!r} is searched as words: write {text.upper()} for nearness",
+                column,
+                text,
+            )
+        ]
+    if token.kind == "regex":
+        return [
+            QueryWarning(
+                f"/{token.value}/ holds {char!r}, which the normalized text a regex searches"
+                " never holds (case folded, accents and Arabic vowel marks removed, dashes"
+                " and quotes made plain): "
+                + (f"write {plain!r}" if (plain := normalize(char)) else "leave it out"),
+                column + offset,
+                char,
+            )
+            for offset, char in enumerate(text)
+            if not char.isascii() and normalize(char) not in (char, char.lower())
+        ]
+    return []
 
 
 def _lex_regex(query: str, i: int) -> tuple[_Token, int]:

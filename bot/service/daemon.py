@@ -34,6 +34,7 @@ from bot.errors import (
     EXIT_FAILED,
     EXIT_STORE,
     ConfigError,
+    ConfigProblem,
     ListenError,
     NewswatchError,
     StoreError,
@@ -390,6 +391,7 @@ class Service:
             self._reload_failed(f"invalid config ({len(err.problems)} problem(s))")
             return
         add_secrets(config_secrets(config))
+        _log_warnings(config.warnings)
         try:
             await self._switch(config)
         except NewswatchError as err:
@@ -510,7 +512,7 @@ class Service:
             return
         gen.rules_stamp = stamp
         try:
-            rules = load_rules(gen.config.directory, gen.config.settings, self.environ)
+            rules, warnings = load_rules(gen.config.directory, gen.config.settings, self.environ)
         except ConfigError as err:
             for problem in err.problems:
                 log.error("%s", problem, extra={"event": "rules_invalid"})
@@ -521,6 +523,7 @@ class Service:
             )
             self.metrics.rule_reloads.labels("rejected").inc()
             return
+        _log_warnings(warnings)
         gen.pipeline.set_rules(rules)
         self.metrics.rule_reloads.labels("applied").inc()
         log.info("rules reloaded: %d rules", len(rules), extra={"event": "rules_reloaded"})
@@ -630,8 +633,16 @@ def _start_failed(err: Exception) -> int:
     return EXIT_FAILED
 
 
+def _log_warnings(warnings: Iterable[ConfigProblem]) -> None:
+    """Rule queries that load but most likely mean something else (``newswatch check`` shows
+    them too)."""
+    for warning in warnings:
+        log.warning("%s", warning, extra={"event": "rule_warning"})
+
+
 def serve(config: Config, environ: Mapping[str, str], timing: Timing | None = None) -> int:
     """Run the daemon on a validated config until a stop signal; the process exit code."""
+    _log_warnings(config.warnings)
     return asyncio.run(Service(config, environ, timing).run())
 
 

@@ -282,3 +282,59 @@ def test_config_is_accepted_before_or_after_the_command(config_dir: ConfigDir, w
     result = run_cli(*args)
     assert result.code == 0, result.stderr
     assert "config: OK — 1 feed, 1 rule" in result.stdout + result.stderr
+
+
+TRAPS = """
+    rules:
+      - id: lower
+        title: Lower-case operators
+        query: 'RCMP or Mounties and Iraq'
+      - id: folded
+        title: Folded over lines
+        query: >-
+          (Toronto OR Ottawa) police
+            near/5 Iraq | Mosul
+      - id: grouped
+        title: In a match group
+        match:
+          all: ['Iraq']
+          any:
+            - "RCMP"
+            - '/sûreté/ OR "or" OR not-a-trap'
+"""
+
+
+def test_silent_traps_are_warnings_at_file_line_column(config_dir: ConfigDir) -> None:
+    result = check(config_dir, rules=TRAPS)
+    assert result.code == 0, result.stderr
+    assert "3 rules, 1 destination (console), 6 warnings" in result.stdout
+    prefix = str(config_dir.path / "rules.yaml") + ":"
+    warnings = [line.removeprefix(prefix) for line in result.stderr.splitlines()]
+    assert warnings == [
+        "4:18: warning: rule 'lower': query: 'or' is searched as a word: operators are upper"
+        ' case (OR); quote it ("or") to search the word',
+        "4:30: warning: rule 'lower': query: 'and' is searched as a word: operators are upper"
+        ' case (AND); quote it ("and") to search the word',
+        "9:9: warning: rule 'folded': query: 'near/5' is searched as words: write NEAR/5 for"
+        " nearness",
+        "9:21: warning: rule 'folded': query: '|' has no letters or digits, so it is ignored:"
+        " write OR for either side, AND for both, NOT to exclude",
+        "16:14: warning: rule 'grouped': match.any[1]: /sûreté/ holds 'û', which the normalized"
+        " text a regex searches never holds (case folded, accents and Arabic vowel marks"
+        " removed, dashes and quotes made plain): write 'u'",
+        "16:18: warning: rule 'grouped': match.any[1]: /sûreté/ holds 'é', which the normalized"
+        " text a regex searches never holds (case folded, accents and Arabic vowel marks"
+        " removed, dashes and quotes made plain): write 'e'",
+    ]
+    source = (config_dir.path / "rules.yaml").read_text().splitlines()
+    for warning, text in zip(warnings, ["or", "and", "near/5", "|", "û", "é"], strict=True):
+        line, column = map(int, warning.split(":")[:2])
+        assert source[line - 1][column - 1 :].startswith(text), warning
+
+
+@pytest.mark.parametrize("near", ["NEAR/x", "NEAR/", "NEAR/5km"])
+def test_near_without_a_number_is_an_error(config_dir: ConfigDir, near: str) -> None:
+    result = check(config_dir, rules=_with_query(f"RCMP {near} Iraq"))
+    assert result.code == 2
+    expected = "rules.yaml:4: rule 'watch': query: column 6: NEAR/ needs a distance"
+    assert expected in result.stderr

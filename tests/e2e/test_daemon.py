@@ -154,8 +154,14 @@ def test_rule_edits_apply_next_cycle_and_invalid_edits_keep_the_old_rules(
     feed_server.serve("/news.xml", rss([MOSUL, OLD]))
     assert "Mosul" in slack.wait_for(1, timeout=20)[0].text
 
-    config_dir.write("rules.yaml", RULE.format(query="hockey"))
+    config_dir.write("rules.yaml", RULE.format(query="hockey |"))  # loads, with a warning
     daemon.wait_event("rules_reloaded")
+    warned = [e["message"] for e in daemon.events() if e.get("event") == "rule_warning"]
+    assert warned == [
+        f"{config_dir.path / 'rules.yaml'}:4:20: warning: rule 'iraq': query: '|' has no"
+        " letters or digits, so it is ignored: write OR for either side, AND for both, NOT to"
+        " exclude"
+    ]
     feed_server.serve("/news.xml", rss([HOCKEY, MOSUL, OLD]))
     messages = slack.wait_for(2, timeout=20)
     assert "Hockey night" in messages[1].text

@@ -44,7 +44,7 @@ def test_aliases_within_the_bounds_are_expanded(tmp_path: Path) -> None:
           - {id: b, title: B, query: army, fields: *fields}
         """,
     )
-    rules = load_rules(directory, Settings(), {})
+    rules, _ = load_rules(directory, Settings(), {})
     assert [(r.id, r.fields) for r in rules] == [
         ("a", ("title", "summary")),
         ("b", ("title", "summary")),

@@ -1,4 +1,5 @@
-"""The shipped rules (config/rules.yaml) against the labelled evaluation set."""
+"""The shipped rules (config/rules.yaml) against the labelled evaluation set (scored by
+``newswatch eval`` in tests/e2e/test_eval.py)."""
 
 from __future__ import annotations
 
@@ -62,23 +63,7 @@ def test_evaluation_set_is_large_and_covers_every_class() -> None:
         "veteran",
         "reconstruction",
     } <= classes
-    assert {e["lang"] for e, alert in labelled if alert} == {"en", "fr", "ar"}
-
-
-def test_precision_and_recall() -> None:
-    rules = RuleSet(_rules().rules)
-    outcomes = [(bool(_alerts(rules, e)), alert, e["id"]) for e, alert in _labelled()]
-    true_positives = sum(got and want for got, want, _ in outcomes)
-    false_positives = [i for got, want, i in outcomes if got and not want]
-    false_negatives = [i for got, want, i in outcomes if want and not got]
-    precision = true_positives / (true_positives + len(false_positives))
-    recall = true_positives / (true_positives + len(false_negatives))
-    report = (
-        f"precision {precision:.3f} (wrong: {false_positives}), "
-        f"recall {recall:.3f} (missed: {false_negatives})"
-    )
-    assert precision >= 0.95, report
-    assert recall >= 0.95, report
+    assert {e["language"] for e, alert in labelled if alert} == {"en", "fr", "ar"}
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.errors import QueryError
-from bot.rules.query import And, Near, Not, Or, Regex, Term, parse
+from bot.rules.query import And, Near, Not, Or, Regex, Term, lint, parse
 
 
 def t(*words: str, prefix: bool = False, fields: tuple[str, ...] | None = None) -> Term:
@@ -142,3 +142,39 @@ def _negated(node: object, times: int) -> object:
     for _ in range(times):
         node = Not(node)  # type: ignore[arg-type]
     return node
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("RCMP or Iraq", [(6, "or")]),
+        ("RCMP And Iraq Not army", [(6, "And"), (15, "Not")]),
+        ("Iraq near/5 police", [(6, "near/5")]),
+        ("police | army && navy", [(8, "|"), (15, "&&")]),
+        ("RCMP - Iraq", [(6, "-")]),
+        ("/sûreté/", [(3, "û"), (7, "é")]),
+        ("/anti–terror/ OR /الشرطة/", [(6, "–")]),
+    ],
+)
+def test_lint_finds_the_silent_traps(query: str, found: list[tuple[int, str]]) -> None:
+    parse(query)  # each parses: the traps are silent
+    assert [(w.column, w.text) for w in lint(query)] == found
+    assert all(query[w.column - 1 :].startswith(w.text) for w in lint(query))
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["RCMP OR Iraq", '"or" police', '"police and army"', "a NEAR/5 b", "-army police", "/surete/"],
+)
+def test_lint_leaves_meant_queries_alone(query: str) -> None:
+    assert lint(query) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "column"), [("a NEAR/x b", 3), ("NEAR/ b", 1), ("a NEAR/5km", 3)]
+)
+def test_near_slash_without_a_number_is_an_error(query: str, column: int) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse(query)
+    assert caught.value.column == column
+    assert "NEAR/ needs a distance, a number like NEAR/5" in caught.value.message
