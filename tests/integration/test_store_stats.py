@@ -3,10 +3,7 @@ window, pruned by age."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 
@@ -19,9 +16,9 @@ from bot.store import (
     PollRecord,
     RuleDay,
     Store,
-    open_store,
 )
 from bot.store.sql import STATS_DAYS
+from tests.integration.test_postgres_concurrency import _in_threads
 from tests.integration.test_store import T0, _engines, alert, claim_all, item
 
 pytestmark = pytest.mark.parametrize("store_url", _engines(), indirect=True)
@@ -172,7 +169,7 @@ def prune_stats(store: Store, before: datetime) -> int:
 FEEDS, ITEMS = 20, 10
 
 
-def _replica(store: Store, n: int) -> int:
+def _replica(n: int, store: Store) -> int:
     """Record a poll of each feed replica ``n`` holds: ten items, all matched by r1 and the
     even ones by r2, alerted for both; the first item of every feed is the same story."""
     polled = 0
@@ -190,32 +187,6 @@ def _replica(store: Store, n: int) -> int:
         assert store.record_poll(outcome).applied
         polled += 1
     return polled
-
-
-def _in_threads(count: int, work: Callable[[Store, int], Any], url: str) -> list[Any]:
-    """``work(store, n)`` in ``count`` threads, each its own connection, released together."""
-    stores = [open_store(url) for _ in range(count)]
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[n] = work(stores[n], n)
-        except BaseException as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    for s in stores:
-        s.close()
-    if errors:
-        raise errors[0]
-    return results
 
 
 def test_replicas_polling_together_count_every_match_and_alert_once(
