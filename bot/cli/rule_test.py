@@ -15,6 +15,7 @@ from bot.feeds.parse import parse_feed
 from bot.fetch.client import Fetcher
 from bot.model import FIELDS, Item
 from bot.rules.explain import Explanation, TermHit, explain, found_terms
+from bot.rules.match import rule_queries
 
 Highlight = Callable[[str], str]
 
@@ -95,6 +96,14 @@ async def _read_url(fetcher: Fetcher, url: str, feed: Feed | None, text_limit: i
     except FetchError as err:
         return Source(url, error=str(err))
     return Source(feed.id if feed else url, parsed.items, frozenset(feed.tags if feed else ()))
+
+
+def query_lines(rule: Rule) -> list[str]:
+    """The rule's queries as they run: every ``@group`` written out as its terms."""
+    return [
+        f"{rule.id}: {'.'.join(str(step) for step in path)}: {query}"
+        for path, query in rule_queries(rule)
+    ]
 
 
 def render(

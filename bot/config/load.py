@@ -25,6 +25,7 @@ from bot.config.schema import (
 )
 from bot.config.yamlfile import YamlProblem, column_of, line_of, read_tree
 from bot.errors import ConfigError, ConfigProblem, Location, QueryError
+from bot.rules.query import Groups, resolve_groups
 
 SETTINGS_FILE = "settings.yaml"
 RULES_FILE = "rules.yaml"
@@ -159,14 +160,13 @@ def _load_rules(
         problems.add(
             str(directory / RULES_FILE), 0, f"no rules: create {RULES_FILE} or {RULES_DIR}/*.yaml"
         )
+    docs = [doc for path in files if (doc := _read(path, environ, problems, required=True))]
+    parsed = [(doc, _validate(doc, RulesFile, problems)) for doc in docs]
+    groups = _load_groups(parsed, problems)
     rules: list[Rule] = []
     seen: dict[str, str] = {}
-    for path in files:
-        doc = _read(path, environ, problems, required=True)
-        if doc is None:
-            continue
-        parsed = _validate(doc, RulesFile, problems)
-        valid = enumerate(parsed.rules) if parsed is not None else _valid_rules(doc)
+    for doc, valid_file in parsed:
+        valid = enumerate(valid_file.rules) if valid_file is not None else _valid_rules(doc)
         for index, rule in valid:
             where = ("rules", index)
             if rule.id in seen:
@@ -180,11 +180,61 @@ def _load_rules(
             if settings is not None:
                 _check_rule(rule, where, doc, settings, problems)
             if _check_match_depth(rule, where, doc, problems) and _compile(
-                rule, where, doc, problems
+                rule, where, doc, groups, problems
             ):
                 _lint(rule, where, doc, problems)
-            rules.append(rule)
+            rules.append(_expanded(rule, groups))
     return tuple(rules)
+
+
+def _load_groups(
+    parsed: Sequence[tuple[_Document, RulesFile | None]], problems: _Problems
+) -> Groups:
+    """The ``groups`` of every rule file, one namespace for all: each flattened to its terms."""
+    defined: dict[str, tuple[str, ...]] = {}
+    where: dict[str, tuple[_Document, str]] = {}
+    for doc, valid_file in parsed:
+        for name, terms in (valid_file.groups if valid_file else _valid_groups(doc)).items():
+            line = doc.line(("groups", name), key=True)
+            if name in where:
+                problems.add(
+                    doc.file,
+                    line,
+                    f"groups.{name}: duplicate group @{name} (first in {where[name][1]})",
+                )
+                continue
+            defined[name], where[name] = terms, (doc, f"{doc.file}:{line}")
+    resolved, wrong = resolve_groups(defined)
+    for problem in wrong:
+        doc = where[problem.name][0]
+        path: Path_ = ("groups", problem.name)
+        if problem.index is not None:
+            path = (*path, problem.index)
+        problems.add(doc.file, doc.line(path, key=problem.index is None), problem.message)
+    return resolved
+
+
+def _valid_groups(doc: _Document) -> dict[str, tuple[str, ...]]:
+    """The groups of an invalid rules file that are well-formed (its problems are listed),
+    so its rules' references to them are not reported as unknown too."""
+    groups = doc.data.get("groups") if isinstance(doc.data, dict) else None
+    if not isinstance(groups, dict):
+        return {}
+    return {
+        name: tuple(terms)
+        for name, terms in groups.items()
+        if isinstance(terms, list) and all(isinstance(t, str) for t in terms)
+    }
+
+
+def _expanded(rule: Rule, groups: Groups) -> Rule:
+    """The rule as it runs: its ``@group`` references written out (when they all resolve)."""
+    from bot.rules.match import expand_rule
+
+    try:
+        return expand_rule(rule, groups)
+    except QueryError:
+        return rule  # already reported by _compile; the load fails
 
 
 def _valid_rules(doc: _Document) -> list[tuple[int, Rule]]:
@@ -274,11 +324,11 @@ def _check_match_depth(rule: Rule, where: Path_, doc: _Document, problems: _Prob
     return True
 
 
-def _compile(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> bool:
+def _compile(rule: Rule, where: Path_, doc: _Document, groups: Groups, problems: _Problems) -> bool:
     from bot.rules.match import compile_rule
 
     try:
-        compile_rule(rule)
+        compile_rule(rule, groups)
     except QueryError as err:
         path = (*where, *err.path)
         problems.add(
