@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.alerts.render import merge_spans
-from bot.config.load import Config
+from bot.config.load import Config, dotted
 from bot.config.schema import Feed, Rule
 from bot.errors import FetchError
 from bot.feeds.htmltext import TITLE_LIMIT, cut_text
@@ -100,10 +100,7 @@ async def _read_url(fetcher: Fetcher, url: str, feed: Feed | None, text_limit: i
 
 def query_lines(rule: Rule) -> list[str]:
     """The rule's queries as they run: every ``@group`` written out as its terms."""
-    return [
-        f"{rule.id}: {'.'.join(str(step) for step in path)}: {query}"
-        for path, query in rule_queries(rule)
-    ]
+    return [f"{rule.id}: {dotted(path)}: {query}" for path, query in rule_queries(rule)]
 
 
 def render(

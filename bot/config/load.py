@@ -313,7 +313,7 @@ def _check_match_depth(rule: Rule, where: Path_, doc: _Document, problems: _Prob
             problems.add(
                 doc.file,
                 doc.line((*where, *path)),
-                f"rule {rule.id!r}: {_dotted(path)}: match groups nested more than"
+                f"rule {rule.id!r}: {dotted(path)}: match groups nested more than"
                 f" {MAX_MATCH_DEPTH} deep",
             )
             return False
@@ -334,7 +334,7 @@ def _compile(rule: Rule, where: Path_, doc: _Document, groups: Groups, problems:
         problems.add(
             doc.file,
             doc.line(path),
-            f"rule {rule.id!r}: {_dotted(err.path)}: column {err.column}: {err.message}",
+            f"rule {rule.id!r}: {dotted(err.path)}: column {err.column}: {err.message}",
         )
         return False
     return True
@@ -348,7 +348,7 @@ def _lint(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> None
         problems.warnings.append(
             ConfigProblem(
                 Location(doc.file, line, column),
-                f"warning: rule {rule.id!r}: {_dotted(path)}: {warning.message}",
+                f"warning: rule {rule.id!r}: {dotted(path)}: {warning.message}",
             )
         )
 
@@ -431,7 +431,7 @@ def _expand(
         problems.add(
             doc.file,
             doc.line(path),
-            f"{_dotted(path)}: environment variable {name} is not set"
+            f"{dotted(path)}: environment variable {name} is not set"
             f" (or write ${{{name}:-default}})",
         )
         return ""
@@ -451,12 +451,12 @@ def _validate(doc: _Document, model: type[M], problems: _Problems) -> M | None:
 
 def _located(invalid: Invalid, doc: _Document, model: type[M]) -> ConfigProblem:
     loc = invalid.loc
-    where = _dotted(_yaml_path(loc, doc))
+    where = dotted(_yaml_path(loc, doc))
     if invalid.kind == "extra_forbidden":
         hint = unknown_key_hint(model, loc)
         line, message = doc.line(loc, key=True), f"{where}: unknown key{hint}"
     elif invalid.kind == "missing":
-        where = _dotted((*_yaml_path(loc[:-1], doc), loc[-1]))
+        where = dotted((*_yaml_path(loc[:-1], doc), loc[-1]))
         line, message = doc.line(loc[:-1]), f"{where}: missing required key"
     else:
         line, message = doc.line(loc), f"{where}: {invalid.message}"
@@ -478,7 +478,8 @@ def _yaml_path(loc: Sequence[str | int], doc: _Document) -> Path_:
     return tuple(kept)
 
 
-def _dotted(path: Path_) -> str:
+def dotted(path: Path_) -> str:
+    """Where a value is, as problems name it: ``rules[2].match.any[0]``."""
     out = ""
     for step in path:
         out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))

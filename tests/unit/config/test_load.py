@@ -269,6 +269,9 @@ def test_group_problems_are_located_in_their_file(tmp_path: Path) -> None:
           - id: mission
             title: Mission
             query: 'RCMP AND @iraq'
+          - id: empty
+            title: Empty
+            query: 'RCMP NOT @empty'
         """,
     )
     assert problems == [
@@ -277,4 +280,5 @@ def test_group_problems_are_located_in_their_file(tmp_path: Path) -> None:
         "rules.yaml:4: group @b[0]: a cycle: @a -> @b -> @a",
         "rules.yaml:9: rule 'mission': query: column 10: unknown group @iraq"
         " (known: @a, @b, @empty, @police)",
+        "rules.yaml:12: rule 'empty': query: column 10: group @empty has errors (see them above)",
     ]
