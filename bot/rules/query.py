@@ -471,12 +471,17 @@ class _Parser:
         return children[0] if len(children) == 1 else And(tuple(children))
 
     def near_expr(self, scope: Scope) -> Node:
+        first: int | None = self.pos
         left = self.unary(scope)
         while (token := self.peek()) is not None and token.kind == "NEAR":
             self.take()
             self.need_operand(token, "NEAR needs a term on both sides")
+            second = self.pos
             right = self.unary(scope)
+            self.near_group(left, first)
+            self.near_group(right, second)
             left = Near(_near_side(left, token), _near_side(right, token), token.distance)
+            first = None
         return left
 
     def unary(self, scope: Scope) -> Node:
@@ -491,6 +496,20 @@ class _Parser:
             self.depth -= 1
             return node
         return self.primary(scope)
+
+    def near_group(self, node: Node, start: int | None) -> None:
+        """A NEAR side that is a ``@group`` (``title:@group``) holding a regex: say which."""
+        if start is None:
+            return
+        token = self.tokens[start + (self.tokens[start].kind == "field")]
+        leaves = node.children if isinstance(node, Or) else (node,)
+        regex = next((leaf for leaf in leaves if isinstance(leaf, Regex)), None)
+        if token.kind == "group" and regex is not None:
+            raise QueryError(
+                f"@{token.value} holds the regex {regex.text}, which NEAR cannot join:"
+                " NEAR joins terms, phrases and prefixes",
+                token.column,
+            )
 
     def descend(self, token: _Token) -> None:
         """Count one more level of nesting; refuse more than :data:`MAX_DEPTH`."""

@@ -243,7 +243,9 @@ def test_group_mistakes_are_each_reported_at_their_entry() -> None:
     [
         ("police NEAR/5 @iraq", 15, "unknown group @iraq (known: @canada, @police, @services)"),
         ("police AND @Police", 12, "a group is @ and its name"),
-        ("@canada NEAR/3 police", 9, "NEAR joins terms"),  # the group holds a regex
+        ("@canada NEAR/3 police", 1, "@canada holds the regex /canad(a|ien)/, which NEAR"),
+        ("police NEAR/3 title:@canada", 21, "@canada holds the regex"),
+        ("(@canada) NEAR/3 police", 11, "NEAR joins terms"),
     ],
 )
 def test_a_group_reference_error_has_its_column(query: str, column: int, message: str) -> None:
