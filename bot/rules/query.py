@@ -183,6 +183,10 @@ def resolve_groups(
 
 
 _GROUP_REF = re.compile(r"@([^\s()\"]*)")
+_NOT_ONE_TERM = (
+    "{!r} is not one term: a group lists terms (words, phrases, prefix*, /regex/, @group),"
+    " one per entry; combine them in the rule's query"
+)
 
 
 def _group_entry(text: str, defined: Mapping[str, object]) -> tuple[str, str | None] | str:
@@ -196,20 +200,14 @@ def _group_entry(text: str, defined: Mapping[str, object]) -> tuple[str, str | N
     words = text.split()
     if len(words) > 1 and text[0] not in '"/':
         if any(w in _OPERATORS or w.startswith("NEAR") for w in words):
-            return (
-                f"{text!r} is not one term: a group lists terms (words, phrases, prefix*,"
-                " /regex/, @group), one per entry; combine them in the rule's query"
-            )
+            return _NOT_ONE_TERM.format(text)
         text = f'"{text}"'
     try:
         node = parse(text)
     except QueryError as err:
         return f"column {err.column}: {err.message}"
     if not isinstance(node, Term | Regex):
-        return (
-            f"{text!r} is not one term: a group lists terms (words, phrases, prefix*,"
-            " /regex/, @group), one per entry; combine them in the rule's query"
-        )
+        return _NOT_ONE_TERM.format(text)
     return (text, None)
 
 
