@@ -60,13 +60,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType
 
-from ruamel.yaml import YAML
-
 import bot.feeds.htmltext as htmltext
 import bot.feeds.parse as parse
 from bench.workloads import documents as synthetic_documents
 from bench.workloads import rules_of
-from bot.config.schema import RulesFile
+from bot.config.load import load_rules
+from bot.config.schema import Settings
 from bot.errors import FetchError
 from bot.model import Item
 from bot.rules.match import RuleSet
@@ -297,8 +296,8 @@ def time_matching(doc: Document, rulesets: dict[str, RuleSet], args: argparse.Na
 
 
 def rulesets(counts: list[int]) -> dict[str, RuleSet]:
-    shipped_rules = RulesFile.model_validate(YAML(typ="safe").load(RULES.read_text("utf-8")))
-    out = {"shipped": RuleSet(shipped_rules.rules)}
+    shipped_rules, _ = load_rules(RULES.parent, Settings(), {})
+    out = {"shipped": RuleSet(shipped_rules)}
     out.update({str(n): RuleSet(rules_of(n)) for n in counts})
     return out
 

@@ -21,7 +21,7 @@ from bot import __version__
 from bot.alerts.render import counted, relative_time, span, text_message
 from bot.alerts.stats import StatsInput, fit_column, stats_lines, table_lines, window
 from bot.cli.progress import Progress
-from bot.cli.rule_test import explain_all, read_sources, render
+from bot.cli.rule_test import explain_all, query_lines, read_sources, render
 from bot.config.edit import add_feeds
 from bot.config.load import SETTINGS_FILE, Config, load_config
 from bot.config.opml import OpmlError, parse_opml
@@ -313,6 +313,8 @@ def test_rule(
         return click.style(fragment, fg="yellow", bold=True) if tty else f"«{fragment}»"
 
     results = explain_all(rule, sources)
+    for line in query_lines(rule):
+        obj.echo(line, err=True)
     for source in sources:
         if source.error:
             obj.echo(f"{source.name}: {source.error}", err=True)

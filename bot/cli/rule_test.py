@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.alerts.render import merge_spans
-from bot.config.load import Config
+from bot.config.load import Config, dotted
 from bot.config.schema import Feed, Rule
 from bot.errors import FetchError
 from bot.feeds.htmltext import TITLE_LIMIT, cut_text
@@ -15,6 +15,7 @@ from bot.feeds.parse import parse_feed
 from bot.fetch.client import Fetcher
 from bot.model import FIELDS, Item
 from bot.rules.explain import Explanation, TermHit, explain, found_terms
+from bot.rules.match import rule_queries
 
 Highlight = Callable[[str], str]
 
@@ -95,6 +96,11 @@ async def _read_url(fetcher: Fetcher, url: str, feed: Feed | None, text_limit: i
     except FetchError as err:
         return Source(url, error=str(err))
     return Source(feed.id if feed else url, parsed.items, frozenset(feed.tags if feed else ()))
+
+
+def query_lines(rule: Rule) -> list[str]:
+    """The rule's queries as they run: every ``@group`` written out as its terms."""
+    return [f"{rule.id}: {dotted(path)}: {query}" for path, query in rule_queries(rule)]
 
 
 def render(

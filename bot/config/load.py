@@ -25,6 +25,7 @@ from bot.config.schema import (
 )
 from bot.config.yamlfile import YamlProblem, column_of, line_of, read_tree
 from bot.errors import ConfigError, ConfigProblem, Location, QueryError
+from bot.rules.query import Groups, resolve_groups
 
 SETTINGS_FILE = "settings.yaml"
 RULES_FILE = "rules.yaml"
@@ -159,14 +160,13 @@ def _load_rules(
         problems.add(
             str(directory / RULES_FILE), 0, f"no rules: create {RULES_FILE} or {RULES_DIR}/*.yaml"
         )
+    docs = [doc for path in files if (doc := _read(path, environ, problems, required=True))]
+    parsed = [(doc, _validate(doc, RulesFile, problems)) for doc in docs]
+    groups = _load_groups(parsed, problems)
     rules: list[Rule] = []
     seen: dict[str, str] = {}
-    for path in files:
-        doc = _read(path, environ, problems, required=True)
-        if doc is None:
-            continue
-        parsed = _validate(doc, RulesFile, problems)
-        valid = enumerate(parsed.rules) if parsed is not None else _valid_rules(doc)
+    for doc, valid_file in parsed:
+        valid = enumerate(valid_file.rules) if valid_file is not None else _valid_rules(doc)
         for index, rule in valid:
             where = ("rules", index)
             if rule.id in seen:
@@ -180,11 +180,61 @@ def _load_rules(
             if settings is not None:
                 _check_rule(rule, where, doc, settings, problems)
             if _check_match_depth(rule, where, doc, problems) and _compile(
-                rule, where, doc, problems
+                rule, where, doc, groups, problems
             ):
                 _lint(rule, where, doc, problems)
-            rules.append(rule)
+            rules.append(_expanded(rule, groups))
     return tuple(rules)
+
+
+def _load_groups(
+    parsed: Sequence[tuple[_Document, RulesFile | None]], problems: _Problems
+) -> Groups:
+    """The ``groups`` of every rule file, one namespace for all: each flattened to its terms."""
+    defined: dict[str, tuple[str, ...]] = {}
+    where: dict[str, tuple[_Document, str]] = {}
+    for doc, valid_file in parsed:
+        for name, terms in (valid_file.groups if valid_file else _valid_groups(doc)).items():
+            line = doc.line(("groups", name), key=True)
+            if name in where:
+                problems.add(
+                    doc.file,
+                    line,
+                    f"groups.{name}: duplicate group @{name} (first in {where[name][1]})",
+                )
+                continue
+            defined[name], where[name] = terms, (doc, f"{doc.file}:{line}")
+    resolved, wrong = resolve_groups(defined)
+    for problem in wrong:
+        doc = where[problem.name][0]
+        path: Path_ = ("groups", problem.name)
+        if problem.index is not None:
+            path = (*path, problem.index)
+        problems.add(doc.file, doc.line(path, key=problem.index is None), problem.message)
+    return resolved
+
+
+def _valid_groups(doc: _Document) -> dict[str, tuple[str, ...]]:
+    """The groups of an invalid rules file that are well-formed (its problems are listed),
+    so its rules' references to them are not reported as unknown too."""
+    groups = doc.data.get("groups") if isinstance(doc.data, dict) else None
+    if not isinstance(groups, dict):
+        return {}
+    return {
+        name: tuple(terms)
+        for name, terms in groups.items()
+        if isinstance(terms, list) and all(isinstance(t, str) for t in terms)
+    }
+
+
+def _expanded(rule: Rule, groups: Groups) -> Rule:
+    """The rule as it runs: its ``@group`` references written out (when they all resolve)."""
+    from bot.rules.match import expand_rule
+
+    try:
+        return expand_rule(rule, groups)
+    except QueryError:
+        return rule  # already reported by _compile; the load fails
 
 
 def _valid_rules(doc: _Document) -> list[tuple[int, Rule]]:
@@ -263,7 +313,7 @@ def _check_match_depth(rule: Rule, where: Path_, doc: _Document, problems: _Prob
             problems.add(
                 doc.file,
                 doc.line((*where, *path)),
-                f"rule {rule.id!r}: {_dotted(path)}: match groups nested more than"
+                f"rule {rule.id!r}: {dotted(path)}: match groups nested more than"
                 f" {MAX_MATCH_DEPTH} deep",
             )
             return False
@@ -274,17 +324,17 @@ def _check_match_depth(rule: Rule, where: Path_, doc: _Document, problems: _Prob
     return True
 
 
-def _compile(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> bool:
+def _compile(rule: Rule, where: Path_, doc: _Document, groups: Groups, problems: _Problems) -> bool:
     from bot.rules.match import compile_rule
 
     try:
-        compile_rule(rule)
+        compile_rule(rule, groups)
     except QueryError as err:
         path = (*where, *err.path)
         problems.add(
             doc.file,
             doc.line(path),
-            f"rule {rule.id!r}: {_dotted(err.path)}: column {err.column}: {err.message}",
+            f"rule {rule.id!r}: {dotted(err.path)}: column {err.column}: {err.message}",
         )
         return False
     return True
@@ -298,7 +348,7 @@ def _lint(rule: Rule, where: Path_, doc: _Document, problems: _Problems) -> None
         problems.warnings.append(
             ConfigProblem(
                 Location(doc.file, line, column),
-                f"warning: rule {rule.id!r}: {_dotted(path)}: {warning.message}",
+                f"warning: rule {rule.id!r}: {dotted(path)}: {warning.message}",
             )
         )
 
@@ -381,7 +431,7 @@ def _expand(
         problems.add(
             doc.file,
             doc.line(path),
-            f"{_dotted(path)}: environment variable {name} is not set"
+            f"{dotted(path)}: environment variable {name} is not set"
             f" (or write ${{{name}:-default}})",
         )
         return ""
@@ -401,12 +451,12 @@ def _validate(doc: _Document, model: type[M], problems: _Problems) -> M | None:
 
 def _located(invalid: Invalid, doc: _Document, model: type[M]) -> ConfigProblem:
     loc = invalid.loc
-    where = _dotted(_yaml_path(loc, doc))
+    where = dotted(_yaml_path(loc, doc))
     if invalid.kind == "extra_forbidden":
         hint = unknown_key_hint(model, loc)
         line, message = doc.line(loc, key=True), f"{where}: unknown key{hint}"
     elif invalid.kind == "missing":
-        where = _dotted((*_yaml_path(loc[:-1], doc), loc[-1]))
+        where = dotted((*_yaml_path(loc[:-1], doc), loc[-1]))
         line, message = doc.line(loc[:-1]), f"{where}: missing required key"
     else:
         line, message = doc.line(loc), f"{where}: {invalid.message}"
@@ -428,7 +478,8 @@ def _yaml_path(loc: Sequence[str | int], doc: _Document) -> Path_:
     return tuple(kept)
 
 
-def _dotted(path: Path_) -> str:
+def dotted(path: Path_) -> str:
+    """Where a value is, as problems name it: ``rules[2].match.any[0]``."""
     out = ""
     for step in path:
         out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))

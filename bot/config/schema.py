@@ -466,6 +466,9 @@ class Rule(Strict):
 class RulesFile(Strict):
     """A newswatch rules file (rules.yaml or rules/*.yaml)."""
 
+    groups: dict[Id, tuple[str, ...]] = Field(default_factory=dict)
+    """Named lists of terms any rule's query uses as @name: the OR of them (README: Watch
+    rules). An entry is a word, "phrase", prefix*, /regex/ or another @group."""
     rules: tuple[Rule, ...] = ()
 
 

@@ -29,11 +29,26 @@ from operator import itemgetter
 from bot.config.schema import MatchGroup, Rule
 from bot.errors import QueryError
 from bot.model import FIELDS, Field, Hit, Item, Match
-from bot.rules.query import And, Near, Node, Not, Or, QueryWarning, Regex, Term, lint, parse
+from bot.rules.query import (
+    NO_GROUPS,
+    And,
+    Groups,
+    Near,
+    Node,
+    Not,
+    Or,
+    QueryWarning,
+    Regex,
+    Term,
+    expand,
+    lint,
+    parse,
+)
 from bot.rules.regex import Pattern, RegexSet, compile_regex, regex_set
 from bot.text import normalize, tokens
 
 Path = tuple[str | int, ...]
+_KINDS = ("all", "any", "none")  # a match group's lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +67,13 @@ class CompiledRule:
         return feed_id in self.feed_ids or not self.feed_tags.isdisjoint(tags)
 
 
-def compile_rule(rule: Rule) -> CompiledRule:
+def compile_rule(rule: Rule, groups: Groups = NO_GROUPS) -> CompiledRule:
     """Parse every query of ``rule``; a :class:`QueryError` says which one failed in ``path``."""
     if rule.query is not None:
-        condition = _parse_at(rule.query, ("query",))
+        condition = _parse_at(rule.query, ("query",), groups)
     else:
         assert rule.match is not None  # the Rule model guarantees one of the two
-        condition = _group(rule.match, ("match",))
+        condition = _group(rule.match, ("match",), groups)
     feed_tags = frozenset(f[4:] for f in rule.feeds if f.startswith("tag:"))
     feed_ids = frozenset(f for f in rule.feeds if not f.startswith("tag:"))
     return CompiledRule(rule, scope(condition, rule.fields), feed_ids, feed_tags)
@@ -72,7 +87,7 @@ def rule_queries(rule: Rule) -> Iterator[tuple[Path, str]]:
     pending: list[tuple[MatchGroup, Path]] = [(rule.match, ("match",))] if rule.match else []
     while pending:
         group, path = pending.pop(0)
-        for kind in ("all", "any", "none"):
+        for kind in _KINDS:
             for index, entry in enumerate(getattr(group, kind)):
                 if isinstance(entry, str):
                     yield (*path, kind, index), entry
@@ -80,23 +95,45 @@ def rule_queries(rule: Rule) -> Iterator[tuple[Path, str]]:
                     pending.append((entry, (*path, kind, index)))
 
 
+def expand_rule(rule: Rule, groups: Groups) -> Rule:
+    """``rule`` with its ``@group`` references written out (:func:`expand`): what runs and
+    what ``newswatch test`` shows. The rule itself when it uses no group."""
+    if rule.query is not None:
+        query = expand(rule.query, groups)
+        return rule if query == rule.query else rule.model_copy(update={"query": query})
+    assert rule.match is not None  # the Rule model guarantees one of the two
+    match = _expand_group(rule.match, groups)
+    return rule if match == rule.match else rule.model_copy(update={"match": match})
+
+
+def _expand_group(group: MatchGroup, groups: Groups) -> MatchGroup:
+    def entry(value: str | MatchGroup) -> str | MatchGroup:
+        return expand(value, groups) if isinstance(value, str) else _expand_group(value, groups)
+
+    return group.model_copy(
+        update={kind: tuple(entry(e) for e in getattr(group, kind)) for kind in _KINDS}
+    )
+
+
 def lint_rule(rule: Rule) -> list[tuple[Path, str, QueryWarning]]:
     """The warnings of every query of a rule that compiles, each with its path and query."""
     return [(path, query, w) for path, query in rule_queries(rule) for w in lint(query)]
 
 
-def _parse_at(query: str, path: Path) -> Node:
+def _parse_at(query: str, path: Path, groups: Groups) -> Node:
     try:
-        return parse(query)
+        return parse(query, groups)
     except QueryError as exc:
         raise QueryError(exc.message, exc.column, path) from None
 
 
-def _group(group: MatchGroup, path: Path) -> Node:
+def _group(group: MatchGroup, path: Path, groups: Groups) -> Node:
     """``all`` AND (one of ``any``) AND NOT (any of ``none``), as one tree."""
 
     def entry(value: str | MatchGroup, where: Path) -> Node:
-        return _parse_at(value, where) if isinstance(value, str) else _group(value, where)
+        if isinstance(value, str):
+            return _parse_at(value, where, groups)
+        return _group(value, where, groups)
 
     parts = [entry(e, (*path, "all", i)) for i, e in enumerate(group.all)]
     choices = [entry(e, (*path, "any", i)) for i, e in enumerate(group.any)]

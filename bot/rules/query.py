@@ -6,7 +6,11 @@ Grammar, loosest binding first::
     and   := near (["AND"] near)*           adjacent operands are an implicit AND
     near  := unary ("NEAR/n" unary)*        each side: a term, phrase or prefix, or an OR of them
     unary := ("NOT" | "-") unary | primary
-    primary := "(" or ")" | FIELD ":" primary | word | "phrase" | /regex/
+    primary := "(" or ")" | FIELD ":" primary | word | "phrase" | /regex/ | @group
+
+A ``@group`` stands for the OR of a named group's terms (``groups:`` in a rule file), so
+the matcher and its index see plain terms: :func:`resolve_groups` flattens the groups,
+:func:`expand` writes a query without them.
 
 Terms are normalized exactly like item text (:func:`bot.text.tokens`), so the
 matcher only compares tokens. Errors carry a 1-based column.
@@ -15,7 +19,9 @@ matcher only compares tokens. Errors carry a 1-based column.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import cast
 
 from bot.errors import QueryError
@@ -96,9 +102,128 @@ class QueryWarning:
     text: str
 
 
-def parse(query: str) -> Node:
+Groups = Mapping[str, tuple[str, ...]]
+"""Each group's terms as written (``police``, ``"police officers"``, ``/mos(s)?oul/``),
+its groups' terms included; ``()`` for a group that is itself in error."""
+
+NO_GROUPS: Groups = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class GroupProblem:
+    """Why group ``name`` (its term ``index``, or the whole group when ``None``) is wrong."""
+
+    name: str
+    index: int | None
+    message: str
+
+
+def parse(query: str, groups: Groups = NO_GROUPS) -> Node:
     """Parse one query string; raises :class:`QueryError` with a column on any mistake."""
-    return _Parser(query).parse()
+    return _Parser(query, groups).parse()
+
+
+def expand(query: str, groups: Groups) -> str:
+    """``query`` with every ``@group`` written out as ``(term OR term ...)``: the same tree
+    for :func:`parse` without groups, so the loaded rules need no groups to run."""
+    out: list[str] = []
+    i = done = 0
+    while i < len(query):
+        space = _SPACE.match(query, i)
+        if space:
+            i = space.end()
+            continue
+        start = i
+        token, i = _lex_one(query, i)
+        if token is not None and token.kind == "group":
+            out += [query[done:start], "(" + " OR ".join(_members(token, groups)) + ")"]
+            done = i
+    return "".join(out) + query[done:]
+
+
+def resolve_groups(
+    defined: Mapping[str, Sequence[str]],
+) -> tuple[dict[str, tuple[str, ...]], list[GroupProblem]]:
+    """Every group as the flat list of its terms (``@other`` replaced by other's terms),
+    with what is wrong: a term that is not one term, an unknown group, a cycle, no terms."""
+    problems: list[GroupProblem] = []
+    entries: dict[str, list[tuple[int, str, str | None]]] = {}
+    for name, members in defined.items():
+        if not members:
+            problems.append(GroupProblem(name, None, f"group @{name} is empty: list its terms"))
+        entries[name] = []
+        for index, text in enumerate(members):
+            entry = _group_entry(text, defined)
+            if isinstance(entry, str):
+                problems.append(GroupProblem(name, index, f"group @{name}[{index}]: {entry}"))
+            else:
+                entries[name].append((index, *entry))
+    resolved: dict[str, tuple[str, ...]] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> tuple[str, ...]:
+        if name in resolved:
+            return resolved[name]
+        terms: list[str] = []
+        for index, text, ref in entries[name]:
+            if ref is None:
+                terms.append(text)
+            elif ref in path:
+                cycle = " -> ".join(f"@{n}" for n in (*path[path.index(ref) :], ref))
+                problems.append(
+                    GroupProblem(name, index, f"group @{name}[{index}]: a cycle: {cycle}")
+                )
+            else:
+                terms += visit(ref, (*path, ref))
+        resolved[name] = tuple(dict.fromkeys(terms))
+        return resolved[name]
+
+    for name in defined:
+        visit(name, (name,))
+    return resolved, problems
+
+
+_GROUP_REF = re.compile(r"@([^\s()\"]*)")
+_NOT_ONE_TERM = (
+    "{!r} is not one term: a group lists terms (words, phrases, prefix*, /regex/, @group),"
+    " one per entry; combine them in the rule's query"
+)
+
+
+def _group_entry(text: str, defined: Mapping[str, object]) -> tuple[str, str | None] | str:
+    """``(term, None)`` for one term as a query writes it, ``("", name)`` for ``@name``, or
+    what is wrong with the entry. Several words are a phrase: ``police officers``."""
+    text = text.strip()
+    ref = _GROUP_REF.fullmatch(text)
+    if ref:
+        name = ref.group(1)
+        return ("", name) if name in defined else f"unknown group @{name}" + _known(defined)
+    words = text.split()
+    if len(words) > 1 and text[0] not in '"/':
+        if any(w in _OPERATORS or w.startswith("NEAR") for w in words):
+            return _NOT_ONE_TERM.format(text)
+        text = f'"{text}"'
+    try:
+        node = parse(text)
+    except QueryError as err:
+        return f"column {err.column}: {err.message}"
+    if not isinstance(node, Term | Regex):
+        return _NOT_ONE_TERM.format(text)
+    return (text, None)
+
+
+def _known(defined: Mapping[str, object]) -> str:
+    if not defined:
+        return " (no groups are defined: groups: in a rule file names them)"
+    return f" (known: {', '.join('@' + n for n in sorted(defined))})"
+
+
+def _members(token: _Token, groups: Groups) -> tuple[str, ...]:
+    members = groups.get(token.value)
+    if members is None:
+        raise QueryError(f"unknown group @{token.value}" + _known(groups), token.column)
+    if not members:
+        raise QueryError(f"group @{token.value} has errors (see them above)", token.column)
+    return members
 
 
 def lint(query: str) -> list[QueryWarning]:
@@ -118,11 +243,12 @@ _NEAR = re.compile(r"NEAR(?:/(\d+))?(?=[\s()\"]|$)")
 _LOWER_NEAR = re.compile(r"near/\d+", re.IGNORECASE)
 _WORD = re.compile(r"[^\s()\"]+")
 _OPERATORS = {"AND", "OR", "NOT"}
+_GROUP_NAME = re.compile(r"@([a-z0-9][a-z0-9_.-]*)(?=[\s()\"]|$)")
 
 
 @dataclass(frozen=True, slots=True)
 class _Token:
-    kind: str  # word phrase regex ( ) AND OR NOT - NEAR field
+    kind: str  # word phrase regex ( ) AND OR NOT - NEAR field group
     column: int
     value: str = ""
     distance: int = 0
@@ -158,6 +284,8 @@ def _lex_one(query: str, i: int) -> tuple[_Token | None, int]:
         return _Token("phrase", column, query[i + 1 : end]), end + 1
     if char == "/":
         return _lex_regex(query, i)
+    if char == "@" and _continues(query, i + 1) and query[i + 1] not in '()"':
+        return _lex_group(query, i)
     if char == "-" and _continues(query, i + 1) and query[i + 1] != ")":
         return _Token("-", column), i + 1
     near = _NEAR.match(query, i)
@@ -244,6 +372,17 @@ def _lex_regex(query: str, i: int) -> tuple[_Token, int]:
     return _Token("regex", column, pattern), j + 1
 
 
+def _lex_group(query: str, i: int) -> tuple[_Token, int]:
+    group = _GROUP_NAME.match(query, i)
+    if group is None:
+        raise QueryError(
+            "a group is @ and its name: lower-case letters, digits, '-', '_', '.' (@police);"
+            ' quote it ("@word") to search the text',
+            i + 1,
+        )
+    return _Token("group", i + 1, group.group(1)), group.end()
+
+
 def _continues(query: str, i: int) -> bool:
     return i < len(query) and not query[i].isspace()
 
@@ -270,13 +409,14 @@ def _field_token(field: re.Match[str], column: int) -> _Token:
 
 # ---------------------------------------------------------------- parser
 
-_OPERAND_START = {"word", "phrase", "regex", "(", "NOT", "-", "field"}
+_OPERAND_START = {"word", "phrase", "regex", "(", "NOT", "-", "field", "group"}
 Scope = tuple[Field, ...] | None
 
 
 class _Parser:
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, groups: Groups = NO_GROUPS) -> None:
         self.query = query
+        self.groups = groups
         self.tokens = _lex(query)
         self.pos = 0
         self.depth = 0
@@ -329,12 +469,17 @@ class _Parser:
         return children[0] if len(children) == 1 else And(tuple(children))
 
     def near_expr(self, scope: Scope) -> Node:
+        first: int | None = self.pos
         left = self.unary(scope)
         while (token := self.peek()) is not None and token.kind == "NEAR":
             self.take()
             self.need_operand(token, "NEAR needs a term on both sides")
+            second = self.pos
             right = self.unary(scope)
+            self.near_group(left, first)
+            self.near_group(right, second)
             left = Near(_near_side(left, token), _near_side(right, token), token.distance)
+            first = None
         return left
 
     def unary(self, scope: Scope) -> Node:
@@ -349,6 +494,20 @@ class _Parser:
             self.depth -= 1
             return node
         return self.primary(scope)
+
+    def near_group(self, node: Node, start: int | None) -> None:
+        """A NEAR side that is a ``@group`` (``title:@group``) holding a regex: say which."""
+        if start is None:
+            return
+        token = self.tokens[start + (self.tokens[start].kind == "field")]
+        leaves = node.children if isinstance(node, Or) else (node,)
+        regex = next((leaf for leaf in leaves if isinstance(leaf, Regex)), None)
+        if token.kind == "group" and regex is not None:
+            raise QueryError(
+                f"@{token.value} holds the regex {regex.text}, which NEAR cannot join:"
+                " NEAR joins terms, phrases and prefixes",
+                token.column,
+            )
 
     def descend(self, token: _Token) -> None:
         """Count one more level of nesting; refuse more than :data:`MAX_DEPTH`."""
@@ -374,6 +533,8 @@ class _Parser:
         if token.kind == "regex":
             self.regex_columns.setdefault(token.value, token.column)
             return Regex(token.value, scope)
+        if token.kind == "group":
+            return self.group_ref(token, scope)
         if token.kind == "phrase":
             return self.term(token, scope, quoted=True)
         return self.term(token, scope, quoted=False)
@@ -392,11 +553,17 @@ class _Parser:
         self.take()
         return node
 
+    def group_ref(self, token: _Token, scope: Scope) -> Node:
+        """The OR of the group's terms, each parsed as if written here (``title:@police``)."""
+        nodes = tuple(_Parser(term).primary(scope) for term in _members(token, self.groups))
+        return nodes[0] if len(nodes) == 1 else Or(nodes)
+
     def scoped(self, field: _Token) -> Node:
         following = self.peek()
-        if following is None or following.kind not in ("word", "phrase", "regex", "("):
+        if following is None or following.kind not in ("word", "phrase", "regex", "(", "group"):
             raise QueryError(
-                f"{field.value}: needs a term, phrase or (group) right after it", field.column
+                f"{field.value}: needs a term, phrase, (parentheses) or @group right after it",
+                field.column,
             )
         return self.primary((cast(Field, field.value),))
 

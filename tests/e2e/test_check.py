@@ -338,3 +338,26 @@ def test_near_without_a_number_is_an_error(config_dir: ConfigDir, near: str) -> 
     assert result.code == 2
     expected = "rules.yaml:4: rule 'watch': query: column 6: NEAR/ needs a distance"
     assert expected in result.stderr
+
+
+def test_group_mistakes_are_located_errors(config_dir: ConfigDir) -> None:
+    config_dir.write("rules/lexicon.yaml", "groups:\n  police: [police]\n  loop: ['@loop']\n")
+    rules = """
+        groups:
+          police: [officers]
+          canada: [Canada, '@mounties']
+        rules:
+          - id: watch
+            title: Watch
+            query: '@police NEAR/8 @canada'
+    """
+    result = check(config_dir, SETTINGS, rules)
+    assert result.code == 2
+    lines = [line.removeprefix(str(config_dir.path) + "/") for line in result.stderr.splitlines()]
+    assert lines == [
+        "rules/lexicon.yaml:2: groups.police: duplicate group @police (first in"
+        f" {config_dir.path}/rules.yaml:2)",
+        "rules.yaml:3: group @canada[1]: unknown group @mounties (known: @canada, @loop, @police)",
+        "rules/lexicon.yaml:3: group @loop[0]: a cycle: @loop -> @loop",
+        f"3 problem(s) in {config_dir.path}",
+    ]

@@ -168,6 +168,22 @@ def test_rule_edits_apply_next_cycle_and_invalid_edits_keep_the_old_rules(
     assert daemon.stop()[0] == 0
 
 
+def test_an_edit_to_a_group_alone_reloads_the_rules_that_use_it(
+    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, start
+) -> None:
+    settings(config_dir, feed_server.serve("/news.xml", rss([OLD])), slack)
+    config_dir.write("rules.yaml", RULE.format(query="@sport AND night"))
+    lexicon = config_dir.write("rules/lexicon.yaml", "groups: {sport: [curling]}\n")
+    daemon = start(config_dir)
+    daemon.wait_event("feed_polled", feed="news")
+
+    lexicon.write_text("groups: {sport: [curling, hockey]}\n", encoding="utf-8")
+    daemon.wait_event("rules_reloaded")
+    feed_server.serve("/news.xml", rss([HOCKEY, OLD]))
+    assert "Hockey night" in slack.wait_for(1, timeout=20)[0].text
+    assert daemon.stop()[0] == 0
+
+
 def test_sighup_reloads_settings_and_keeps_running_on_an_invalid_one(
     config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, start
 ) -> None:

@@ -106,3 +106,30 @@ def test_no_readable_source_is_a_failure_not_zero_matches(
     assert result.code == 1, result.stderr
     assert "mission: 0 of 0 items match (1 source, 1 unreadable)" in result.stderr
     assert "http_404" in result.stderr
+
+
+def test_the_rules_query_is_shown_with_its_groups_written_out(
+    config_dir: ConfigDir, feed_server: FeedServer
+) -> None:
+    setup(config_dir, feed_server.url + "/unused")
+    config_dir.write(
+        "rules.yaml",
+        """
+        groups:
+          police: [RCMP, police officers, '@surete']
+          surete: [Surete du Quebec, SQ]
+        rules:
+          - id: mission
+            title: Police mission
+            query: '@police NEAR/8 (Iraq OR Mosul)'
+        """,
+    )
+    result = run_cli(
+        "--config", str(config_dir.path), "test", "mission", "--text", "SQ officers reach Mosul"
+    )
+    assert result.code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        'mission: query: (RCMP OR "police officers" OR "Surete du Quebec" OR SQ)'
+        " NEAR/8 (Iraq OR Mosul)"
+    )
+    assert "«SQ» officers reach «Mosul»" in result.stdout

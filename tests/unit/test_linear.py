@@ -11,11 +11,11 @@ from collections.abc import Callable
 from functools import cache
 
 import pytest
-from ruamel.yaml import YAML
 
 from bot.alerts.render import email_message, slack_message, text_message
 from bot.alerts.summarize import summarize
-from bot.config.schema import RulesFile
+from bot.config.load import load_rules
+from bot.config.schema import Settings
 from bot.errors import FetchError
 from bot.feeds.htmltext import html_to_text
 from bot.feeds.identity import story_keys
@@ -96,8 +96,8 @@ def test_tokens_spans_and_story_keys_are_linear(make: Callable[[int], str]) -> N
 
 @cache
 def _shipped_rules() -> RuleSet:
-    rules = RulesFile.model_validate(YAML(typ="safe").load(RULES.read_text(encoding="utf-8")))
-    return RuleSet(rules.rules)
+    rules, _ = load_rules(RULES.parent, Settings(), {})
+    return RuleSet(rules)
 
 
 @pytest.mark.parametrize(

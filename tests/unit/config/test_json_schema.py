@@ -145,6 +145,13 @@ GOOD_RULES = {
             feeds: ["tag:canada"]
             enabled: ${B_ON:-true}
     """,
+    "groups": """
+        groups:
+          police: [police, "policier*", police officers, "@services"]
+          services: [RCMP, "Surete du Quebec", "/(mos+ul)/"]
+        rules:
+          - {id: c, title: C, query: "@police AND Iraq"}
+    """,
 }
 BAD_RULES = {
     "typo-in-a-rule": "rules: [{id: a, title: A, qeury: police}]\n",
@@ -153,6 +160,9 @@ BAD_RULES = {
     "unknown-field": "rules: [{id: a, title: A, query: police, fields: [body]}]\n",
     "match-group-only-none": "rules: [{id: a, title: A, match: {none: [army]}}]\n",
     "rules-not-a-list": "rules: {id: a}\n",
+    "group-name-not-a-slug": "groups: {Police Forces: [police]}\n",
+    "group-not-a-list": "groups: {police: {a: b}}\n",
+    "group-term-not-a-string": "groups: {police: [[police]]}\n",
 }
 
 

@@ -223,3 +223,62 @@ def test_the_story_window_defaults_to_72h_is_bounded_and_no_longer_than_retentio
     assert "stories.window (5d) must not be longer than retention.sent (4d)" in str(caught.value)
     (tmp_path / "settings.yaml").write_text("stories: {window: 12h}\nretention: {sent: 1d}\n")
     assert load_config(tmp_path, {}).settings.stories.window == 12 * 3600
+
+
+def test_groups_from_every_rule_file_are_written_out_and_reread_on_reload(tmp_path: Path) -> None:
+    """Rules run with their @groups expanded, from any rule file; reloading re-reads them."""
+    directory = _rules_dir(
+        tmp_path,
+        """
+        rules:
+          - id: mission
+            title: Mission
+            match:
+              all: ['@police NEAR/8 @canada']
+              none: ['@army']
+        """,
+    )
+    lexicon = directory / "rules" / "lexicon.yaml"
+    lexicon.parent.mkdir()
+    lexicon.write_text(
+        "groups:\n  police: [police, policier*]\n  canada: [Canada, '@mounties']\n"
+        "  mounties: [RCMP]\n  army: [soldiers]\n",
+        encoding="utf-8",
+    )
+    (rule,), _ = load_rules(directory, Settings(), {})
+    assert rule.match is not None
+    assert rule.match.all == ("(police OR policier*) NEAR/8 (Canada OR RCMP)",)
+    assert rule.match.none == ("(soldiers)",)
+    lexicon.write_text(lexicon.read_text().replace("[RCMP]", "[RCMP, GRC]"), encoding="utf-8")
+    (rule,), _ = load_rules(directory, Settings(), {})
+    assert rule.match is not None
+    assert rule.match.all == ("(police OR policier*) NEAR/8 (Canada OR RCMP OR GRC)",)
+
+
+def test_group_problems_are_located_in_their_file(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        "store: sqlite:state.db\n",
+        """
+        groups:
+          police: [police, '@nope']
+          a: ['@b']
+          b: ['@a']
+          empty: []
+        rules:
+          - id: mission
+            title: Mission
+            query: 'RCMP AND @iraq'
+          - id: empty
+            title: Empty
+            query: 'RCMP NOT @empty'
+        """,
+    )
+    assert problems == [
+        "rules.yaml:2: group @police[1]: unknown group @nope (known: @a, @b, @empty, @police)",
+        "rules.yaml:5: group @empty is empty: list its terms",
+        "rules.yaml:4: group @b[0]: a cycle: @a -> @b -> @a",
+        "rules.yaml:9: rule 'mission': query: column 10: unknown group @iraq"
+        " (known: @a, @b, @empty, @police)",
+        "rules.yaml:12: rule 'empty': query: column 10: group @empty has errors (see them above)",
+    ]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.errors import QueryError
-from bot.rules.query import And, Near, Not, Or, Regex, Term, lint, parse
+from bot.rules.query import And, Near, Not, Or, Regex, Term, expand, lint, parse, resolve_groups
 
 
 def t(*words: str, prefix: bool = False, fields: tuple[str, ...] | None = None) -> Term:
@@ -90,7 +90,7 @@ def test_parse(query: str, tree: object) -> None:
         ("/x*/", 1, "/x*/ matches empty text"),
         ("/abc/i", 6, "unexpected 'i' right after a regex: regex flags are not supported"),
         ("titel:x", 1, "unknown field 'titel'"),
-        ("title:", 1, "title: needs a term, phrase or (group) right after it"),
+        ("title:", 1, "title: needs a term, phrase, (parentheses) or @group right after it"),
         ("title:-x", 1, "title: needs a term"),
         ("po*lice", 3, "'*' can only end a word"),
         ('"a * b"', 4, "'*' can only end a word"),
@@ -178,3 +178,79 @@ def test_near_slash_without_a_number_is_an_error(query: str, column: int) -> Non
         parse(query)
     assert caught.value.column == column
     assert "NEAR/ needs a distance, a number like NEAR/5" in caught.value.message
+
+
+# ---------------------------------------------------------------- groups (@name)
+
+GROUPS = {
+    "police": ["police", "policier*", "police officers"],
+    "services": ["RCMP", '"Surete du Quebec"'],
+    "canada": ["Canada", "@services", "/canad(a|ien)/"],
+}
+
+
+def test_groups_flatten_nested_groups_into_their_terms() -> None:
+    resolved, problems = resolve_groups(GROUPS)
+    assert problems == []
+    assert resolved["canada"] == ("Canada", "RCMP", '"Surete du Quebec"', "/canad(a|ien)/")
+    assert resolved["police"] == ("police", "policier*", '"police officers"')
+
+
+def test_a_group_is_the_or_of_its_terms_inside_near_and_not() -> None:
+    resolved, _ = resolve_groups(GROUPS)
+    police = (t("police"), t("policier", prefix=True), t("police", "officers"))
+    tree = parse("@police NEAR/8 @services NOT @police", resolved)
+    assert tree == And((Near(police, (t("rcmp"), t("surete", "du", "quebec")), 8), Not(Or(police))))
+    assert parse("title:@services", resolved) == Or(
+        (t("rcmp", fields=("title",)), t("surete", "du", "quebec", fields=("title",)))
+    )
+
+
+def test_expanding_writes_the_same_query_without_groups() -> None:
+    resolved, _ = resolve_groups(GROUPS)
+    query = '@police NEAR/8 @services AND NOT @canada AND "@police" title:@services'
+    expanded = expand(query, resolved)
+    assert expanded == (
+        '(police OR policier* OR "police officers") NEAR/8 (RCMP OR "Surete du Quebec")'
+        ' AND NOT (Canada OR RCMP OR "Surete du Quebec" OR /canad(a|ien)/) AND "@police"'
+        ' title:(RCMP OR "Surete du Quebec")'
+    )
+    assert parse(expanded) == parse(query, resolved)
+
+
+def test_group_mistakes_are_each_reported_at_their_entry() -> None:
+    _, problems = resolve_groups(
+        {
+            "a": ["x", "@b"],
+            "b": ["@c"],
+            "c": ["@a"],
+            "empty": [],
+            "bad": ["police AND army", "-army", "@nope", "/(/"],
+        }
+    )
+    messages = {(p.name, p.index): p.message for p in problems}
+    assert messages[("c", 0)] == "group @c[0]: a cycle: @a -> @b -> @c -> @a"
+    assert messages[("empty", None)] == "group @empty is empty: list its terms"
+    assert "'police AND army' is not one term" in messages[("bad", 0)]
+    assert "column 1: - cannot stand alone" in messages[("bad", 1)]
+    assert messages[("bad", 2)].startswith("group @bad[2]: unknown group @nope (known: @a, @b")
+    assert messages[("bad", 3)].startswith("group @bad[3]: column 1: invalid regex")
+    assert len(problems) == 6
+
+
+@pytest.mark.parametrize(
+    ("query", "column", "message"),
+    [
+        ("police NEAR/5 @iraq", 15, "unknown group @iraq (known: @canada, @police, @services)"),
+        ("police AND @Police", 12, "a group is @ and its name"),
+        ("@canada NEAR/3 police", 1, "@canada holds the regex /canad(a|ien)/, which NEAR"),
+        ("police NEAR/3 title:@canada", 21, "@canada holds the regex"),
+        ("(@canada) NEAR/3 police", 11, "NEAR joins terms"),
+    ],
+)
+def test_a_group_reference_error_has_its_column(query: str, column: int, message: str) -> None:
+    resolved, _ = resolve_groups(GROUPS)
+    with pytest.raises(QueryError) as caught:
+        parse(query, resolved)
+    assert caught.value.column == column
+    assert caught.value.message.startswith(message)
