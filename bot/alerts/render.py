@@ -484,11 +484,16 @@ def slack_notice(title: str, text: str) -> SlackMessage:
     return SlackMessage(_slack_line(f"{title}: {text}", SLACK_TEXT_MAX), blocks)
 
 
-def group_by_rule(alerts: Iterable[Alert]) -> list[list[Alert]]:
+def group_by_rule(alerts: Sequence[Alert]) -> list[list[Alert]]:
     """Alerts grouped by rule, rules and items in the order they first appear."""
-    groups: dict[str, list[Alert]] = {}
-    for alert in alerts:
-        groups.setdefault(alert.rule_id, []).append(alert)
+    return [[alerts[i] for i in group] for group in _rule_groups(alerts)]
+
+
+def _rule_groups(alerts: Sequence[Alert]) -> list[list[int]]:
+    """:func:`group_by_rule` as the alerts' indexes (a digest part records what it carries)."""
+    groups: dict[str, list[int]] = {}
+    for i, alert in enumerate(alerts):
+        groups.setdefault(alert.rule_id, []).append(i)
     return list(groups.values())
 
 
@@ -528,10 +533,7 @@ def slack_digest(alerts: Sequence[Alert], now: datetime) -> list[DigestPart]:
     the same way again when retried."""
     pages: list[list[dict[str, Any]]] = [[]]
     carried: list[list[int]] = [[]]
-    by_rule: dict[str, list[int]] = {}
-    for i, alert in enumerate(alerts):
-        by_rule.setdefault(alert.rule_id, []).append(i)
-    for numbers in by_rule.values():
+    for numbers in _rule_groups(alerts):
         group = [alerts[i] for i in numbers]
         if len(pages[-1]) > SLACK_BLOCKS_MAX - 2:
             pages.append([])
