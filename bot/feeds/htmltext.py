@@ -53,6 +53,9 @@ _CUT = re.compile(
 # (a "<p>" in a script is not a tag), or inside a tag (a "<p>" in a quoted attribute).
 _RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
 _OPENS = re.compile(rf"<!--|<({'|'.join(_RAW_TEXT)})[\s/>]", re.IGNORECASE)
+_CLOSES = {"-->": re.compile("-->")} | {
+    f"</{name}": re.compile(f"</{name}", re.IGNORECASE) for name in _RAW_TEXT
+}
 
 
 # A title longer than this is not a title: its text is cut here, whatever the settings.
@@ -154,9 +157,7 @@ def _safe_cut(fragment: str, start: int, cut: int) -> int:
 
 def _find_end(fragment: str, close: str, begin: int, end: int) -> int:
     """Where ``close`` (``-->`` or ``</name``, any case) first occurs in ``fragment[begin:end]``."""
-    if close == "-->":
-        return fragment.find(close, begin, end)
-    found = re.compile(re.escape(close), re.IGNORECASE).search(fragment, begin, end)
+    found = _CLOSES[close].search(fragment, begin, end)
     return found.start() if found else -1
 
 
