@@ -284,36 +284,26 @@ class Service:
         )
 
     def _activate(self, gen: _Generation) -> None:
-        """Start ``gen``'s jobs: a poll now, a delivery half a second later."""
+        """Start ``gen``'s jobs: a poll now, a delivery half a second later, a prune after
+        ``prune_after``; each then every its own period."""
         now = datetime.now(UTC)
-        gen.scheduler.add_job(
-            self._poll_job,
-            "interval",
-            args=[gen],
-            id=POLL_JOB,
-            name=POLL_JOB,
-            seconds=self.timing.poll_every,
-            next_run_time=now,
-            max_instances=self.timing.poll_instances,
+        t = self.timing
+        jobs = (
+            (POLL_JOB, self._poll_job, t.poll_every, 0.0, t.poll_instances),
+            (DELIVER_JOB, self._deliver_job, t.deliver_every, 0.5, 1),
+            (PRUNE_JOB, self._prune_job, t.prune_every, t.prune_after, 1),
         )
-        gen.scheduler.add_job(
-            self._deliver_job,
-            "interval",
-            args=[gen],
-            id=DELIVER_JOB,
-            name=DELIVER_JOB,
-            seconds=self.timing.deliver_every,
-            next_run_time=now + timedelta(seconds=0.5),
-        )
-        gen.scheduler.add_job(
-            self._prune_job,
-            "interval",
-            args=[gen],
-            id=PRUNE_JOB,
-            name=PRUNE_JOB,
-            seconds=self.timing.prune_every,
-            next_run_time=now + timedelta(seconds=self.timing.prune_after),
-        )
+        for name, job, every, delay, instances in jobs:
+            gen.scheduler.add_job(
+                job,
+                "interval",
+                args=[gen],
+                id=name,
+                name=name,
+                seconds=every,
+                next_run_time=now + timedelta(seconds=delay),
+                max_instances=instances,
+            )
         gen.scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         gen.scheduler.start()
         settings = gen.config.settings
