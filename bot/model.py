@@ -21,8 +21,8 @@ class Item:
     """One entry of a feed, its text already converted from HTML to plain text.
 
     ``key`` identifies the item within its feed (guid, else canonical link, else
-    a hash); ``story_keys`` identify the story across feeds (canonical link,
-    normalized title).
+    a hash); ``story_keys`` (canonical link, normalized title) are what the parser
+    knows of the story it tells.
     """
 
     feed_id: str
@@ -115,6 +115,8 @@ class Alert:
     folded: tuple[Folded, ...] = field(default=())
     folded_count: int = 0
     terms_as_written: tuple[str, ...] = field(default=())
+    also_matched: tuple[str, ...] = field(default=())
+    outlets: int = 1
 
     @property
     def shown_terms(self) -> tuple[str, ...]:
@@ -132,6 +134,31 @@ class QueuedAlert:
     """An alert to queue, when and how: ``digest`` rows wait for their batch to close."""
 
     alert: Alert
-    story_keys: tuple[str, ...]
     deliver_at: datetime
     digest: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """Where a top-level alert landed, so later sightings can reply in its thread and edit it."""
+
+    channel: str
+    ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A later telling of a story already alerted to a destination."""
+
+    story_id: int
+    destination: str
+    source: str
+    title: str
+    link: str | None
+    published: datetime | None
+    first_seen: datetime
+    rule_titles: tuple[str, ...]
+    terms_as_written: tuple[str, ...]
+    outlets: int
+    follow_up: str | None = None
+    language: str | None = None

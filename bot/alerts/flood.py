@@ -99,7 +99,7 @@ def overflow_alert(folded: Sequence[QueuedAlert], now: datetime) -> QueuedAlert:
         titles = rules.get(key)
         if titles is None:
             alerts[key], titles = q.alert, rules.setdefault(key, {})
-        titles[q.alert.rule_title] = None
+        titles.update(dict.fromkeys((q.alert.rule_title, *q.alert.also_matched)))
     listed = tuple(
         Folded(
             title=alert.title[:TITLE_MAX],
@@ -120,8 +120,8 @@ def overflow_alert(folded: Sequence[QueuedAlert], now: datetime) -> QueuedAlert:
         terms=(),
         terms_as_written=(),
         also_reported_by=(),
+        also_matched=(),
         folded=listed,
         folded_count=len(alerts),
     )
-    story = f"overflow:{first.feed_id}:{first.item_key}"
-    return QueuedAlert(overflow, (story,), folded[0].deliver_at)
+    return QueuedAlert(overflow, folded[0].deliver_at)

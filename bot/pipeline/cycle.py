@@ -109,10 +109,10 @@ class Pipeline:
         )
         log.log(
             logging.INFO if report.total else logging.DEBUG,  # a `once` from cron stays quiet
-            "pruned %d outbox rows, %d story links, %d rate slots, %d items, %d removed feeds,"
+            "pruned %d outbox rows, %d stories, %d rate slots, %d items, %d removed feeds,"
             " %d daily counters",
             report.outbox,
-            report.story_alerts,
+            report.stories,
             report.rate_slots,
             report.items,
             report.feeds,

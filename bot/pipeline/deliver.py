@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.errors import DeliveryError
+from bot.model import Posted
 from bot.notify import Attempt, Notifier
 from bot.pipeline.base import Context, log
 from bot.store import OutboxEntry
@@ -63,19 +64,42 @@ class Deliverer:
         be retried at debug level only: the caller sums them up (``once``).
         """
         retry_level = logging.WARNING if log_retries else logging.DEBUG
-        ctx = self.ctx
         report = DeliveryReport()
+        tried: set[int] = set()
+        await self._pass(report, tried, due_only, retry_level)
+        if report.sent:
+            # A story's later sightings wait for its alert; those whose alert was sent in
+            # this pass go now, in a pass over sightings only.
+            await self._pass(report, tried, due_only, retry_level, sightings_only=True)
+        return report
+
+    async def _pass(
+        self,
+        report: DeliveryReport,
+        tried: set[int],
+        due_only: bool,
+        retry_level: int,
+        *,
+        sightings_only: bool = False,
+    ) -> None:
+        ctx = self.ctx
         cursor = 0
         lease = ctx.leases.outbox
-        while entries := await ctx.db.claim_outbox(
+        while claimed := await ctx.db.claim_outbox(
             ctx.owner,
             ctx.clock(),
             lease,
             DELIVERY_BATCH,
             due_only=due_only,
             after_id=cursor,
+            sightings_only=sightings_only,
         ):
-            cursor = entries[-1].id
+            cursor = claimed[-1].id
+            again = [e.id for e in claimed if e.id in tried]
+            if again:
+                await ctx.db.release(again, ctx.owner)
+            entries = [e for e in claimed if e.id not in tried]
+            tried.update(e.id for e in entries)
             unsent = {e.id for e in entries}
             sending: set[int] = set()  # handed to a send thread, which cancelling cannot stop
             by_destination: dict[str, list[OutboxEntry]] = defaultdict(list)
@@ -94,7 +118,6 @@ class Deliverer:
                 # attempt mark, so nobody sends them again before the lease ends.
                 await ctx.db.release(sorted(unsent - sending), ctx.owner)
                 raise
-        return report
 
     async def _deliver_to(
         self,
@@ -128,7 +151,9 @@ class Deliverer:
             sending.update(ids)
             landed: set[int] = set()  # rows of the digest parts already posted and recorded
             try:
-                await asyncio.to_thread(_send, notifier, batch, self._part_sent(landed, unsent))
+                posted = await asyncio.to_thread(
+                    _send, notifier, batch, self._part_sent(landed, unsent)
+                )
             except DeliveryError as err:
                 sending.difference_update(ids)
                 if landed:
@@ -139,11 +164,11 @@ class Deliverer:
                 unsent.difference_update(ids)
                 continue
             sending.difference_update(ids)
-            await self.ctx.db.mark_sent([e.id for e in batch], self.ctx.owner, self.ctx.clock())
-            unsent.difference_update(ids)
-            self._sent(
-                dest_id, len(batch), "alert(s)" if batch[0].notice is None else "notice", report
+            await self.ctx.db.mark_sent(
+                [e.id for e in batch], self.ctx.owner, self.ctx.clock(), posted
             )
+            unsent.difference_update(ids)
+            self._sent(dest_id, len(batch), _what(batch), report)
 
     def _sent(self, dest_id: str, count: int, what: str, report: DeliveryReport) -> None:
         self.ctx.events.delivered(dest_id, "sent", count)
@@ -170,8 +195,8 @@ class Deliverer:
         return record
 
     def _batches(self, dest_id: str, entries: list[OutboxEntry]) -> list[list[OutboxEntry]]:
-        """What one send takes: a digest destination's alerts all together, every other
-        alert and every notice on its own."""
+        """What one send takes: a digest destination's alerts and sightings all together,
+        every other alert, sighting and notice on its own."""
         notices = [[e] for e in entries if e.notice is not None]
         alerts = [e for e in entries if e.notice is None]
         digest = getattr(self.ctx.settings.destinations.get(dest_id), "digest", None)
@@ -220,13 +245,33 @@ class Deliverer:
 
 def _send(
     notifier: Notifier, batch: Sequence[OutboxEntry], part_sent: Callable[[Sequence[int]], None]
-) -> None:
-    """One blocking send (run in a worker thread): a notice, or alerts as one message."""
-    notice = batch[0].notice
-    if notice is not None:
-        notifier.send_notice(notice.title, notice.text)
-        return
-    notifier.send([e.alert for e in batch if e.alert is not None], _attempt(batch, part_sent))
+) -> Posted | None:
+    """One blocking send (run in a worker thread): a notice, a sighting, or alerts and
+    sightings as one message; returns where a single alert landed, when the destination
+    threads."""
+    first = batch[0]
+    if first.notice is not None:
+        notifier.send_notice(first.notice.title, first.notice.text)
+        return None
+    attempt = _attempt(batch, part_sent)
+    alerts = [e.alert for e in batch if e.alert is not None]
+    sightings = [e.sighting for e in batch if e.sighting is not None]
+    if alerts and not sightings:
+        return notifier.send(alerts, attempt)
+    if len(batch) > 1:
+        notifier.send(alerts, attempt, sightings=sightings)
+        return None
+    if first.parent is None:
+        log.debug("a sighting of story %d has no alert left to reply to", sightings[0].story_id)
+        return None
+    notifier.send_sighting(sightings[0], first.parent.alert, first.parent.posted, attempt)
+    return None
+
+
+def _what(batch: Sequence[OutboxEntry]) -> str:
+    if batch[0].notice is not None:
+        return "notice"
+    return "sighting" if len(batch) == 1 and batch[0].sighting is not None else "alert(s)"
 
 
 def _attempt(batch: Sequence[OutboxEntry], part_sent: Callable[[Sequence[int]], None]) -> Attempt:

@@ -26,7 +26,16 @@ from bot.logs import scrub
 from bot.model import Alert, Item, Match, QueuedAlert, Summary
 from bot.pipeline.base import Context, log
 from bot.rules.match import RuleSet
-from bot.store import TITLE_KEPT, FeedState, Notice, PollOutcome, PollRecord, SilenceState
+from bot.store import (
+    TITLE_KEPT,
+    FeedState,
+    Notice,
+    PollOutcome,
+    PollRecord,
+    SilenceState,
+    StorySighting,
+)
+from bot.stories.cluster import signature
 from bot.timing import (
     SILENCE_HISTORY,
     NextPoll,
@@ -36,6 +45,9 @@ from bot.timing import (
     silence_threshold,
     with_note,
 )
+
+# Characters of an item's content that stand for its lead when it has no summary.
+LEAD_CHARS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +286,7 @@ class Poller:
             candidates = items
         source = feed.title or parsed.title or feed.id
         converted = {draft.key: draft.item() for draft in candidates}
-        queued, matched = self._alerts(list(converted.values()), feed, source, now)
+        queued, matched, stories = self._alerts(list(converted.values()), feed, source, now)
         report = FeedReport(
             feed.id, "ok" if state.baselined else "baseline", len(items), [q.alert for q in queued]
         )
@@ -295,6 +307,7 @@ class Poller:
             matched=matched,
             baseline=not state.baselined,
             story_window=self.settings.stories.window,
+            stories=stories,
             # Each text converted once: a candidate's from its item, the rest's here.
             fingerprints={
                 d.key: text_fingerprint(converted[d.key]) if d.key in converted else d.fingerprint()
@@ -368,9 +381,10 @@ class Poller:
 
     def _alerts(
         self, items: Sequence[Item], feed: Feed, source: str, now: datetime
-    ) -> tuple[list[QueuedAlert], list[tuple[str, str]]]:
-        """The alerts ``items`` raise, at most the flood ceiling of singles per destination,
-        and the (rule id, item key) pairs matched, for the store's daily counts.
+    ) -> tuple[list[QueuedAlert], list[tuple[str, str]], dict[str, StorySighting]]:
+        """The alerts ``items`` raise, at most the flood ceiling of singles per destination;
+        the (rule id, item key) pairs matched, for the store's daily counts; and what each
+        matched item tells of its story.
 
         Summaries are made last, only for the alerts sent on their own: the matches
         a flood folds away cost no summarizing.
@@ -379,14 +393,24 @@ class Poller:
         queued: list[QueuedAlert] = []
         matched: dict[str, Item] = {}
         pairs: list[tuple[str, str]] = []
+        stories: dict[str, StorySighting] = {}
         for item in items:
-            for match in self.ruleset.match(item, tags):
+            matches = self.ruleset.match(item, tags)
+            if not matches:
+                continue
+            for match in matches:
                 self.ctx.events.matched(match.rule_id)
-                matched.setdefault(item.key, item)
                 pairs.append((match.rule_id, item.key))
-                queued.extend(self._queue_match(item, match, source, now))
+            matched[item.key] = item
+            queued.extend(self._queue_item(item, matches, source, now))
+            lead = item.summary or item.content[:LEAD_CHARS]
+            stories[item.key] = StorySighting(
+                signature(item.title, lead, item.link),
+                source,
+                tuple(h.term for m in matches for h in m.hits if h.field == "title"),
+            )
         queued = self._fold(feed, queued, now)
-        return _summarized(queued, matched), pairs
+        return _summarized(queued, matched), pairs, stories
 
     def _fold(self, feed: Feed, queued: list[QueuedAlert], now: datetime) -> list[QueuedAlert]:
         ceiling = self.settings.delivery.max_alerts_per_poll
@@ -409,18 +433,23 @@ class Poller:
             self.ctx.events.folded(feed.id, folded.destination, folded.alerts)
         return queued
 
-    def _queue_match(
-        self, item: Item, match: Match, source: str, now: datetime
+    def _queue_item(
+        self, item: Item, matches: Sequence[Match], source: str, now: datetime
     ) -> list[QueuedAlert]:
-        """One alert per destination of the rule, its summary still to be made."""
-        rule = self.rules[match.rule_id]
-        story = item.story_keys or (f"item:{item.feed_id}:{item.key}",)
+        """One alert per destination of the rules ``item`` matched, naming each rule that
+        notifies it (the first, in rule order, leads), its summary still to be made."""
+        by_destination: dict[str, list[Match]] = {}
+        for match in matches:
+            rule = self.rules[match.rule_id]
+            for dest_id in rule.notify if rule.notify is not None else self.settings.destinations:
+                by_destination.setdefault(dest_id, []).append(match)
         out = []
-        for dest_id in rule.notify if rule.notify is not None else self.settings.destinations:
+        for dest_id, found in by_destination.items():
+            lead = self.rules[found[0].rule_id]
             digest = getattr(self.settings.destinations[dest_id], "digest", None)
             alert = Alert(
-                rule_id=rule.id,
-                rule_title=rule.title,
+                rule_id=lead.id,
+                rule_title=lead.title,
                 destination=dest_id,
                 feed_id=item.feed_id,
                 source=source,
@@ -430,10 +459,11 @@ class Poller:
                 published=item.published,
                 first_seen=now,
                 summary=Summary(""),
-                terms=match.terms,
+                terms=tuple(dict.fromkeys(t for m in found for t in m.terms)),
+                also_matched=tuple(self.rules[m.rule_id].title for m in found[1:]),
             )
             deliver_at = next_digest_at(digest, now) if digest is not None else now
-            out.append(QueuedAlert(alert, story, deliver_at, digest=digest is not None))
+            out.append(QueuedAlert(alert, deliver_at, digest=digest is not None))
         return out
 
     async def _record_failure(self, feed: Feed, state: FeedState, err: FetchError) -> None:

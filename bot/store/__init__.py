@@ -10,7 +10,8 @@ from datetime import date, datetime
 from typing import Protocol
 
 from bot.errors import StoreError
-from bot.model import STORY_WINDOW, Alert, QueuedAlert
+from bot.model import STORY_WINDOW, Alert, Posted, QueuedAlert, Sighting
+from bot.stories.cluster import Signature
 
 
 class SeenItem(Protocol):
@@ -98,6 +99,17 @@ class SilenceState:
 
 
 @dataclass(frozen=True, slots=True)
+class StorySighting:
+    """What a matched item tells of its story: its signature (to find the story), the outlet,
+    and the matched terms in its title (a term new to the story makes a follow-up)."""
+
+    signature: Signature
+    source: str
+    title_terms: tuple[str, ...] = ()
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PollOutcome:
     """Everything one poll of one feed writes, applied in one transaction.
 
@@ -112,9 +124,11 @@ class PollOutcome:
     feed's first successful read) adds its items to no day: they are the feed's
     backlog, and would dwarf every later day of it.
 
-    A story (its link or normalised title) joins an alert queued within
-    ``story_window`` seconds; past it, the item is alerted as a new story, whose
-    alert the story's keys then point at.
+    Each matched item (``stories``, by key) joins the open story it is a near-duplicate
+    of, or opens one; a story stays open while it is sighted within ``story_window``
+    seconds. A story is alerted once per destination: a later sighting replies to that
+    alert (an outbox row of kind ``sighting``) or, while the alert is unsent, is added to
+    its "also reported by".
     """
 
     feed_id: str
@@ -138,8 +152,9 @@ class PollOutcome:
     silence: SilenceState | None = None
     matched: Sequence[tuple[str, str]] = ()
     baseline: bool = False
-    # Seconds after its alert was queued during which a story takes later sightings.
+    # Seconds after its latest sighting during which a story takes more sightings.
     story_window: float = STORY_WINDOW
+    stories: Mapping[str, StorySighting] = field(default_factory=dict)
     # The fingerprints of ``items``' texts by key (see ``bot.feeds.identity.rewritten``).
     fingerprints: Mapping[str, str] = field(default_factory=dict)
     # Items of ``items`` keyed anew because their guid was reused for another story: their
@@ -202,8 +217,18 @@ class DailyStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Parent:
+    """The top-level alert a sighting belongs to, and where it landed (None: not known, or a
+    destination that cannot thread)."""
+
+    alert: Alert
+    posted: Posted | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
-    """One outbox row: an alert, or (``alert`` None) a :class:`Notice`."""
+    """One outbox row: an alert, a :class:`Notice`, or a later :class:`Sighting` of a story
+    alerted before (with its ``parent``, None when that row is gone)."""
 
     id: int
     alert: Alert | None
@@ -214,11 +239,13 @@ class OutboxEntry:
     uncertain: bool = False  # an earlier send may have landed: its answer never came back
     first_attempt_at: datetime | None = None
     notice: Notice | None = None
+    sighting: Sighting | None = None
+    parent: Parent | None = None
 
     @property
     def destination(self) -> str:
-        message = self.alert or self.notice
-        assert message is not None, "an outbox row holds an alert or a notice"
+        message = self.alert or self.notice or self.sighting
+        assert message is not None, "an outbox row holds an alert, a notice or a sighting"
         return message.destination
 
 
@@ -235,7 +262,7 @@ class PruneReport:
     """What one :meth:`Store.prune` removed, by table."""
 
     outbox: int = 0
-    story_alerts: int = 0
+    stories: int = 0
     rate_slots: int = 0
     items: int = 0
     feeds: int = 0
@@ -243,9 +270,41 @@ class PruneReport:
 
     @property
     def total(self) -> int:
-        return (
-            self.outbox + self.story_alerts + self.rate_slots + self.items + self.feeds + self.stats
-        )
+        return self.outbox + self.stories + self.rate_slots + self.items + self.feeds + self.stats
+
+
+@dataclass(frozen=True, slots=True)
+class SightingView:
+    """One telling of a story, as ``newswatch stories`` lists it."""
+
+    feed_id: str
+    source: str
+    title: str
+    link: str | None
+    seen_at: datetime
+    rules: tuple[str, ...]
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """A story's alert to one destination, and its later sightings queued there."""
+
+    destination: str
+    status: str  # the top-level alert's: pending, sent or dead
+    threaded: bool  # the alert's message is known (replies go to its thread)
+    sightings: int  # later sightings queued for this destination
+    sightings_sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    id: int
+    title: str
+    created_at: datetime
+    last_at: datetime
+    sightings: tuple[SightingView, ...]
+    deliveries: tuple[DeliveryView, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,12 +360,15 @@ class Store(Protocol):
         *,
         due_only: bool,
         after_id: int = 0,
+        sightings_only: bool = False,
     ) -> list[OutboxEntry]:
         """Lease up to ``limit`` pending rows with ids above ``after_id``, oldest first.
 
         ``due_only=False`` also takes rows waiting for a retry, never rows
         waiting for their digest to close. A row whose last send was started and
         never finished (its owner died, or lost its lease) comes back ``uncertain``.
+        A story's later sighting is never taken before its alert is sent (or dead);
+        ``sightings_only`` takes sightings only.
         """
         ...
 
@@ -321,7 +383,12 @@ class Store(Protocol):
         (send only those)."""
         ...
 
-    def mark_sent(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None: ...
+    def mark_sent(
+        self, entry_ids: Sequence[int], owner: str, now: datetime, posted: Posted | None = None
+    ) -> None:
+        """Mark rows sent; ``posted`` is where a single alert landed (its story's thread)."""
+        ...
+
     def mark_retry(
         self,
         entry_ids: Sequence[int],
@@ -347,6 +414,11 @@ class Store(Protocol):
     def reserve_slot(self, key: str, interval: float, now: datetime) -> float:
         """Reserve the next slot of ``key`` (one per ``interval`` s across every process sharing
         the store); returns the seconds to wait before it."""
+        ...
+
+    def recent_stories(self, since: datetime) -> list[StoryView]:
+        """The stories sighted from ``since`` on, latest first, with their sightings and
+        where each story was delivered."""
         ...
 
     def daily_stats(self, since: date) -> DailyStats:

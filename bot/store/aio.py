@@ -26,6 +26,7 @@ from datetime import date, datetime
 from typing import ParamSpec, TypeVar
 
 from bot.errors import StoreError
+from bot.model import Posted
 from bot.store import (
     DailyStats,
     DigestHeld,
@@ -37,6 +38,7 @@ from bot.store import (
     PruneReport,
     SeenTitle,
     Store,
+    StoryView,
 )
 
 P = ParamSpec("P")
@@ -124,6 +126,7 @@ class AsyncStore:
         *,
         due_only: bool,
         after_id: int = 0,
+        sightings_only: bool = False,
     ) -> list[OutboxEntry]:
         return await self._call(
             self.sync.claim_outbox,
@@ -133,6 +136,7 @@ class AsyncStore:
             limit,
             due_only=due_only,
             after_id=after_id,
+            sightings_only=sightings_only,
         )
 
     async def renew_outbox(self, entry_ids: Sequence[int], owner: str, until: datetime) -> set[int]:
@@ -141,8 +145,10 @@ class AsyncStore:
     async def start_attempt(self, entry_ids: Sequence[int], owner: str, now: datetime) -> set[int]:
         return await self._call(self.sync.start_attempt, entry_ids, owner, now)
 
-    async def mark_sent(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None:
-        await self._call(self.sync.mark_sent, entry_ids, owner, now)
+    async def mark_sent(
+        self, entry_ids: Sequence[int], owner: str, now: datetime, posted: Posted | None = None
+    ) -> None:
+        await self._call(self.sync.mark_sent, entry_ids, owner, now, posted)
 
     async def mark_retry(
         self,
@@ -167,6 +173,9 @@ class AsyncStore:
 
     async def outbox_counts(self, now: datetime) -> OutboxCounts:
         return await self._call(self.sync.outbox_counts, now)
+
+    async def recent_stories(self, since: datetime) -> list[StoryView]:
+        return await self._call(self.sync.recent_stories, since)
 
     async def daily_stats(self, since: date) -> DailyStats:
         return await self._call(self.sync.daily_stats, since)

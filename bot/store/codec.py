@@ -7,7 +7,7 @@ from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from bot.model import Alert, Folded, Summary
+from bot.model import Alert, Folded, Posted, Sighting, Summary
 
 _ALERT_FIELDS = frozenset(f.name for f in fields(Alert))  # what this version can read
 
@@ -48,6 +48,7 @@ def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
             "summary": Summary(summary["text"], tuple(map(tuple, summary["highlights"]))),
             "terms": tuple(data["terms"]),
             "terms_as_written": tuple(data.get("terms_as_written", ())),
+            "also_matched": tuple(data.get("also_matched", ())),
             "also_reported_by": tuple(
                 dict.fromkeys((*data["also_reported_by"], *also_reported_by))
             ),
@@ -64,3 +65,37 @@ def notice_from_json(text: str) -> tuple[str, str]:
     """(title, text) of a stored notice."""
     data: dict[str, str] = json.loads(text)
     return data["title"], data["text"]
+
+
+_SIGHTING_FIELDS = frozenset(f.name for f in fields(Sighting))
+
+
+def sighting_to_json(sighting: Sighting) -> str:
+    data = asdict(sighting)
+    data["published"] = sighting.published.isoformat() if sighting.published else None
+    data["first_seen"] = sighting.first_seen.isoformat()
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def sighting_from_json(text: str) -> Sighting:
+    """The sighting ``text`` encodes; keys a newer version added are ignored."""
+    data: dict[str, Any] = {k: v for k, v in json.loads(text).items() if k in _SIGHTING_FIELDS}
+    published = data.pop("published")
+    return Sighting(
+        **{
+            **data,
+            "published": datetime.fromisoformat(published) if published else None,
+            "first_seen": datetime.fromisoformat(data["first_seen"]),
+            "rule_titles": tuple(data["rule_titles"]),
+            "terms_as_written": tuple(data["terms_as_written"]),
+        }
+    )
+
+
+def posted_to_json(posted: Posted) -> str:
+    return json.dumps({"channel": posted.channel, "ts": posted.ts}, separators=(",", ":"))
+
+
+def posted_from_json(text: str) -> Posted:
+    data = json.loads(text)
+    return Posted(data["channel"], data["ts"])

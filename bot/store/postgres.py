@@ -27,6 +27,7 @@ POSTGRES = Dialect(
     has_table="SELECT count(*) FROM information_schema.tables"
     " WHERE table_name = ? AND table_schema = current_schema()",
     migration_lock="SELECT pg_advisory_xact_lock(7325931)",
+    story_lock="SELECT pg_advisory_xact_lock(7325932)",
     lock_rows=" FOR UPDATE",
     greatest="GREATEST",
     retryable=_retryable,

@@ -17,15 +17,16 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.errors import StoreError
-from bot.model import QueuedAlert
+from bot.model import Alert, Posted, QueuedAlert, Sighting
 from bot.store import (
     TITLE_KEPT,
     DailyStats,
+    DeliveryView,
     DigestHeld,
     FeedDay,
     FeedRow,
@@ -33,11 +34,15 @@ from bot.store import (
     Notice,
     OutboxCounts,
     OutboxEntry,
+    Parent,
     PollOutcome,
     PollRecord,
     PruneReport,
     RuleDay,
     SeenTitle,
+    SightingView,
+    StorySighting,
+    StoryView,
 )
 from bot.store.codec import (
     alert_from_json,
@@ -45,12 +50,18 @@ from bot.store.codec import (
     from_epoch,
     notice_from_json,
     notice_to_json,
+    posted_from_json,
+    posted_to_json,
+    sighting_from_json,
+    sighting_to_json,
     to_epoch,
 )
+from bot.stories.cluster import Signature, StoryIndex
+from bot.stories.followup import follow_up
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 CHUNK = 500  # rows per multi-row statement: 500 x 6 parameters is far below every engine's limit
 PRUNE_BATCH = 1000  # rows one pruning transaction deletes at most: short locks on a shared store
 # Batches one step of a prune runs at most: a first prune of a large store spreads over several
@@ -80,6 +91,7 @@ class Dialect:
     lock_claimed: str  # appended to the claim's sub-select ("" or " FOR UPDATE SKIP LOCKED")
     has_table: str  # counts the tables named ? (0 or 1) where the store's tables live
     migration_lock: str | None = None  # serialises concurrent migrations, where needed
+    story_lock: str | None = None  # serialises story decisions to the commit, where needed
     lock_rows: str = ""  # appended to a select whose rows are then updated (" FOR UPDATE")
     greatest: str = "max"  # the scalar maximum of two values ("max" or "GREATEST")
     retryable: Callable[[BaseException], bool] = _never  # deadlocks, serialization failures
@@ -229,7 +241,45 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         # when its text changed completely too (an item from before has none: it is not).
         "ALTER TABLE items ADD COLUMN fingerprint TEXT",
     ]
-    return [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6), (7, v7), (8, v8)]
+    v9 = [
+        # Stories: every matched item is a sighting of one, found by its signature among the
+        # stories sighted within the window; a story is alerted once per destination
+        # (``story_posts``), and later sightings are outbox rows of kind ``sighting`` whose
+        # ``parent_id`` is that alert's row, which keeps where it landed (``posted``).
+        f"""CREATE TABLE IF NOT EXISTS stories (
+            id {d.serial} PRIMARY KEY,
+            title TEXT NOT NULL,
+            created_at {d.real} NOT NULL,
+            last_at {d.real} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS stories_last ON stories (last_at)",
+        f"""CREATE TABLE IF NOT EXISTS sightings (
+            id {d.serial} PRIMARY KEY,
+            story_id BIGINT NOT NULL,
+            feed_id TEXT NOT NULL,
+            item_key TEXT NOT NULL,
+            source TEXT NOT NULL,
+            title TEXT NOT NULL,
+            link TEXT,
+            published {d.real},
+            language TEXT,
+            rules TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            seen_at {d.real} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS sightings_story ON sightings (story_id)",
+        "CREATE INDEX IF NOT EXISTS sightings_seen ON sightings (seen_at)",
+        """CREATE TABLE IF NOT EXISTS story_posts (
+            story_id BIGINT NOT NULL,
+            destination TEXT NOT NULL,
+            outbox_id BIGINT NOT NULL,
+            PRIMARY KEY (story_id, destination))""",
+        "ALTER TABLE outbox ADD COLUMN parent_id BIGINT",
+        "ALTER TABLE outbox ADD COLUMN posted TEXT",
+        "CREATE INDEX IF NOT EXISTS outbox_parent ON outbox (parent_id)"
+        " WHERE parent_id IS NOT NULL",
+        # Stories by exact link or title: superseded by ``stories``.
+        "DROP TABLE IF EXISTS story_alerts",
+    ]
+    return [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6), (7, v7), (8, v8), (9, v9)]
 
 
 def _version_mismatch(current: int) -> str:
@@ -278,17 +328,21 @@ def _feed_state(row: Sequence[Any]) -> FeedState:
     )
 
 
-def _outbox_entry(row: Sequence[Any]) -> OutboxEntry:
+def _outbox_entry(row: Sequence[Any], parents: Mapping[int, Parent]) -> OutboxEntry:
     """An outbox row as claimed: id, payload, attempts, created_at, next_attempt_at,
-    also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id."""
+    also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id, parent_id."""
     also = tuple(json.loads(row[5]))
-    notice = None
+    notice = sighting = None
     if row[8] == "notice":
         title, text = notice_from_json(row[1])
         notice = Notice(row[9], row[10], title, text)
+    elif row[8] == "sighting":
+        sighting = sighting_from_json(row[1])
     return OutboxEntry(
         id=row[0],
-        alert=None if notice is not None else alert_from_json(row[1], also),
+        alert=None if row[8] != "alert" else alert_from_json(row[1], also),
+        sighting=sighting,
+        parent=None if row[11] is None else parents.get(row[11]),
         attempts=row[2],
         created_at=from_epoch(row[3]),  # type: ignore[arg-type]
         next_attempt_at=from_epoch(row[4]),  # type: ignore[arg-type]
@@ -309,19 +363,38 @@ def _values(rows: int, columns: int) -> str:
     return ", ".join([row] * rows)
 
 
-@dataclass
-class _Story:
-    """Where a story key of one (rule, destination) points: an outbox row, or one being queued,
-    and when that row was queued."""
+@dataclass(frozen=True, slots=True)
+class _Post:
+    """A story's alert to one destination: its outbox row, and whether it is still unsent and
+    not being sent (a sighting then joins its "also reported by")."""
 
-    created_at: float
-    outbox_id: int | None = None  # an existing row
-    new: int | None = None  # index of a row this transaction inserts
+    outbox_id: int
+    open: bool = False
 
-    @property
-    def order(self) -> tuple[int, int]:
-        """Existing rows first, oldest first: the row a duplicate is folded into."""
-        return (0, self.outbox_id) if self.outbox_id is not None else (1, self.new or 0)
+
+@dataclass(frozen=True, slots=True)
+class _Told:
+    """The story an item told: its id, its outlets so far, and why the item is a follow-up."""
+
+    story_id: int
+    outlets: int
+    follow_up: str | None
+
+    def sighting(self, alert: Alert, seen: StorySighting) -> Sighting:
+        return Sighting(
+            story_id=self.story_id,
+            destination=alert.destination,
+            source=alert.source,
+            title=alert.title,
+            link=alert.link,
+            published=alert.published,
+            first_seen=alert.first_seen,
+            rule_titles=(alert.rule_title, *alert.also_matched),
+            terms_as_written=alert.shown_terms,
+            outlets=self.outlets,
+            follow_up=self.follow_up,
+            language=seen.language,
+        )
 
 
 class SqlStore:
@@ -337,6 +410,9 @@ class SqlStore:
         self._d = dialect
         self._read_only = read_only
         self._lock = threading.RLock()
+        self._index: StoryIndex | None = None  # the open stories, synced from the store
+        self._index_window = 0.0
+        self._synced = 0  # the last sighting id read into the index
 
     # -- plumbing -----------------------------------------------------------
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -567,7 +643,7 @@ class SqlStore:
             (q for q in o.alerts if q.alert.item_key in new),
             key=lambda q: (q.alert.rule_id, q.alert.destination, q.alert.item_key),
         )
-        queued, duplicates = self._queue(wanted, o.at, o.story_window)
+        queued, duplicates = self._queue(wanted, o)
         if new:
             self._execute(
                 "UPDATE feeds SET item_count = item_count + ?, last_new_at = ? WHERE feed_id = ?",
@@ -709,107 +785,210 @@ class SqlStore:
                 params,
             )
 
-    def _queue(
-        self, wanted: Sequence[QueuedAlert], now: datetime, window: float
-    ) -> tuple[Counter[str], int]:
-        """Queue ``wanted`` once per story, rule and destination; returns the rows queued per
-        rule, and the duplicates.
+    def _queue(self, wanted: Sequence[QueuedAlert], o: PollOutcome) -> tuple[Counter[str], int]:
+        """Queue ``wanted`` once per story and destination; returns the alert rows queued per
+        rule, and the sightings of stories alerted before (replies, or "also reported by").
 
-        Which alert is new and which repeats a story queued within ``window``
-        seconds (here or before) is decided in memory from the committed links;
-        then the new outbox rows and the new links are inserted, links sorted by
-        (rule, destination, key), and the expired links the new rows take over are
-        updated, each only if it still points where it was read to. A link a
-        concurrent transaction committed or took over meanwhile means the decision
-        was made on stale data: :class:`RaceLost` re-runs the transaction.
+        Story decisions read what other polls committed, so they are made under a lock
+        that every poll queuing story alerts takes (PostgreSQL: an advisory lock held to
+        the commit; SQLite has one writer): two replicas polling two copies of one story
+        never both alert it. Overflow alerts stand for many items: they are no story.
         """
-        t = to_epoch(now)
-        links, expired = self._existing_links(wanted, t - window)
-        new_rows: list[QueuedAlert] = []
-        reported: dict[tuple[int, int], list[str]] = defaultdict(list)  # _Story.order → sources
-        new_links: dict[tuple[str, str, str], _Story] = {}
-        for q in wanted:
-            a = q.alert
-            keys = [(a.rule_id, a.destination, k) for k in sorted(set(q.story_keys))]
-            hits = [links[k] for k in keys if k in links]
-            if hits:
-                story = min(hits, key=lambda s: s.order)
-                if a.source not in reported[story.order]:
-                    reported[story.order].append(a.source)
-            else:
-                story = _Story(t, new=len(new_rows))
-                new_rows.append(q)
-            for k in keys:
-                if k not in links:
-                    links[k] = new_links[k] = story
-        ids = self._insert_outbox(new_rows, reported, now)
-        rows = [
-            (*k, s.outbox_id if s.new is None else ids[s.new], s.created_at)
-            for k, s in sorted(new_links.items())
-        ]
-        inserts = [row for row in rows if row[:3] not in expired]
-        for chunk in _chunks(inserts):
-            inserted = self._execute(
-                "INSERT INTO story_alerts (rule_id, destination, story_key, outbox_id, created_at)"
-                f" VALUES {_values(len(chunk), 5)} ON CONFLICT DO NOTHING RETURNING story_key",
-                [v for row in chunk for v in row],
-            ).fetchall()
-            if len(inserted) < len(chunk):
-                raise RaceLost("a story was queued concurrently")
-        for rule_id, destination, key, outbox_id, created_at in rows:
-            old = expired.get((rule_id, destination, key))
-            if (
-                old is not None
-                and self._execute(
-                    "UPDATE story_alerts SET outbox_id = ?, created_at = ? WHERE rule_id = ?"
-                    " AND destination = ? AND story_key = ? AND outbox_id = ? AND created_at = ?",
-                    (outbox_id, created_at, rule_id, destination, key, *old),
-                ).rowcount
-                != 1
-            ):
-                raise RaceLost("an expired story was taken over concurrently")
-        self._note_also_reported(
-            {story[1]: sources for story, sources in reported.items() if story[0] == 0}
+        t = to_epoch(o.at)
+        told = [q for q in wanted if not q.alert.is_overflow and q.alert.item_key in o.stories]
+        new_rows = [q for q in wanted if q.alert.is_overflow or q.alert.item_key not in o.stories]
+        if not told:
+            self._insert_outbox(new_rows, {}, o.at)
+            return Counter(q.alert.rule_id for q in new_rows), 0
+        if self._d.story_lock:
+            self._execute(self._d.story_lock)
+        stories = self._stories_of(told, o)
+        posts = self._posts(
+            {(stories[q.alert.item_key].story_id, q.alert.destination) for q in told}, t
         )
+        reported: dict[int, list[str]] = defaultdict(list)  # outbox row (or -1 - new row) → sources
+        sightings: list[tuple[QueuedAlert, Sighting, int]] = []
+        new_posts: dict[tuple[int, str], int] = {}
+        for q in told:
+            a = q.alert
+            story = stories[a.item_key]
+            target = (story.story_id, a.destination)
+            if target in new_posts:
+                reported[-1 - new_posts[target]].append(a.source)
+                continue
+            post = posts.get(target)
+            if post is None:
+                new_posts[target] = len(new_rows)
+                new_rows.append(replace(q, alert=replace(a, outlets=story.outlets)))
+            elif post.open:
+                reported[post.outbox_id].append(a.source)
+            else:
+                sightings.append((q, story.sighting(a, o.stories[a.item_key]), post.outbox_id))
+        ids = self._insert_outbox(
+            new_rows, {-1 - n: sources for n, sources in reported.items() if n < 0}, o.at
+        )
+        self._insert_posts({target: ids[n] for target, n in new_posts.items()})
+        self._insert_sightings(sightings, o.at)
+        self._note_also_reported({n: sources for n, sources in reported.items() if n >= 0})
         return Counter(q.alert.rule_id for q in new_rows), len(wanted) - len(new_rows)
 
-    def _existing_links(
-        self, wanted: Sequence[QueuedAlert], since: float
-    ) -> tuple[dict[tuple[str, str, str], _Story], dict[tuple[str, str, str], tuple[int, float]]]:
-        """The committed links of ``wanted``'s stories queued from ``since`` on, and the older
-        (expired) ones as the (outbox id, created at) they were read with."""
-        by_target: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for q in wanted:
-            by_target[q.alert.rule_id, q.alert.destination].update(q.story_keys)
-        links: dict[tuple[str, str, str], _Story] = {}
-        expired: dict[tuple[str, str, str], tuple[int, float]] = {}
-        for (rule_id, destination), keys in sorted(by_target.items()):
-            for chunk in _chunks(sorted(keys)):
-                rows = self._execute(
-                    "SELECT story_key, outbox_id, created_at FROM story_alerts WHERE rule_id = ?"
-                    f" AND destination = ? AND story_key IN {self._in(chunk)}",
-                    (rule_id, destination, *chunk),
+    def _stories_of(self, told: Sequence[QueuedAlert], o: PollOutcome) -> dict[str, _Told]:
+        """Each matched item's story: the open story its signature joins, else a new one;
+        records the item as a sighting of it. Items go in key order (one order in every
+        replica); an item may join a story an earlier item of this poll opened."""
+        now, t = o.at, to_epoch(o.at)
+        index = self._synced_stories(now, o.story_window)
+        local = StoryIndex(o.story_window)  # this transaction's: committed, it is synced
+        first: dict[str, Alert] = {}
+        for q in told:
+            first.setdefault(q.alert.item_key, q.alert)
+        out: dict[str, _Told] = {}
+        for key in sorted(first):
+            alert, seen = first[key], o.stories[key]
+            story_id = index.find(seen.signature, now)
+            if story_id is None:
+                story_id = local.find(seen.signature, now)
+            earlier: list[str] = []
+            last_at = t
+            if story_id is None:
+                (story_id,) = self._execute(
+                    "INSERT INTO stories (title, created_at, last_at) VALUES (?, ?, ?)"
+                    " RETURNING id",
+                    (alert.title[:TITLE_KEPT], t, t),
+                ).fetchone()
+            else:
+                earlier = [
+                    r[0]
+                    for r in self._execute(
+                        "SELECT title FROM sightings WHERE story_id = ? ORDER BY id", (story_id,)
+                    ).fetchall()
+                ]
+                (last_at,) = self._execute(
+                    "SELECT last_at FROM stories WHERE id = ?", (story_id,)
+                ).fetchone()
+                self._execute(
+                    f"UPDATE stories SET last_at = {self._d.greatest}(last_at, ?) WHERE id = ?",
+                    (t, story_id),
+                )
+            local.add(story_id, seen.signature, now)
+            rules = [q.alert.rule_id for q in told if q.alert.item_key == key]
+            self._execute(
+                "INSERT INTO sightings (story_id, feed_id, item_key, source, title, link,"
+                " published, language, rules, signature, seen_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    story_id,
+                    o.feed_id,
+                    key,
+                    seen.source,
+                    alert.title[:TITLE_KEPT],
+                    alert.link,
+                    to_epoch(alert.published),
+                    seen.language,
+                    json.dumps(sorted(set(rules))),
+                    seen.signature.to_json(),
+                    t,
+                ),
+            )
+            (outlets,) = self._execute(
+                "SELECT count(DISTINCT source) FROM sightings WHERE story_id = ?", (story_id,)
+            ).fetchone()
+            reason = (
+                follow_up(earlier, from_epoch(last_at), seen.title_terms, now)  # type: ignore[arg-type]
+                if earlier
+                else None
+            )
+            out[key] = _Told(story_id, int(outlets), reason)
+        return out
+
+    def _synced_stories(self, now: datetime, window: float) -> StoryIndex:
+        """The open stories, as committed: read whole once, then only the sightings added
+        since (sightings are added under the story lock, so ids commit in order)."""
+        if self._index is None or self._index_window != window:
+            self._index, self._index_window = StoryIndex(window), window
+            (top,) = self._execute("SELECT COALESCE(max(id), 0) FROM sightings").fetchone()
+            rows = self._execute(
+                "SELECT id, story_id, signature, seen_at FROM sightings WHERE seen_at >= ?"
+                " ORDER BY id",
+                (to_epoch(now) - window,),
+            ).fetchall()
+            self._synced = int(top)
+        else:
+            rows = self._execute(
+                "SELECT id, story_id, signature, seen_at FROM sightings WHERE id > ? ORDER BY id",
+                (self._synced,),
+            ).fetchall()
+        for sighting_id, story_id, signature, seen_at in rows:
+            self._index.add(story_id, Signature.from_json(signature), from_epoch(seen_at))  # type: ignore[arg-type]
+            self._synced = max(self._synced, sighting_id)
+        self._index.expire(now)
+        return self._index
+
+    def _posts(self, targets: set[tuple[int, str]], t: float) -> dict[tuple[int, str], _Post]:
+        """The alerts already queued for these (story, destination)s, the unsent ones not
+        being sent locked until the commit: a sighting is added to such an alert's "also
+        reported by", never to one a deliverer may be sending (it gets a sighting row)."""
+        posts: dict[tuple[int, str], _Post] = {}
+        for story_id, destination in sorted(targets):
+            row = self._execute(
+                "SELECT outbox_id FROM story_posts WHERE story_id = ? AND destination = ?",
+                (story_id, destination),
+            ).fetchone()
+            if row is not None:
+                posts[story_id, destination] = _Post(row[0])
+        ids = sorted({p.outbox_id for p in posts.values()})
+        open_ids: set[int] = set()
+        for chunk in _chunks(ids):
+            open_ids.update(
+                r[0]
+                for r in self._execute(
+                    f"SELECT id FROM outbox WHERE id IN {self._in(chunk)} AND status = 'pending'"
+                    " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id" + self._d.lock_rows,
+                    (*chunk, t),
                 ).fetchall()
-                for key, outbox_id, created_at in rows:
-                    if created_at >= since:
-                        links[rule_id, destination, key] = _Story(created_at, outbox_id=outbox_id)
-                    else:
-                        expired[rule_id, destination, key] = (outbox_id, created_at)
-        return links, expired
+            )
+        return {k: _Post(p.outbox_id, p.outbox_id in open_ids) for k, p in posts.items()}
+
+    def _insert_posts(self, posts: Mapping[tuple[int, str], int]) -> None:
+        for (story_id, destination), outbox_id in sorted(posts.items()):
+            self._execute(
+                "INSERT INTO story_posts (story_id, destination, outbox_id) VALUES (?, ?, ?)",
+                (story_id, destination, outbox_id),
+            )
+
+    def _insert_sightings(
+        self, rows: Sequence[tuple[QueuedAlert, Sighting, int]], now: datetime
+    ) -> None:
+        for q, sighting, parent_id in rows:
+            a = q.alert
+            self._execute(
+                "INSERT INTO outbox (kind, rule_id, destination, feed_id, item_key, payload,"
+                " digest, created_at, next_attempt_at, parent_id)"
+                " VALUES ('sighting', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    a.rule_id,
+                    a.destination,
+                    a.feed_id,
+                    a.item_key,
+                    sighting_to_json(sighting),
+                    int(q.digest),
+                    to_epoch(now),
+                    to_epoch(q.deliver_at),
+                    parent_id,
+                ),
+            )
 
     def _insert_outbox(
-        self,
-        rows: Sequence[QueuedAlert],
-        reported: dict[tuple[int, int], list[str]],
-        now: datetime,
+        self, rows: Sequence[QueuedAlert], reported: Mapping[int, list[str]], now: datetime
     ) -> list[int]:
-        """Insert ``rows`` (their also-reported sources included); returns their ids, in order."""
+        """Insert ``rows`` (with the also-reported sources of each, by index); returns their
+        ids, in order."""
         ids: dict[tuple[str, str, str], int] = {}
         for start, chunk in enumerate(_chunks(rows)):
             params: list[Any] = []
             for n, q in enumerate(chunk, start * CHUNK):
                 a = q.alert
-                also = [s for s in reported.get((1, n), []) if s != a.source]
+                also = list(dict.fromkeys(s for s in reported.get(n, []) if s != a.source))
                 params += [
                     a.rule_id,
                     a.destination,
@@ -858,6 +1037,7 @@ class SqlStore:
         *,
         due_only: bool,
         after_id: int = 0,
+        sightings_only: bool = False,
     ) -> list[OutboxEntry]:
         t = to_epoch(now)
         due = (
@@ -871,15 +1051,37 @@ class SqlStore:
             lambda: self._execute(
                 "UPDATE outbox SET lease_owner = ?, lease_until = ?,"
                 f" uncertain = {self._d.greatest}(uncertain, sending), sending = 0 WHERE id IN ("
-                f" SELECT id FROM outbox WHERE status = 'pending' AND id > ? AND {due}"
-                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?"
+                f" SELECT id FROM outbox o WHERE status = 'pending' AND id > ? AND {due}"
+                " AND (lease_until IS NULL OR lease_until < ?)"
+                # A story's later sighting waits for its alert: it replies to that message.
+                " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.id = o.parent_id"
+                " AND p.status = 'pending')"
+                + (" AND kind = 'sighting'" if sightings_only else "")
+                + " ORDER BY id LIMIT ?"
                 + self._d.lock_claimed
                 + ") RETURNING id, payload, attempts, created_at, next_attempt_at,"
-                " also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id",
+                " also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id,"
+                " parent_id",
                 (owner, t + lease_seconds, after_id, t, t, limit),
             ).fetchall()
         )
-        return sorted((_outbox_entry(r) for r in rows), key=lambda e: e.id)
+        parents = self._parents(sorted({r[11] for r in rows if r[11] is not None}))
+        return sorted((_outbox_entry(r, parents) for r in rows), key=lambda e: e.id)
+
+    def _parents(self, ids: Sequence[int]) -> dict[int, Parent]:
+        """The alerts of these rows (sightings' parents), with where each landed."""
+        parents: dict[int, Parent] = {}
+        for chunk in _chunks(ids):
+            for outbox_id, payload, also, posted in self._query(
+                "SELECT id, payload, also_reported_by, posted FROM outbox"
+                f" WHERE id IN {self._in(chunk)}",
+                chunk,
+            ):
+                parents[outbox_id] = Parent(
+                    alert_from_json(payload, tuple(json.loads(also))),
+                    posted_from_json(posted) if posted else None,
+                )
+        return parents
 
     def renew_outbox(self, entry_ids: Sequence[int], owner: str, until: datetime) -> set[int]:
         return set(
@@ -910,13 +1112,15 @@ class SqlStore:
         if ids:
             self._transaction(body)
 
-    def mark_sent(self, entry_ids: Sequence[int], owner: str, now: datetime) -> None:
-        self._finish(
-            entry_ids,
-            owner,
-            "status = 'sent', sent_at = ?, attempts = attempts + 1, sending = 0",
-            (to_epoch(now),),
-        )
+    def mark_sent(
+        self, entry_ids: Sequence[int], owner: str, now: datetime, posted: Posted | None = None
+    ) -> None:
+        sets = "status = 'sent', sent_at = ?, attempts = attempts + 1, sending = 0"
+        params: tuple[Any, ...] = (to_epoch(now),)
+        if posted is not None:
+            sets += ", posted = ?"
+            params += (posted_to_json(posted),)
+        self._finish(entry_ids, owner, sets, params)
 
     def mark_retry(
         self,
@@ -1053,14 +1257,14 @@ class SqlStore:
         pruners at once only share the work.
         """
         t, sent, seen = to_epoch(now), to_epoch(sent_before), to_epoch(seen_before)
-        outbox, links = self._prune_outbox(sent)
-        lock = self._d.lock_claimed
-        # A link a poll added to an outbox row deleted meanwhile (that poll read it first).
-        links += self._delete_batches(
-            "DELETE FROM story_alerts WHERE outbox_id IN (SELECT s.outbox_id FROM story_alerts s"
-            " WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = s.outbox_id) LIMIT ?)",
-            (),
+        outbox = self._delete_batches(
+            "DELETE FROM outbox WHERE status <> 'pending' AND sent_at < ? AND id IN"
+            " (SELECT id FROM outbox WHERE status <> 'pending' AND sent_at < ?"
+            f" LIMIT ?{self._d.lock_claimed})",
+            (sent, sent),
         )
+        stories = self._prune_stories(seen)
+        lock = self._d.lock_claimed
         slots = self._delete_batches(
             "DELETE FROM rate_slots WHERE next_at < ? AND slot_key IN"
             f" (SELECT slot_key FROM rate_slots WHERE next_at < ? LIMIT ?{lock})",
@@ -1079,7 +1283,7 @@ class SqlStore:
         ):
             items += self._prune_items(feed_id, seen, orphan=True)
         stats = self._prune_stats(now - timedelta(days=STATS_DAYS))
-        return PruneReport(outbox, links, slots, items, feeds, stats)
+        return PruneReport(outbox, stories, slots, items, feeds, stats)
 
     def _batches(self, batch: Callable[[], tuple[int, int]]) -> tuple[int, int]:
         """Run ``batch`` (one transaction each) until it deletes fewer than a batch, at most
@@ -1099,27 +1303,74 @@ class SqlStore:
         )
         return rows
 
-    def _prune_outbox(self, sent_before: float | None) -> tuple[int, int]:
-        """Delete rows sent or dead before ``sent_before``, with their story links."""
+    def _prune_stories(self, before: float | None) -> int:
+        """Delete the stories last sighted before ``before`` (as old as the items they were
+        told by), with their sightings and where they were posted."""
 
         def batch() -> tuple[int, int]:
             ids = sorted(
                 r[0]
                 for r in self._execute(
-                    "DELETE FROM outbox WHERE status <> 'pending' AND sent_at < ? AND id IN"
-                    " (SELECT id FROM outbox WHERE status <> 'pending' AND sent_at < ?"
-                    f" LIMIT ?{self._d.lock_claimed}) RETURNING id",
-                    (sent_before, sent_before, PRUNE_BATCH),
+                    "DELETE FROM stories WHERE last_at < ? AND id IN (SELECT id FROM stories"
+                    f" WHERE last_at < ? LIMIT ?{self._d.lock_claimed}) RETURNING id",
+                    (before, before, PRUNE_BATCH),
                 ).fetchall()
             )
-            links = 0
             for chunk in _chunks(ids):
-                links += self._execute(
-                    f"DELETE FROM story_alerts WHERE outbox_id IN {self._in(chunk)}", chunk
-                ).rowcount
-            return len(ids), links
+                for table in ("sightings", "story_posts"):
+                    self._execute(f"DELETE FROM {table} WHERE story_id IN {self._in(chunk)}", chunk)
+            return len(ids), 0
 
-        return self._batches(batch)
+        return self._batches(batch)[0]
+
+    # -- stories ------------------------------------------------------------
+    def recent_stories(self, since: datetime) -> list[StoryView]:
+        stories = self._query(
+            "SELECT id, title, created_at, last_at FROM stories WHERE last_at >= ?"
+            " ORDER BY last_at DESC, id DESC",
+            (to_epoch(since),),
+        )
+        out = []
+        for story_id, title, created_at, last_at in stories:
+            sightings = tuple(
+                SightingView(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    from_epoch(r[4]),  # type: ignore[arg-type]
+                    tuple(json.loads(r[5])),
+                    r[6],
+                )
+                for r in self._query(
+                    "SELECT feed_id, source, title, link, seen_at, rules, language FROM sightings"
+                    " WHERE story_id = ? ORDER BY seen_at, id",
+                    (story_id,),
+                )
+            )
+            deliveries = tuple(
+                DeliveryView(r[0], r[1] or "pruned", r[2] is not None, int(r[3]), int(r[4]))
+                for r in self._query(
+                    "SELECT p.destination, o.status, o.posted,"
+                    " (SELECT count(*) FROM outbox s WHERE s.parent_id = p.outbox_id),"
+                    " (SELECT count(*) FROM outbox s WHERE s.parent_id = p.outbox_id"
+                    "  AND s.status = 'sent')"
+                    " FROM story_posts p LEFT JOIN outbox o ON o.id = p.outbox_id"
+                    " WHERE p.story_id = ? ORDER BY p.destination",
+                    (story_id,),
+                )
+            )
+            out.append(
+                StoryView(
+                    story_id,
+                    title,
+                    from_epoch(created_at),  # type: ignore[arg-type]
+                    from_epoch(last_at),  # type: ignore[arg-type]
+                    sightings,
+                    deliveries,
+                )
+            )
+        return out
 
     def _prune_feeds(self, now: float | None, seen_before: float | None) -> int:
         """Delete the feeds removed from the config before ``seen_before`` (their items go as

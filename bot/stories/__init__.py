@@ -1,0 +1,1 @@
+"""Stories: the tellings of one event across feeds, outlets and languages."""
