@@ -23,10 +23,7 @@ def seed(store_url: str, feed_url: str) -> None:
         at = NOW - timedelta(days=200)
         store.sync_feeds([FeedRow("news", feed_url)], at)
         store.claim_feeds("seed", at, 60, 10, due_only=False)
-        items = [
-            Item(feed_id="news", key=f"gone{n}", title=f"Story {n}", story_keys=(f"s{n}",))
-            for n in range(3)
-        ]
+        items = [Item(feed_id="news", key=f"gone{n}", title=f"Story {n}") for n in range(3)]
         store.record_poll(
             PollOutcome(
                 "news",
@@ -57,10 +54,9 @@ def test_the_daemon_prunes_soon_after_start_logs_it_and_counts_it(
     daemon = start(config_dir)
     daemon.wait_event("feed_polled", feed="news")
     pruned = daemon.wait_event("pruned")
-    assert pruned["rows"] == 3 + 3 + 3 + 1  # outbox rows, their story links, items, a day
+    assert pruned["rows"] == 3 + 3 + 1  # outbox rows, items, a day
     assert pruned["message"] == (
-        "pruned 3 outbox rows, 3 story links, 0 rate slots, 3 items, 0 removed feeds,"
-        " 1 daily counters"
+        "pruned 3 outbox rows, 0 stories, 0 rate slots, 3 items, 0 removed feeds, 1 daily counters"
     )
 
     def counted() -> str | None:

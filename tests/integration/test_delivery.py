@@ -67,7 +67,7 @@ def _queue(store: Store, count: int) -> list[int]:
     """``count`` alerts for destination ``desk``, as a poll queues them; returns their row ids."""
     store.sync_feeds([FeedRow("a", "http://x/a")], T0)
     store.claim_feeds("poller", T0, 60, 1, due_only=False)
-    items = [Item("a", f"k{i}", f"Story {i}", story_keys=(f"s{i}",)) for i in range(count)]
+    items = [Item("a", f"k{i}", f"Story {i}") for i in range(count)]
     alerts = [
         QueuedAlert(
             Alert(
@@ -84,7 +84,6 @@ def _queue(store: Store, count: int) -> list[int]:
                 summary=Summary(i.title),
                 terms=("story",),
             ),
-            i.story_keys,
             T0,
         )
         for i in items

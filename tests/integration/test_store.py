@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from bot.errors import StoreError
-from bot.model import Alert, Item, QueuedAlert, Summary
+from bot.model import Alert, Item, Posted, QueuedAlert, Summary
 from bot.store import (
     DigestHeld,
     FeedRow,
@@ -21,12 +21,14 @@ from bot.store import (
     SeenTitle,
     SilenceState,
     Store,
+    StorySighting,
     open_store,
 )
 from bot.store.codec import alert_to_json
 from bot.store.postgres import POSTGRES as POSTGRES_DIALECT
 from bot.store.sql import SCHEMA_VERSION, migrations
 from bot.store.sqlite import SQLITE, sqlite_path
+from bot.stories.cluster import signature
 from tests.peers.postgres import postgres_dsn
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -45,8 +47,7 @@ pytestmark = pytest.mark.parametrize("store_url", _engines(), indirect=True)
 
 
 def item(key: str, link: str | None = None, title: str = "A story", feed: str = "a") -> Item:
-    keys = tuple(k for k in (f"link:{link}" if link else None, f"title:{title}") if k)
-    return Item(feed_id=feed, key=key, title=title, link=link, story_keys=keys)
+    return Item(feed_id=feed, key=key, title=title, link=link)
 
 
 def alert(it: Item, dest: str = "desk", rule: str = "r1", source: str = "Feed A") -> QueuedAlert:
@@ -64,7 +65,7 @@ def alert(it: Item, dest: str = "desk", rule: str = "r1", source: str = "Feed A"
         summary=Summary("text", ((0, 4),)),
         terms=("rcmp",),
     )
-    return QueuedAlert(a, it.story_keys, T0)
+    return QueuedAlert(a, T0)
 
 
 def poll(
@@ -76,8 +77,24 @@ def poll(
     at: datetime = T0,
 ) -> object:
     return store.record_poll(
-        PollOutcome(feed, owner, at, at + timedelta(minutes=10), items=items, alerts=alerts)
+        PollOutcome(
+            feed,
+            owner,
+            at,
+            at + timedelta(minutes=10),
+            items=items,
+            alerts=alerts,
+            stories=told(alerts),
+        )
     )
+
+
+def told(alerts: list[QueuedAlert]) -> dict[str, StorySighting]:
+    """What each alerted item tells of its story, from its title and link."""
+    return {
+        q.alert.item_key: StorySighting(signature(q.alert.title, "", q.alert.link), q.alert.source)
+        for q in alerts
+    }
 
 
 def claim_all(store: Store, owner: str, at: datetime = T0) -> list[str]:
@@ -373,7 +390,7 @@ def test_many_items_are_inserted_in_batches_once_each(store: Store) -> None:
     assert store.feed_states()[0].item_count == 1237
 
 
-def test_stories_linked_through_shared_keys_in_one_poll_alert_once(store: Store) -> None:
+def test_copies_of_a_story_in_one_poll_alert_once(store: Store) -> None:
     store.sync_feeds([FeedRow("a", "http://x/a")], T0)
     claim_all(store, "w1")
     first = item("k1", "http://n/story", "Police mission")
@@ -388,38 +405,34 @@ def test_stories_linked_through_shared_keys_in_one_poll_alert_once(store: Store)
     )
     assert (record.queued, record.duplicates) == (1, 2)
     (entry,) = store.claim_outbox("s", T0, 60, 10, due_only=True)
-    assert entry.alert.item_key == "k1"
+    assert entry.alert is not None and entry.alert.item_key == "k1"
     assert entry.also_reported_by == ("Wire", "AP")
 
 
-def _later(store: Store, it: Item, hours: float, source: str) -> object:
-    """Record ``it`` (of feed b) ``hours`` after T0, alerted by rule r1 to desk."""
+def _later(store: Store, it: Item, hours: float, source: str, dest: str = "desk") -> Any:
+    """Record ``it`` (of feed b) ``hours`` after T0, alerted by rule r1 to ``dest``."""
     at = T0 + timedelta(hours=hours)
     claim_all(store, "w1", at)
-    return poll(store, "b", "w1", [it], [alert(it, source=source)], at)
+    return poll(store, "b", "w1", [it], [alert(it, dest=dest, source=source)], at)
 
 
-def test_a_story_takes_later_sightings_only_within_its_window(store: Store) -> None:
+def test_a_story_stays_open_while_it_is_sighted_within_its_window(store: Store) -> None:
     store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
     claim_all(store, "w1")
     first = item("k1", "http://n/1", "Police mission")
     assert poll(store, "a", "w1", [first], [alert(first)]).queued == 1
     inside = _later(store, item("k2", "http://n/2", "Police mission"), 71, "Inside")
     assert (inside.queued, inside.duplicates) == (0, 1)
-    after = _later(store, item("k3", "http://n/3", "Police mission"), 73, "After")
+    # 73 h after the first sighting, but 2 h after the latest: the story is still open.
+    still = _later(store, item("k3", "http://n/3", "Police mission"), 73, "Still")
+    assert (still.queued, still.duplicates) == (0, 1)
+    after = _later(store, item("k4", "http://n/4", "Police mission"), 73 + 73, "After")
     assert (after.queued, after.duplicates) == (1, 0)
-    # The title now points at the new alert, from which the window counts again.
-    again = _later(store, item("k4", "http://n/4", "Police mission"), 73 + 71, "Again")
-    assert (again.queued, again.duplicates) == (0, 1)
     entries = store.claim_outbox("s", T0 + timedelta(days=7), 60, 10, due_only=True)
-    assert [(e.alert.item_key, e.also_reported_by) for e in entries] == [
-        ("k1", ("Inside",)),
-        ("k3", ("Again",)),
+    assert [(e.alert.item_key, e.also_reported_by) for e in entries if e.alert] == [
+        ("k1", ("Inside", "Still")),
+        ("k4", ()),
     ]
-    # The first alert keeps its own link, which is past its window: a same-link item
-    # takes it over too.
-    relinked = _later(store, item("k5", "http://n/1", "Other words"), 73 + 72, "Relinked")
-    assert (relinked.queued, relinked.duplicates) == (1, 0)
 
 
 def test_a_story_window_is_the_polls(store: Store) -> None:
@@ -431,40 +444,122 @@ def test_a_story_window_is_the_polls(store: Store) -> None:
     claim_all(store, "w1", at)
     late = item("k2", "http://n/2", "Police mission")
     record = store.record_poll(
-        PollOutcome("b", "w1", at, at, items=[late], alerts=[alert(late)], story_window=3600.0)
+        PollOutcome(
+            "b",
+            "w1",
+            at,
+            at,
+            items=[late],
+            alerts=[alert(late)],
+            stories=told([alert(late)]),
+            story_window=3600.0,
+        )
     )
     assert (record.queued, record.duplicates) == (1, 0)
 
 
-def test_a_version_7_store_dates_its_story_links_by_their_alerts(store_url: str) -> None:
+def test_a_sighting_of_an_alert_being_sent_waits_for_it_and_finds_its_thread(
+    store: Store,
+) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    claim_all(store, "w1")
+    first = item("k1", "http://n/1", "Police mission")
+    assert poll(store, "a", "w1", [first], [alert(first)]).queued == 1
+    (parent,) = store.claim_outbox("s", T0, 3600, 10, due_only=True)  # being sent
+    later = _later(store, item("k2", "http://n/2", "Police mission"), 1, "Wire")
+    assert (later.queued, later.duplicates) == (0, 1)
+    at = T0 + timedelta(hours=1)
+    assert store.claim_outbox("t", at, 60, 10, due_only=True, after_id=parent.id) == []
+    store.mark_sent([parent.id], "s", at, Posted("C1", "1.000100"))
+    (reply,) = store.claim_outbox("t", at, 60, 10, due_only=True, sightings_only=True)
+    assert reply.sighting is not None and reply.parent is not None
+    assert (reply.sighting.title, reply.sighting.source, reply.sighting.outlets) == (
+        "Police mission",
+        "Wire",
+        2,
+    )
+    assert reply.sighting.follow_up is None
+    assert reply.parent.posted == Posted("C1", "1.000100")
+    assert reply.parent.alert.item_key == "k1"
+    assert reply.destination == "desk"
+
+
+def test_a_sighting_with_a_new_matched_title_term_is_a_follow_up(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    claim_all(store, "w1")
+    first = item("k1", "http://n/1", "Police mission")
+    poll(store, "a", "w1", [first], [alert(first)])
+    (parent,) = store.claim_outbox("s", T0, 60, 10, due_only=True)
+    store.mark_sent([parent.id], "s", T0)
+    at = T0 + timedelta(hours=2)
+    claim_all(store, "w1", at)
+    it = item("k2", "http://n/1", "Police mission suspended")
+    queued = alert(it, source="Wire")
+    store.record_poll(
+        PollOutcome(
+            "b",
+            "w1",
+            at,
+            at,
+            items=[it],
+            alerts=[queued],
+            stories={"k2": StorySighting(signature(it.title, "", it.link), "Wire", ("suspended",))},
+        )
+    )
+    (reply,) = store.claim_outbox("t", at, 60, 10, due_only=True)
+    assert reply.sighting is not None
+    assert reply.sighting.follow_up == "new in the title: suspended"
+    assert reply.parent is not None and reply.parent.posted is None
+
+
+def test_a_story_alerts_each_destination_once(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
+    claim_all(store, "w1")
+    in_a = item("k1", "http://n/story", "Police mission", feed="a")
+    assert poll(store, "a", "w1", [in_a], [alert(in_a)]).queued == 1
+    # The same story later, to the desk (a sighting) and to a destination not told yet.
+    in_b = item("other-guid", "http://n/story", "Police mission (updated)", feed="b")
+    at = T0 + timedelta(minutes=5)
+    claim_all(store, "w1", at)
+    record = poll(
+        store, "b", "w1", [in_b], [alert(in_b, source="B"), alert(in_b, "mail", source="B")], at
+    )
+    assert (record.queued, record.duplicates) == (1, 1)
+    entries = store.claim_outbox("s", at, 60, 10, due_only=True)
+    assert [(e.destination, e.also_reported_by) for e in entries] == [
+        ("desk", ("B",)),
+        ("mail", ()),
+    ]
+    assert entries[1].alert is not None and entries[1].alert.outlets == 2
+    (story,) = store.recent_stories(T0)
+    assert [s.source for s in story.sightings] == ["Feed A", "B"]
+    assert [(d.destination, d.status, d.threaded) for d in story.deliveries] == [
+        ("desk", "pending", False),
+        ("mail", "pending", False),
+    ]
+
+
+def test_a_version_8_store_is_upgraded_and_its_queued_alerts_still_go_out(
+    store_url: str,
+) -> None:
     dialect = SQLITE if store_url.startswith("sqlite:") else POSTGRES_DIALECT
     payload = alert_to_json(alert(item("k1")).alert).replace("'", "''")
-    queued = T0.timestamp()
     raw(
         store_url,
         "CREATE TABLE schema_version (version INTEGER NOT NULL)",
-        *(s for version, steps in migrations(dialect) if version <= 7 for s in steps),
-        "INSERT INTO schema_version VALUES (1), (2), (3), (4), (5), (6), (7)",
-        "INSERT INTO feeds (feed_id, url) VALUES ('a', 'http://x/a'), ('b', 'http://x/b')",
+        *(s for version, steps in migrations(dialect) if version <= 8 for s in steps),
+        "INSERT INTO schema_version VALUES (1), (2), (3), (4), (5), (6), (7), (8)",
         "INSERT INTO outbox (rule_id, destination, feed_id, item_key, payload, created_at,"
-        f" next_attempt_at) VALUES ('r1', 'desk', 'a', 'k1', '{payload}', {queued}, 0)",
-        "INSERT INTO story_alerts SELECT 'r1', 'desk', 'title:A story', id FROM outbox",
-        "INSERT INTO story_alerts VALUES ('r1', 'desk', 'title:Gone', 99)",
-        "INSERT INTO items (feed_id, item_key, title, first_seen) VALUES ('a', 'k1', 'T', 0)",
+        f" next_attempt_at) VALUES ('r1', 'desk', 'a', 'k1', '{payload}', 0, 0)",
+        "INSERT INTO story_alerts SELECT 'r1', 'desk', 'title:A story', id, 0 FROM outbox",
     )
     store = open_store(store_url)
     try:
-        # An item from before has no fingerprint: a guid of it retitled stays seen.
-        assert store.seen_titles("a", ["k1"]) == {"k1": SeenTitle("T", None)}
-        for hours, queued_now in ((71, 0), (73, 1)):
-            it = item(f"k{hours}", None, "A story", feed="b")
-            at = T0 + timedelta(hours=hours)
-            claim_all(store, "w1", at)
-            assert poll(store, "b", "w1", [it], [alert(it)], at).queued == queued_now
+        (entry,) = store.claim_outbox("s", T0, 60, 10, due_only=True)
+        assert entry.alert is not None and entry.alert.item_key == "k1"
+        assert entry.alert.outlets == 1 and entry.alert.also_matched == ()
     finally:
         store.close()
-    dated = raw(store_url, "SELECT story_key, created_at FROM story_alerts ORDER BY story_key")
-    assert dated == [("title:A story", (T0 + timedelta(hours=73)).timestamp()), ("title:Gone", 0)]
 
 
 def test_seen_titles_and_a_reused_key_taking_its_new_story(store: Store) -> None:
@@ -522,32 +617,12 @@ def test_items_are_recorded_once_and_only_new_items_queue_alerts(store: Store) -
     assert store.feed_states()[0].item_count == 2
 
 
-def test_the_same_story_alerts_once_per_rule_and_destination(store: Store) -> None:
-    store.sync_feeds([FeedRow("a", "http://x/a"), FeedRow("b", "http://x/b")], T0)
-    claim_all(store, "w1")
-    in_a = item("k1", "http://n/story", "Police mission", feed="a")
-    in_b = item("other-guid", "http://n/story", "Police mission (updated)", feed="b")
-    retitled = item("k9", "http://n/elsewhere", "Police mission", feed="b")
-    assert poll(store, "a", "w1", [in_a], [alert(in_a), alert(in_a, dest="mail")]).queued == 2
-    record = poll(
-        store,
-        "b",
-        "w1",
-        [in_b, retitled],
-        [alert(in_b, source="Feed B"), alert(retitled, source="Feed C"), alert(in_b, rule="r2")],
-    )
-    assert (record.queued, record.duplicates) == (1, 2)
-    entries = store.claim_outbox("s", T0, 60, 10, due_only=True)
-    desk = next(e for e in entries if e.alert.destination == "desk" and e.alert.rule_id == "r1")
-    assert sorted(desk.also_reported_by) == ["Feed B", "Feed C"]
-
-
 def test_outbox_claims_leases_retries_and_counts(store: Store) -> None:
     store.sync_feeds([FeedRow("a", "http://x/a")], T0)
     claim_all(store, "w1")
     its = [item(f"k{i}", f"http://n/{i}", f"Story {i}") for i in range(3)]
     digest = alert(its[2], dest="digest")
-    digest = QueuedAlert(digest.alert, digest.story_keys, T0 + timedelta(hours=1), digest=True)
+    digest = QueuedAlert(digest.alert, T0 + timedelta(hours=1), digest=True)
     poll(store, "a", "w1", its, [alert(its[0]), alert(its[1]), digest])
     assert store.outbox_counts(T0).pending == 2
     assert store.outbox_counts(T0).waiting_digest == 1

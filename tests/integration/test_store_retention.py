@@ -15,7 +15,7 @@ from bot.store.codec import to_epoch
 from bot.store.postgres import POSTGRES as POSTGRES_DIALECT
 from bot.store.sql import migrations
 from bot.store.sqlite import SQLITE
-from tests.integration.test_store import T0, _engines, alert, item, raw
+from tests.integration.test_store import T0, _engines, alert, item, raw, told
 
 pytestmark = pytest.mark.parametrize("store_url", _engines(), indirect=True)
 
@@ -129,24 +129,34 @@ def test_finished_alerts_go_after_the_sent_window_pending_ones_stay(
     store.mark_sent([ids["k2"]], "s", T0 + 25 * DAY)  # queued long ago, sent recently
     store.release([ids["k3"]], "s")  # still pending, however old
     report = prune(store, T0 + 40 * DAY)
-    assert (report.outbox, report.story_alerts) == (2, 4)  # two story keys each
+    assert report.outbox == 2
     assert sorted(k for (k,) in raw(store_url, "SELECT item_key FROM outbox")) == ["k2", "k3"]
-    # The story of a pruned alert may alert again; one still kept (and in its window,
-    # here a long one) is still a duplicate.
-    store.claim_feeds("w", T0 + 40 * DAY, 60, 10, due_only=False)
-    later = [item(f"again{n}", f"http://n/{n}", f"Story {n}") for n in (0, 2, 3)]
-    record = store.record_poll(
-        PollOutcome(
-            "a",
-            "w",
-            T0 + 40 * DAY,
-            T0 + 41 * DAY,
-            items=later,
-            alerts=[alert(i) for i in later],
-            story_window=50 * DAY.total_seconds(),
+
+
+def test_stories_go_with_their_items_once_last_sighted_before_the_window(
+    store_url: str, store: Store
+) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    for n, at in enumerate((T0, T0 + 100 * DAY)):
+        store.claim_feeds("w", at, 60, 10, due_only=False)
+        it = item(f"k{n}", f"http://n/{n}", f"Story {n}")
+        store.record_poll(
+            PollOutcome(
+                "a",
+                "w",
+                at,
+                at,
+                items=[it],
+                served=[it.key],
+                alerts=[alert(it)],
+                stories=told([alert(it)]),
+            )
         )
-    )
-    assert (record.queued, record.duplicates) == (1, 2)
+    assert count(store_url, "sightings") == 2
+    report = prune(store, T0 + SEEN + 50 * DAY)
+    assert report.stories == 1
+    assert [t for (t,) in raw(store_url, "SELECT title FROM stories")] == ["Story 1"]
+    assert count(store_url, "sightings") == count(store_url, "story_posts") == 1
 
 
 def test_rate_slots_long_past_go_and_a_turn_to_come_stays(store_url: str, store: Store) -> None:
@@ -207,9 +217,7 @@ def test_two_pruners_at_once_share_the_work(store_url: str, store: Store) -> Non
         other.close()
     assert sum(r.outbox for r in reports) == 2_400
     assert sum(r.items for r in reports) == 2_500
-    assert sum(r.story_alerts for r in reports) == 2 * 2_400
     assert count(store_url, "outbox") == 100
-    assert count(store_url, "story_alerts") == 2 * 100
     assert kept(store, "a", "fresh", *old) == {"fresh"}
 
 

@@ -30,7 +30,7 @@ def queued(
         link=f"https://news.example/{n}",
         published=NOW - (age if age is not None else timedelta(minutes=n)),
     )
-    return QueuedAlert(alert, (f"item:rcmp:guid-{n}",), NOW, digest=digest)
+    return QueuedAlert(alert, NOW, digest=digest)
 
 
 def singles(out: list[QueuedAlert]) -> list[Alert]:
@@ -116,7 +116,7 @@ def test_a_huge_flood_stores_a_bounded_list_and_counts_everything() -> None:
 
 def test_hostile_sizes_are_cut_before_they_reach_the_outbox() -> None:
     huge = replace(queued(1).alert, title="x" * 100_000, link="https://e.example/" + "a" * 5000)
-    out, _ = fold([queued(0), QueuedAlert(huge, (), NOW)], 1, NOW)
+    out, _ = fold([queued(0), QueuedAlert(huge, NOW)], 1, NOW)
     (listed,) = overflows(out)[0].folded
     assert len(listed.title) <= 500
     assert listed.link is None
@@ -129,7 +129,6 @@ def test_the_overflow_is_deterministic_and_keyed_by_feed_and_its_first_folded_it
     assert first == again
     overflow = first[-1]
     assert overflow.alert.item_key == "guid-20"
-    assert overflow.story_keys == ("overflow:rcmp:guid-20",)
     assert not overflow.digest and overflow.deliver_at == NOW
 
 

@@ -41,7 +41,6 @@ def flood(
                 source=source,
                 published=NOW - timedelta(minutes=i),
             ),
-            (),
             NOW,
         )
         for i in range(n)
