@@ -398,7 +398,7 @@ def test_three_replicas_send_a_story_once_and_each_sighting_once_after_it(url: s
                     stories=_told([it], feed),
                 )
             )
-            while entries := store.claim_outbox(f"s{n}", at, 300, 5, due_only=True):
+            while entries := store.claim_outbox(f"s{n}", at, 3600, 5, due_only=True):
                 for e in entries:
                     with lock:
                         order.append(("alert" if e.alert else "sighting", e.id))

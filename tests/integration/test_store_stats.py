@@ -19,7 +19,7 @@ from bot.store import (
 )
 from bot.store.sql import STATS_DAYS
 from tests.integration.test_postgres_concurrency import _in_threads
-from tests.integration.test_store import T0, _engines, alert, claim_all, item
+from tests.integration.test_store import T0, _engines, alert, claim_all, item, told
 
 pytestmark = pytest.mark.parametrize("store_url", _engines(), indirect=True)
 
@@ -49,6 +49,7 @@ def record(
             alerts=alerts,
             matched=matched,
             baseline=baseline,
+            stories=told(alerts),
         )
     )
 
@@ -73,9 +74,9 @@ def test_a_poll_counts_new_items_their_matches_and_the_alerts_it_queued(store: S
         "a",
         [one, two, three],
         [("r1", "k1"), ("r1", "k2"), ("r2", "k2")],
-        [alert(one), alert(two), alert(two, rule="r2"), alert(two, dest="mail", rule="r2")],
+        [alert(one), alert(two), alert(two, dest="mail", rule="r2")],
     )
-    assert got.queued_by_rule == {"r1": 2, "r2": 2}
+    assert got.queued_by_rule == {"r1": 2, "r2": 1}
     # Later that day: k1 again (seen: neither its match nor its alert counts), k4 new.
     four = item("k4", "http://n/4", "Four")
     later = T0 + timedelta(hours=3)
@@ -86,7 +87,7 @@ def test_a_poll_counts_new_items_their_matches_and_the_alerts_it_queued(store: S
     again = item("b1", "http://n/1", "One, again", feed="b")
     record(store, "b", [again], [("r1", "b1")], [alert(again, source="Feed B")], at=later)
     stats = store.daily_stats(DAY)
-    assert by_rule(stats) == {("r1", DAY): (4, 3), ("r2", DAY): (1, 2)}
+    assert by_rule(stats) == {("r1", DAY): (4, 3), ("r2", DAY): (1, 1)}
     assert by_feed(stats) == {("a", DAY): 4, ("b", DAY): 1}
     assert stats.last_match == {"r1": DAY, "r2": DAY}
 
@@ -170,8 +171,8 @@ FEEDS, ITEMS = 20, 10
 
 
 def _replica(n: int, store: Store) -> int:
-    """Record a poll of each feed replica ``n`` holds: ten items, all matched by r1 and the
-    even ones by r2, alerted for both; the first item of every feed is the same story."""
+    """Record a poll of each feed replica ``n`` holds: ten items, all matched by r1 (to the
+    desk) and the even ones by r2 (to mail); the first item of every feed is the same story."""
     polled = 0
     for feed in [f"f{k:02d}" for k in range(n, FEEDS, 2)]:
         items = [item(f"{feed}-0", "http://n/shared", "Shared story", feed=feed)] + [
@@ -179,10 +180,17 @@ def _replica(n: int, store: Store) -> int:
         ]
         matched = [("r1", i.key) for i in items] + [("r2", i.key) for i in items[::2]]
         alerts = [alert(i, rule="r1", source=feed) for i in items] + [
-            alert(i, rule="r2", source=feed) for i in items[::2]
+            alert(i, dest="mail", rule="r2", source=feed) for i in items[::2]
         ]
         outcome = PollOutcome(
-            feed, f"w{n}", T0, T0 + timedelta(hours=1), items=items, alerts=alerts, matched=matched
+            feed,
+            f"w{n}",
+            T0,
+            T0 + timedelta(hours=1),
+            items=items,
+            alerts=alerts,
+            matched=matched,
+            stories=told(alerts),
         )
         assert store.record_poll(outcome).applied
         polled += 1
@@ -198,7 +206,7 @@ def test_replicas_polling_together_count_every_match_and_alert_once(
         assert claimed.feed_id == f"f{k:02d}"
     assert _in_threads(2, _replica, store_url) == [FEEDS // 2, FEEDS // 2]
     stats = store.daily_stats(DAY)
-    # The shared story alerts once per rule, whichever replica queued it first.
+    # The shared story alerts each destination once, whichever replica queued it first.
     assert by_rule(stats) == {
         ("r1", DAY): (FEEDS * ITEMS, FEEDS * (ITEMS - 1) + 1),
         ("r2", DAY): (FEEDS * ITEMS // 2, FEEDS * (ITEMS // 2 - 1) + 1),

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from bot.config.schema import Rule, Settings
 from bot.errors import DeliveryError, FetchError
 from bot.fetch.client import FetchResult
-from bot.model import Alert
+from bot.model import Alert, Posted, Sighting
 from bot.notify import Attempt
 from bot.pipeline.cycle import Pipeline
 from bot.pipeline.deliver import DeliveryReport
@@ -111,6 +111,9 @@ class FakeNotifier:
     alerts: list[list[Alert]] = field(default_factory=list)
     attempts: list[Attempt | None] = field(default_factory=list)
     notices: list[tuple[str, str]] = field(default_factory=list)
+    sightings: list[tuple[Sighting, Alert, Posted | None]] = field(default_factory=list)
+    digest_sightings: list[list[Sighting]] = field(default_factory=list)
+    threads: bool = True
     calls: int = 0
     _failures: list[DeliveryError] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -118,10 +121,28 @@ class FakeNotifier:
     def fail_next(self, *errors: DeliveryError) -> None:
         self._failures.extend(errors)
 
-    def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
+    def send(
+        self,
+        alerts: Sequence[Alert],
+        attempt: Attempt | None = None,
+        sightings: Sequence[Sighting] = (),
+    ) -> Posted | None:
+        """Lands like a Slack message: a single alert says where (its ``ts`` is its number)."""
         self._called()
         self.alerts.append(list(alerts))
         self.attempts.append(attempt)
+        self.digest_sightings.append(list(sightings))
+        return Posted("C1", f"{len(self.alerts)}.0") if len(alerts) == 1 else None
+
+    def send_sighting(
+        self,
+        sighting: Sighting,
+        parent: Alert,
+        posted: Posted | None,
+        attempt: Attempt | None = None,
+    ) -> None:
+        self._called()
+        self.sightings.append((sighting, parent, posted))
 
     def send_notice(self, title: str, text: str) -> None:
         self._called()

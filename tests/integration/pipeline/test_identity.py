@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from bot.model import Posted
 from bot.store import Store
 from tests.integration.pipeline.harness import Harness, rule, settings, url
 from tests.peers.rss import Entry
@@ -131,4 +132,10 @@ def test_a_same_titled_item_joins_the_story_only_within_stories_window(
     h.fetcher.serve(url("b"), [copy])
     report = h.poll()
     assert [a.feed_id for a in report.alerts] == ["b"]  # matched either way...
-    assert h.deliver().sent == later_alerts  # ...alerted only past the window
+    assert h.deliver().sent == 1
+    # ...alerted anew only past the window; within it, a reply to the first alert.
+    desk = h.notifiers["desk"]
+    assert len(desk.alerts) == 1 + later_alerts
+    assert [(s.title, p.link, posted) for s, p, posted in desk.sightings] == [
+        (copy.title, first.link, Posted("C1", "1.0"))
+    ] * (1 - later_alerts)

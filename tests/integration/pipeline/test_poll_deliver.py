@@ -102,10 +102,10 @@ def test_each_rule_alerts_its_own_destinations(store: Store) -> None:
     h.poll()
     h.fetcher.serve(url("a"), [MOSUL, OLD])
     h.poll()
-    assert h.deliver().sent == 3
+    assert h.deliver().sent == 2  # one message per destination, naming every rule
     desk, ops = h.notifiers["desk"], h.notifiers["ops"]
-    assert sorted(m[0].rule_id for m in desk.alerts) == ["iraq", "police"]
-    assert [m[0].rule_id for m in ops.alerts] == ["iraq"]
+    assert [(m[0].rule_id, m[0].also_matched) for m in desk.alerts] == [("police", ("Rule iraq",))]
+    assert [(m[0].rule_id, m[0].also_matched) for m in ops.alerts] == [("iraq", ())]
 
 
 def test_one_story_in_two_feeds_alerts_once_naming_both(store: Store) -> None:
