@@ -115,6 +115,13 @@ class Alert:
     folded: tuple[Folded, ...] = field(default=())
     folded_count: int = 0
     terms_as_written: tuple[str, ...] = field(default=())
+    also_matched: tuple[str, ...] = field(default=())
+    outlets: int = 1
+
+    @property
+    def rule_titles(self) -> tuple[str, ...]:
+        """Every rule that matched the story for this destination: one message names them all."""
+        return tuple(dict.fromkeys((self.rule_title, *self.also_matched)))
 
     @property
     def shown_terms(self) -> tuple[str, ...]:
@@ -125,6 +132,39 @@ class Alert:
     @property
     def is_overflow(self) -> bool:
         return self.folded_count > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """Where a top-level alert landed, so later sightings can reply in its thread and edit it."""
+
+    channel: str  # Slack channel ID
+    ts: str  # message timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A later telling of a story already alerted to a destination.
+
+    ``outlets`` counts the distinct sources reporting the story so far, this one
+    included; ``follow_up`` says why this telling is a significant development (shown
+    flagged), else None; ``story_title`` is the title the story was first alerted
+    under, shown where the sighting is read apart from its alert (a digest).
+    """
+
+    story_id: int
+    destination: str
+    source: str
+    title: str
+    link: str | None
+    published: datetime | None
+    first_seen: datetime
+    rule_titles: tuple[str, ...]
+    terms_as_written: tuple[str, ...]
+    outlets: int
+    follow_up: str | None = None
+    language: str | None = None
+    story_title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

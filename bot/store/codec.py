@@ -7,9 +7,10 @@ from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from bot.model import Alert, Folded, Summary
+from bot.model import Alert, Folded, Posted, Sighting, Summary
 
 _ALERT_FIELDS = frozenset(f.name for f in fields(Alert))  # what this version can read
+_SIGHTING_FIELDS = frozenset(f.name for f in fields(Sighting))
 
 
 @overload
@@ -34,7 +35,8 @@ def alert_to_json(alert: Alert) -> str:
 def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
     """The alert ``text`` encodes; payloads written before overflow alerts existed lack
     ``folded`` and ``folded_count`` and read as ordinary alerts; those written before
-    ``terms_as_written`` show their normalised terms. Keys this version does not know
+    ``terms_as_written`` show their normalised terms; those written before stories name
+    one rule and one outlet. Keys this version does not know
     (written by a newer replica during a rolling upgrade) are ignored, not fatal."""
     data: dict[str, Any] = {k: v for k, v in json.loads(text).items() if k in _ALERT_FIELDS}
     summary = data.pop("summary")
@@ -48,12 +50,45 @@ def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
             "summary": Summary(summary["text"], tuple(map(tuple, summary["highlights"]))),
             "terms": tuple(data["terms"]),
             "terms_as_written": tuple(data.get("terms_as_written", ())),
+            "also_matched": tuple(data.get("also_matched", ())),
             "also_reported_by": tuple(
                 dict.fromkeys((*data["also_reported_by"], *also_reported_by))
             ),
             "folded": tuple(Folded(f["title"], f["link"], tuple(f["rule_titles"])) for f in folded),
         }
     )
+
+
+def sighting_to_json(sighting: Sighting) -> str:
+    data = asdict(sighting)
+    data["published"] = sighting.published.isoformat() if sighting.published else None
+    data["first_seen"] = sighting.first_seen.isoformat()
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def sighting_from_json(text: str) -> Sighting:
+    """The sighting ``text`` encodes; keys this version does not know are ignored, and
+    the optional ones a row lacks take their defaults."""
+    data: dict[str, Any] = {k: v for k, v in json.loads(text).items() if k in _SIGHTING_FIELDS}
+    published = data.pop("published")
+    return Sighting(
+        **{
+            **data,
+            "published": datetime.fromisoformat(published) if published else None,
+            "first_seen": datetime.fromisoformat(data["first_seen"]),
+            "rule_titles": tuple(data["rule_titles"]),
+            "terms_as_written": tuple(data.get("terms_as_written", ())),
+        }
+    )
+
+
+def posted_to_json(posted: Posted) -> str:
+    return json.dumps({"channel": posted.channel, "ts": posted.ts}, separators=(",", ":"))
+
+
+def posted_from_json(text: str) -> Posted:
+    data: dict[str, str] = json.loads(text)
+    return Posted(data["channel"], data["ts"])
 
 
 def notice_to_json(title: str, text: str) -> str:
