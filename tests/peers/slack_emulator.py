@@ -42,6 +42,10 @@ class Fault:
     retry_after: int = 1
     status: int = 503
     code: str = "channel_not_found"
+    method: str | None = None  # only a request to this API method (``chat.update``) takes it
+
+    def applies_to(self, method: str) -> bool:
+        return self.method is None or self.method == method
 
 
 @dataclass
@@ -320,7 +324,10 @@ class _SlackHandler(QuietHandler):
         raw = self.rfile.read(length)
         with emu.lock:
             emu.requests.append((self.path, dict(self.headers.items())))
-            fault = emu.faults.popleft() if emu.faults else None
+            method = urlsplit(self.path).path.removeprefix("/api/")
+            fault = next((f for f in emu.faults if f.applies_to(method)), None)
+            if fault is not None:
+                emu.faults.remove(fault)
         is_webhook = self.path == WEBHOOK_PATH
         self._lose_answer = fault is not None and fault.kind == "lost_answer"
         if fault is not None and not self._lose_answer and self._answer_fault(fault, is_webhook):
