@@ -1061,7 +1061,7 @@ def follow_up_email(
 ) -> EmailMessage:
     """A follow-up as a mail of its own, a reply to the story's alert (``In-Reply-To``), so
     mail clients that thread show it under the alert."""
-    title = f"{follow_up_flag(sighting)}: {one_line(sighting.title)}"
+    title = f"{follow_up_flag(sighting)} — {one_line(sighting.title)}"
     message = _email(header_value(f"[newswatch] {title}"), now, sender, recipients)
     message["Message-ID"] = message_id((), (sighting,))
     message["In-Reply-To"] = message_id((parent,))
