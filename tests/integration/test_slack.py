@@ -525,6 +525,21 @@ def test_a_reply_whose_answer_was_lost_is_found_in_the_thread_not_posted_twice(
     assert len(slack.replies(posted.ts)) == 2
 
 
+def test_a_busy_thread_is_searched_page_by_page(slack: SlackEmulator) -> None:
+    notifier = api(slack, channel=slack.channel_id("#iraq"), timeout=1, paced=False)
+    parent, posted = _parent(slack, notifier)
+    started = datetime.now(UTC)
+    for n in range(250):  # people discuss the story in its thread first
+        slack.post_directly("#iraq", f"comment {n}", thread_ts=posted.ts)
+    slack.fail_next(Fault("lost_answer", method="chat.postMessage"))
+    with pytest.raises(DeliveryError):
+        notifier.send_sighting(sighting(), parent, posted, Attempt((2,)))
+    notifier.send_sighting(sighting(), parent, posted, Attempt((2,), check_since=started))
+    assert len(slack.replies(posted.ts)) == 251
+    pages = slack.calls_to("conversations.replies")
+    assert [p.get("cursor") for p in pages] == [None, "200"]
+
+
 def test_an_edit_that_fails_posts_no_reply_and_the_retry_does_both_once(
     slack: SlackEmulator,
 ) -> None:

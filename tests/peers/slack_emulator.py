@@ -267,9 +267,13 @@ class SlackEmulator(LoopbackServer):
         """Unique and increasing, like Slack's message timestamps."""
         return f"{int(time.time())}.{next(self._ts):06d}"
 
-    def post_directly(self, name: str, text: str) -> Posted:
-        """Someone else posts to channel ``name`` (no newswatch metadata)."""
-        posted = Posted("api", {"channel": name, "text": text})
+    def post_directly(self, name: str, text: str, thread_ts: str | None = None) -> Posted:
+        """Someone else posts to channel ``name`` (in the thread of ``thread_ts``), with no
+        newswatch metadata."""
+        payload = {"channel": name, "text": text}
+        posted = Posted(
+            "api", payload if thread_ts is None else {**payload, "thread_ts": thread_ts}
+        )
         with self.delivered:
             posted.channel_id = self._channel_id(name)
             posted.ts = self.next_ts()
