@@ -119,6 +119,11 @@ class Alert:
     outlets: int = 1
 
     @property
+    def rule_titles(self) -> tuple[str, ...]:
+        """Every rule that matched the story for this destination: one message names them all."""
+        return tuple(dict.fromkeys((self.rule_title, *self.also_matched)))
+
+    @property
     def shown_terms(self) -> tuple[str, ...]:
         """The terms as they appear in the item; alerts stored before that was kept show
         the normalised form."""
@@ -130,25 +135,22 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
-class QueuedAlert:
-    """An alert to queue, when and how: ``digest`` rows wait for their batch to close."""
-
-    alert: Alert
-    deliver_at: datetime
-    digest: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class Posted:
     """Where a top-level alert landed, so later sightings can reply in its thread and edit it."""
 
-    channel: str
-    ts: str
+    channel: str  # Slack channel ID
+    ts: str  # message timestamp
 
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
-    """A later telling of a story already alerted to a destination."""
+    """A later telling of a story already alerted to a destination.
+
+    ``outlets`` counts the distinct sources reporting the story so far, this one
+    included; ``follow_up`` says why this telling is a significant development (shown
+    flagged), else None; ``story_title`` is the title the story was first alerted
+    under, shown where the sighting is read apart from its alert (a digest).
+    """
 
     story_id: int
     destination: str
@@ -162,3 +164,14 @@ class Sighting:
     outlets: int
     follow_up: str | None = None
     language: str | None = None
+    story_title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedAlert:
+    """An alert to queue, when and how: ``digest`` rows wait for their batch to close."""
+
+    alert: Alert
+    deliver_at: datetime
+    digest: bool = False
+

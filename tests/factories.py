@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.model import Alert, Summary
+from bot.model import Alert, Sighting, Summary
 
 NOW = datetime(2024, 5, 1, 15, tzinfo=UTC)
 
@@ -26,5 +26,22 @@ def sample_alert(**changes: Any) -> Alert:
         first_seen=NOW,
         summary=Summary("Canadian police officers arrived in Iraq.", ((0, 15),)),
         terms=("canadian police", "iraq"),
+    )
+    return replace(base, **changes)
+
+
+def sample_sighting(**changes: Any) -> Sighting:
+    """A later telling of :func:`sample_alert`'s story by another outlet, an hour before ``NOW``."""
+    base = Sighting(
+        story_id=17,
+        destination="iraq-desk",
+        source="CBC News",
+        title="Canadian police to train Iraqi officers",
+        link="https://www.cbc.ca/news/world/rcmp-iraq-1.123",
+        published=NOW - timedelta(hours=1),
+        first_seen=NOW,
+        rule_titles=("Canadian police mission in Iraq",),
+        terms_as_written=("Canadian police", "Iraq"),
+        outlets=2,
     )
     return replace(base, **changes)

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import nh3
 
-from bot.model import Alert, Folded, Summary
+from bot.model import Alert, Folded, Sighting, Summary
 
 SLACK_HEADER_MAX = 150
 SLACK_SECTION_MAX = 3000
@@ -174,7 +174,7 @@ def span(seconds: float) -> str:
     return f"{int(size // 86400)} d"
 
 
-def when(alert: Alert, now: datetime) -> str:
+def when(alert: Alert | Sighting, now: datetime) -> str:
     """Published time in UTC and relative; an undated item says so, and when it was first seen:
     a made-up publication time would mislead."""
     if alert.published is None:
@@ -190,6 +190,16 @@ def _at(moment: datetime, now: datetime) -> str:
 
 def _source(alert: Alert) -> str:
     return alert.source or alert.feed_id
+
+
+def rules_line(alert: Alert) -> str:
+    """Every rule that matched the story, on one line: one message names them all."""
+    return ", ".join(one_line(title) for title in alert.rule_titles)
+
+
+def outlets_line(count: int) -> str:
+    """``Reported by 3 outlets`` once a story has more than one; empty before."""
+    return f"Reported by {count} outlets" if count > 1 else ""
 
 
 # --- emphasis ---------------------------------------------------------------------------
@@ -327,7 +337,7 @@ def slack_date(moment: datetime) -> RichElement:
     }
 
 
-def _slack_when(alert: Alert) -> list[RichElement]:
+def _slack_when(alert: Alert | Sighting) -> list[RichElement]:
     if alert.published is None:
         return [
             rich_text("date unknown (first seen "),
@@ -391,15 +401,30 @@ def slack_message(alert: Alert, now: datetime) -> SlackMessage:
     if alert.is_overflow:
         return slack_overflow(alert, now)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": _plain_text(alert.rule_title, SLACK_HEADER_MAX)},
-        _rich_block(_section([slack_link(alert.link, alert.title)]), _slack_meta(alert)),
+        {"type": "header", "text": _plain_text(rules_line(alert), SLACK_HEADER_MAX)},
+        _rich_block(
+            _section([slack_link(alert.link, alert.title)]),
+            _slack_meta(alert),
+            *_slack_outlets(alert.outlets),
+        ),
     ]
     if alert.summary.text.strip():
         blocks.append(_rich_block(summary_section(alert.summary, SLACK_SECTION_MAX)))
     if alert.also_reported_by:
         blocks.append(_rich_block(_section([rich_text(_also_reported(alert))])))
-    fallback = f"{alert.rule_title}: {alert.title} ({_source(alert)})"
+    fallback = f"{rules_line(alert)}: {alert.title} ({_source(alert)})"
+    if alert.outlets > 1:
+        fallback += f" · {outlets_line(alert.outlets).lower()}"
     return SlackMessage(_slack_line(fallback, SLACK_TEXT_MAX), blocks)
+
+
+def _slack_outlets(count: int) -> list[RichElement]:
+    """The count of outlets as a section of its own, once there is more than one."""
+    return [_section([rich_text(outlets_line(count), bold=True)])] if count > 1 else []
+
+
+def _also_matched(alert: Alert) -> str:
+    return "Also matched: " + shorten(", ".join(alert.also_matched), 500)
 
 
 def overflow_heading(alert: Alert) -> str:
@@ -500,6 +525,9 @@ def _rule_groups(alerts: Sequence[Alert]) -> list[list[int]]:
 def _digest_item(alert: Alert) -> dict[str, Any]:
     # At most 500 + 860 + 300 + 520 characters shown: well within a block's 3,000.
     sections = [_section([slack_link(alert.link, alert.title)]), _slack_meta(alert, 500)]
+    if alert.also_matched:
+        sections.append(_section([rich_text(_also_matched(alert))]))
+    sections += _slack_outlets(alert.outlets)
     if alert.summary.text.strip():
         sections.append(summary_section(alert.summary, DIGEST_SUMMARY_MAX))
     if alert.also_reported_by:
@@ -508,9 +536,13 @@ def _digest_item(alert: Alert) -> dict[str, Any]:
 
 
 def _rule_header(alerts: Sequence[Alert], continued: bool) -> dict[str, Any]:
-    suffix = f" ({len(alerts)}{', continued' if continued else ''})"
+    return _group_header(alerts[0].rule_title, len(alerts), continued)
+
+
+def _group_header(title: str, count: int, continued: bool) -> dict[str, Any]:
+    suffix = f" ({count}{', continued' if continued else ''})"
     text = fit(
-        one_line(alerts[0].rule_title),
+        one_line(title),
         SLACK_HEADER_MAX,
         lambda prefix, cut: slack_escape(_plain(prefix, cut)) + suffix,
     )
@@ -526,11 +558,15 @@ class DigestPart:
     indexes: tuple[int, ...]
 
 
-def slack_digest(alerts: Sequence[Alert], now: datetime) -> list[DigestPart]:
-    """A digest grouped by rule (a header per rule), split into messages of at most 50 blocks.
+def slack_digest(
+    alerts: Sequence[Alert], now: datetime, sightings: Sequence[Sighting] = ()
+) -> list[DigestPart]:
+    """A digest grouped by rule (a header per rule), then the later sightings of earlier
+    stories (follow-ups first), split into messages of at most 50 blocks.
 
-    The split depends only on the alerts, so the alerts of the parts not yet sent split
-    the same way again when retried."""
+    A part's ``indexes`` count the alerts first, then the sightings (sighting ``i`` is
+    index ``len(alerts) + i``). The split depends only on what is sent, so what the parts
+    not yet sent carry splits the same way again when retried."""
     pages: list[list[dict[str, Any]]] = [[]]
     carried: list[list[int]] = [[]]
     for numbers in _rule_groups(alerts):
@@ -545,17 +581,144 @@ def slack_digest(alerts: Sequence[Alert], now: datetime) -> list[DigestPart]:
                 carried.append([])
             pages[-1].append(_digest_item(alerts[i]))
             carried[-1].append(i)
+    for heading, numbers in sighting_sections(sightings):
+        lines = [(len(alerts) + i, _slack_sighting(sightings[i], story=True)) for i in numbers]
+        if len(pages[-1]) > SLACK_BLOCKS_MAX - 2:
+            pages.append([])
+            carried.append([])
+        pages[-1].append(_group_header(heading, len(numbers), continued=False))
+        for indexes, section in _pack_indexed(lines, SLACK_SECTION_MAX):
+            if len(pages[-1]) >= SLACK_BLOCKS_MAX:
+                pages.append([_group_header(heading, len(numbers), continued=True)])
+                carried.append([])
+            pages[-1].append(_rich_block(_bullets(section)))
+            carried[-1].extend(indexes)
     kept = [(page, ids) for page, ids in zip(pages, carried, strict=True) if page]
     return [
-        DigestPart(SlackMessage(_digest_fallback(alerts, number, len(kept)), page), tuple(ids))
+        DigestPart(
+            SlackMessage(_digest_fallback(alerts, sightings, number, len(kept)), page), tuple(ids)
+        )
         for number, (page, ids) in enumerate(kept, 1)
     ]
 
 
-def _digest_fallback(alerts: Sequence[Alert], number: int, total: int) -> str:
+def _digest_fallback(
+    alerts: Sequence[Alert], sightings: Sequence[Sighting], number: int, total: int
+) -> str:
     part = f" (part {number}/{total})" if total > 1 else ""
     rules = ", ".join(f"{g[0].rule_title} ({len(g)})" for g in group_by_rule(alerts))
-    return _slack_line(f"newswatch digest{part}: {len(alerts)} alerts: {rules}", SLACK_TEXT_MAX)
+    what = [f"{counted(len(alerts), 'alert')}: {rules}"] if alerts else []
+    if sightings:
+        what.append(counted(len(sightings), "later report") + " of earlier stories")
+    return _slack_line(f"newswatch digest{part}: {'; '.join(what)}", SLACK_TEXT_MAX)
+
+
+def _bullets(sections: list[RichElement]) -> RichElement:
+    return {"type": "rich_text_list", "style": "bullet", "elements": sections}
+
+
+def _pack_indexed(
+    lines: Sequence[tuple[int, RichElement]], limit: int
+) -> list[tuple[list[int], list[RichElement]]]:
+    """Numbered lines in order, grouped into lists of at most ``limit`` characters each,
+    with the numbers each list carries."""
+    packs: list[tuple[list[int], list[RichElement]]] = []
+    size = 0
+    for index, line in lines:
+        weight = _weight(line)
+        if packs and size + weight <= limit:
+            packs[-1][0].append(index)
+            packs[-1][1].append(line)
+            size += weight
+        else:
+            packs.append(([index], [line]))
+            size = weight
+    return packs
+
+
+# --- later sightings of a story ---------------------------------------------------------
+#
+# A sighting is a later telling of a story already alerted: a one-line reply in the
+# alert's Slack thread, a line of a digest, or (a follow-up, where the destination
+# cannot thread) a message of its own that names the story's earlier title.
+
+FOLLOW_UPS = "Follow-ups"
+ALSO_REPORTED = "Also reported"
+_UNKNOWN_SOURCE = "unknown source"
+
+
+def sighting_sections(sightings: Sequence[Sighting]) -> list[tuple[str, list[int]]]:
+    """The sightings' indexes under their digest headings: follow-ups first, then the rest."""
+    follow_ups = [i for i, s in enumerate(sightings) if s.follow_up]
+    others = [i for i, s in enumerate(sightings) if not s.follow_up]
+    return [(name, ids) for name, ids in ((FOLLOW_UPS, follow_ups), (ALSO_REPORTED, others)) if ids]
+
+
+def follow_up_flag(sighting: Sighting) -> str:
+    """``Follow-up: <why>`` for a significant development, else empty."""
+    return f"Follow-up: {shorten(sighting.follow_up, 300)}" if sighting.follow_up else ""
+
+
+def _sighting_source(sighting: Sighting) -> str:
+    return sighting.source or _UNKNOWN_SOURCE
+
+
+def _sighting_rules(sighting: Sighting, parent: Alert | None = None) -> str:
+    titles = sighting.rule_titles or (parent.rule_titles if parent is not None else ())
+    return ", ".join(one_line(title) for title in titles)
+
+
+def _slack_sighting(sighting: Sighting, *, story: bool) -> RichElement:
+    """One line: [follow-up flag ·] source · linked title · date [· the story's first title]."""
+    runs: list[Iterable[RichElement]] = []
+    if sighting.follow_up:
+        runs.append([rich_text(follow_up_flag(sighting), bold=True), rich_text(" · ")])
+    runs += [
+        _run(_sighting_source(sighting), 300),
+        [rich_text(" · "), slack_link(sighting.link, sighting.title, FOLDED_TITLE_MAX)],
+        [rich_text(" · ")],
+        _slack_when(sighting),
+    ]
+    if story and sighting.story_title:
+        runs += [[rich_text(" · story: ")], _run(sighting.story_title, FOLDED_TITLE_MAX)]
+    return _section(*runs)
+
+
+def _sighting_fallback(sighting: Sighting) -> str:
+    flag = follow_up_flag(sighting) + " · " if sighting.follow_up else ""
+    return f"{flag}{_sighting_source(sighting)}: {sighting.title}"
+
+
+def slack_reply(sighting: Sighting) -> SlackMessage:
+    """A sighting as a one-line reply in its story's thread."""
+    return SlackMessage(
+        _slack_line(_sighting_fallback(sighting), SLACK_TEXT_MAX),
+        [_rich_block(_slack_sighting(sighting, story=False))],
+    )
+
+
+def slack_follow_up(sighting: Sighting, parent: Alert) -> SlackMessage:
+    """A follow-up as a message of its own, for a channel that cannot thread: the flag,
+    the new item, and the story's earlier title."""
+    meta: list[Iterable[RichElement]] = [
+        _run(_sighting_source(sighting), 300),
+        [rich_text(" · ")],
+        _slack_when(sighting),
+    ]
+    if sighting.terms_as_written:
+        meta += [[rich_text(" · Matched: ")], _slack_terms(sighting.terms_as_written)]
+    rich = _rich_block(
+        _section([rich_text(follow_up_flag(sighting), bold=True)]),
+        _section([slack_link(sighting.link, sighting.title)]),
+        _section(*meta),
+        *_slack_outlets(sighting.outlets),
+        _section([rich_text("Earlier: "), slack_link(parent.link, parent.title, FOLDED_TITLE_MAX)]),
+    )
+    header = {
+        "type": "header",
+        "text": _plain_text(_sighting_rules(sighting, parent), SLACK_HEADER_MAX),
+    }
+    return SlackMessage(_slack_line(_sighting_fallback(sighting), SLACK_TEXT_MAX), [header, rich])
 
 
 # --- plain text -------------------------------------------------------------------------
@@ -566,13 +729,17 @@ def _text_summary(summary: Summary) -> str:
 
 
 def _text_block(alert: Alert, now: datetime, *, with_rule: bool) -> list[str]:
-    lines = [shorten(alert.rule_title, TITLE_MAX)] if with_rule else []
+    lines = [shorten(rules_line(alert), TITLE_MAX)] if with_rule else []
     lines.append(shorten(alert.title, TITLE_MAX) or "(untitled)")
     if (url := safe_url(alert.link)) is not None:
         lines.append(url)
     lines.append(f"Source: {shorten(_source(alert), 300)} · {when(alert, now)}")
     if alert.shown_terms:
         lines.append("Matched: " + shorten(", ".join(alert.shown_terms), 1000))
+    if alert.also_matched and not with_rule:
+        lines.append(_also_matched(alert))
+    if alert.outlets > 1:
+        lines.append(outlets_line(alert.outlets))
     if alert.also_reported_by:
         lines.append(_also_reported(alert))
     if alert.summary.text.strip():
@@ -600,14 +767,58 @@ def text_overflow(alert: Alert, now: datetime) -> str:
     return "\n".join(lines)
 
 
-def text_digest(alerts: Sequence[Alert], now: datetime) -> str:
-    """Several alerts as plain text, grouped by rule."""
+def text_digest(alerts: Sequence[Alert], now: datetime, sightings: Sequence[Sighting] = ()) -> str:
+    """Several alerts as plain text, grouped by rule, then the later sightings of earlier
+    stories, one line each."""
     parts = []
     for group in group_by_rule(alerts):
-        title = f"{shorten(group[0].rule_title, TITLE_MAX)} ({len(group)})"
-        parts.append(f"{title}\n{'=' * min(len(title), 72)}")
+        parts.append(_underlined(f"{shorten(group[0].rule_title, TITLE_MAX)} ({len(group)})"))
         parts += ["\n".join(_text_block(alert, now, with_rule=False)) for alert in group]
+    for heading, numbers in sighting_sections(sightings):
+        lines = [
+            text_sighting(sightings[i], now, story=sightings[i].story_title, mark="- ")
+            for i in numbers
+        ]
+        parts.append(_underlined(f"{heading} ({len(numbers)})") + "\n" + "\n".join(lines))
     return "\n\n".join(parts)
+
+
+def _underlined(title: str) -> str:
+    return f"{title}\n{'=' * min(len(title), 72)}"
+
+
+def text_sighting(
+    sighting: Sighting, now: datetime, *, story: str | None = None, mark: str = "↳ "
+) -> str:
+    """A sighting on one line: [follow-up flag ·] source: title · link · when [· story]."""
+    pieces = [follow_up_flag(sighting)] if sighting.follow_up else []
+    title = shorten(sighting.title, TITLE_MAX) or "(untitled)"
+    pieces.append(f"{shorten(_sighting_source(sighting), 300)}: {title}")
+    if (url := safe_url(sighting.link)) is not None:
+        pieces.append(url)
+    pieces.append(when(sighting, now))
+    if sighting.outlets > 1:
+        pieces.append(counted(sighting.outlets, "outlet"))
+    if story:
+        pieces.append("story: " + shorten(story, FOLDED_TITLE_MAX))
+    return mark + " · ".join(pieces)
+
+
+def text_follow_up(sighting: Sighting, parent: Alert, now: datetime) -> str:
+    """A follow-up as a plain-text message of its own, naming the story's earlier title."""
+    lines = [shorten(_sighting_rules(sighting, parent), TITLE_MAX), follow_up_flag(sighting)]
+    lines.append(shorten(sighting.title, TITLE_MAX) or "(untitled)")
+    if (url := safe_url(sighting.link)) is not None:
+        lines.append(url)
+    lines.append(f"Source: {shorten(_sighting_source(sighting), 300)} · {when(sighting, now)}")
+    if sighting.terms_as_written:
+        lines.append("Matched: " + shorten(", ".join(sighting.terms_as_written), 1000))
+    if sighting.outlets > 1:
+        lines.append(outlets_line(sighting.outlets))
+    lines += ["", "Earlier: " + (shorten(parent.title, TITLE_MAX) or "(untitled)")]
+    if (url := safe_url(parent.link)) is not None:
+        lines.append(url)
+    return "\n".join(lines)
 
 
 # --- email ------------------------------------------------------------------------------
@@ -633,7 +844,7 @@ _ALERT_HTML = """<div>
 <h3>$rule</h3>
 <p><strong>$title</strong></p>
 <p><small>$source · $when</small></p>
-$terms$also$summary</div>
+$terms$matched$outlets$also$summary</div>
 """
 
 
@@ -663,13 +874,15 @@ def _html_alert(alert: Alert, now: datetime, *, with_rule: bool) -> Markup:
     rendered = _emphasised(summary, len(summary.text) + 200, html.escape, _html_strong)
     return html_template(
         _ALERT_HTML if with_rule else _ALERT_HTML.replace("<h3>$rule</h3>\n", ""),
-        rule=shorten(alert.rule_title, TITLE_MAX),
+        rule=shorten(rules_line(alert), TITLE_MAX),
         title=_html_link(alert.link, alert.title),
         source=shorten(_source(alert), 300),
         when=when(alert, now),
         terms=_html_paragraph(
             "Matched: " + shorten(", ".join(alert.shown_terms), 1000), alert.shown_terms
         ),
+        matched=_html_paragraph(_also_matched(alert), alert.also_matched if not with_rule else ()),
+        outlets=_html_paragraph(outlets_line(alert.outlets), ("",) if alert.outlets > 1 else ()),
         also=_html_paragraph(_also_reported(alert), alert.also_reported_by),
         summary=Markup(f"<p>{rendered}</p>\n") if summary.text.strip() else Markup(""),
     )
@@ -716,13 +929,69 @@ def _html_group(alerts: Sequence[Alert], now: datetime) -> str:
     return html_template("<h2>$rule</h2>\n", rule=rule) + items
 
 
-def _html_document(alerts: Sequence[Alert], now: datetime) -> str:
-    if len(alerts) == 1 and alerts[0].is_overflow:
+_SIGHTING_HTML = "<p>$flag$title<br>\n<small>$source · $when$story</small></p>\n"
+_FOLLOW_UP_HTML = """<div>
+<h3>$rules</h3>
+<p><strong>$flag</strong></p>
+<p><strong>$title</strong></p>
+<p><small>$source · $when</small></p>
+$terms$outlets<p>Earlier: $earlier</p>
+</div>
+"""
+
+
+def _html_sighting(sighting: Sighting, now: datetime) -> Markup:
+    flag = follow_up_flag(sighting)
+    story = sighting.story_title
+    return html_template(
+        _SIGHTING_HTML,
+        flag=html_template("<strong>$flag</strong><br>\n", flag=flag) if flag else "",
+        title=_html_link(sighting.link, sighting.title),
+        source=shorten(_sighting_source(sighting), 300),
+        when=when(sighting, now),
+        story=" · story: " + shorten(story, FOLDED_TITLE_MAX) if story else "",
+    )
+
+
+def _html_sightings(sightings: Sequence[Sighting], now: datetime) -> str:
+    return "".join(
+        html_template("<h2>$heading</h2>\n", heading=f"{heading} ({len(numbers)})")
+        + "".join(_html_sighting(sightings[i], now) for i in numbers)
+        for heading, numbers in sighting_sections(sightings)
+    )
+
+
+def _html_follow_up(sighting: Sighting, parent: Alert, now: datetime) -> Markup:
+    terms = sighting.terms_as_written
+    return html_template(
+        _FOLLOW_UP_HTML,
+        rules=shorten(_sighting_rules(sighting, parent), TITLE_MAX),
+        flag=follow_up_flag(sighting),
+        title=_html_link(sighting.link, sighting.title),
+        source=shorten(_sighting_source(sighting), 300),
+        when=when(sighting, now),
+        terms=_html_paragraph("Matched: " + shorten(", ".join(terms), 1000), terms),
+        outlets=_html_paragraph(
+            outlets_line(sighting.outlets), ("",) if sighting.outlets > 1 else ()
+        ),
+        earlier=_html_link(parent.link, parent.title),
+    )
+
+
+def _html_document(
+    alerts: Sequence[Alert], now: datetime, sightings: Sequence[Sighting] = ()
+) -> str:
+    if len(alerts) == 1 and not sightings and alerts[0].is_overflow:
         body = _html_overflow(alerts[0], now)
-    elif len(alerts) == 1:
+    elif len(alerts) == 1 and not sightings:
         body = _html_alert(alerts[0], now, with_rule=True)
     else:
-        body = Markup("".join(_html_group(group, now) for group in group_by_rule(alerts)))
+        groups = "".join(_html_group(group, now) for group in group_by_rule(alerts))
+        body = Markup(groups + _html_sightings(sightings, now))
+    return _html_page(body)
+
+
+def _html_page(body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head><body>\n'
         + sanitize_html(body)
@@ -735,23 +1004,34 @@ def header_value(text: str, limit: int = SUBJECT_MAX) -> str:
     return shorten(text, limit)
 
 
-def email_subject(alerts: Sequence[Alert]) -> str:
-    if len(alerts) == 1 and alerts[0].is_overflow:
+def email_subject(alerts: Sequence[Alert], sightings: Sequence[Sighting] = ()) -> str:
+    later = counted(len(sightings), "later report")
+    if len(alerts) == 1 and not sightings and alerts[0].is_overflow:
         raw = f"[newswatch] {overflow_heading(alerts[0])}"
-    elif len(alerts) == 1:
-        raw = f"[newswatch] {one_line(alerts[0].rule_title)}: {one_line(alerts[0].title)}"
+    elif len(alerts) == 1 and not sightings:
+        raw = f"[newswatch] {rules_line(alerts[0])}: {one_line(alerts[0].title)}"
+    elif not alerts:
+        raw = f"[newswatch] {later} of earlier stories"
     else:
         rules = ", ".join(one_line(g[0].rule_title) for g in group_by_rule(alerts))
-        raw = f"[newswatch] {len(alerts)} alerts: {rules}"
+        more = f" (+{later})" if sightings else ""
+        raw = f"[newswatch] {counted(len(alerts), 'alert')}{more}: {rules}"
     return header_value(raw)
 
 
-def message_id(alerts: Sequence[Alert]) -> str:
-    """Stable per alert (rule, destination, item), so a resend is recognisably the same mail."""
+def message_id(alerts: Sequence[Alert], sightings: Sequence[Sighting] = ()) -> str:
+    """Stable per alert (rule, destination, item) and sighting, so a resend is recognisably
+    the same mail (and the same Slack message)."""
     keys = sorted("\x1f".join((a.rule_id, a.destination, a.feed_id, a.item_key)) for a in alerts)
+    keys += sorted(map(_sighting_key, sightings))
     # 128 bits of SHA-256 is unique enough and keeps the header on one line.
     digest = hashlib.sha256("\x1e".join(keys).encode()).hexdigest()[:32]
     return f"<{digest}@newswatch>"
+
+
+def _sighting_key(sighting: Sighting) -> str:
+    parts = (str(sighting.story_id), sighting.destination, sighting.source, sighting.title)
+    return "\x1f".join(("sighting", *parts, sighting.link or ""))
 
 
 def email_message(
@@ -760,22 +1040,45 @@ def email_message(
     *,
     sender: str,
     recipients: Sequence[str],
+    sightings: Sequence[Sighting] = (),
 ) -> EmailMessage:
-    """One alert, or a digest grouped by rule, as multipart/alternative (plain text, then HTML)."""
+    """One alert, or a digest grouped by rule with the later sightings of earlier stories,
+    as multipart/alternative (plain text, then HTML)."""
     batch = [alerts] if isinstance(alerts, Alert) else list(alerts)
-    if not batch:
-        raise ValueError("an email needs at least one alert")
+    if not batch and not sightings:
+        raise ValueError("an email needs at least one alert or sighting")
+    message = _email(email_subject(batch, sightings), now, sender, recipients)
+    message["Message-ID"] = message_id(batch, sightings)
+    single = len(batch) == 1 and not sightings
+    plain = text_message(batch[0], now) if single else text_digest(batch, now, sightings)
+    message.set_content(plain + "\n")
+    message.add_alternative(_html_document(batch, now, sightings), subtype="html")
+    return message
+
+
+def follow_up_email(
+    sighting: Sighting, parent: Alert, now: datetime, *, sender: str, recipients: Sequence[str]
+) -> EmailMessage:
+    """A follow-up as a mail of its own, a reply to the story's alert (``In-Reply-To``), so
+    mail clients that thread show it under the alert."""
+    title = f"{follow_up_flag(sighting)} — {one_line(sighting.title)}"
+    message = _email(header_value(f"[newswatch] {title}"), now, sender, recipients)
+    message["Message-ID"] = message_id((), (sighting,))
+    message["In-Reply-To"] = message_id((parent,))
+    message["References"] = message_id((parent,))
+    message.set_content(text_follow_up(sighting, parent, now) + "\n")
+    message.add_alternative(_html_page(_html_follow_up(sighting, parent, now)), subtype="html")
+    return message
+
+
+def _email(subject: str, now: datetime, sender: str, recipients: Sequence[str]) -> EmailMessage:
     message = EmailMessage()
-    message["Subject"] = email_subject(batch)
+    message["Subject"] = subject
     message["From"] = header_value(sender, 998)
     message["To"] = ", ".join(header_value(r, 998) for r in recipients)
     message["Date"] = format_datetime(_utc(now))
-    message["Message-ID"] = message_id(batch)
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
-    plain = text_message(batch[0], now) if len(batch) == 1 else text_digest(batch, now)
-    message.set_content(plain + "\n")
-    message.add_alternative(_html_document(batch, now), subtype="html")
     return message
 
 

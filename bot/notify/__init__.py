@@ -13,7 +13,7 @@ from bot.config.schema import (
     EmailDestination,
     SlackDestination,
 )
-from bot.model import Alert
+from bot.model import Alert, Posted, Sighting
 from bot.notify.ratelimit import KeyedLimiter, RateLimiter
 
 
@@ -30,6 +30,10 @@ class Attempt:
     ``part_sent`` is called with the rows of each part of a digest sent in
     several messages as that part lands (blocking until they are recorded), so a
     crash or a failure before the last part does not send the earlier ones again.
+
+    For a digest with sightings, ``outbox_ids`` name the alerts' rows first, then the
+    sightings' rows, in the order given to ``send``. A sighting sent on its own
+    (``send_sighting``) has its one row.
     """
 
     outbox_ids: tuple[int, ...]
@@ -42,13 +46,40 @@ class Notifier(Protocol):
 
     Calls are blocking (run them in a worker thread from async code). Every
     failure is a :class:`bot.errors.DeliveryError` saying whether a retry can help.
+
+    ``threads`` says whether the destination can reply in an alert's thread and edit
+    the alert (Slack with a bot token): only then does ``send`` say where a single
+    alert landed, for its story's later sightings.
     """
 
     destination_id: str
+    threads: bool
 
-    def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
-        """One alert as its own message, or several as one digest message grouped by rule;
-        ``attempt`` names the outbox rows sent (none outside the pipeline)."""
+    def send(
+        self,
+        alerts: Sequence[Alert],
+        attempt: Attempt | None = None,
+        sightings: Sequence[Sighting] = (),
+    ) -> Posted | None:
+        """One alert as its own message, or several as one digest message grouped by rule,
+        with ``sightings`` (later tellings of earlier stories) listed after them;
+        ``attempt`` names the outbox rows sent (none outside the pipeline).
+
+        Returns where a single alert landed when the destination threads (also when an
+        uncertain earlier send is found already posted), else None."""
+
+    def send_sighting(
+        self,
+        sighting: Sighting,
+        parent: Alert,
+        posted: Posted | None,
+        attempt: Attempt | None = None,
+    ) -> None:
+        """A later telling of ``parent``'s story. With ``posted`` (a destination that
+        threads): a reply in the alert's thread, and the alert edited to count the story's
+        outlets. Without: a follow-up is sent as a message of its own, flagged and naming
+        the story's earlier title; a plain sighting is not sent (the pipeline records it,
+        and a digest lists it), except on the console, which prints every sighting."""
 
     def send_notice(self, title: str, text: str) -> None:
         """A message that is not an alert: feed failure or recovery, ``send-test``."""

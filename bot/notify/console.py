@@ -7,14 +7,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.alerts.render import clean_text, one_line, text_message
+from bot.alerts.render import clean_text, one_line, text_digest, text_message, text_sighting
 from bot.config.schema import ConsoleDestination
-from bot.model import Alert
+from bot.model import Alert, Posted, Sighting
 from bot.notify import Attempt
 
 
 class ConsoleNotifier:
-    """Prints each alert as a plain-text block, blocks separated by a blank line."""
+    """Prints each alert as a plain-text block, blocks separated by a blank line, and each
+    later sighting of a story as one ``↳`` line."""
+
+    threads = False
 
     def __init__(
         self,
@@ -28,10 +31,30 @@ class ConsoleNotifier:
         self._stream = stream
         self._clock = clock
 
-    def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
+    def send(
+        self,
+        alerts: Sequence[Alert],
+        attempt: Attempt | None = None,
+        sightings: Sequence[Sighting] = (),
+    ) -> Posted | None:
         """Prints the alerts; stdout cannot be asked what it showed, so a resend repeats them."""
         now = self._clock()
-        self._write("".join(text_message(alert, now) + "\n\n" for alert in alerts))
+        text = "".join(text_message(alert, now) + "\n\n" for alert in alerts)
+        if sightings:
+            text += text_digest((), now, sightings) + "\n\n"
+        self._write(text)
+        return None
+
+    def send_sighting(
+        self,
+        sighting: Sighting,
+        parent: Alert,
+        posted: Posted | None,
+        attempt: Attempt | None = None,
+    ) -> None:
+        """Every sighting, follow-up or not, as one line naming the story: printing costs
+        nothing, and the default destination should show what a story does."""
+        self._write(text_sighting(sighting, self._clock(), story=parent.title) + "\n\n")
 
     def send_notice(self, title: str, text: str) -> None:
         self._write(f"{one_line(title)}\n{clean_text(text)}\n\n")

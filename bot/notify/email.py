@@ -3,6 +3,10 @@
 SMTP answers map onto :class:`DeliveryError`: 4xx (try later) is retryable, 5xx
 (will never work) is not. Once the server has accepted the message, the send
 counts as done even if closing the connection fails, so nothing is sent twice.
+
+A mailbox cannot be threaded into or edited: a story is one email. A later sighting
+that is a follow-up is mailed on its own as a reply to the story's alert
+(``In-Reply-To``); the others wait for the next digest, or are only recorded.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from bot.alerts.render import email_message, notice_email, one_line
+from bot.alerts.render import email_message, follow_up_email, notice_email, one_line
 from bot.config.schema import EmailDestination, Smtp
 from bot.errors import DeliveryError
-from bot.model import Alert
+from bot.model import Alert, Posted, Sighting
 from bot.notify import Attempt
 
 log = logging.getLogger("newswatch.notify.email")
@@ -26,6 +30,8 @@ log = logging.getLogger("newswatch.notify.email")
 
 class EmailNotifier:
     """Mails alerts (one message each, or a digest) to the configured recipients only."""
+
+    threads = False
 
     def __init__(
         self,
@@ -40,13 +46,43 @@ class EmailNotifier:
         self._smtp = destination.smtp
         self._clock = clock
 
-    def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
-        """Mails the alerts; a mailbox cannot be searched, so a resend after an unknown outcome
-        repeats the mail, under the same Message-ID."""
-        if not alerts:
+    def send(
+        self,
+        alerts: Sequence[Alert],
+        attempt: Attempt | None = None,
+        sightings: Sequence[Sighting] = (),
+    ) -> Posted | None:
+        """Mails the alerts (and a digest's sightings); a mailbox cannot be searched, so a
+        resend after an unknown outcome repeats the mail, under the same Message-ID."""
+        if not alerts and not sightings:
+            return None
+        self._deliver(
+            email_message(
+                alerts,
+                self._clock(),
+                sender=self._sender,
+                recipients=self._recipients,
+                sightings=sightings,
+            )
+        )
+        return None
+
+    def send_sighting(
+        self,
+        sighting: Sighting,
+        parent: Alert,
+        posted: Posted | None,
+        attempt: Attempt | None = None,
+    ) -> None:
+        """A follow-up is mailed as a reply to the story's alert; a plain sighting is not
+        mailed (one email per story): the pipeline records it."""
+        if sighting.follow_up is None:
+            log.debug("%s: a later sighting of a story is not mailed", self.destination_id)
             return
         self._deliver(
-            email_message(alerts, self._clock(), sender=self._sender, recipients=self._recipients)
+            follow_up_email(
+                sighting, parent, self._clock(), sender=self._sender, recipients=self._recipients
+            )
         )
 
     def send_notice(self, title: str, text: str) -> None:

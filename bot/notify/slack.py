@@ -13,6 +13,16 @@ alert again, the channel's history (``conversations.history``, which needs the
 message found there counts as sent. Without that scope, and always with a
 webhook (which cannot read history), the alert is sent again: at-least-once.
 
+With a token, a story's later sightings go into the alert's thread: each is a
+one-line reply (``thread_ts``), and the alert is edited (``chat.update``) to say how
+many outlets report the story. The edit comes first: it is idempotent, so when it
+fails nothing has been posted and a retry simply does both again; when the reply's
+answer is lost, the retry looks for it among the thread's replies
+(``conversations.replies``, the same scopes as the history) and, finding it, sends
+nothing (the edit came before it). An edit Slack refuses for good (the alert was
+deleted) does not hold the reply back. A webhook cannot thread or edit: a sighting
+that is a follow-up is posted as a message of its own, the others are not posted.
+
 A digest too long for one message goes out in parts, split the same way every
 time; each part's rows are recorded as sent as soon as it lands (``Attempt.part_sent``),
 so a failure or a crash before the last part leaves only the later parts to send.
@@ -26,6 +36,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.client import HTTPException
 from typing import Any, Protocol, TypeGuard
@@ -35,10 +46,18 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-from bot.alerts.render import SlackMessage, message_id, slack_digest, slack_message, slack_notice
+from bot.alerts.render import (
+    SlackMessage,
+    message_id,
+    slack_digest,
+    slack_follow_up,
+    slack_message,
+    slack_notice,
+    slack_reply,
+)
 from bot.config.schema import SlackDestination
 from bot.errors import DeliveryError
-from bot.model import Alert
+from bot.model import Alert, Posted, Sighting
 from bot.notify import Attempt
 from bot.notify.ratelimit import MAX_PACING_WAIT, paused
 from bot.timing import DELIVERY_MAX_WAIT, server_seconds
@@ -64,6 +83,8 @@ HISTORY_MARGIN = 120.0
 """Seconds searched before a row's first attempt: replicas' clocks and Slack's differ a little."""
 # History errors that will not go away by retrying: post again instead (at-least-once).
 _NO_HISTORY = frozenset({"missing_scope", "not_in_channel", "channel_not_found"})
+# conversations.replies: the alert is gone, so is its thread; posting says what happens next.
+_NO_THREAD = "thread_not_found"
 
 
 SLACK_INTERVAL = 1.0
@@ -180,25 +201,65 @@ class SlackNotifier:
                 self._secret, timeout=timeout, retry_handlers=[], logger=_sdk_log
             )
         self._limiter = limiter or channel_limiter(channel_key(destination))
+        self.threads = self._client is not None
 
-    def send(self, alerts: Sequence[Alert], attempt: Attempt | None = None) -> None:
-        if not alerts:
-            return
+    def send(
+        self,
+        alerts: Sequence[Alert],
+        attempt: Attempt | None = None,
+        sightings: Sequence[Sighting] = (),
+    ) -> Posted | None:
+        if not alerts and not sightings:
+            return None
         now = self._clock()
         ids = attempt.outbox_ids if attempt is not None else ()
         since = attempt.check_since if attempt is not None else None
-        if len(alerts) == 1:
-            self._deliver(slack_message(alerts[0], now), _marker(ids, message_id(alerts)), since)
-            return
-        parts = slack_digest(alerts, now)
+        if len(alerts) == 1 and not sightings:
+            marker = _marker(ids, message_id(alerts))
+            return self._deliver(slack_message(alerts[0], now), marker, since)
+        parts = slack_digest(alerts, now, sightings)
         for part in parts:
             # Marked with its own rows: a retry after a crash mid-part finds it in the
             # history, as the rows not yet sent split into the same parts again.
             part_ids = [ids[i] for i in part.indexes] if ids else []
-            key = message_id([alerts[i] for i in part.indexes])
+            key = message_id(
+                [alerts[i] for i in part.indexes if i < len(alerts)],
+                [sightings[i - len(alerts)] for i in part.indexes if i >= len(alerts)],
+            )
             self._deliver(part.message, _marker(part_ids, key), since)
             if len(parts) > 1 and attempt is not None and attempt.part_sent is not None:
                 attempt.part_sent(part_ids)
+        return None
+
+    def send_sighting(
+        self,
+        sighting: Sighting,
+        parent: Alert,
+        posted: Posted | None,
+        attempt: Attempt | None = None,
+    ) -> None:
+        """A reply in the alert's thread and the alert edited to count the outlets; without
+        a thread (a webhook, an alert posted in a digest) a follow-up is posted on its own
+        and any other sighting is not posted."""
+        ids = attempt.outbox_ids if attempt is not None else ()
+        since = attempt.check_since if attempt is not None else None
+        marker = _marker(ids, message_id((), (sighting,)))
+        if posted is None or self._client is None:
+            if sighting.follow_up is None:
+                log.debug("%s: a later sighting with no thread to go to", self.destination_id)
+                return
+            self._deliver(slack_follow_up(sighting, parent), marker, since)
+            return
+        if since is not None and self._already_replied(posted, marker, since):
+            log.info(
+                "%s: an earlier reply whose answer was lost did arrive; not posting it again",
+                self.destination_id,
+                extra={"destination": self.destination_id, "event": "delivery_reconciled"},
+            )
+            return
+        edited = replace(parent, outlets=max(parent.outlets, sighting.outlets))
+        self._update(posted, slack_message(edited, self._clock()))
+        self._post(slack_reply(sighting), marker, channel=posted.channel, thread_ts=posted.ts)
 
     def send_notice(self, title: str, text: str) -> None:
         self._post(slack_notice(title, text))
@@ -212,57 +273,119 @@ class SlackNotifier:
 
     def _deliver(
         self, message: SlackMessage, marker: dict[str, Any], since: datetime | None
-    ) -> None:
-        """Post ``message``, unless an earlier send whose answer was lost already did."""
-        if since is not None and self._already_posted(marker, since):
+    ) -> Posted | None:
+        """Post ``message``, unless an earlier send whose answer was lost already did;
+        where it landed either way (with a token, when known)."""
+        if since is not None and (ts := self._already_posted(marker, since)) is not None:
             log.info(
                 "%s: an earlier send whose answer was lost did arrive; not posting it again",
                 self.destination_id,
                 extra={"destination": self.destination_id, "event": "delivery_reconciled"},
             )
-            return
-        self._post(message, marker)
+            return Posted(self._channel_id, ts) if self._channel_id and ts else None
+        return self._post(message, marker)
 
-    def _already_posted(self, marker: dict[str, Any], since: datetime) -> bool:
-        """Whether the channel's recent history holds a message carrying ``marker``."""
-        if self._client is None:
+    def _already_posted(self, marker: dict[str, Any], since: datetime) -> str | None:
+        """The ``ts`` of the message carrying ``marker`` in the channel's recent history,
+        or None when there is none (or the history cannot be read)."""
+        client = self._client
+        if client is None:
             self._warn_once("webhook", "a webhook cannot read the channel's history")
-            return False
+            return None
         if self._history_off is not None:
-            return False
-        if self._channel_id is None:
+            return None
+        channel = self._channel_id
+        if channel is None:
             self._warn_once(
                 "channel_id",
                 f"channel {self._channel!r} is a name and no post has told its ID yet"
                 " (configure the channel ID, C…, to check from the start)",
             )
+            return None
+        oldest = f"{since.timestamp() - HISTORY_MARGIN:.6f}"
+
+        def page(cursor: str | None) -> Any:
+            return client.conversations_history(
+                channel=channel,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=HISTORY_PAGE_SIZE,
+                cursor=cursor,
+            )
+
+        return self._search(marker, page, "conversations.history")
+
+    def _already_replied(self, posted: Posted, marker: dict[str, Any], since: datetime) -> bool:
+        """Whether the alert's thread holds a reply carrying ``marker`` (posted since ``since``)."""
+        client = self._client
+        if client is None or self._history_off is not None:
             return False
         oldest = f"{since.timestamp() - HISTORY_MARGIN:.6f}"
+
+        def page(cursor: str | None) -> Any:
+            return client.conversations_replies(
+                channel=posted.channel,
+                ts=posted.ts,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=HISTORY_PAGE_SIZE,
+                cursor=cursor,
+            )
+
+        return self._search(marker, page, "conversations.replies") is not None
+
+    def _search(
+        self, marker: dict[str, Any], page_of: Callable[[str | None], Any], method: str
+    ) -> str | None:
+        """The ``ts`` of the first message carrying ``marker`` in at most ``HISTORY_PAGES``
+        pages of ``method``'s answers, or None."""
         cursor: str | None = None
         try:
             for _ in range(HISTORY_PAGES):
-                page = self._client.conversations_history(
-                    channel=self._channel_id,
-                    oldest=oldest,
-                    include_all_metadata=True,
-                    limit=HISTORY_PAGE_SIZE,
-                    cursor=cursor,
-                )
-                if any(_carries(m, marker) for m in page.get("messages") or ()):
-                    return True
+                page = page_of(cursor)
+                for message in page.get("messages") or ():
+                    if _carries(message, marker):
+                        return str(message.get("ts") or "")
                 cursor = (page.get("response_metadata") or {}).get("next_cursor")
                 if not cursor:
-                    return False
+                    return None
         except SlackApiError as error:
             response = error.response
             code = response.get("error")
+            if code == _NO_THREAD:
+                return None
             if code not in _NO_HISTORY:
                 raise self._failure(response.status_code, response.data, response.headers) from None
             self._history_off = code
-            self._warn_once(code, f"Slack answered {code} to conversations.history")
+            self._warn_once(code, f"Slack answered {code} to {method}")
         except (OSError, HTTPException, SlackClientError) as error:
             raise self._connection_failure(error) from None
-        return False
+        return None
+
+    def _update(self, posted: Posted, message: SlackMessage) -> None:
+        """Edit the alert at ``posted``. A refusal that retrying cannot change (the alert
+        was deleted) is logged and does not hold back the reply; anything else is raised,
+        before the reply is posted, so a retry does both again."""
+        client = self._client
+        assert client is not None  # only a token can edit
+        self._limiter.wait()
+        try:
+            client.chat_update(
+                channel=posted.channel, ts=posted.ts, text=message.text, blocks=message.blocks
+            )
+        except SlackApiError as error:
+            response = error.response
+            failure = self._failure(response.status_code, response.data, response.headers)
+            if failure.retryable:
+                raise failure from None
+            log.warning(
+                "%s: Slack refused to edit a story's alert (%s); replying in its thread anyway",
+                self.destination_id,
+                failure.code,
+                extra={"destination": self.destination_id, "event": "edit_refused"},
+            )
+        except (OSError, HTTPException, SlackClientError) as error:
+            raise self._connection_failure(error) from None
 
     def _warn_once(self, reason: str, why: str) -> None:
         """Say once per destination that a lost answer means a possible duplicate."""
@@ -277,21 +400,34 @@ class SlackNotifier:
             extra={"destination": self.destination_id, "event": "at_least_once", "code": reason},
         )
 
-    def _post(self, message: SlackMessage, metadata: dict[str, Any] | None = None) -> None:
+    def _post(
+        self,
+        message: SlackMessage,
+        metadata: dict[str, Any] | None = None,
+        *,
+        channel: str | None = None,
+        thread_ts: str | None = None,
+    ) -> Posted | None:
+        """Post ``message`` (in the thread of ``thread_ts``); where it landed, with a token."""
         self._limiter.wait()
+        landed: Posted | None = None
         try:
             if self._client is not None:
                 answer = self._client.chat_postMessage(
-                    channel=self._channel or "",
+                    channel=channel or self._channel or "",
                     text=message.text,
                     blocks=message.blocks,
                     mrkdwn=False,
                     unfurl_links=False,
                     unfurl_media=False,
                     metadata=metadata,
+                    thread_ts=thread_ts,
                 )
-                if self._channel_id is None and isinstance(answer.get("channel"), str):
-                    self._channel_id = answer["channel"]
+                answered, ts = answer.get("channel"), answer.get("ts")
+                if isinstance(answered, str) and isinstance(ts, str):
+                    landed = Posted(answered, ts)
+                    if self._channel_id is None and channel is None:
+                        self._channel_id = answered
             else:
                 assert self._webhook is not None
                 # The fallback ``text`` is for notifications: not parsed as mrkdwn either.
@@ -311,6 +447,7 @@ class SlackNotifier:
         except (OSError, HTTPException, SlackClientError) as error:
             raise self._connection_failure(error) from None
         log.debug("sent a message to %s", self.destination_id)
+        return landed
 
     def _check_webhook(self, status: int, body: str, headers: Mapping[str, Any]) -> None:
         if status != 200:

@@ -10,6 +10,7 @@ from typing import Any, overload
 from bot.model import Alert, Folded, Posted, Sighting, Summary
 
 _ALERT_FIELDS = frozenset(f.name for f in fields(Alert))  # what this version can read
+_SIGHTING_FIELDS = frozenset(f.name for f in fields(Sighting))
 
 
 @overload
@@ -34,7 +35,8 @@ def alert_to_json(alert: Alert) -> str:
 def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
     """The alert ``text`` encodes; payloads written before overflow alerts existed lack
     ``folded`` and ``folded_count`` and read as ordinary alerts; those written before
-    ``terms_as_written`` show their normalised terms. Keys this version does not know
+    ``terms_as_written`` show their normalised terms; those written before stories name
+    one rule and one outlet. Keys this version does not know
     (written by a newer replica during a rolling upgrade) are ignored, not fatal."""
     data: dict[str, Any] = {k: v for k, v in json.loads(text).items() if k in _ALERT_FIELDS}
     summary = data.pop("summary")
@@ -57,19 +59,6 @@ def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
     )
 
 
-def notice_to_json(title: str, text: str) -> str:
-    return json.dumps({"title": title, "text": text}, ensure_ascii=False, separators=(",", ":"))
-
-
-def notice_from_json(text: str) -> tuple[str, str]:
-    """(title, text) of a stored notice."""
-    data: dict[str, str] = json.loads(text)
-    return data["title"], data["text"]
-
-
-_SIGHTING_FIELDS = frozenset(f.name for f in fields(Sighting))
-
-
 def sighting_to_json(sighting: Sighting) -> str:
     data = asdict(sighting)
     data["published"] = sighting.published.isoformat() if sighting.published else None
@@ -78,7 +67,8 @@ def sighting_to_json(sighting: Sighting) -> str:
 
 
 def sighting_from_json(text: str) -> Sighting:
-    """The sighting ``text`` encodes; keys a newer version added are ignored."""
+    """The sighting ``text`` encodes; keys this version does not know are ignored, and
+    the optional ones a row lacks take their defaults."""
     data: dict[str, Any] = {k: v for k, v in json.loads(text).items() if k in _SIGHTING_FIELDS}
     published = data.pop("published")
     return Sighting(
@@ -87,7 +77,7 @@ def sighting_from_json(text: str) -> Sighting:
             "published": datetime.fromisoformat(published) if published else None,
             "first_seen": datetime.fromisoformat(data["first_seen"]),
             "rule_titles": tuple(data["rule_titles"]),
-            "terms_as_written": tuple(data["terms_as_written"]),
+            "terms_as_written": tuple(data.get("terms_as_written", ())),
         }
     )
 
@@ -97,5 +87,16 @@ def posted_to_json(posted: Posted) -> str:
 
 
 def posted_from_json(text: str) -> Posted:
-    data = json.loads(text)
+    data: dict[str, str] = json.loads(text)
     return Posted(data["channel"], data["ts"])
+
+
+def notice_to_json(title: str, text: str) -> str:
+    return json.dumps({"title": title, "text": text}, ensure_ascii=False, separators=(",", ":"))
+
+
+def notice_from_json(text: str) -> tuple[str, str]:
+    """(title, text) of a stored notice."""
+    data: dict[str, str] = json.loads(text)
+    return data["title"], data["text"]
+

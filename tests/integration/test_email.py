@@ -13,10 +13,10 @@ from pydantic import ValidationError
 
 from bot.config.schema import EmailDestination
 from bot.errors import DeliveryError
-from bot.model import Alert, Summary
+from bot.model import Alert, Sighting, Summary
 from bot.notify import build_notifier
 from bot.notify.email import EmailNotifier
-from tests.factories import NOW, sample_alert
+from tests.factories import NOW, sample_alert, sample_sighting
 from tests.peers.smtp_server import HOST, Received, SmtpServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # aiosmtpd's own
@@ -26,6 +26,10 @@ TO = ("analysts@example.org", "desk@example.org")
 
 def alert(**changes: Any) -> Alert:
     return sample_alert(**{"destination": "analysts", **changes})
+
+
+def sighting(**changes: Any) -> Sighting:
+    return sample_sighting(**{"destination": "analysts", **changes})
 
 
 def notifier(server: SmtpServer, security: str, **smtp: Any) -> EmailNotifier:
@@ -258,3 +262,75 @@ def test_send_notice_through_the_factory(plain: SmtpServer) -> None:
     message = sent(plain).message
     assert message["Subject"].strip() == "[newswatch] Feed rcmp is failing"
     assert message.get_content().strip() == "timeout\nsince 24 h"
+
+
+def test_a_story_is_one_email_and_a_later_sighting_is_not_mailed(plain: SmtpServer) -> None:
+    target = notifier(plain, "none")
+    assert not target.threads
+    assert target.send([alert()]) is None
+    target.send_sighting(sighting(), alert(), None)
+    assert len(plain.messages) == 1
+
+
+def test_a_follow_up_is_mailed_as_a_reply_to_the_story_s_alert(plain: SmtpServer) -> None:
+    target = notifier(plain, "none")
+    target.send([alert()])
+    later = sighting(follow_up="new term: suspended", title="RCMP mission suspended")
+    target.send_sighting(later, alert(), None)
+    first, follow_up = (received.message for received in plain.messages)
+    assert follow_up["In-Reply-To"] == first["Message-ID"] == follow_up["References"]
+    assert follow_up["Message-ID"] != first["Message-ID"]
+    assert follow_up["Subject"].strip() == (
+        "[newswatch] Follow-up: new term: suspended — RCMP mission suspended"
+    )
+    text = follow_up.get_body(("plain",)).get_content()
+    assert text.splitlines()[:5] == [
+        "Canadian police mission in Iraq",
+        "Follow-up: new term: suspended",
+        "RCMP mission suspended",
+        "https://www.cbc.ca/news/world/rcmp-iraq-1.123",
+        "Source: CBC News · 2024-05-01 14:00 UTC (1 h ago)",
+    ]
+    assert "Reported by 2 outlets" in text
+    assert "Earlier: RCMP officers arrive in Baghdad\nhttps://www.rcmp-grc.gc.ca/en/news/1" in text
+    html = follow_up.get_body(("html",)).get_content()
+    assert "<strong>Follow-up: new term: suspended</strong>" in html
+    assert 'Earlier: <a href="https://www.rcmp-grc.gc.ca/en/news/1"' in html
+
+
+def test_a_hostile_follow_up_cannot_inject_headers_or_markup(plain: SmtpServer) -> None:
+    later = sighting(
+        follow_up="gap\r\nBcc: victim@example.org",
+        title="Title\u2028X-Evil: 1 <script>alert(1)</script>",
+        link="javascript:alert(2)",
+    )
+    notifier(plain, "none").send_sighting(later, alert(title="Earlier <img src=x>"), None)
+    received = sent(plain)
+    message = received.message
+    assert received.rcpt_tos == TO and message["Bcc"] is None and message["X-Evil"] is None
+    assert message["Subject"].strip() == (
+        "[newswatch] Follow-up: gap Bcc: victim@example.org — Title X-Evil: 1"
+        " <script>alert(1)</script>"
+    )
+    html = message.get_body(("html",)).get_content()
+    assert not re.search(r"<(script|img)|javascript:", html, re.I)
+
+
+def test_a_digest_lists_the_later_sightings_of_earlier_stories(plain: SmtpServer) -> None:
+    sightings = [sighting(source="Reuters", story_title="RCMP in Iraq"), sighting(follow_up="gap")]
+    target = notifier(plain, "none")
+    target.send(
+        [alert(item_key="1", title="One"), alert(item_key="2", title="Two")], None, sightings
+    )
+    target.send([], None, sightings[:1])
+    digest, only_sightings = (received.message for received in plain.messages)
+    assert digest["Subject"].strip() == (
+        "[newswatch] 2 alerts (+2 later reports): Canadian police mission in Iraq"
+    )
+    text = digest.get_body(("plain",)).get_content()
+    assert text.index("Two") < text.index("Follow-ups (1)") < text.index("Also reported (1)")
+    assert "- Follow-up: gap · CBC News: Canadian police to train Iraqi officers · " in text
+    assert "- Reuters: Canadian police to train" in text and "story: RCMP in Iraq" in text
+    html = digest.get_body(("html",)).get_content()
+    assert "<h2>Follow-ups (1)</h2>" in html and "<h2>Also reported (1)</h2>" in html
+    assert only_sightings["Subject"].strip() == "[newswatch] 1 later report of earlier stories"

@@ -15,26 +15,36 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config.schema import SlackDestination
 from bot.errors import DeliveryError
-from bot.model import Alert, Summary
+from bot.model import Alert, Posted, Summary
 from bot.notify import Attempt, build_notifier
 from bot.notify.slack import ChannelLimiter, SlackNotifier
 from bot.timing import DELIVERY_MAX_WAIT
-from tests.factories import NOW, sample_alert
+from tests.factories import NOW, sample_alert, sample_sighting
 from tests.peers.slack_emulator import TOKEN, Fault, SlackEmulator, block_kit_violations
 
 HOSTILE = "<!channel> <!here> <!everyone> <@U123> <#C456> <!subteam^S1> <https://x.org|y> *a*"
 
 
 alert = sample_alert
+sighting = sample_sighting
 
 
 def api(
-    slack: SlackEmulator, token: str = TOKEN, channel: str = "#iraq", timeout: int = 30
+    slack: SlackEmulator,
+    token: str = TOKEN,
+    channel: str = "#iraq",
+    timeout: int = 30,
+    *,
+    paced: bool = True,
 ) -> SlackNotifier:
+    """A notifier posting with a token; ``paced=False`` for tests not about pacing."""
     destination = SlackDestination(
         type="slack", channel=channel, token=token, base_url=slack.base_url
     )
-    return SlackNotifier("iraq-desk", destination, clock=lambda: NOW, timeout=timeout)
+    limiter = None if paced else ChannelLimiter(0)
+    return SlackNotifier(
+        "iraq-desk", destination, clock=lambda: NOW, timeout=timeout, limiter=limiter
+    )
 
 
 def webhook(slack: SlackEmulator, timeout: int = 30) -> SlackNotifier:
@@ -394,3 +404,250 @@ def test_a_webhook_cannot_look_and_posts_a_lost_answer_again(
         notifier.send([alert()], Attempt((7,), check_since=started))
     assert len(slack.messages) == 2
     assert "webhook" in caplog.text
+
+
+# --- the story thread ------------------------------------------------------------------
+
+
+def _parent(slack: SlackEmulator, notifier: SlackNotifier) -> tuple[Alert, Posted]:
+    """A story's alert, posted; where it landed."""
+    parent = alert()
+    posted = notifier.send([parent], Attempt((1,)))
+    assert posted is not None
+    return parent, posted
+
+
+def test_a_single_alert_sent_with_a_token_says_where_it_landed(slack: SlackEmulator) -> None:
+    notifier = api(slack)  # a channel name: Slack's answer names the channel's ID
+    posted = notifier.send([alert()])
+    (message,) = slack.wait_for(1)
+    assert posted == Posted(slack.channel_id("#iraq"), message.ts)
+    assert notifier.threads
+    assert notifier.send([alert(item_key="a"), alert(item_key="b")]) is None  # a digest
+    hook = webhook(slack)
+    assert not hook.threads and hook.send([alert()]) is None
+
+
+def test_later_sightings_reply_in_the_thread_and_the_alert_counts_the_outlets(
+    slack: SlackEmulator,
+) -> None:
+    notifier = api(slack, paced=False)
+    parent, posted = _parent(slack, notifier)
+    for outlets, source in enumerate(["CBC News", "Reuters"], 2):
+        later = sighting(source=source, title=f"{source} headline", outlets=outlets)
+        notifier.send_sighting(later, parent, posted, Attempt((outlets,)))
+    (top,) = slack.top_level("#iraq")
+    replies = slack.replies(posted.ts)
+    assert [r.rich_texts() for r in replies] == [
+        ["CBC News · CBC News headline · 2024-05-01 14:00 UTC"],
+        ["Reuters · Reuters headline · 2024-05-01 14:00 UTC"],
+    ]
+    assert [r.metadata["event_payload"]["outbox_ids"] for r in replies if r.metadata] == [[2], [3]]
+    assert [r.entities for r in replies] == [
+        ["link:https://www.cbc.ca/news/world/rcmp-iraq-1.123"]
+    ] * 2
+    assert all(not block_kit_violations(r.payload) for r in replies)
+    # The alert was edited twice, the count growing, its text otherwise unchanged.
+    assert len(top.edits) == 2
+    assert top.rich_texts()[:3] == [
+        "RCMP officers arrive in Baghdad",
+        "RCMP news · 2024-05-01 12:00 UTC · Matched: canadian police, iraq",
+        "Reported by 3 outlets",
+    ]
+    assert "reported by 3 outlets" in top.text
+    assert "Reported by 2 outlets" in "".join(
+        e.get("text", "") for b in top.edits[1]["blocks"] for e in _elements(b)
+    )
+    assert top.metadata is not None  # the edit keeps the alert findable
+    # Each edit comes before its reply: a failed edit leaves nothing posted.
+    methods = [method for method, _ in slack.calls]
+    assert methods == ["chat.postMessage"] + ["chat.update", "chat.postMessage"] * 2
+    assert {c["ts"] for c in slack.calls_to("chat.update")} == {posted.ts}
+
+
+def _elements(block: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for section in block.get("elements", []) for e in section.get("elements", [])]
+
+
+def test_a_follow_up_reply_is_flagged_in_bold(slack: SlackEmulator) -> None:
+    notifier = api(slack, paced=False)
+    parent, posted = _parent(slack, notifier)
+    later = sighting(follow_up="new term: suspended", title="RCMP mission suspended")
+    notifier.send_sighting(later, parent, posted)
+    (reply,) = slack.replies(posted.ts)
+    assert reply.rich_texts() == [
+        "Follow-up: new term: suspended · CBC News · RCMP mission suspended · 2024-05-01 14:00 UTC"
+    ]
+    flag = reply.blocks[0]["elements"][0]["elements"][0]
+    assert flag == {
+        "type": "text",
+        "text": "Follow-up: new term: suspended",
+        "style": {"bold": True},
+    }
+    assert reply.text.startswith("Follow-up: new term: suspended · CBC News: RCMP mission")
+
+
+def test_hostile_sighting_text_arrives_exactly_and_cannot_ping(slack: SlackEmulator) -> None:
+    notifier = api(slack, paced=False)
+    parent, posted = _parent(slack, notifier)
+    notifier.send_sighting(
+        sighting(title=HOSTILE, source=HOSTILE, follow_up=HOSTILE, link=None), parent, posted
+    )
+    (reply,) = slack.replies(posted.ts)
+    assert reply.entities == []
+    assert reply.rich_texts()[0].startswith(f"Follow-up: {HOSTILE} · {HOSTILE} · {HOSTILE} · ")
+    assert "&lt;!channel&gt;" in reply.text and reply.payload["mrkdwn"] is False
+
+
+def test_a_reply_whose_answer_was_lost_is_found_in_the_thread_not_posted_twice(
+    slack: SlackEmulator,
+) -> None:
+    notifier = api(slack, channel=slack.channel_id("#iraq"), timeout=1, paced=False)
+    parent, posted = _parent(slack, notifier)
+    started = datetime.now(UTC)
+    slack.fail_next(Fault("lost_answer", method="chat.postMessage"))
+    with pytest.raises(DeliveryError) as lost:
+        notifier.send_sighting(sighting(), parent, posted, Attempt((2,)))
+    assert (lost.value.code, lost.value.maybe_delivered) == ("timeout", True)
+    assert len(slack.replies(posted.ts)) == 1
+    notifier.send_sighting(sighting(), parent, posted, Attempt((2,), check_since=started))
+    assert len(slack.replies(posted.ts)) == 1  # found in the thread: not posted again
+    (top,) = slack.top_level("#iraq")
+    assert len(top.edits) == 1  # nor edited again: the edit came before the reply
+    (replies,) = slack.calls_to("conversations.replies")
+    assert replies["ts"] == posted.ts and replies["include_all_metadata"] == "1"
+    assert float(replies["oldest"]) < started.timestamp()
+    # The history shows top-level messages only: the reply is not mistaken for an alert.
+    assert notifier.send([parent], Attempt((2,), check_since=started)) is not None
+    assert len(slack.top_level("#iraq")) == 2
+    # Another sighting's row is another reply.
+    notifier.send_sighting(sighting(), parent, posted, Attempt((3,), check_since=started))
+    assert len(slack.replies(posted.ts)) == 2
+
+
+def test_a_busy_thread_is_searched_page_by_page(slack: SlackEmulator) -> None:
+    notifier = api(slack, channel=slack.channel_id("#iraq"), timeout=1, paced=False)
+    parent, posted = _parent(slack, notifier)
+    started = datetime.now(UTC)
+    for n in range(250):  # people discuss the story in its thread first
+        slack.post_directly("#iraq", f"comment {n}", thread_ts=posted.ts)
+    slack.fail_next(Fault("lost_answer", method="chat.postMessage"))
+    with pytest.raises(DeliveryError):
+        notifier.send_sighting(sighting(), parent, posted, Attempt((2,)))
+    notifier.send_sighting(sighting(), parent, posted, Attempt((2,), check_since=started))
+    assert len(slack.replies(posted.ts)) == 251
+    pages = slack.calls_to("conversations.replies")
+    assert [p.get("cursor") for p in pages] == [None, "200"]
+
+
+def test_an_edit_that_fails_posts_no_reply_and_the_retry_does_both_once(
+    slack: SlackEmulator,
+) -> None:
+    notifier = api(slack, paced=False)
+    parent, posted = _parent(slack, notifier)
+    slack.fail_next(Fault("server_error", method="chat.update"))
+    with pytest.raises(DeliveryError) as failed:
+        notifier.send_sighting(sighting(), parent, posted, Attempt((2,)))
+    assert failed.value.retryable
+    assert slack.replies(posted.ts) == []
+    notifier.send_sighting(sighting(), parent, posted, Attempt((2,)))
+    assert len(slack.replies(posted.ts)) == 1
+    (top,) = slack.top_level("#iraq")
+    assert len(top.edits) == 1
+
+
+def test_an_edit_slack_refuses_for_good_does_not_hold_back_the_reply(
+    slack: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = api(slack, paced=False)
+    parent, posted = _parent(slack, notifier)
+    slack.fail_next(Fault("error", code="cant_update_message", method="chat.update"))
+    with caplog.at_level(logging.WARNING, logger="newswatch.notify.slack"):
+        notifier.send_sighting(sighting(), parent, posted, Attempt((2,)))
+    assert len(slack.replies(posted.ts)) == 1
+    assert "cant_update_message" in caplog.text
+
+
+def test_an_alert_whose_answer_was_lost_is_found_with_its_ts_so_its_thread_is_kept(
+    slack: SlackEmulator,
+) -> None:
+    notifier = api(slack, channel=slack.channel_id("#iraq"), timeout=1, paced=False)
+    started = _lost_answer(slack, notifier, (7,))
+    posted = notifier.send([alert()], Attempt((7,), check_since=started))
+    (top,) = slack.top_level("#iraq")
+    assert posted == Posted(top.channel_id or "", top.ts)
+    notifier.send_sighting(sighting(), alert(), posted, Attempt((8,)))
+    assert len(slack.replies(top.ts)) == 1 and len(top.edits) == 1
+
+
+def test_without_the_history_scope_a_lost_reply_is_posted_again_said_once(
+    slack: SlackEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = api(slack, channel=slack.channel_id("#iraq"), timeout=1, paced=False)
+    parent, posted = _parent(slack, notifier)
+    slack.history_error = "missing_scope"
+    started = datetime.now(UTC)
+    slack.fail_next(Fault("lost_answer", method="chat.postMessage"))
+    with pytest.raises(DeliveryError):
+        notifier.send_sighting(sighting(), parent, posted, Attempt((2,)))
+    with caplog.at_level(logging.WARNING, logger="newswatch.notify.slack"):
+        notifier.send_sighting(sighting(), parent, posted, Attempt((2,), check_since=started))
+    assert len(slack.replies(posted.ts)) == 2  # at-least-once
+    assert "conversations.replies" in caplog.text and "channels:history" in caplog.text
+
+
+@pytest.mark.parametrize("make", [webhook, api])
+def test_without_a_thread_a_follow_up_is_its_own_message_and_a_sighting_is_not_posted(
+    slack: SlackEmulator, make: Any
+) -> None:
+    """A webhook cannot thread; an alert posted in a digest has no thread of its own."""
+    notifier = make(slack)
+    parent = alert()
+    notifier.send_sighting(sighting(), parent, None, Attempt((2,)))
+    assert slack.messages == []
+    notifier.send_sighting(sighting(follow_up="after a gap of 30 h"), parent, None, Attempt((3,)))
+    (posted,) = slack.wait_for(1)
+    assert posted.thread_ts is None
+    assert posted.blocks[0]["text"]["text"] == "Canadian police mission in Iraq"
+    assert posted.rich_texts() == [
+        "Follow-up: after a gap of 30 h",
+        "Canadian police to train Iraqi officers",
+        "CBC News · 2024-05-01 14:00 UTC · Matched: Canadian police, Iraq",
+        "Reported by 2 outlets",
+        "Earlier: RCMP officers arrive in Baghdad",
+    ]
+    assert posted.text.startswith("Follow-up: after a gap of 30 h · CBC News: Canadian police")
+    assert not block_kit_violations(posted.payload)
+
+
+def test_a_digest_lists_later_sightings_after_its_alerts(slack: SlackEmulator) -> None:
+    sightings = [sighting(follow_up="new term: suspended"), sighting(source="Reuters")]
+    alerts = [alert(), alert(item_key="b", title="Second story")]
+    api(slack, paced=False).send(alerts, Attempt((1, 2, 3, 4)), sightings)
+    (posted,) = slack.wait_for(1)
+    headers = [b["text"]["text"] for b in posted.blocks if b["type"] == "header"]
+    assert headers == ["Canadian police mission in Iraq (2)", "Follow-ups (1)", "Also reported (1)"]
+    texts = posted.rich_texts()
+    assert texts[-2].startswith("Follow-up: new term: suspended · CBC News · Canadian police")
+    assert texts[-1].startswith("Reuters · Canadian police to train Iraqi officers · ")
+    assert posted.metadata is not None
+    assert posted.metadata["event_payload"]["outbox_ids"] == [1, 2, 3, 4]
+    assert "2 later reports of earlier stories" in posted.text
+
+
+def test_a_long_digest_with_sightings_splits_into_parts_each_row_in_one(
+    slack: SlackEmulator,
+) -> None:
+    words = "Canadian police & officers in Iraq " * 20
+    alerts = [alert(item_key=str(i), title=f"Item {i}") for i in range(60)]
+    sightings = [sighting(title=f"{words} {i}", story_title=words) for i in range(300)]
+    ids = tuple(range(1000, 1360))
+    landed: list[int] = []
+    api(slack, paced=False).send(alerts, Attempt(ids, part_sent=landed.extend), sightings)
+    parts = slack.messages
+    assert len(parts) > 2
+    assert all(not block_kit_violations(p.payload) for p in parts)
+    assert sorted(landed) == list(ids) and len(landed) == len(ids)
+    assert [
+        i for p in parts if p.metadata for i in p.metadata["event_payload"]["outbox_ids"]
+    ] == list(ids)

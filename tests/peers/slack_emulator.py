@@ -1,14 +1,18 @@
 """A Slack Web API emulator on loopback, for the real slack-sdk client (``base_url``).
 
 It implements ``chat.postMessage`` (bearer token checked, message ``metadata`` kept,
-``rich_text`` blocks checked for shape and their mentions and links readable as ``entities``),
-``conversations.history`` (channel IDs only, ``oldest``, cursor pagination, metadata
-only with ``include_all_metadata``) and an incoming webhook, records every request,
-enforces Block Kit's limits the way Slack does (an ``invalid_blocks`` error), and can
-be scripted to answer the next requests with 429 + Retry-After, a 5xx, an ``ok: false``
-error, a dropped connection, or no answer at all after accepting the message
-(``lost_answer``: the answer is held until the client gives up and hangs up).
-``history_error`` makes every history request fail (``missing_scope``).
+``rich_text`` blocks checked for shape and their mentions and links readable as ``entities``,
+``thread_ts`` making a reply in a thread), ``chat.update`` (the message found by channel
+ID and ``ts``, its text and blocks replaced, each earlier version kept in ``edits``),
+``conversations.history`` (channel IDs only, top-level messages only as in Slack,
+``oldest``, cursor pagination, metadata only with ``include_all_metadata``),
+``conversations.replies`` (a thread, parent first, the same way) and an incoming
+webhook, records every request, enforces Block Kit's limits the way Slack does (an
+``invalid_blocks`` error), and can be scripted to answer the next requests with
+429 + Retry-After, a 5xx, an ``ok: false`` error, a dropped connection, or no answer
+at all after accepting the message (``lost_answer``: the answer is held until the
+client gives up and hangs up). ``history_error`` makes every history and replies
+request fail (``missing_scope``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ class Fault:
     retry_after: int = 1
     status: int = 503
     code: str = "channel_not_found"
+    method: str | None = None  # only a request to this API method (``chat.update``) takes it
+
+    def applies_to(self, method: str) -> bool:
+        return self.method is None or self.method == method
 
 
 @dataclass
@@ -47,6 +55,13 @@ class Posted:
     at: float = field(default_factory=time.monotonic)
     channel_id: str | None = None
     ts: str = ""
+    edits: list[dict[str, Any]] = field(default_factory=list)  # earlier payloads, oldest first
+
+    @property
+    def thread_ts(self) -> str | None:
+        """The ``ts`` of the message this one replies to in its thread, if it is a reply."""
+        value = self.payload.get("thread_ts")
+        return str(value) if value else None
 
     @property
     def text(self) -> str:
@@ -252,9 +267,13 @@ class SlackEmulator(LoopbackServer):
         """Unique and increasing, like Slack's message timestamps."""
         return f"{int(time.time())}.{next(self._ts):06d}"
 
-    def post_directly(self, name: str, text: str) -> Posted:
-        """Someone else posts to channel ``name`` (no newswatch metadata)."""
-        posted = Posted("api", {"channel": name, "text": text})
+    def post_directly(self, name: str, text: str, thread_ts: str | None = None) -> Posted:
+        """Someone else posts to channel ``name`` (in the thread of ``thread_ts``), with no
+        newswatch metadata."""
+        payload = {"channel": name, "text": text}
+        posted = Posted(
+            "api", payload if thread_ts is None else {**payload, "thread_ts": thread_ts}
+        )
         with self.delivered:
             posted.channel_id = self._channel_id(name)
             posted.ts = self.next_ts()
@@ -263,13 +282,27 @@ class SlackEmulator(LoopbackServer):
         return posted
 
     def in_channel(self, name: str) -> list[Posted]:
+        """Every message of channel ``name``, replies in threads included."""
         with self.lock:
             channel = self._channel_id(name)
             return [m for m in self.messages if m.channel_id == channel]
 
-    def history_requests(self) -> list[dict[str, str]]:
+    def top_level(self, name: str) -> list[Posted]:
+        """What channel ``name`` shows: its messages that are not replies in a thread."""
+        return [m for m in self.in_channel(name) if m.thread_ts is None]
+
+    def replies(self, ts: str) -> list[Posted]:
+        """The replies in the thread of the message ``ts``, oldest first."""
         with self.lock:
-            return [params for path, params in self.calls if path == "conversations.history"]
+            return [m for m in self.messages if m.thread_ts == ts]
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        """The parameters of every call of API ``method`` (``chat.update`` …), in order."""
+        with self.lock:
+            return [params for path, params in self.calls if path == method]
+
+    def history_requests(self) -> list[dict[str, str]]:
+        return self.calls_to("conversations.history")
 
     def fail_next(self, *faults: Fault) -> None:
         with self.lock:
@@ -282,6 +315,12 @@ class SlackEmulator(LoopbackServer):
             return list(self.messages)
 
 
+def _find(emu: SlackEmulator, channel: str, ts: str) -> Posted | None:
+    """The message ``ts`` of ``channel`` (a name or an ID); the caller holds the lock."""
+    channel_id = emu._channel_id(channel)
+    return next((m for m in emu.messages if m.channel_id == channel_id and m.ts == ts), None)
+
+
 class _SlackHandler(QuietHandler):
     def do_POST(self) -> None:
         emu: SlackEmulator = self.owner
@@ -289,7 +328,10 @@ class _SlackHandler(QuietHandler):
         raw = self.rfile.read(length)
         with emu.lock:
             emu.requests.append((self.path, dict(self.headers.items())))
-            fault = emu.faults.popleft() if emu.faults else None
+            method = urlsplit(self.path).path.removeprefix("/api/")
+            fault = next((f for f in emu.faults if f.applies_to(method)), None)
+            if fault is not None:
+                emu.faults.remove(fault)
         is_webhook = self.path == WEBHOOK_PATH
         self._lose_answer = fault is not None and fault.kind == "lost_answer"
         if fault is not None and not self._lose_answer and self._answer_fault(fault, is_webhook):
@@ -304,6 +346,10 @@ class _SlackHandler(QuietHandler):
             self._post_message(emu, payload)
         elif path == "/api/conversations.history":
             self._history(emu, payload)
+        elif path == "/api/conversations.replies":
+            self._replies(emu, payload)
+        elif path == "/api/chat.update":
+            self._update(emu, payload)
         elif path == "/api/auth.test":
             self._auth_test()
         else:
@@ -351,8 +397,41 @@ class _SlackHandler(QuietHandler):
         if block_kit_violations(payload):
             self._json(200, {"ok": False, "error": "invalid_blocks"})
             return
+        thread_ts = payload.get("thread_ts")
+        with emu.lock:
+            parent = _find(emu, str(payload["channel"]), str(thread_ts)) if thread_ts else None
+        if thread_ts and parent is None:
+            # Stricter than Slack may be: a reply to a message this channel does not hold
+            # is a bug in the caller, and fails the test.
+            self._json(200, {"ok": False, "error": "thread_not_found"})
+            return
         posted = self._accept(emu, Posted("api", payload))
         self._json(200, {"ok": True, "channel": posted.channel_id, "ts": posted.ts})
+
+    def _update(self, emu: SlackEmulator, payload: dict[str, Any]) -> None:
+        """``chat.update``: the message at channel ID + ``ts`` gets the new text and blocks."""
+        if not self._authorized():
+            self._json(200, {"ok": False, "error": "invalid_auth"})
+            return
+        channel, ts = str(payload.get("channel") or ""), str(payload.get("ts") or "")
+        if channel not in emu.channels.values():  # chat.update takes an ID
+            self._json(200, {"ok": False, "error": "channel_not_found"})
+            return
+        if block_kit_violations(payload):
+            self._json(200, {"ok": False, "error": "invalid_blocks"})
+            return
+        with emu.delivered:
+            found = _find(emu, channel, ts)
+            if found is not None:
+                found.edits.append(dict(found.payload))
+                kept = {k: v for k, v in found.payload.items() if k not in ("text", "blocks")}
+                new = {k: payload[k] for k in ("text", "blocks") if k in payload}
+                found.payload = {**kept, **new}
+                emu.delivered.notify_all()
+        if found is None:
+            self._json(200, {"ok": False, "error": "message_not_found"})
+            return
+        self._json(200, {"ok": True, "channel": channel, "ts": ts, "text": found.text})
 
     def _history(self, emu: SlackEmulator, params: dict[str, Any]) -> None:
         """Newest first, after ``oldest``, ``limit`` a page, ``next_cursor`` while more remain."""
@@ -375,12 +454,40 @@ class _SlackHandler(QuietHandler):
             if channel not in emu.channels.values():  # names are not accepted here
                 found = None
             else:
-                found = [m for m in reversed(emu.messages) if m.channel_id == channel]
+                found = [
+                    m
+                    for m in reversed(emu.messages)
+                    if m.channel_id == channel and m.thread_ts is None
+                ]
         if found is None:
             self._json(200, {"ok": False, "error": "channel_not_found"})
             return
         oldest = float(params.get("oldest") or 0)
-        found = [m for m in found if float(m.ts) > oldest]
+        self._page(params, [m for m in found if float(m.ts) > oldest])
+
+    def _replies(self, emu: SlackEmulator, params: dict[str, Any]) -> None:
+        """A thread, parent first then its replies oldest first (those after ``oldest``)."""
+        if not self._authorized():
+            self._json(200, {"ok": False, "error": "invalid_auth"})
+            return
+        if emu.history_error is not None:
+            self._json(200, {"ok": False, "error": emu.history_error})
+            return
+        channel, ts = str(params.get("channel") or ""), str(params.get("ts") or "")
+        if channel not in emu.channels.values():
+            self._json(200, {"ok": False, "error": "channel_not_found"})
+            return
+        with emu.lock:
+            parent = _find(emu, channel, ts)
+            replies = [m for m in emu.messages if m.channel_id == channel and m.thread_ts == ts]
+        if parent is None:
+            self._json(200, {"ok": False, "error": "thread_not_found"})
+            return
+        oldest = float(params.get("oldest") or 0)
+        self._page(params, [parent, *(m for m in replies if float(m.ts) > oldest)])
+
+    def _page(self, params: dict[str, Any], found: list[Posted]) -> None:
+        """One page of ``found``: ``limit`` messages from ``cursor``, ``next_cursor`` while more."""
         start = int(params.get("cursor") or 0)
         limit = min(int(params.get("limit") or 100), 999)
         page = found[start : start + limit]
@@ -388,6 +495,8 @@ class _SlackHandler(QuietHandler):
         messages = []
         for m in page:
             message = {"type": "message", "ts": m.ts, "text": m.text}
+            if m.thread_ts is not None:
+                message["thread_ts"] = m.thread_ts
             if metadata and m.metadata is not None:
                 message["metadata"] = m.metadata
             messages.append(message)
