@@ -174,4 +174,3 @@ class QueuedAlert:
     alert: Alert
     deliver_at: datetime
     digest: bool = False
-

@@ -198,7 +198,9 @@ class Deliverer:
         """What one send takes: a digest destination's alerts and sightings all together,
         every other alert, sighting and notice on its own."""
         notices = [[e] for e in entries if e.notice is not None]
-        alerts = [e for e in entries if e.notice is None]
+        # A digest lists its alerts, then the sightings (the order its rows are told in).
+        alerts = [e for e in entries if e.alert is not None]
+        alerts += [e for e in entries if e.sighting is not None]
         digest = getattr(self.ctx.settings.destinations.get(dest_id), "digest", None)
         singles = [alerts] if digest is not None and alerts else [[e] for e in alerts]
         return notices + singles

@@ -99,4 +99,3 @@ def notice_from_json(text: str) -> tuple[str, str]:
     """(title, text) of a stored notice."""
     data: dict[str, str] = json.loads(text)
     return data["title"], data["text"]
-

@@ -377,6 +377,7 @@ class _Told:
     """The story an item told: its id, its outlets so far, and why the item is a follow-up."""
 
     story_id: int
+    title: str  # the story's, as first alerted
     outlets: int
     follow_up: str | None
 
@@ -394,6 +395,7 @@ class _Told:
             outlets=self.outlets,
             follow_up=self.follow_up,
             language=seen.language,
+            story_title=self.title,
         )
 
 
@@ -850,6 +852,7 @@ class SqlStore:
                 story_id = local.find(seen.signature, now)
             earlier: list[str] = []
             last_at = t
+            title = alert.title[:TITLE_KEPT]
             if story_id is None:
                 (story_id,) = self._execute(
                     "INSERT INTO stories (title, created_at, last_at) VALUES (?, ?, ?)"
@@ -863,8 +866,8 @@ class SqlStore:
                         "SELECT title FROM sightings WHERE story_id = ? ORDER BY id", (story_id,)
                     ).fetchall()
                 ]
-                (last_at,) = self._execute(
-                    "SELECT last_at FROM stories WHERE id = ?", (story_id,)
+                title, last_at = self._execute(
+                    "SELECT title, last_at FROM stories WHERE id = ?", (story_id,)
                 ).fetchone()
                 self._execute(
                     f"UPDATE stories SET last_at = {self._d.greatest}(last_at, ?) WHERE id = ?",
@@ -898,7 +901,7 @@ class SqlStore:
                 if earlier
                 else None
             )
-            out[key] = _Told(story_id, int(outlets), reason)
+            out[key] = _Told(story_id, title, int(outlets), reason)
         return out
 
     def _synced_stories(self, now: datetime, window: float) -> StoryIndex:
@@ -1066,7 +1069,33 @@ class SqlStore:
             ).fetchall()
         )
         parents = self._parents(sorted({r[11] for r in rows if r[11] is not None}))
-        return sorted((_outbox_entry(r, parents) for r in rows), key=lambda e: e.id)
+        entries = [_outbox_entry(r, parents) for r in rows]
+        outlets = self._outlets(sorted({e.sighting.story_id for e in entries if e.sighting}))
+        # A sighting tells the story's outlets as of its send, not its queuing: a retried
+        # older one never edits the count down.
+        return sorted(
+            (
+                replace(e, sighting=replace(e.sighting, outlets=outlets[e.sighting.story_id]))
+                if e.sighting is not None and e.sighting.story_id in outlets
+                else e
+                for e in entries
+            ),
+            key=lambda e: e.id,
+        )
+
+    def _outlets(self, story_ids: Sequence[int]) -> dict[int, int]:
+        """The distinct sources of each story's sightings."""
+        counts: dict[int, int] = {}
+        for chunk in _chunks(story_ids):
+            counts.update(
+                (story_id, int(n))
+                for story_id, n in self._query(
+                    "SELECT story_id, count(DISTINCT source) FROM sightings"
+                    f" WHERE story_id IN {self._in(chunk)} GROUP BY story_id",
+                    chunk,
+                )
+            )
+        return counts
 
     def _parents(self, ids: Sequence[int]) -> dict[int, Parent]:
         """The alerts of these rows (sightings' parents), with where each landed."""
