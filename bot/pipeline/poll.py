@@ -412,12 +412,14 @@ class Poller:
     def _queue_match(
         self, item: Item, match: Match, source: str, now: datetime
     ) -> list[QueuedAlert]:
-        """One alert per destination of the rule, its summary still to be made."""
+        """One alert per destination of the rule, its summary still to be made; it names the
+        item's language when that is not the destination's."""
         rule = self.rules[match.rule_id]
         story = item.story_keys or (f"item:{item.feed_id}:{item.key}",)
         out = []
         for dest_id in rule.notify if rule.notify is not None else self.settings.destinations:
-            digest = getattr(self.settings.destinations[dest_id], "digest", None)
+            destination = self.settings.destinations[dest_id]
+            digest = getattr(destination, "digest", None)
             alert = Alert(
                 rule_id=rule.id,
                 rule_title=rule.title,
@@ -431,6 +433,7 @@ class Poller:
                 first_seen=now,
                 summary=Summary(""),
                 terms=match.terms,
+                language=None if item.language == destination.language else item.language,
             )
             deliver_at = next_digest_at(digest, now) if digest is not None else now
             out.append(QueuedAlert(alert, story, deliver_at, digest=digest is not None))
