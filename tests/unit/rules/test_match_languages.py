@@ -94,4 +94,3 @@ def test_eval_detects_the_language_of_records_without_one() -> None:
     lines = list(report(rules, evaluate(rules, cases)))
     assert "  language en: recall 0.00 (0/1), precision -" in lines
     assert "  language fr: recall 1.00 (1/1), precision 1.00 (1/1)" in lines
-
