@@ -121,6 +121,8 @@ def render(
         yield f"          {item.link}"
     if not explanation.feed_selected:
         yield "          (the rule's feeds: do not include this feed)"
+    if not explanation.language_selected:
+        yield f"          (the rule's languages: do not include {item.language}, its language)"
     shown: set[str] = set()
     for field in FIELDS if show_fields else ():
         hits = [h for h in explanation.hits if h.field == field]

@@ -12,6 +12,7 @@ from bot.config.schema import Rule
 from bot.errors import ConfigError
 from bot.model import Item
 from bot.rules.evaluate import evaluate, parse_labelled, report
+from bot.rules.explain import explain
 from bot.rules.match import RuleSet
 
 
@@ -94,3 +95,10 @@ def test_eval_detects_the_language_of_records_without_one() -> None:
     lines = list(report(rules, evaluate(rules, cases)))
     assert "  language en: recall 0.00 (0/1), precision -" in lines
     assert "  language fr: recall 1.00 (1/1), precision 1.00 (1/1)" in lines
+
+
+def test_explain_says_when_the_language_keeps_a_rule_from_matching() -> None:
+    rule = Rule(id="fr", title="FR", query="police", languages=("fr",))
+    english = explain(rule, EN)
+    assert english.hits and not english.matched and not english.language_selected
+    assert explain(rule, UNKNOWN).language_selected
