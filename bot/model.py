@@ -22,7 +22,8 @@ class Item:
 
     ``key`` identifies the item within its feed (guid, else canonical link, else
     a hash); ``story_keys`` (canonical link, normalized title) are what the parser
-    knows of the story it tells.
+    knows of the story it tells. ``language`` is the ISO 639-1 code of its text
+    (:mod:`bot.feeds.language`), None when unknown.
     """
 
     feed_id: str
@@ -34,6 +35,7 @@ class Item:
     published: datetime | None = None
     author: str | None = None
     story_keys: tuple[str, ...] = ()
+    language: str | None = None
 
     def text(self, name: Field) -> str:
         return getattr(self, name)
@@ -97,6 +99,9 @@ class Alert:
     An *overflow* alert (``folded_count`` > 0) stands for the matches of one poll
     of one feed over the flood ceiling: it lists the first of them (``folded``)
     and counts them all, so a flood costs a destination one message, not thousands.
+
+    ``language`` is the item's language (ISO 639-1) when it is not the destination's, for
+    the alert to say so; None when they are the same or the item's is unknown.
     """
 
     rule_id: str
@@ -115,6 +120,7 @@ class Alert:
     folded: tuple[Folded, ...] = field(default=())
     folded_count: int = 0
     terms_as_written: tuple[str, ...] = field(default=())
+    language: str | None = None
     also_matched: tuple[str, ...] = field(default=())
     outlets: int = 1
 

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import nh3
 
+from bot.languages import language_name
 from bot.model import Alert, Folded, Sighting, Summary
 
 SLACK_HEADER_MAX = 150
@@ -202,6 +203,12 @@ def outlets_line(count: int) -> str:
     return f"Reported by {count} outlets" if count > 1 else ""
 
 
+def in_language(alert: Alert) -> str:
+    """`` · in French`` after the source when the item is not in the destination's language
+    (:attr:`Alert.language`), else nothing."""
+    return f" · in {language_name(alert.language)}" if alert.language else ""
+
+
 # --- emphasis ---------------------------------------------------------------------------
 
 
@@ -360,7 +367,7 @@ def _slack_terms(terms: Sequence[str], limit: int = 1000) -> list[RichElement]:
 def _slack_meta(alert: Alert, terms_limit: int = 1000) -> RichElement:
     runs: list[Iterable[RichElement]] = [
         _run(_source(alert), 300),
-        [rich_text(" · ")],
+        [rich_text(in_language(alert) + " · ")],
         _slack_when(alert),
     ]
     if alert.shown_terms:
@@ -733,7 +740,8 @@ def _text_block(alert: Alert, now: datetime, *, with_rule: bool) -> list[str]:
     lines.append(shorten(alert.title, TITLE_MAX) or "(untitled)")
     if (url := safe_url(alert.link)) is not None:
         lines.append(url)
-    lines.append(f"Source: {shorten(_source(alert), 300)} · {when(alert, now)}")
+    source = shorten(_source(alert), 300) + in_language(alert)
+    lines.append(f"Source: {source} · {when(alert, now)}")
     if alert.shown_terms:
         lines.append("Matched: " + shorten(", ".join(alert.shown_terms), 1000))
     if alert.also_matched and not with_rule:
@@ -876,7 +884,7 @@ def _html_alert(alert: Alert, now: datetime, *, with_rule: bool) -> Markup:
         _ALERT_HTML if with_rule else _ALERT_HTML.replace("<h3>$rule</h3>\n", ""),
         rule=shorten(rules_line(alert), TITLE_MAX),
         title=_html_link(alert.link, alert.title),
-        source=shorten(_source(alert), 300),
+        source=shorten(_source(alert), 300) + in_language(alert),
         when=when(alert, now),
         terms=_html_paragraph(
             "Matched: " + shorten(", ".join(alert.shown_terms), 1000), alert.shown_terms

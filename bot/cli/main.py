@@ -36,6 +36,7 @@ from bot.errors import (
     NewswatchError,
     StoreError,
 )
+from bot.feeds.language import item_language
 from bot.logs import scrub, setup_logging
 from bot.notify import build_notifier
 from bot.pipeline.base import utcnow
@@ -361,7 +362,8 @@ def eval_rules(
     cases, problems = [], []
     for file in files:
         try:
-            cases += parse_labelled(file.read_text(encoding="utf-8"), str(file), known)
+            text = file.read_text(encoding="utf-8")
+            cases += parse_labelled(text, str(file), known, item_language)
         except (OSError, UnicodeDecodeError) as err:
             problems.append(f"{file}: cannot read: {getattr(err, 'strerror', None) or err}")
         except ConfigError as err:

@@ -11,6 +11,7 @@ from bot.config.load import Config, dotted
 from bot.config.schema import Feed, Rule
 from bot.errors import FetchError
 from bot.feeds.htmltext import TITLE_LIMIT, cut_text
+from bot.feeds.language import item_language
 from bot.feeds.parse import parse_feed
 from bot.fetch.client import Fetcher
 from bot.model import FIELDS, Item
@@ -32,10 +33,17 @@ class Source:
 
 def text_item(text: str, text_limit: int) -> Item:
     """``--text`` is matched as an item whose title, summary and content are all TEXT,
-    each cut as a feed's would be (``TITLE_LIMIT``, ``limits.text``)."""
+    each cut as a feed's would be (``TITLE_LIMIT``, ``limits.text``), in the language the
+    detector tells."""
     body = cut_text(text, text_limit)
+    title = cut_text(text, TITLE_LIMIT)
     return Item(
-        feed_id="text", key="text", title=cut_text(text, TITLE_LIMIT), summary=body, content=body
+        feed_id="text",
+        key="text",
+        title=title,
+        summary=body,
+        content=body,
+        language=item_language(title, body),
     )
 
 
@@ -113,6 +121,8 @@ def render(
         yield f"          {item.link}"
     if not explanation.feed_selected:
         yield "          (the rule's feeds: do not include this feed)"
+    if not explanation.language_selected:
+        yield f"          (the rule's languages: do not include {item.language}, its language)"
     shown: set[str] = set()
     for field in FIELDS if show_fields else ():
         hits = [h for h in explanation.hits if h.field == field]

@@ -37,6 +37,7 @@ from bot.config.units import (
     parse_duration,
     parse_size,
 )
+from bot.languages import check_code
 from bot.model import FIELDS, STORY_WINDOW
 from bot.model import Field as ItemField
 from bot.schedule import check_cron
@@ -100,6 +101,12 @@ HttpUrl = Annotated[
     AfterValidator(_check_http_url),
     WithJsonSchema({"type": "string", "pattern": _HTTP_URL.pattern}),
 ]
+
+
+Language = Annotated[
+    str, AfterValidator(check_code), WithJsonSchema({"type": "string", "pattern": "^[a-z]{2}$"})
+]
+"""An ISO 639-1 language code: en, fr, ar, fa, ku, ru, ..."""
 
 
 class Strict(BaseModel):
@@ -260,6 +267,8 @@ class ConsoleDestination(Strict):
     """Prints alerts on standard output."""
 
     type: Literal["console"]
+    language: Language = "en"
+    """The language its readers read: an alert on an item in another says which."""
 
 
 class SlackDestination(Strict):
@@ -282,6 +291,8 @@ class SlackDestination(Strict):
     base_url: HttpUrl | None = None
     """The Slack Web API's address: an override, for proxies and tests."""
     digest: Digest | None = None
+    language: Language = "en"
+    """The language its readers read: an alert on an item in another says which."""
 
     @model_validator(mode="after")
     def _one_way_in(self) -> SlackDestination:
@@ -322,6 +333,8 @@ class EmailDestination(Strict):
     from_: str = Field(alias="from")
     smtp: Smtp
     digest: Digest | None = None
+    language: Language = "en"
+    """The language its readers read: an alert on an item in another says which."""
 
 
 Destination = Annotated[
@@ -452,6 +465,9 @@ class Rule(Strict):
     """Feed ids and tag:NAME entries this rule reads (default: every feed)."""
     notify: Strings | None = None
     """Destination ids (default: every destination)."""
+    languages: tuple[Language, ...] = ()
+    """Match only items in these languages (ISO 639-1: fr, en, ...); an item whose language
+    is unknown still matches. Default: every language."""
     enabled: bool = True
 
     @model_validator(mode="after")

@@ -25,7 +25,8 @@ PLAIN_FIELDS: frozenset[TextField] = frozenset(("title", "summary", "content"))
 class Entry:
     """One feed entry as published: text fields are HTML but those named in ``plain``,
     which are plain text (Atom ``type="text"``, JSON Feed's text fields): a ``<`` in
-    them is a character, never a tag."""
+    them is a character, never a tag. ``language`` is the language tag the feed declares
+    for it (its own, else the feed's), as written."""
 
     guid: str | None
     link: str | None
@@ -35,6 +36,7 @@ class Entry:
     published: datetime | None
     author: str | None
     plain: frozenset[TextField] = frozenset()
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +77,11 @@ def read_json_feed(body: bytes) -> Document:
     except (ValueError, RecursionError) as error:  # nesting deeper than Python's stack
         return _recover(text, error)
     if isinstance(data, dict) and _VERSION.match(str(data.get("version", ""))):
+        language = _string(data.get("language"))
         return Document(
             title=_string(data.get("title")),
             link=_string(data.get("home_page_url")),
-            entries=tuple(_entry(item) for item in _objects(data.get("items"))),
+            entries=tuple(_entry(item, language) for item in _objects(data.get("items"))),
             title_plain=True,
         )
     rss = data.get("rss") if isinstance(data, dict) else None
@@ -96,6 +99,7 @@ def _objects(value: object) -> list[dict[str, Any]]:
 
 
 def _rss_in_json(channel: dict[str, Any]) -> Document:
+    language = _string(channel.get("language"))
     entries = (
         Entry(
             guid=_identifier(item.get("guid")),
@@ -105,6 +109,7 @@ def _rss_in_json(channel: dict[str, Any]) -> Document:
             content="",
             published=parse_date(item.get("pubDate")),
             author=_string(item.get("author")),
+            language=language,
         )
         for item in _objects(channel.get("item"))
     )
@@ -151,9 +156,10 @@ def _recovered_title(text: str, end: int) -> str | None:
         return None
 
 
-def _entry(item: dict[str, Any]) -> Entry:
+def _entry(item: dict[str, Any], language: str | None = None) -> Entry:
     """A JSON Feed item: ``title`` and ``summary`` are plain text, and so is ``content_text``,
-    read when there is no ``content_html``."""
+    read when there is no ``content_html``. Its ``language`` (JSON Feed 1.1) overrides the
+    feed's."""
     content_html = _string(item.get("content_html"))
     content = content_html or _string(item.get("content_text")) or ""
     return Entry(
@@ -165,6 +171,7 @@ def _entry(item: dict[str, Any]) -> Entry:
         published=parse_date(item.get("date_published")) or parse_date(item.get("date_modified")),
         author=_author(item),
         plain=PLAIN_FIELDS - {"content"} if content_html else PLAIN_FIELDS,
+        language=_string(item.get("language")) or language,
     )
 
 

@@ -41,6 +41,7 @@ from bot.feeds.jsonfeed import (
     read_json_feed,
     twenty_four_hour,
 )
+from bot.feeds.language import item_language
 from bot.model import Item, ParsedFeed
 
 _BOMS = (
@@ -119,7 +120,8 @@ class Draft:
     """An entry read and keyed, its costly text (summary, content, author, story keys) not
     yet converted: a poll converts only the entries it has not seen before, which in a
     steady state is few or none (a first poll, which alerts on nothing, only fingerprints
-    them), and a seen one whose guid got a title sharing almost no words with its own."""
+    them), and a seen one whose guid got a title sharing almost no words with its own.
+    Its language is detected then too, once per item."""
 
     feed_id: str
     key: str
@@ -141,6 +143,7 @@ class Draft:
             published=self.published,
             author=bounded_text(self.entry.author or "", TITLE_LIMIT) or None,
             story_keys=story_keys(self.link, self.title),
+            language=item_language(self.title, summary or content, self.entry.language),
         )
 
     def fingerprint(self) -> str:
@@ -206,8 +209,8 @@ def _read_xml(body: bytes, content_type: str | None) -> Document:
     except ValueError as err:  # feedparser's own conversions on input it did not foresee
         raise FetchError("malformed", f"unreadable markup ({err})") from None
     atom = result.get("version", "").startswith("atom")
-    entries = tuple(_xml_entry(entry, atom) for entry in result.entries)
     feed = result.feed
+    entries = tuple(_xml_entry(entry, atom, feed.get("language")) for entry in result.entries)
     if not result.get("version") and not entries:
         reason = "malformed" if result.bozo and not feed.get("title") else "not_a_feed"
         raise FetchError(reason, _describe(result.get("bozo_exception")) or "no feed found")
@@ -339,9 +342,11 @@ def _refuse_html(text: str) -> None:
         raise FetchError("not_a_feed", "an HTML page")
 
 
-def _xml_entry(entry: feedparser.FeedParserDict, atom: bool) -> Entry:
+def _xml_entry(entry: feedparser.FeedParserDict, atom: bool, language: str | None) -> Entry:
     """Which text is plain is feedparser's ``type`` of each: Atom's ``type="text"`` (its
-    default), and an RSS title without markup; an RSS description is always HTML."""
+    default), and an RSS title without markup; an RSS description is always HTML. The
+    declared language is the ``xml:lang`` in force at its title or summary (Atom), else the
+    feed's (RSS ``<language>``)."""
     contents = entry.get("content", ())
     content = max(contents, key=lambda c: len(c.get("value") or ""), default=None)
     # Without its own detail, the summary is feedparser's copy of the content.
@@ -359,7 +364,17 @@ def _xml_entry(entry: feedparser.FeedParserDict, atom: bool) -> Entry:
         published=_entry_date(entry),
         author=entry.get("author"),
         plain=frozenset(name for name, detail in details.items() if _is_plain(detail)),
+        language=_declared_language(entry.get("title_detail"), summary) or language,
     )
+
+
+def _declared_language(*details: object) -> str | None:
+    """The first ``language`` (``xml:lang``) feedparser gives a text construct."""
+    for detail in details:
+        language = detail.get("language") if isinstance(detail, dict) else None
+        if isinstance(language, str) and language:
+            return language
+    return None
 
 
 def _is_plain(detail: object) -> bool:

@@ -405,9 +405,10 @@ class Poller:
             queued.extend(self._queue_item(item, matches, source, now))
             lead = item.summary or item.content[:LEAD_CHARS]
             stories[item.key] = StorySighting(
-                signature(item.title, lead, item.link),
+                signature(item.title, lead, item.link, item.language),
                 source,
                 tuple(h.term for m in matches for h in m.hits if h.field == "title"),
+                item.language,
             )
         queued = self._fold(feed, queued, now)
         return _summarized(queued, matched), pairs, stories
@@ -437,7 +438,8 @@ class Poller:
         self, item: Item, matches: Sequence[Match], source: str, now: datetime
     ) -> list[QueuedAlert]:
         """One alert per destination of the rules ``item`` matched, naming each rule that
-        notifies it (the first, in rule order, leads), its summary still to be made."""
+        notifies it (the first, in rule order, leads), its summary still to be made; it names the
+        item's language when that is not the destination's."""
         by_destination: dict[str, list[Match]] = {}
         for match in matches:
             rule = self.rules[match.rule_id]
@@ -446,7 +448,8 @@ class Poller:
         out = []
         for dest_id, found in by_destination.items():
             lead = self.rules[found[0].rule_id]
-            digest = getattr(self.settings.destinations[dest_id], "digest", None)
+            destination = self.settings.destinations[dest_id]
+            digest = getattr(destination, "digest", None)
             alert = Alert(
                 rule_id=lead.id,
                 rule_title=lead.title,
@@ -461,6 +464,7 @@ class Poller:
                 summary=Summary(""),
                 terms=tuple(dict.fromkeys(t for m in found for t in m.terms)),
                 also_matched=tuple(self.rules[m.rule_id].title for m in found[1:]),
+                language=None if item.language == destination.language else item.language,
             )
             deliver_at = next_digest_at(digest, now) if digest is not None else now
             out.append(QueuedAlert(alert, deliver_at, digest=digest is not None))

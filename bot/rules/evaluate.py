@@ -5,15 +5,16 @@ optional file-wide ``relevant:`` default) or JSON lines (``.jsonl``/``.ndjson``,
 one record per line). A record: ``title``, ``summary``, ``content`` (at least
 one), ``relevant`` (true/false), and optionally ``id``, ``language``, ``source``
 (where the text came from), ``class`` (a label of your own) and ``rules`` (the
-ids of the rules that should match it). Pure: text in, records and report
-lines out.
+ids of the rules that should match it). A record without ``language`` gets the one
+the caller's detector tells, so rules' ``languages:`` apply and figures per language
+count it. Pure: text in, records and report lines out.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.config.schema import Rule
 from bot.config.yamlfile import YamlProblem, line_of, read_tree
@@ -23,6 +24,8 @@ from bot.rules.explain import explain, found_terms
 from bot.rules.match import RuleSet
 
 JSON_LINES = (".jsonl", ".ndjson")
+Detector = Callable[[str, str], str | None]
+"""The language of an item from its title and summary, None when unknown."""
 TEXT_KEYS = ("title", "summary", "content")
 KEYS = (*TEXT_KEYS, "id", "relevant", "language", "rules", "source", "class")
 
@@ -74,9 +77,11 @@ class Score:
 # ---------------------------------------------------------------- reading
 
 
-def parse_labelled(text: str, name: str, known_rules: Collection[str]) -> list[Labelled]:
+def parse_labelled(
+    text: str, name: str, known_rules: Collection[str], detect: Detector | None = None
+) -> list[Labelled]:
     """Every record of the file ``name``; raises :class:`ConfigError` listing each malformed
-    one as ``file:line: message``."""
+    one as ``file:line: message``. ``detect`` gives a language to records without one."""
     problems: list[ConfigProblem] = []
     if name.endswith(JSON_LINES):
         records = list(_json_lines(text, name, problems))
@@ -85,6 +90,10 @@ def parse_labelled(text: str, name: str, known_rules: Collection[str]) -> list[L
     cases = []
     for index, data, default, line_of_key in records:
         case = _record(data, default, index, name, line_of_key, known_rules, problems)
+        if case is not None and case.language is None and detect is not None:
+            item = case.item
+            language = detect(item.title, item.summary or item.content)
+            case = replace(case, item=replace(item, language=language), language=language)
         if case is not None:
             cases.append(case)
     if problems:
@@ -185,12 +194,20 @@ def _record(
         return None
     line = line_of_key(None)
     key = str(data.get("id") or f"{name}:{line}")
-    item = Item("eval", key, texts["title"], summary=texts["summary"], content=texts["content"])
+    language = str(data["language"]) if data.get("language") else None
+    item = Item(
+        "eval",
+        key,
+        texts["title"],
+        summary=texts["summary"],
+        content=texts["content"],
+        language=language,
+    )
     return Labelled(
         item,
         bool(relevant),
         f"{name}:{line}",
-        str(data["language"]) if data.get("language") else None,
+        language,
         tuple(rules),
         str(data["source"]) if data.get("source") else None,
         str(data["class"]) if data.get("class") else None,

@@ -35,7 +35,8 @@ class TermHit:
 class Explanation:
     """The verdict and its reasons.
 
-    ``feed_selected`` is False when the rule's ``feeds:`` exclude the item's feed;
+    ``feed_selected`` is False when the rule's ``feeds:`` exclude the item's feed,
+    ``language_selected`` when its ``languages:`` exclude the item's language;
     ``missing`` lists the positive terms found in none of their fields.
     """
 
@@ -44,6 +45,7 @@ class Explanation:
     feed_selected: bool
     hits: tuple[TermHit, ...]
     missing: tuple[str, ...]
+    language_selected: bool = True
 
 
 def explain(rule: Rule, item: Item, tags: frozenset[str] = frozenset()) -> Explanation:
@@ -68,7 +70,14 @@ def explain(rule: Rule, item: Item, tags: frozenset[str] = frozenset()) -> Expla
         if not found and not negated:
             missing[leaf.text] = None
     feed_selected = compiled.applies_to(item.feed_id, tags)
-    return Explanation(rule.id, matched, feed_selected, tuple(hits.values()), tuple(missing))
+    return Explanation(
+        rule.id,
+        matched,
+        feed_selected,
+        tuple(hits.values()),
+        tuple(missing),
+        compiled.reads(item.language),
+    )
 
 
 def found_terms(explanation: Explanation) -> str:

@@ -59,12 +59,18 @@ class CompiledRule:
     condition: Node
     feed_ids: frozenset[str]
     feed_tags: frozenset[str]
+    languages: frozenset[str] = frozenset()
 
     def applies_to(self, feed_id: str, tags: frozenset[str]) -> bool:
         """``feeds:`` lists feed ids and ``tag:x`` entries; an empty list means every feed."""
         if not self.feed_ids and not self.feed_tags:
             return True
         return feed_id in self.feed_ids or not self.feed_tags.isdisjoint(tags)
+
+    def reads(self, language: str | None) -> bool:
+        """``languages:`` lists the languages the rule reads (none: every language); an item
+        of unknown language is read, since missing a story costs more than a stray alert."""
+        return not self.languages or language is None or language in self.languages
 
 
 def compile_rule(rule: Rule, groups: Groups = NO_GROUPS) -> CompiledRule:
@@ -76,7 +82,8 @@ def compile_rule(rule: Rule, groups: Groups = NO_GROUPS) -> CompiledRule:
         condition = _group(rule.match, ("match",), groups)
     feed_tags = frozenset(f[4:] for f in rule.feeds if f.startswith("tag:"))
     feed_ids = frozenset(f for f in rule.feeds if not f.startswith("tag:"))
-    return CompiledRule(rule, scope(condition, rule.fields), feed_ids, feed_tags)
+    languages = frozenset(rule.languages)
+    return CompiledRule(rule, scope(condition, rule.fields), feed_ids, feed_tags, languages)
 
 
 def rule_queries(rule: Rule) -> Iterator[tuple[Path, str]]:
@@ -421,7 +428,7 @@ class RuleSet:
         for i in sorted(candidates):
             if conditions[i](keys, keys_by_field, whole, padded, regex):
                 rule = self.rules[i]
-                if rule.applies_to(item.feed_id, tags):
+                if rule.applies_to(item.feed_id, tags) and rule.reads(item.language):
                     hits = self._hits[i](keys_by_field, padded, regex)
                     matches.append(Match(rule.rule.id, hits))
         return matches

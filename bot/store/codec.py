@@ -35,8 +35,9 @@ def alert_to_json(alert: Alert) -> str:
 def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
     """The alert ``text`` encodes; payloads written before overflow alerts existed lack
     ``folded`` and ``folded_count`` and read as ordinary alerts; those written before
-    ``terms_as_written`` show their normalised terms; those written before stories name
-    one rule and one outlet. Keys this version does not know
+    ``terms_as_written`` show their normalised terms, those before ``language`` name no
+    language, and those written before stories name one rule and one outlet. Keys this
+    version does not know
     (written by a newer replica during a rolling upgrade) are ignored, not fatal."""
     data: dict[str, Any] = {k: v for k, v in json.loads(text).items() if k in _ALERT_FIELDS}
     summary = data.pop("summary")

@@ -114,13 +114,16 @@ def test_exits_1_under_a_threshold_so_it_can_run_in_ci(config_dir: ConfigDir) ->
 def test_json_lines(config_dir: ConfigDir) -> None:
     records = [
         {"title": "RCMP trainers in Mosul", "relevant": True, "language": "en"},
-        {"title": "La GRC en Irak", "relevant": False},
+        {"title": "La GRC envoie des policiers en Irak", "relevant": False},  # no language
     ]
     text = "\n".join(json.dumps(r) for r in records) + "\n"
     result, path = _eval(config_dir, text, "--min-precision", "0.9", name="labelled.jsonl")
     assert result.code == 1
     assert "overall: recall 1.00 (1/1), precision 0.50 (1/2)" in result.stdout
-    assert f"false alert: {path}:2 {path}:2: La GRC en Irak" in result.stdout
+    assert "  language fr: recall -, precision 0.00 (0/1)" in result.stdout  # detected
+    assert f"false alert: {path}:2 {path}:2 [fr]: La GRC envoie des policiers en Irak" in (
+        result.stdout
+    )
 
 
 def test_a_malformed_file_is_every_problem_located_and_exit_2(config_dir: ConfigDir) -> None:

@@ -133,3 +133,25 @@ def test_the_rules_query_is_shown_with_its_groups_written_out(
         " NEAR/8 (Iraq OR Mosul)"
     )
     assert "«SQ» officers reach «Mosul»" in result.stdout
+
+
+def test_text_in_a_language_the_rule_does_not_read_says_so(config_dir: ConfigDir) -> None:
+    config_dir.write("settings.yaml", f"store: sqlite:{config_dir.store}\n")
+    config_dir.write(
+        "rules.yaml",
+        """
+        rules:
+          - id: fr
+            title: French police
+            query: police
+            languages: [fr]
+        """,
+    )
+    english = "Canada will send twenty police officers to Iraq to train the local police"
+    result = run_cli("--config", str(config_dir.path), "test", "fr", "--text", english, "--all")
+    assert result.code == 0, result.stderr
+    assert "no match" in result.stdout
+    assert "(the rule's languages: do not include en, its language)" in result.stdout
+    french = "Le Canada enverra vingt policiers et la police fédérale en Irak"
+    result = run_cli("--config", str(config_dir.path), "test", "fr", "--text", french)
+    assert result.stdout.startswith("MATCH"), result.stdout

@@ -1,4 +1,4 @@
-"""What the outbox stores of a story: alerts with their rules and outlets, sightings, and
+"""What the outbox stores: alerts with their rules, outlets and language, sightings, and
 where an alert landed, read back as written, and rows of other versions still readable."""
 
 from __future__ import annotations
@@ -62,3 +62,16 @@ def test_a_sighting_from_another_version_is_read_what_this_one_knows_of_it() -> 
 def test_where_an_alert_landed_reads_back() -> None:
     posted = Posted("C0123456789", "1714575600.000123")
     assert posted_from_json(posted_to_json(posted)) == posted
+
+
+def test_the_language_round_trips() -> None:
+    alert = sample_alert(language="fr")
+    assert json.loads(alert_to_json(alert))["language"] == "fr"
+    assert alert_from_json(alert_to_json(alert)) == alert
+    assert alert_from_json(alert_to_json(sample_alert())).language is None
+
+
+def test_a_payload_written_before_languages_reads_as_none() -> None:
+    data = json.loads(alert_to_json(sample_alert(language="fr")))
+    del data["language"]
+    assert alert_from_json(json.dumps(data)) == sample_alert()
