@@ -70,7 +70,7 @@ def test_the_project_evaluation_set_scores_perfectly_with_the_shipped_rules() ->
     assert result.code == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[:2] == [
-        "86 items, 44 relevant",
+        "88 items, 44 relevant",
         "overall: recall 1.00 (44/44), precision 1.00 (44/44)",
     ]
     assert "  language fr: recall 1.00 (10/10), precision 1.00 (10/10)" in lines

@@ -197,6 +197,7 @@ def test_the_shipped_yaml_files_are_the_ones_expected() -> None:
     assert [p.relative_to(CONFIG).as_posix() for p in SHIPPED] == [
         "examples/bc-wildfire/rules.yaml",
         "examples/bc-wildfire/settings.yaml",
+        "rules/lexicons.yaml",
         "rules.yaml",
         "settings.yaml",
     ]
@@ -208,14 +209,19 @@ def test_every_shipped_file_names_its_schema_and_fits_it(path: Path) -> None:
     first, text = path.read_text("utf-8").split("\n", 1)[0], path.read_text("utf-8")
     assert first == f"{MODELINE}{_relative_schema(path)}"
     assert (path.parent / first.removeprefix(MODELINE)).is_file()
-    assert _schema_errors(path.stem, text) == []
+    assert _schema_errors(_document(path), text) == []
+
+
+def _document(path: Path) -> str:
+    """Which document a shipped file is: its name, or ``rules`` for a file in rules/."""
+    return "rules" if path.parent.name == "rules" else path.stem
 
 
 def _relative_schema(path: Path) -> str:
     up = "../" * len(path.parent.relative_to(CONFIG).parts)
-    return f"{up}schema/{path.stem}.schema.json"
+    return f"{up}schema/{_document(path)}.schema.json"
 
 
 def test_the_schema_and_example_folders_are_not_rule_files() -> None:
-    assert rule_file_paths(CONFIG) == (CONFIG / "rules.yaml",)
+    assert rule_file_paths(CONFIG) == (CONFIG / "rules.yaml", CONFIG / "rules" / "lexicons.yaml")
     assert rule_file_paths(EXAMPLE) == (EXAMPLE / "rules.yaml",)
