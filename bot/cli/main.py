@@ -22,6 +22,7 @@ from bot.alerts.render import counted, relative_time, span, text_message
 from bot.alerts.stats import StatsInput, fit_column, stats_lines, table_lines, window
 from bot.cli.progress import Progress
 from bot.cli.rule_test import explain_all, query_lines, read_sources, render
+from bot.cli.stories import story_lines
 from bot.config.edit import add_feeds
 from bot.config.load import SETTINGS_FILE, Config, load_config
 from bot.config.opml import OpmlError, parse_opml
@@ -493,6 +494,31 @@ def _stats_input(
     for f in daily.feeds:
         items[f.feed_id][f.day] = f.items
     return StatsInput(days, rules, feeds, matches, alerts, items, daily.last_match)
+
+
+@main.command()
+@config_option
+@click.option(
+    "--hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=72,
+    show_default=True,
+    help="Stories sighted within this many hours.",
+)
+@click.pass_obj
+@handles_errors
+def stories(obj: Context, hours: float) -> None:
+    """Recent stories: each telling (outlet, title, rules) and where the story went (its
+    alert, its thread, its later sightings). Read-only: changes nothing."""
+    config = obj.load()
+    now = utcnow()
+    store = open_synced_store(config, read_only=True)
+    try:
+        recent = store.recent_stories(now - timedelta(hours=hours))
+    finally:
+        store.close()
+    for line in story_lines(recent):
+        obj.echo(line)
 
 
 @feeds.command("import")
