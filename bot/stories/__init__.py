@@ -1,0 +1,1 @@
+"""Stories: which items tell the same news, across outlets and languages."""
