@@ -14,8 +14,8 @@ Pure: no I/O, and the time is passed in.
 from __future__ import annotations
 
 import base64
-import functools
 import binascii
+import functools
 import heapq
 import json
 import re
@@ -31,15 +31,14 @@ WINDOW = 72 * 3600.0  # seconds a story stays open after its latest sighting
 _STEM = 5  # a word's stem is its first letters: "suspended", "suspends" -> "suspe"
 # A lookup reads the postings of the query's rarest features only, and compares it with
 # the sightings sharing most of them: a retelling shares its rare names, numbers and words.
-_RARE_KEYS = 12
-_MAX_POSTING = 200  # a feature in more sightings than this says nothing about a story
-_CANDIDATES = 8
+_RARE_KEYS = 6
+_MAX_POSTING = 64  # a feature in more sightings than this says nothing about a story
+_CANDIDATES = 6
 _MAX_SIGHTINGS = 64  # per story: the first and the latest are kept
 _SIGNATURE_VERSION = 1
 
 # Function words of the languages news feeds are mostly in; never evidence of a story.
-_STOPWORDS = frozenset(
-    """
+_FUNCTION_WORDS = """
     a about after again against all also am an and any are as at be been before being but by
     can could did do does for from had has have he her here his how i if in into is it its
     just more most my new no not now of off on once only or other our out over says said
@@ -53,15 +52,13 @@ _STOPWORDS = frozenset(
     il lo gli i di del della e da per con su dopo
     في من على إلى الى عن أن ان التي الذي بعد مع هذا هذه كان قد او أو ما لا
     در از به با که را این آن است و برای تا یک شد
-    """.split()
-)
+"""
+_STOPWORDS = frozenset(_FUNCTION_WORDS.split())
 # What ends a sentence (after which a capital says nothing).
 _SENTENCE_ENDS = frozenset(".!?:;—–")
 # A word starting with a capital letter (the upper-case letters of the Latin, Greek and
 # Cyrillic blocks): found in C, so a lead's lower-case words cost nothing.
-_UPPER = "".join(
-    chr(c) for c in range(0x41, 0x530) if chr(c).isupper() and chr(c).isalpha()
-)
+_UPPER = "".join(chr(c) for c in range(0x41, 0x530) if chr(c).isupper() and chr(c).isalpha())
 _CAPITALISED = re.compile(f"\\b[{re.escape(_UPPER)}][^\\W\\d_]*")
 # " - Publisher", " | Publisher", " – CBC.ca" at the end of a title.
 _PUBLISHER = re.compile(r"\s+[-|–—]\s+([^-|–—]{1,40})$")
@@ -90,10 +87,17 @@ class Signature:
     script_words: frozenset[str]  # skeletons of Arabic-script words (no case: no names)
     words: frozenset[str] = field(init=False, compare=False, repr=False)  # title | lead
     mentions: frozenset[str] = field(init=False, compare=False, repr=False)  # all names
+    keys: frozenset[str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "words", self.title | self.lead)
         object.__setattr__(self, "mentions", self.names | self.script_words)
+        # What a story is looked up by: its link, names, numbers and title words (a link
+        # has "://", a number only digits, a stem never, a name key only consonants: no
+        # prefix is needed to keep them apart).
+        long_names = (n for n in self.mentions if len(n) >= 3)
+        keys = self.numbers.union(self.title, long_names)
+        object.__setattr__(self, "keys", keys | {self.link} if self.link else keys)
 
     def to_json(self) -> str:
         """A compact form for a TEXT column; :meth:`from_json` reads it back."""
@@ -146,15 +150,6 @@ class Signature:
             script_words=words("s"),
         )
 
-    def keys(self) -> frozenset[str]:
-        """The features a story is looked up by: link, names, numbers, title words."""
-        return frozenset(
-            ([f"l:{self.link}"] if self.link else [])
-            + [f"n:{n}" for n in self.names | self.script_words if len(n) >= 3]
-            + [f"#{n}" for n in self.numbers]
-            + [f"w:{w}" for w in self.title]
-        )
-
 
 def signature(title: str, lead: str, link: str | None, language: str | None = None) -> Signature:
     """The signature of a sighting; ``lead`` is the item's summary (or its text's start)."""
@@ -172,7 +167,7 @@ def signature(title: str, lead: str, link: str | None, language: str | None = No
             if s
         )
     return Signature(
-        link=story_link(link) if link else "",
+        link=_article_link(link) if link else "",
         language=(language or "").strip().lower().split("-")[0],
         title=_stems(title_words),
         lead=_stems(lead_words),
@@ -202,6 +197,8 @@ def story_link(url: str) -> str:
     """The canonical link an item points at; a Google News article link decoded when its
     id carries the address (the older ids do), else kept as is (it is still one article)."""
     link = canonical_link(url)
+    if "news.google.com" not in link:
+        return link
     parts = urlsplit(link)
     if parts.hostname == "news.google.com" and "/articles/" in parts.path:
         decoded = _google_news_target(parts.path.rsplit("/", 1)[-1])
@@ -209,6 +206,14 @@ def story_link(url: str) -> str:
             return canonical_link(decoded)
         return f"https://news.google.com{parts.path}"
     return link
+
+
+def _article_link(url: str) -> str:
+    """:func:`story_link`, or "" for a site's home page (some feeds link every item there:
+    it says nothing about which story an item tells)."""
+    link = story_link(url)
+    parts = urlsplit(link)
+    return "" if parts.path in ("", "/") and not parts.query else link
 
 
 def _google_news_target(article_id: str) -> str | None:
@@ -306,7 +311,9 @@ def skeleton(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", consonants)
 
 
-def _names(text: str, *, words: list[str], confirmed: frozenset[str] | None = None) -> frozenset[str]:
+def _names(
+    text: str, *, words: list[str], confirmed: frozenset[str] | None = None
+) -> frozenset[str]:
     """Keys of the proper names and acronyms in ``text`` as written (case is the signal);
     ``words`` are its tokens.
 
@@ -361,11 +368,13 @@ def similarity(a: Signature, b: Signature) -> float:
     score whose larger values mean more evidence (only its order and zero are used)."""
     if a.link and a.link == b.link:
         return 10.0
-    numbers = _specific(a.numbers & b.numbers)
+    numbers = _specific(a.numbers & b.numbers) if a.numbers and b.numbers else 0
     shared = a.mentions & b.mentions
     names = sum(1 for n in shared if len(n) >= 2)
     long_names = sum(1 for n in shared if len(n) >= 3)  # spelt alike in every script
     title = _jaccard(a.title, b.title)
+    if numbers == 0 and names == 0 and title < 0.5 and not (a.words & b.words):
+        return 0.0
     text = _jaccard(a.words, b.words)
     score = title + text + 0.1 * (names + numbers)
     if numbers >= 2 and long_names >= 2:  # the same counts of the same people and places
@@ -421,7 +430,7 @@ class StoryIndex:
         """Record a sighting of ``story_id`` (a new story or an existing one) at ``at``."""
         number = self._next
         self._next += 1
-        keys = sig.keys()
+        keys = sig.keys
         self._sightings[number] = _Sighting(story_id, sig, keys)
         for key in keys:
             self._postings.setdefault(key, set()).add(number)
@@ -438,18 +447,23 @@ class StoryIndex:
         """The open story ``sig`` retells, else ``None``; the best one when it is near two
         (most evidence; on a tie the earliest story id)."""
         opened = now - self._window
-        postings = [p for k in sig.keys() if (p := self._postings.get(k))]
+        postings = [p for k in sig.keys if (p := self._postings.get(k))]
         postings.sort(key=len)
         hits: Counter[int] = Counter()
         for posting in postings[:_RARE_KEYS]:
             if len(posting) > _MAX_POSTING:
                 break
             hits.update(posting)
+        # The sightings sharing two features or more (or the link), most shared first.
+        linked = self._postings.get(sig.link, ()) if sig.link else ()
+        ranked = sorted(
+            (n for n, shared in hits.items() if shared >= 2 or n in linked),
+            key=hits.__getitem__,
+            reverse=True,
+        )
         best: tuple[float, int] | None = None
-        for number, shared in hits.most_common(_CANDIDATES):
+        for number in ranked[:_CANDIDATES]:
             sighting = self._sightings[number]
-            if shared < 2 and not (sig.link and sighting.signature.link == sig.link):
-                continue
             if self._latest[sighting.story] < opened:
                 continue
             score = similarity(sig, sighting.signature)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config.yamlfile import read_tree
+from bot.feeds.identity import story_keys
 from bot.stories.cluster import Signature, StoryIndex, signature
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "stories"
@@ -78,3 +79,42 @@ def clusters_per_story(clusters: list[list[Labelled]]) -> dict[str, dict[str, in
             found[item.story]["*"].add(number)
             found[item.story][item.language].add(number)
     return {story: {k: len(v) for k, v in langs.items()} for story, langs in found.items()}
+
+
+def by_exact_keys(items: list[Labelled]) -> list[set[str]]:
+    """The clusters that identity by exact canonical link or normalised title gives."""
+    clusters: list[tuple[set[str], set[str]]] = []  # (keys, items)
+    for item in items:
+        keys = set(story_keys(item.link, item.title))
+        joined = [c for c in clusters if c[0] & keys]
+        merged = (keys.union(*(c[0] for c in joined)), {item.where}.union(*(c[1] for c in joined)))
+        clusters = [c for c in clusters if c not in joined] + [merged]
+    return [members for _, members in clusters]
+
+
+def report() -> str:
+    """The figures: clusters (top-level alerts) per story, in all and per language."""
+    items = load()
+    ordered = sorted(items, key=lambda i: i.published)
+    found = cluster(ordered)
+    lines = [
+        f"{len(items)} items, {len({i.story for i in items})} stories: {len(found)} clusters "
+        f"(by exact link or normalised title, as before: {len(by_exact_keys(items))})"
+    ]
+    lines.append(f"wrong merges: {len(wrong_merges(found))} (all at once: ")
+    lines[-1] += f"{len(wrong_merges(cluster(ordered, collapse_time=True)))})"
+    tellings = defaultdict(lambda: defaultdict(int))
+    for item in items:
+        tellings[item.story][item.language] += 1
+    for story, counts in sorted(clusters_per_story(found).items()):
+        langs = ", ".join(
+            f"{lang} {counts[lang]} of {n}" for lang, n in sorted(tellings[story].items())
+        )
+        lines.append(
+            f"  {story}: {counts['*']} clusters for {sum(tellings[story].values())} items ({langs})"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report())
