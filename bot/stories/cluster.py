@@ -62,6 +62,7 @@ _UPPER = "".join(chr(c) for c in range(0x41, 0x530) if chr(c).isupper() and chr(
 _CAPITALISED = re.compile(f"\\b[{re.escape(_UPPER)}][^\\W\\d_]*")
 # " - Publisher", " | Publisher", " – CBC.ca" at the end of a title.
 _PUBLISHER = re.compile(r"\s+[-|–—]\s+([^-|–—]{1,40})$")
+_HOME_PAGE = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#]*/?$")
 _NAME_JOINERS = frozenset({"and", "of", "the", "&", "de", "du", "des", "la", "le", "et"})
 _EASTERN_DIGITS = str.maketrans(
     {**{chr(0x660 + i): str(i) for i in range(10)}, **{chr(0x6F0 + i): str(i) for i in range(10)}}
@@ -212,8 +213,7 @@ def _article_link(url: str) -> str:
     """:func:`story_link`, or "" for a site's home page (some feeds link every item there:
     it says nothing about which story an item tells)."""
     link = story_link(url)
-    parts = urlsplit(link)
-    return "" if parts.path in ("", "/") and not parts.query else link
+    return "" if _HOME_PAGE.match(link) else link
 
 
 def _google_news_target(article_id: str) -> str | None:
@@ -230,9 +230,12 @@ def _google_news_target(article_id: str) -> str | None:
 
 def _stems(words: list[str]) -> frozenset[str]:
     """The stems of the content words (no function words, numbers or single letters)."""
+    content = set(words) - _STOPWORDS
+    if all(w.isascii() for w in content):
+        return frozenset(w[:_STEM] for w in content if len(w) > 1 and not w.isdigit())
     return frozenset(
         (w if w.isascii() or not _ARABIC_SCRIPT.match(w) else _strip_article(w))[:_STEM]
-        for w in set(words) - _STOPWORDS
+        for w in content
         if len(w) > 1 and not w.isdigit()
     )
 
@@ -240,11 +243,10 @@ def _stems(words: list[str]) -> frozenset[str]:
 def _numbers(words: list[str]) -> frozenset[str]:
     """The numbers among ``words``, in ASCII digits; a lone digit ("3 Germans", "9 crew")
     says too little to count."""
-    return frozenset(
-        w.translate(_EASTERN_DIGITS).lstrip("0") or "0"
-        for w in words
-        if len(w) >= 2 and w.isdigit()
-    )
+    found = {w for w in words if w.isdigit() and len(w) >= 2}
+    if not found:
+        return frozenset()
+    return frozenset(w.translate(_EASTERN_DIGITS).lstrip("0") or "0" for w in found)
 
 
 def _strip_article(word: str) -> str:
