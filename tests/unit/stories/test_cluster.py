@@ -306,3 +306,27 @@ def test_a_long_story_keeps_its_first_and_latest_sightings() -> None:
         index.add(1, UKRAINE, T0 + timedelta(minutes=minute))
     assert index.find(POLICE_AGAIN, T0 + timedelta(hours=1)) == 1
     assert index.find(UKRAINE, T0 + timedelta(hours=1)) == 1
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from([POLICE, POLICE_AGAIN, UKRAINE])),
+        max_size=30,
+    ),
+    st.integers(0, 200),
+)
+def test_only_stories_seen_within_the_window_are_found_or_kept(
+    sightings: list[tuple[int, Signature]], hours_later: int
+) -> None:
+    index = StoryIndex()
+    latest: dict[int, datetime] = {}
+    for step, (story, found) in enumerate(sightings):
+        at = T0 + timedelta(hours=step * 5)
+        index.add(story, found, at)
+        latest[story] = at
+    now = T0 + timedelta(hours=len(sightings) * 5 + hours_later)
+    open_stories = {s for s, at in latest.items() if now - at <= timedelta(seconds=WINDOW)}
+    for probe in (POLICE, POLICE_AGAIN, UKRAINE):
+        assert index.find(probe, now) in open_stories | {None}
+    index.expire(now)
+    assert len(index) == len(open_stories)
