@@ -13,6 +13,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bench.workloads import corpus_items, rules_of
 from bot.model import Item
@@ -102,3 +103,60 @@ def measure(
             )
         )
     return results
+
+
+def measure_corpus(folder: Path, rules: int = 100, repeats: int = 3) -> dict[str, float]:
+    """The same costs on the real feed corpus (``tests.paths.CORPUS``), with the rule set of
+    ``bench.matching`` (the shipped rules plus rules of the corpus's own words): every item
+    is clustered into an index filled to 10,000 open stories, and matched."""
+    from bench.matching import corpus_vocabulary, load_documents, rule_set_rules
+
+    docs = load_documents(folder)
+    items = [item for doc in docs for item in doc.items]
+    ruleset = RuleSet(rule_set_rules(rules, corpus_vocabulary(docs)))
+    tags: frozenset[str] = frozenset()
+    matched = sum(1 for item in items if ruleset.match(item, tags)) / len(items)
+    filler = [_sig(item) for item in corpus_items(10_000)]
+    cluster, match = [], []
+    for _ in range(repeats):
+        cluster.append(_cluster_pass(_index(filler, len(filler)), items)[0])
+        start = time.process_time()
+        for item in items:
+            ruleset.match(item, tags)
+        match.append(time.process_time() - start)
+    per = 1e6 / len(items)
+    cluster_us, match_us = statistics.median(cluster) * per, statistics.median(match) * per
+    return {
+        "items": len(items),
+        "cluster_us": cluster_us,
+        "match_us": match_us,
+        "ratio": cluster_us / match_us,
+        "matched_share": matched,
+        "per_polled_item": cluster_us / match_us * matched,
+    }
+
+
+def main() -> int:
+    """``python -m bench.stories``: the synthetic scenario, then the real corpus if present."""
+    from tests.paths import CORPUS
+
+    for costs in measure():
+        print(
+            f"{costs.open_stories:>6,} open stories: clustering {costs.cluster_us:.0f} us/item "
+            f"(signature {costs.signature_us:.0f}), matching {costs.match_us:.0f} us/item: "
+            f"{costs.ratio:.2f}x per clustered item; {costs.matched_share:.1%} of items "
+            f"matched, so {costs.per_polled_item:.3f}x per polled item"
+        )
+    if CORPUS.is_dir():
+        real = measure_corpus(CORPUS)
+        print(
+            f"real corpus, {real['items']:.0f} items: clustering {real['cluster_us']:.0f} us/item, "
+            f"matching {real['match_us']:.0f} us/item: {real['ratio']:.2f}x per clustered item; "
+            f"{real['matched_share']:.1%} of items matched, so {real['per_polled_item']:.3f}x "
+            "per polled item"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
