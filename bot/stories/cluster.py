@@ -62,6 +62,12 @@ _UPPER = "".join(chr(c) for c in range(0x41, 0x530) if chr(c).isupper() and chr(
 _CAPITALISED = re.compile(f"\\b[{re.escape(_UPPER)}][^\\W\\d_]*")
 # " - Publisher", " | Publisher", " – CBC.ca" at the end of a title.
 _PUBLISHER = re.compile(r"\s+[-|–—]\s+([^-|–—]{1,40})$")
+# "COVID-19", "F-35", "G-20": part of a name, not a count ("Boeing-737", "PS-752" are kept:
+# three digits and more single out a model or a flight).
+_CODE = re.compile(r"[^\W\d_]-(\d{1,2})(?!\d)")
+_GROUPED = re.compile(r"\d[,.\u066b\u066c\u00a0\u202f]\d{3}(?!\d)")
+_GROUPED_NUMBER = re.compile(r"\d+(?:[,.\u066b\u066c\u00a0\u202f]\d{3}(?!\d))*")
+_SEPARATOR = re.compile(r"\D")
 _HOME_PAGE = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#]*/?$")
 _NAME_JOINERS = frozenset({"and", "of", "the", "&", "de", "du", "des", "la", "le", "et"})
 _EASTERN_DIGITS = str.maketrans(
@@ -174,7 +180,7 @@ def signature(title: str, lead: str, link: str | None, language: str | None = No
         lead=_stems(lead_words),
         title_names=title_names,
         names=title_names | lead_names,
-        numbers=_numbers(title_words) | _numbers(lead_words),
+        numbers=_numbers(title_words, title) | _numbers(lead_words, lead),
         script_words=script_words,
     )
 
@@ -240,10 +246,16 @@ def _stems(words: list[str]) -> frozenset[str]:
     )
 
 
-def _numbers(words: list[str]) -> frozenset[str]:
-    """The numbers among ``words``, in ASCII digits; a lone digit ("3 Germans", "9 crew")
-    says too little to count."""
+def _numbers(words: list[str], text: str) -> frozenset[str]:
+    """The numbers among ``words`` (of ``text``), in ASCII digits. A lone digit ("3 Germans")
+    says too little, and a short number that is part of a name ("COVID-19", "F-35") is in
+    every story about that thing: neither counts."""
     found = {w for w in words if w.isdigit() and len(w) >= 2}
+    if found and _GROUPED.search(text):  # "1,200" is one number, not "1" and "200"
+        found = {_SEPARATOR.sub("", n) for n in _GROUPED_NUMBER.findall(text)}
+        found = {n for n in found if len(n) >= 2}
+    if found and "-" in text:
+        found -= set(_CODE.findall(text))
     if not found:
         return frozenset()
     return frozenset(w.translate(_EASTERN_DIGITS).lstrip("0") or "0" for w in found)
@@ -365,6 +377,14 @@ def _specific(numbers: frozenset[str]) -> int:
     return sum(1 for n in numbers if not (len(n) == 4 and "1900" <= n <= "2099"))
 
 
+def _other_tongue(a: Signature, b: Signature) -> bool:
+    """Whether ``a`` and ``b`` are told in different languages (or scripts), so that their
+    words cannot be compared, only their names and numbers."""
+    if a.language and b.language and a.language != b.language:
+        return True
+    return bool(a.script_words) != bool(b.script_words)
+
+
 def similarity(a: Signature, b: Signature) -> float:
     """How surely ``a`` and ``b`` tell one story: 0 when they must not share one, else a
     score whose larger values mean more evidence (only its order and zero are used)."""
@@ -384,8 +404,8 @@ def similarity(a: Signature, b: Signature) -> float:
     only_a, only_b = _unmatched(a, b), _unmatched(b, a)
     if only_a and only_b:  # each names what the other never mentions: two stories
         return 0.0
-    if long_names >= 2 and numbers >= 1:  # any language: the same count, people and places
-        return score
+    if long_names >= 2 and numbers >= 1 and (title >= 0.2 or _other_tongue(a, b)):
+        return score  # the same count, people and places (told alike, or in another tongue)
     if only_a or only_b:  # a name on one side only: near-copies, or a shared count
         near = title >= 0.6 or text >= 0.5 or (title >= 0.3 and numbers >= 1 and names >= 1)
         return score if near else 0.0
