@@ -25,7 +25,7 @@ from bench.feedserver import FeedServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-SCENARIOS = ("parse", "match", "cycles", "memory", "latency")
+SCENARIOS = ("parse", "match", "stories", "cycles", "memory", "latency")
 
 
 @dataclass
@@ -198,6 +198,48 @@ def scenario_match(run: Run) -> None:
                 exponent < 1,
             )
         )
+
+
+def scenario_stories(run: Run) -> None:
+    from bench.stories import measure
+
+    print("7. story clustering per item, beside matching it (100 rules)", flush=True)
+    costs = measure(probes=run.args.story_probes, repeats=run.args.repeats)
+    run.raw["stories"] = [c.__dict__ for c in costs]
+    few, many = costs[0], costs[-1]
+    run.add(
+        Row(
+            f"story clustering per clustered item, {many.open_stories:,} open stories",
+            many.cluster_us,
+            many.match_us,
+            "us/item (baseline: RuleSet.match, 100 rules)",
+            note=f"signature() alone {many.signature_us:.0f} us; "
+            f"{many.joined_share:.0%} joined an open story",
+        )
+    )
+    run.add(
+        Row(
+            "story clustering per polled item (matched items only) / matching",
+            many.per_polled_item,
+            None,
+            "x",
+            "<= 0.1",
+            many.per_polled_item <= 0.1,
+            f"{many.matched_share:.2%} of items matched a rule",
+        )
+    )
+    growth = _slope(few.open_stories, few.cluster_us, many.open_stories, many.cluster_us)
+    run.add(
+        Row(
+            f"clustering cost growth, {few.open_stories:,} -> {many.open_stories:,} open stories "
+            "(cost ~ stories^k)",
+            growth,
+            None,
+            "k",
+            "< 0.5 (sub-linear)",
+            growth < 0.5,
+        )
+    )
 
 
 def _slope(x1: float, y1: float, x2: float, y2: float) -> float:
@@ -474,6 +516,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.naive_feeds = 30 if quick else 150
     a.parse_docs = 5 if quick else 20
     a.match_items = 2000 if quick else 10000
+    a.story_probes = 500 if quick else 2000
     a.rule_counts = (10, 100, 1000) if quick else (10, 100, 1000, 10000)
     a.naive_budget = 0.3 if quick else 1.0
     a.match_budget = 3.0 if quick else 10.0
@@ -506,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
         scenario_parse(run)
     if "match" in args.scenarios:
         scenario_match(run)
+    if "stories" in args.scenarios:
+        scenario_stories(run)
     needs_server = {"cycles", "memory", "latency"} & set(args.scenarios)
     if needs_server:
         feeds = max(

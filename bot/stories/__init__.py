@@ -1,1 +1,1 @@
-"""Stories: the tellings of one event across feeds, outlets and languages."""
+"""Stories: which items tell the same news, across outlets and languages."""

@@ -1,57 +1,513 @@
-"""Stand-in clustering (replaced by the real core): same canonical link or same title."""
+"""Story clustering: which open story a newly matched item retells.
+
+A sighting is reduced to a :class:`Signature` (word stems of its title and lead, the
+proper names, acronyms and numbers it names, its canonical link), and :class:`StoryIndex`
+keeps the sightings of the stories seen in the window, indexed by their rarer features so
+that a lookup reads a few short posting lists, not every story. Two sightings tell one
+story when they share the link, or enough words, names and numbers; a name in one title
+that the other text never mentions is evidence of another story, and a name on each side
+that the other lacks ("...police in Mosul" / "...Ukrainian police") keeps them apart
+whatever else they share: merging two stories costs an alert, splitting one costs a reply.
+Pure: no I/O, and the time is passed in.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
+import heapq
 import json
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from bot.feeds.identity import canonical_link
-from bot.text import tokens
+from bot.text import normalize, tokens
+
+WINDOW = 72 * 3600.0  # seconds a story stays open after its latest sighting
+_STEM = 5  # a word's stem is its first letters: "suspended", "suspends" -> "suspe"
+# A lookup reads the postings of the query's rarest features only, and compares it with
+# the sightings sharing most of them: a retelling shares its rare names, numbers and words.
+_RARE_KEYS = 6
+_MAX_POSTING = 64  # a feature in more sightings than this says nothing about a story
+_CANDIDATES = 6
+_MAX_SIGHTINGS = 64  # per story: the first and the latest are kept
+_SIGNATURE_VERSION = 1
+
+# Function words of the languages news feeds are mostly in; never evidence of a story.
+_FUNCTION_WORDS = """
+    a about after again against all also am an and any are as at be been before being but by
+    can could did do does for from had has have he her here his how i if in into is it its
+    just more most my new no not now of off on once only or other our out over says said
+    she should so some such than that the their them then there these they this those to
+    too under until up very was we were what when where which while who why will with would
+    you your amid up down into over per via vs
+    au aux avec ce ces cette dans de des du elle en est et il ils la le les leur lui mais
+    ne nous on ou par pas pour qu que qui sa se ses son sont sur un une y a l d s n c j m t
+    apres avant plus selon entre vers lors dont ete etait fait
+    der die das und ein eine in im von mit zu den dem des ist hat auf fur nach
+    il lo gli i di del della e da per con su dopo
+    في من على إلى الى عن أن ان التي الذي بعد مع هذا هذه كان قد او أو ما لا
+    در از به با که را این آن است و برای تا یک شد
+"""
+_STOPWORDS = frozenset(_FUNCTION_WORDS.split())
+# What ends a sentence (after which a capital says nothing).
+_SENTENCE_ENDS = frozenset(".!?:;—–")
+# A word starting with a capital letter (the upper-case letters of the Latin, Greek and
+# Cyrillic blocks): found in C, so a lead's lower-case words cost nothing.
+_UPPER = "".join(chr(c) for c in range(0x41, 0x530) if chr(c).isupper() and chr(c).isalpha())
+_CAPITALISED = re.compile(f"\\b[{re.escape(_UPPER)}][^\\W\\d_]*")
+# " - Publisher", " | Publisher", " – CBC.ca" at the end of a title.
+_PUBLISHER = re.compile(r"\s+[-|–—]\s+([^-|–—]{1,40})$")
+# "COVID-19", "F-35", "G-20": part of a name, not a count ("Boeing-737", "PS-752" are kept:
+# three digits and more single out a model or a flight).
+_CODE = re.compile(r"[^\W\d_]-(\d{1,2})(?!\d)")
+_GROUPED = re.compile(r"\d[,.\u066b\u066c\u00a0\u202f]\d{3}(?!\d)")
+_GROUPED_NUMBER = re.compile(r"\d+(?:[,.\u066b\u066c\u00a0\u202f]\d{3}(?!\d))*")
+_SEPARATOR = re.compile(r"\D")
+_HOME_PAGE = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#]*/?$")
+_NAME_JOINERS = frozenset({"and", "of", "the", "&", "de", "du", "des", "la", "le", "et"})
+_EASTERN_DIGITS = str.maketrans(
+    {**{chr(0x660 + i): str(i) for i in range(10)}, **{chr(0x6F0 + i): str(i) for i in range(10)}}
+)
+_ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]")
+# Acronyms that French spells otherwise, so that "OTAN" and "NATO" are one name.
+_ALIASES = {"otan": "nato", "grc": "rcmp", "onu": "un", "ue": "eu", "oms": "who", "daech": "daesh"}
+# Demonym and plural endings, so "Canadians", "Canadiens" and "Canada" name one thing.
+_NAME_SUFFIX = re.compile(r"(?:iennes|ienne|iens|ien|ians|ian|ais|aise|ese|s)$")
 
 
 @dataclass(frozen=True, slots=True)
 class Signature:
-    title: str
-    link: str | None
+    """What one sighting contributes to its story's identity; opaque to callers."""
+
+    link: str
+    language: str
+    title: frozenset[str]  # word stems of the title, publisher suffix removed
+    lead: frozenset[str]  # word stems of the lead
+    title_names: frozenset[str]  # name keys (consonant skeletons) named in the title
+    names: frozenset[str]  # name keys named anywhere (title and lead)
+    numbers: frozenset[str]
+    script_words: frozenset[str]  # skeletons of Arabic-script words (no case: no names)
+    words: frozenset[str] = field(init=False, compare=False, repr=False)  # title | lead
+    mentions: frozenset[str] = field(init=False, compare=False, repr=False)  # all names
+    keys: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "words", self.title | self.lead)
+        object.__setattr__(self, "mentions", self.names | self.script_words)
+        # What a story is looked up by: its link, names, numbers and title words (a link
+        # has "://", a number only digits, a stem never, a name key only consonants: no
+        # prefix is needed to keep them apart).
+        long_names = (n for n in self.mentions if len(n) >= 3)
+        keys = self.numbers.union(self.title, long_names)
+        object.__setattr__(self, "keys", keys | {self.link} if self.link else keys)
 
     def to_json(self) -> str:
-        return json.dumps({"t": self.title, "l": self.link})
+        """A compact form for a TEXT column; :meth:`from_json` reads it back."""
+        return json.dumps(
+            {
+                "v": _SIGNATURE_VERSION,
+                "l": self.link,
+                "g": self.language,
+                "t": sorted(self.title),
+                "d": sorted(self.lead),
+                "tn": sorted(self.title_names),
+                "n": sorted(self.names),
+                "#": sorted(self.numbers),
+                "s": sorted(self.script_words),
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Signature:
-        data = json.loads(text)
-        return cls(data["t"], data["l"])
+        """The signature :meth:`to_json` wrote; ``ValueError`` for anything else."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as error:
+            raise ValueError(f"not a story signature: {error}") from error
+        if not isinstance(data, dict) or data.get("v") != _SIGNATURE_VERSION:
+            raise ValueError("not a story signature (unknown version)")
+
+        def text_field(key: str) -> str:
+            value = data.get(key)
+            if not isinstance(value, str):
+                raise ValueError(f"not a story signature: {key!r} is not text")
+            return value
+
+        def words(key: str) -> frozenset[str]:
+            value = data.get(key)
+            if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+                raise ValueError(f"not a story signature: {key!r} is not a list of words")
+            return frozenset(value)
+
+        return cls(
+            link=text_field("l"),
+            language=text_field("g"),
+            title=words("t"),
+            lead=words("d"),
+            title_names=words("tn"),
+            names=words("n"),
+            numbers=words("#"),
+            script_words=words("s"),
+        )
 
 
 def signature(title: str, lead: str, link: str | None, language: str | None = None) -> Signature:
-    return Signature(" ".join(tokens(title)), canonical_link(link) if link else None)
+    """The signature of a sighting; ``lead`` is the item's summary (or its text's start)."""
+    title = strip_publisher(title)
+    title_words, lead_words = tokens(title), tokens(lead)
+    lead_names = _names(lead, words=lead_words)
+    title_names = _names(title, words=title_words, confirmed=lead_names)
+    script_words: frozenset[str] = frozenset()
+    if not (title.isascii() and lead.isascii()):
+        script_words = frozenset(
+            s
+            for w in title_words + lead_words
+            if not w.isascii() and _ARABIC_SCRIPT.match(w) and w not in _STOPWORDS
+            for s in [skeleton(w)]
+            if s
+        )
+    return Signature(
+        link=_article_link(link) if link else "",
+        language=(language or "").strip().lower().split("-")[0],
+        title=_stems(title_words),
+        lead=_stems(lead_words),
+        title_names=title_names,
+        names=title_names | lead_names,
+        numbers=_numbers(title_words, title) | _numbers(lead_words, lead),
+        script_words=script_words,
+    )
+
+
+def strip_publisher(title: str) -> str:
+    """``title`` without a trailing " - Publisher" (aggregators append the source's name)."""
+    found = _PUBLISHER.search(title.strip())
+    if found is None:
+        return title
+    words = found.group(1).split()
+    rest = title[: found.start()].split()
+    looks_like_name = words[0][:1].isupper() and all(
+        w[:1].isupper() or "." in w or w in _NAME_JOINERS for w in words
+    )
+    if len(words) <= 4 and len(rest) >= 3 and looks_like_name:
+        return title[: found.start()].rstrip()
+    return title
+
+
+def story_link(url: str) -> str:
+    """The canonical link an item points at; a Google News article link decoded when its
+    id carries the address (the older ids do), else kept as is (it is still one article)."""
+    link = canonical_link(url)
+    if "news.google.com" not in link:
+        return link
+    parts = urlsplit(link)
+    if parts.hostname == "news.google.com" and "/articles/" in parts.path:
+        decoded = _google_news_target(parts.path.rsplit("/", 1)[-1])
+        if decoded:
+            return canonical_link(decoded)
+        return f"https://news.google.com{parts.path}"
+    return link
+
+
+def _article_link(url: str) -> str:
+    """:func:`story_link`, or "" for a site's home page (some feeds link every item there:
+    it says nothing about which story an item tells)."""
+    link = story_link(url)
+    return "" if _HOME_PAGE.match(link) else link
+
+
+def _google_news_target(article_id: str) -> str | None:
+    try:
+        raw = base64.urlsafe_b64decode(article_id + "=" * (-len(article_id) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    found = re.search(rb"https?://[\x21-\x7e]+", raw)
+    return found.group().decode("ascii") if found else None
+
+
+# ---------------------------------------------------------------- features
+
+
+def _stems(words: list[str]) -> frozenset[str]:
+    """The stems of the content words (no function words, numbers or single letters)."""
+    content = set(words) - _STOPWORDS
+    if all(w.isascii() for w in content):
+        return frozenset(w[:_STEM] for w in content if len(w) > 1 and not w.isdigit())
+    return frozenset(
+        (w if w.isascii() or not _ARABIC_SCRIPT.match(w) else _strip_article(w))[:_STEM]
+        for w in content
+        if len(w) > 1 and not w.isdigit()
+    )
+
+
+def _numbers(words: list[str], text: str) -> frozenset[str]:
+    """The numbers among ``words`` (of ``text``), in ASCII digits. A lone digit ("3 Germans")
+    says too little, and a short number that is part of a name ("COVID-19", "F-35") is in
+    every story about that thing: neither counts."""
+    found = {w for w in words if w.isdigit() and len(w) >= 2}
+    if found and _GROUPED.search(text):  # "1,200" is one number, not "1" and "200"
+        found = {_SEPARATOR.sub("", n) for n in _GROUPED_NUMBER.findall(text)}
+        found = {n for n in found if len(n) >= 2}
+    if found and "-" in text:
+        found -= set(_CODE.findall(text))
+    if not found:
+        return frozenset()
+    return frozenset(w.translate(_EASTERN_DIGITS).lstrip("0") or "0" for w in found)
+
+
+def _strip_article(word: str) -> str:
+    for prefix in ("وال", "بال", "فال", "كال", "لل", "ال"):
+        if word.startswith(prefix) and len(word) - len(prefix) >= 3:
+            return word[len(prefix) :]
+    return word
+
+
+# Consonant classes shared by the Latin and Arabic scripts: vowels, h, w and y (and the
+# Arabic letters written for them) are dropped, so "Tehran", "Téhéran" and "طهران" are
+# all "trn", "Soleimani" and "سليماني" are "slmn".
+_LATIN_PAIRS = (("ph", "f"), ("ch", "s"), ("sh", "s"), ("kh", "k"), ("gh", "g"), ("ck", "k"))
+_SKELETON = str.maketrans(
+    {
+        **dict.fromkeys("aeiouhwy", None),
+        "q": "k",
+        "c": "k",
+        "x": "ks",
+        "v": "f",
+        "p": "b",
+        **dict.fromkeys("اأإآىءئؤةويیعحهـ\u200c", None),
+        "ب": "b",
+        "پ": "b",
+        "ت": "t",
+        "ث": "t",
+        "ط": "t",
+        "ج": "j",
+        "چ": "j",
+        "ژ": "j",
+        "خ": "k",
+        "ق": "k",
+        "ك": "k",
+        "ک": "k",
+        "د": "d",
+        "ض": "d",
+        "ذ": "z",
+        "ز": "z",
+        "ظ": "z",
+        "ر": "r",
+        "س": "s",
+        "ش": "s",
+        "ص": "s",
+        "غ": "g",
+        "گ": "g",
+        "ف": "f",
+        "ل": "l",
+        "م": "m",
+        "ن": "n",
+    }
+)
+
+
+@functools.lru_cache(maxsize=65536)
+def skeleton(word: str) -> str:
+    """The consonants of a normalised name, in classes both scripts write alike."""
+    if _ARABIC_SCRIPT.match(word):
+        word = _strip_article(word)
+    else:
+        word = _NAME_SUFFIX.sub("", word) if len(word) > 4 else word
+        for pair, letter in _LATIN_PAIRS:
+            word = word.replace(pair, letter)
+    consonants = word.translate(_SKELETON)
+    return re.sub(r"(.)\1+", r"\1", consonants)
+
+
+def _names(
+    text: str, *, words: list[str], confirmed: frozenset[str] | None = None
+) -> frozenset[str]:
+    """Keys of the proper names and acronyms in ``text`` as written (case is the signal);
+    ``words`` are its tokens.
+
+    A capitalised word opening a sentence is not a name. A title (``confirmed`` given: the
+    names of its lead) written in Title Case or in capitals has only the acronyms and the
+    names its lead confirms.
+    """
+    found: list[tuple[str, bool]] = []  # (word, is an acronym)
+    capitalised = shouting = 0
+    for match in _CAPITALISED.finditer(text):
+        raw, start = match.group(), match.start()
+        long = len(raw) >= 4
+        capitalised += long
+        acronym = len(raw) >= 2 and raw.isupper()
+        shouting += long and acronym
+        before = text[max(0, start - 3) : start].rstrip()
+        opening = not before or before[-1] in _SENTENCE_ENDS or before[-1] == "-" != text[start - 1]
+        if acronym or not opening:
+            word = raw.lower() if raw.isascii() else normalize(raw)
+            word = _ALIASES.get(word, word)
+            if word not in _STOPWORDS:
+                found.append((word, acronym))
+    if confirmed is not None:
+        letters = sum(1 for w in words if len(w) >= 4 and not w.isdigit()) or 1
+        if shouting / letters > 0.5:
+            found = [(w, a) for w, a in found if skeleton(w) in confirmed]
+        elif letters >= 3 and capitalised / letters > 0.6:
+            found = [(w, a) for w, a in found if a or skeleton(w) in confirmed]
+    return frozenset(s for w, _ in found for s in [skeleton(w)] if s)
+
+
+# ---------------------------------------------------------------- the decision
+
+
+def _jaccard(one: frozenset[str], other: frozenset[str]) -> float:
+    union = len(one | other)
+    return len(one & other) / union if union else 0.0
+
+
+def _unmatched(a: Signature, b: Signature) -> frozenset[str]:
+    """Names in ``a``'s title that ``b`` never mentions (one-letter keys say too little)."""
+    return frozenset(n for n in a.title_names - b.mentions if len(n) >= 2)
+
+
+def _specific(numbers: frozenset[str]) -> int:
+    """How many of ``numbers`` are counts or codes rather than years."""
+    return sum(1 for n in numbers if not (len(n) == 4 and "1900" <= n <= "2099"))
+
+
+def _other_tongue(a: Signature, b: Signature) -> bool:
+    """Whether ``a`` and ``b`` are told in different languages (or scripts), so that their
+    words cannot be compared, only their names and numbers."""
+    if a.language and b.language and a.language != b.language:
+        return True
+    return bool(a.script_words) != bool(b.script_words)
+
+
+def similarity(a: Signature, b: Signature) -> float:
+    """How surely ``a`` and ``b`` tell one story: 0 when they must not share one, else a
+    score whose larger values mean more evidence (only its order and zero are used)."""
+    if a.link and a.link == b.link:
+        return 10.0
+    numbers = _specific(a.numbers & b.numbers) if a.numbers and b.numbers else 0
+    shared = a.mentions & b.mentions
+    names = sum(1 for n in shared if len(n) >= 2)
+    long_names = sum(1 for n in shared if len(n) >= 3)  # spelt alike in every script
+    title = _jaccard(a.title, b.title)
+    if numbers == 0 and names == 0 and title < 0.5 and not (a.words & b.words):
+        return 0.0
+    text = _jaccard(a.words, b.words)
+    score = title + text + 0.1 * (names + numbers)
+    if numbers >= 2 and long_names >= 2:  # the same counts of the same people and places
+        return score
+    only_a, only_b = _unmatched(a, b), _unmatched(b, a)
+    if only_a and only_b:  # each names what the other never mentions: two stories
+        return 0.0
+    if long_names >= 2 and numbers >= 1 and (title >= 0.2 or _other_tongue(a, b)):
+        return score  # the same count, people and places (told alike, or in another tongue)
+    if only_a or only_b:  # a name on one side only: near-copies, or a shared count
+        near = title >= 0.6 or text >= 0.5 or (title >= 0.3 and numbers >= 1 and names >= 1)
+        return score if near else 0.0
+    if title >= 0.5 or text >= 0.4 or (title >= 0.4 and names >= 3):
+        return score
+    if title >= 0.25 and numbers >= 1 and names + numbers >= 3:
+        return score
+    return 0.0
+
+
+def same_story(a: Signature, b: Signature) -> bool:
+    """Whether two sightings tell one story (time aside)."""
+    return similarity(a, b) > 0.0
+
+
+# ---------------------------------------------------------------- the index
+
+
+@dataclass(slots=True)
+class _Sighting:
+    story: int
+    signature: Signature
+    keys: frozenset[str]
 
 
 class StoryIndex:
-    def __init__(self, window: float) -> None:
+    """The open stories, in memory: a story is open while its latest sighting is within
+    ``window`` seconds. A new item joins the story one of whose sightings it is nearest to
+    (single link); it never merges two stories, since each may already have its alert."""
+
+    def __init__(self, window: float = WINDOW) -> None:
         self._window = timedelta(seconds=window)
-        self._stories: dict[int, tuple[list[Signature], datetime]] = {}
-
-    def add(self, story_id: int, sig: Signature, at: datetime) -> None:
-        sigs, last = self._stories.get(story_id, ([], at))
-        sigs.append(sig)
-        self._stories[story_id] = (sigs, max(last, at))
-
-    def find(self, sig: Signature, now: datetime) -> int | None:
-        for story_id, (sigs, last) in sorted(self._stories.items()):
-            if now - last > self._window:
-                continue
-            if any(
-                (s.link and s.link == sig.link) or (s.title and s.title == sig.title) for s in sigs
-            ):
-                return story_id
-        return None
-
-    def expire(self, now: datetime) -> None:
-        for story_id, (_, last) in list(self._stories.items()):
-            if now - last > self._window:
-                del self._stories[story_id]
+        self._sightings: dict[int, _Sighting] = {}
+        self._by_story: dict[int, list[int]] = {}
+        self._latest: dict[int, datetime] = {}
+        self._postings: dict[str, set[int]] = {}
+        self._expiry: list[tuple[datetime, int]] = []  # (latest sighting, story), lazily
+        self._next = 0
 
     def __len__(self) -> int:
-        return len(self._stories)
+        return len(self._by_story)
+
+    def add(self, story_id: int, sig: Signature, at: datetime) -> None:
+        """Record a sighting of ``story_id`` (a new story or an existing one) at ``at``."""
+        number = self._next
+        self._next += 1
+        keys = sig.keys
+        self._sightings[number] = _Sighting(story_id, sig, keys)
+        for key in keys:
+            self._postings.setdefault(key, set()).add(number)
+        sightings = self._by_story.setdefault(story_id, [])
+        sightings.append(number)
+        if len(sightings) > _MAX_SIGHTINGS:  # keep the first telling and the latest ones
+            self._forget(sightings.pop(1))
+        latest = self._latest.get(story_id)
+        if latest is None or at > latest:
+            self._latest[story_id] = at
+            heapq.heappush(self._expiry, (at, story_id))
+
+    def find(self, sig: Signature, now: datetime) -> int | None:
+        """The open story ``sig`` retells, else ``None``; the best one when it is near two
+        (most evidence; on a tie the earliest story id)."""
+        opened = now - self._window
+        postings = [p for k in sig.keys if (p := self._postings.get(k))]
+        postings.sort(key=len)
+        hits: Counter[int] = Counter()
+        for posting in postings[:_RARE_KEYS]:
+            if len(posting) > _MAX_POSTING:
+                break
+            hits.update(posting)
+        # The sightings sharing two features or more (or the link), most shared first.
+        linked = self._postings.get(sig.link, ()) if sig.link else ()
+        ranked = sorted(
+            (n for n, shared in hits.items() if shared >= 2 or n in linked),
+            key=hits.__getitem__,
+            reverse=True,
+        )
+        best: tuple[float, int] | None = None
+        for number in ranked[:_CANDIDATES]:
+            sighting = self._sightings[number]
+            if self._latest[sighting.story] < opened:
+                continue
+            score = similarity(sig, sighting.signature)
+            if score > 0 and (best is None or (-score, sighting.story) < (-best[0], best[1])):
+                best = (score, sighting.story)
+        return best[1] if best else None
+
+    def expire(self, now: datetime) -> None:
+        """Drop the stories with no sighting in the window before ``now``."""
+        opened = now - self._window
+        while self._expiry and self._expiry[0][0] < opened:
+            at, story = heapq.heappop(self._expiry)
+            if self._latest.get(story) != at:
+                continue  # seen again since: a later entry stands for it
+            for number in self._by_story.pop(story):
+                self._forget(number)
+            del self._latest[story]
+
+    def _forget(self, number: int) -> None:
+        sighting = self._sightings.pop(number)
+        for key in sighting.keys:
+            posting = self._postings[key]
+            posting.discard(number)
+            if not posting:
+                del self._postings[key]

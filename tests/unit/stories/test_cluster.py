@@ -1,0 +1,348 @@
+"""Story clustering: which sightings tell one story, and the index of open stories."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.stories.cluster import (
+    WINDOW,
+    Signature,
+    StoryIndex,
+    same_story,
+    signature,
+    similarity,
+    skeleton,
+    story_link,
+    strip_publisher,
+)
+
+T0 = datetime(2020, 1, 8, 6, 0, tzinfo=UTC)
+
+
+def sig(title: str, lead: str = "", link: str | None = None, language: str = "en") -> Signature:
+    return signature(title, lead, link, language)
+
+
+# (title, lead) pairs; the real ones are from tests/fixtures/stories/.
+SAME = [
+    pytest.param(
+        ("Canada to deploy up to 20 police officers to Iraq over two years", ""),
+        ("Canada to send as many as 20 police officers to Iraq as part of fight against Daesh", ""),
+        id="rewritten headline, same count",
+    ),
+    pytest.param(
+        ("Canada to beef up police presence in Iraq after fall of Mosul", ""),
+        ("Canada to beef up police presence in Iraq after fall of Mosul – CBC.ca", ""),
+        id="publisher appended",
+    ),
+    pytest.param(
+        (
+            "63 Canadians among dead in jet crash near Tehran airport",
+            "A Ukrainian Boeing-737 carrying 176 people has crashed killing all aboard.",
+        ),
+        (
+            "Écrasement d’avion en Iran: 63 Canadiens figurent parmi les 176 personnes tuées",
+            "Soixante-trois Canadiens figurent parmi les 176 victimes de l’écrasement mercredi "
+            "matin en Iran d’un avion Boeing 737-800 exploité par Ukraine International Airlines.",
+        ),
+        id="French telling: same counts, names",
+    ),
+    pytest.param(
+        (
+            "63 Canadians among dead in jet crash near Tehran airport",
+            "A Ukrainian Boeing-737 carrying 176 people has crashed killing all aboard.",
+        ),
+        (
+            "سقوط الطائرة الأوكرانية فوق طهران، ومقتل جميع ركابها بُعيد إقلاعها",
+            "وكان التلفزيون الإيراني قد أعلن أن الطائرة، التي كان على متنها 176 شخصاً، سقطت "
+            "فوق العاصمة الإيرانية.",
+        ),
+        id="Arabic telling: Tehran, Ukrainian and 176",
+    ),
+    pytest.param(
+        ("L’OTAN suspend sa mission de formation en Irak", ""),
+        ("L'OTAN suspend sa mission de formation en Irak", ""),
+        id="quotes differ",
+    ),
+]
+
+DIFFERENT = [
+    pytest.param(
+        ("RCMP officers to train Iraqi police in Mosul", ""),
+        ("RCMP officers to train Ukrainian police", ""),
+        id="same words, other country",
+    ),
+    pytest.param(
+        ("RCMP to send 20 officers to train Iraqi police in Mosul", ""),
+        ("RCMP to send 20 officers to train Ukrainian police", ""),
+        id="same words and count, other country",
+    ),
+    pytest.param(
+        (
+            "Canadian police training mission in Iraq suspended amid turmoil",
+            "The RCMP has temporarily called off its police training mission involving a dozen "
+            "Canadian officers in Iraq.",
+        ),
+        (
+            "Canadian-led NATO training mission in Iraq suspended amid security concerns",
+            "Canada’s defence minister says a Canadian-led NATO training mission in Iraq has been "
+            "temporarily suspended in the wake of the killing of Iranian General Qassem Soleimani.",
+        ),
+        id="police mission vs NATO mission, same week",
+    ),
+    pytest.param(
+        ("NATO suspends training mission in Iraq", ""),
+        ("RCMP temporarily suspends police training mission in Iraq", ""),
+        id="NATO vs RCMP",
+    ),
+    pytest.param(
+        ("Canada suspends training in Iraq till situation becomes clear", ""),
+        ("NATO suspends training mission in Iraq", ""),
+        id="2017 Peshmerga pause vs 2020 NATO pause",
+    ),
+    pytest.param(
+        ("Canada increases police deployments to Ukraine", ""),
+        ("Canada to deploy up to 20 police officers to Iraq over two years", ""),
+        id="Ukraine vs Iraq deployments",
+    ),
+    pytest.param(
+        ("Ontario reports 1,000 new COVID-19 cases", "Toronto and Ottawa lead the count."),
+        ("Ontario schools stay shut as COVID-19 spreads", "Toronto, Ottawa: 2,000 in class."),
+        id="a number in a name (COVID-19) is not a shared count, nor are thousands",
+    ),
+    pytest.param(
+        (
+            "Ontario reports 500 new cases",
+            "Premier Doug Ford says Ontario hospitals can cope with 500 cases a day.",
+        ),
+        (
+            "Ford announces $500 million for Ontario roads",
+            "Premier Doug Ford says Ontario will spend 500 million dollars on highways.",
+        ),
+        id="same names and number, other story",
+    ),
+]
+
+
+@pytest.mark.parametrize(("one", "other"), SAME)
+def test_same_story(one: tuple[str, str], other: tuple[str, str]) -> None:
+    assert same_story(sig(*one), sig(*other))
+    assert same_story(sig(*other), sig(*one))
+
+
+@pytest.mark.parametrize(("one", "other"), DIFFERENT)
+def test_different_stories(one: tuple[str, str], other: tuple[str, str]) -> None:
+    assert not same_story(sig(*one), sig(*other))
+    assert not same_story(sig(*other), sig(*one))
+
+
+def test_same_link_is_one_story_whatever_the_title() -> None:
+    one = sig("Breaking: plane down", link="https://example.com/a?utm_source=rss")
+    other = sig("Ukrainian airliner crashes near Tehran", link="HTTPS://Example.com/a#top")
+    assert same_story(one, other)
+
+
+def test_a_home_page_link_is_no_evidence() -> None:
+    one = sig("Plane crashes near Tehran", link="https://example.com/")
+    other = sig("Canada increases police deployments to Ukraine", link="https://example.com")
+    assert one.link == other.link == ""
+    assert not same_story(one, other)
+
+
+@given(st.text(max_size=80), st.text(max_size=200))
+def test_similarity_is_symmetric(title: str, lead: str) -> None:
+    one = sig(title, lead)
+    other = sig("Canada to send 20 police officers to Iraq", "Ottawa says 20 officers will go.")
+    assert similarity(one, other) == similarity(other, one)
+
+
+@pytest.mark.parametrize(
+    ("title", "stripped"),
+    [
+        (
+            "Canada to beef up police presence in Iraq – CBC.ca",
+            "Canada to beef up police presence in Iraq",
+        ),
+        ("Plane crashes near Tehran - The Globe and Mail", "Plane crashes near Tehran"),
+        ("Plane crashes near Tehran | Reuters", "Plane crashes near Tehran"),
+        ("Iran - US tensions rise", "Iran - US tensions rise"),  # too short a rest
+        ("Flights resume after crash - what we know", "Flights resume after crash - what we know"),
+    ],
+)
+def test_strip_publisher(title: str, stripped: str) -> None:
+    assert strip_publisher(title) == stripped
+
+
+def _google_news(url: str) -> str:
+    raw = b"\x08\x13\x22" + bytes([len(url)]) + url.encode() + b"\xd2\x01\x00"
+    return "https://news.google.com/rss/articles/" + base64.urlsafe_b64encode(raw).decode()
+
+
+def test_google_news_links_point_at_the_article() -> None:
+    target = "https://www.cbc.ca/news/politics/iraq-police-1.4222495"
+    assert story_link(_google_news(target) + "?oc=5") == target
+    opaque = "https://news.google.com/rss/articles/AU_yqLNotAnAddress?oc=5"
+    assert story_link(opaque) == "https://news.google.com/rss/articles/AU_yqLNotAnAddress"
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ("tehran", "téhéran", "طهران"),
+        ("soleimani", "سليماني", "سلیمانی"),
+        ("ukraine", "ukrainian", "ukrainiens", "اوکراین", "أوكرانية"),
+        ("mosul", "الموصل"),
+        ("boeing", "بوئینگ"),
+        ("iraq", "iraqi", "irak", "العراق", "عراق"),
+    ],
+)
+def test_a_name_has_one_skeleton_in_each_script(spellings: tuple[str, ...]) -> None:
+    from bot.text import normalize
+
+    assert len({skeleton(normalize(s)) for s in spellings}) == 1
+
+
+def test_names_and_numbers_come_from_the_original_text() -> None:
+    found = sig(
+        "RCMP officers to train Iraqi police in Mosul",
+        "OTTAWA — The police will send 20 officers. Freeland said 1,200 were trained; "
+        "٢٠ more by Sûreté du Québec.",
+    )
+    assert {"rkmb", "rk", "msl"} <= found.title_names  # "RCMP" a name, "officers" not
+    assert {"t", "srt", "kbk"} <= found.names  # OTTAWA, Sûreté, Québec
+    assert "frlnd" not in found.names  # a capital opening a sentence says nothing
+    assert found.numbers == {"20", "1200"}  # "1,200" one number; Arabic-Indic digits read
+
+
+def test_a_title_case_title_names_only_acronyms_and_confirmed_names() -> None:
+    found = sig(
+        "Canada To Send 20 Policemen To Mosul In The Coming Weeks",
+        "The Canadian government said police would work in the city of Mosul.",
+    )
+    assert found.title_names == {"msl"}  # confirmed by the lead; "Policemen", "Coming" are not
+
+
+@given(
+    st.text(max_size=120),
+    st.text(max_size=400),
+    st.one_of(st.none(), st.text(max_size=60)),
+    st.one_of(st.none(), st.sampled_from(["en", "fr-CA", "ar", ""])),
+)
+def test_signature_round_trips_through_json(
+    title: str, lead: str, link: str | None, language: str | None
+) -> None:
+    found = signature(title, lead, link, language)
+    assert Signature.from_json(found.to_json()) == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "null", "[]", '{"v": 1}', '{"v": 2, "l": ""}', '{"v":1,"l":"","g":"","t":[1]}'],
+)
+def test_garbage_is_not_a_signature(text: str) -> None:
+    with pytest.raises(ValueError, match="not a story signature"):
+        Signature.from_json(text)
+
+
+@given(st.text(max_size=200))
+def test_any_text_is_a_signature_or_a_value_error(text: str) -> None:
+    with contextlib.suppress(ValueError):
+        Signature.from_json(text)
+
+
+# ---------------------------------------------------------------- the index
+
+POLICE = sig("Canada to deploy up to 20 police officers to Iraq over two years")
+POLICE_AGAIN = sig(
+    "Canada to send as many as 20 police officers to Iraq as part of fight against Daesh"
+)
+UKRAINE = sig("Canada increases police deployments to Ukraine")
+
+
+def test_a_story_stays_open_for_the_window_after_its_latest_sighting() -> None:
+    index = StoryIndex()
+    index.add(1, POLICE, T0)
+    assert index.find(POLICE_AGAIN, T0 + timedelta(hours=71)) == 1
+    index.add(1, POLICE_AGAIN, T0 + timedelta(hours=71))
+    later = T0 + timedelta(hours=71 + 71)
+    assert index.find(POLICE, later) == 1  # the second sighting kept it open
+    index.expire(later)
+    assert len(index) == 1
+    gone = T0 + timedelta(hours=71 + 73)
+    assert index.find(POLICE, gone) is None
+    index.expire(gone)
+    assert len(index) == 0
+
+
+def test_the_window_is_configurable() -> None:
+    index = StoryIndex(window=3600)
+    index.add(1, POLICE, T0)
+    assert index.find(POLICE_AGAIN, T0 + timedelta(minutes=59)) == 1
+    assert index.find(POLICE_AGAIN, T0 + timedelta(minutes=61)) is None
+    assert WINDOW == 72 * 3600
+
+
+def test_an_unrelated_story_is_not_found() -> None:
+    index = StoryIndex()
+    index.add(1, POLICE, T0)
+    assert index.find(UKRAINE, T0) is None
+
+
+def test_near_two_stories_joins_the_nearest() -> None:
+    index = StoryIndex()
+    index.add(1, sig("Canada to send up to 20 police officers to Iraq"), T0)
+    index.add(2, sig("Canada to deploy up to 20 police officers to Iraq over two years"), T0)
+    assert index.find(POLICE, T0) == 2
+
+
+def test_equally_near_two_stories_joins_the_earliest() -> None:
+    index = StoryIndex()
+    index.add(7, POLICE, T0)
+    index.add(3, POLICE, T0)
+    assert index.find(POLICE, T0) == 3
+
+
+def test_a_story_is_matched_through_any_of_its_sightings() -> None:
+    index = StoryIndex()
+    index.add(1, UKRAINE, T0)
+    index.add(1, POLICE, T0)  # a sighting of story 1 told otherwise
+    assert index.find(POLICE_AGAIN, T0) == 1
+
+
+def test_a_long_story_keeps_its_first_and_latest_sightings() -> None:
+    index = StoryIndex()
+    index.add(1, POLICE, T0)
+    for minute in range(100):
+        index.add(1, UKRAINE, T0 + timedelta(minutes=minute))
+    assert index.find(POLICE_AGAIN, T0 + timedelta(hours=1)) == 1
+    assert index.find(UKRAINE, T0 + timedelta(hours=1)) == 1
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from([POLICE, POLICE_AGAIN, UKRAINE])),
+        max_size=30,
+    ),
+    st.integers(0, 200),
+)
+def test_only_stories_seen_within_the_window_are_found_or_kept(
+    sightings: list[tuple[int, Signature]], hours_later: int
+) -> None:
+    index = StoryIndex()
+    latest: dict[int, datetime] = {}
+    for step, (story, found) in enumerate(sightings):
+        at = T0 + timedelta(hours=step * 5)
+        index.add(story, found, at)
+        latest[story] = at
+    now = T0 + timedelta(hours=len(sightings) * 5 + hours_later)
+    open_stories = {s for s, at in latest.items() if now - at <= timedelta(seconds=WINDOW)}
+    for probe in (POLICE, POLICE_AGAIN, UKRAINE):
+        assert index.find(probe, now) in open_stories | {None}
+    index.expire(now)
+    assert len(index) == len(open_stories)

@@ -1,0 +1,89 @@
+"""Clustering the labelled real-world stories (tests/fixtures/stories/): never two stories in
+one cluster, whatever the order, and few clusters per story."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.stories.cluster import StoryIndex, same_story, similarity
+
+from .labelled import Labelled, cluster, clusters_per_story, load, partition, wrong_merges
+
+ITEMS = load()
+HOUR = timedelta(hours=1)
+
+
+def test_the_set_has_many_tellings_of_several_stories_in_several_languages() -> None:
+    per_story = Counter(i.story for i in ITEMS)
+    big = [story for story, count in per_story.items() if count >= 5]
+    assert len(big) >= 3
+    for story in big:
+        assert len({i.language for i in ITEMS if i.story == story}) >= 2
+    assert {i.language for i in ITEMS} >= {"en", "fr", "ar", "fa"}
+
+
+def test_no_two_labelled_stories_are_ever_one_pair() -> None:
+    wrong = [
+        (a.where, b.where)
+        for a, b in itertools.combinations(ITEMS, 2)
+        if a.story != b.story and same_story(a.signature, b.signature)
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("collapse_time", [False, True], ids=["real times", "all at once"])
+def test_polled_in_time_order_no_cluster_mixes_stories(collapse_time: bool) -> None:
+    ordered = sorted(ITEMS, key=lambda i: i.published)
+    assert wrong_merges(cluster(ordered, collapse_time=collapse_time)) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(ITEMS), st.booleans())
+def test_in_any_order_no_cluster_mixes_stories(order: list[Labelled], collapse_time: bool) -> None:
+    assert wrong_merges(cluster(order, collapse_time=collapse_time)) == []
+
+
+def _polls(order: list[Labelled]) -> list[Labelled]:
+    """``order`` as polls would see it: hour by hour, in any order within an hour."""
+    return sorted(order, key=lambda i: int(i.published.timestamp() // HOUR.total_seconds()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(ITEMS))
+def test_the_partition_does_not_depend_on_the_order_feeds_are_polled(
+    order: list[Labelled],
+) -> None:
+    in_time = sorted(ITEMS, key=lambda i: (i.published, i.where))
+    assert partition(cluster(_polls(order))) == partition(cluster(in_time))
+
+
+def test_the_index_finds_what_comparing_with_every_sighting_finds() -> None:
+    """The inverted index loses nothing on this set: its answer is the best open story."""
+    index = StoryIndex()
+    seen: list[tuple[int, Labelled]] = []
+    for number, item in enumerate(sorted(ITEMS, key=lambda i: i.published)):
+        index.expire(item.published)
+        scores = [
+            (similarity(item.signature, other.signature), -story)
+            for story, other in seen
+            if item.published - other.published <= timedelta(hours=72)
+        ]
+        best = max((s for s in scores if s[0] > 0), default=None)
+        assert index.find(item.signature, item.published) == (None if best is None else -best[1])
+        seen.append((number, item))
+        index.add(number, item.signature, item.published)
+
+
+def test_clusters_per_story() -> None:
+    """The figures the README quotes; a change that splits stories more fails here."""
+    found = clusters_per_story(cluster(sorted(ITEMS, key=lambda i: i.published)))
+    assert sum(f["*"] for f in found.values()) <= 25
+    assert found["ps752-crash-2020"]["*"] <= 6
+    assert found["ps752-crash-2020"]["en"] == 1
+    assert found["police-iraq-2017"]["*"] <= 3
