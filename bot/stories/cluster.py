@@ -391,6 +391,8 @@ def similarity(a: Signature, b: Signature) -> float:
     if a.link and a.link == b.link:
         return 10.0
     numbers = _specific(a.numbers & b.numbers) if a.numbers and b.numbers else 0
+    if numbers == 0 and _specific(a.numbers) and _specific(b.numbers):
+        return 0.0  # each gives counts the other never does: "story 1", "story 2"
     shared = a.mentions & b.mentions
     names = sum(1 for n in shared if len(n) >= 2)
     long_names = sum(1 for n in shared if len(n) >= 3)  # spelt alike in every script

@@ -323,6 +323,7 @@ def test_a_story_a_rival_is_recording_is_joined_once_the_rival_commits(url: str)
 
 
 LATER = T0 + timedelta(hours=73)  # past the story's window
+MISSION = "Canada will send up to 20 RCMP officers to Mosul to train Iraqi police"
 
 
 @pytest.mark.parametrize("round_", range(3))
@@ -331,7 +332,7 @@ def test_replicas_sighting_a_closed_story_at_once_queue_it_once(url: str, round_
     store = open_store(url)
     store.sync_feeds([FeedRow(f, f"http://x/{f}") for f in ["old", *feeds]], T0)
     store.claim_feeds("w", T0, 3 * 86400, len(feeds) + 1, due_only=False)
-    first = Item("old", "k0", "Story")
+    first = Item("old", "k0", MISSION)
     store.record_poll(
         PollOutcome(
             "old",
@@ -346,7 +347,7 @@ def test_replicas_sighting_a_closed_story_at_once_queue_it_once(url: str, round_
     store.close()
 
     def work(n: int, store: Store) -> tuple[int, int]:
-        it = Item(feeds[n], f"k{n}", "Story")
+        it = Item(feeds[n], f"k{n}", MISSION)
         record = store.record_poll(
             PollOutcome(
                 feeds[n],

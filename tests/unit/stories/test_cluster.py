@@ -127,6 +127,11 @@ DIFFERENT = [
         ),
         id="same names and number, other story",
     ),
+    pytest.param(
+        ("RCMP update 14: officers deployed", "RCMP news release."),
+        ("RCMP update 15: officers deployed", "RCMP news release."),
+        id="one recurring format, each with counts the other never gives",
+    ),
 ]
 
 
