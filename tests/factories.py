@@ -45,3 +45,18 @@ def sample_sighting(**changes: Any) -> Sighting:
         outlets=2,
     )
     return replace(base, **changes)
+
+
+def distinct(n: int) -> str:
+    """Words no other generated story ``n`` has (each a different five-letter start), so that
+    story clustering tells generated stories apart (titles alike but for a number are one
+    story to it)."""
+
+    def word(k: int) -> str:
+        letters = ""
+        for _ in range(6):
+            k, digit = divmod(k, 26)
+            letters += chr(ord("a") + digit)
+        return letters
+
+    return " ".join(word(6 * n + part) for part in range(6))

@@ -34,6 +34,11 @@ _STEM = 5  # a word's stem is its first letters: "suspended", "suspends" -> "sus
 _RARE_KEYS = 6
 _MAX_POSTING = 64  # a feature in more sightings than this says nothing about a story
 _CANDIDATES = 6
+# Leads alike join two tellings only if their titles share this much too: many feeds give
+# every item one boilerplate lead ("Read the full story on our website...").
+_SOME_TITLE = 0.2
+# Two items of one feed tell one story only with titles this alike (an update retitled).
+_SAME_FEED_TITLE = 0.8
 _MAX_SIGHTINGS = 64  # per story: the first and the latest are kept
 _SIGNATURE_VERSION = 1
 
@@ -92,6 +97,8 @@ class Signature:
     names: frozenset[str]  # name keys named anywhere (title and lead)
     numbers: frozenset[str]
     script_words: frozenset[str]  # skeletons of Arabic-script words (no case: no names)
+    feed: str = ""  # the feed it came from ("": not known)
+    title_numbers: frozenset[str] = frozenset()
     words: frozenset[str] = field(init=False, compare=False, repr=False)  # title | lead
     mentions: frozenset[str] = field(init=False, compare=False, repr=False)  # all names
     keys: frozenset[str] = field(init=False, compare=False, repr=False)
@@ -119,6 +126,8 @@ class Signature:
                 "n": sorted(self.names),
                 "#": sorted(self.numbers),
                 "s": sorted(self.script_words),
+                "f": self.feed,
+                "t#": sorted(self.title_numbers),
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -155,11 +164,20 @@ class Signature:
             names=words("n"),
             numbers=words("#"),
             script_words=words("s"),
+            feed=text_field("f") if "f" in data else "",
+            title_numbers=words("t#") if "t#" in data else frozenset(),
         )
 
 
-def signature(title: str, lead: str, link: str | None, language: str | None = None) -> Signature:
-    """The signature of a sighting; ``lead`` is the item's summary (or its text's start)."""
+def signature(
+    title: str,
+    lead: str,
+    link: str | None,
+    language: str | None = None,
+    feed: str | None = None,
+) -> Signature:
+    """The signature of a sighting; ``lead`` is the item's summary (or its text's start),
+    ``feed`` the feed it came from."""
     title = strip_publisher(title)
     title_words, lead_words = tokens(title), tokens(lead)
     lead_names = _names(lead, words=lead_words)
@@ -182,6 +200,8 @@ def signature(title: str, lead: str, link: str | None, language: str | None = No
         names=title_names | lead_names,
         numbers=_numbers(title_words, title) | _numbers(lead_words, lead),
         script_words=script_words,
+        feed=feed or "",
+        title_numbers=_numbers(title_words, title),
     )
 
 
@@ -388,6 +408,13 @@ def _other_tongue(a: Signature, b: Signature) -> bool:
 def similarity(a: Signature, b: Signature) -> float:
     """How surely ``a`` and ``b`` tell one story: 0 when they must not share one, else a
     score whose larger values mean more evidence (only its order and zero are used)."""
+    title = _jaccard(a.title, b.title)
+    if a.feed and a.feed == b.feed:
+        # Two items of one feed are two posts, however alike its formats ("Quote #17722",
+        # "Update: early trades") or its links (untitled posts on one page), unless one
+        # retitles the other.
+        alike = title >= _SAME_FEED_TITLE and a.title_numbers == b.title_numbers
+        return 1.0 + title if alike else 0.0
     if a.link and a.link == b.link:
         return 10.0
     numbers = _specific(a.numbers & b.numbers) if a.numbers and b.numbers else 0
@@ -396,7 +423,6 @@ def similarity(a: Signature, b: Signature) -> float:
     shared = a.mentions & b.mentions
     names = sum(1 for n in shared if len(n) >= 2)
     long_names = sum(1 for n in shared if len(n) >= 3)  # spelt alike in every script
-    title = _jaccard(a.title, b.title)
     if numbers == 0 and names == 0 and title < 0.5 and not (a.words & b.words):
         return 0.0
     text = _jaccard(a.words, b.words)
@@ -409,9 +435,13 @@ def similarity(a: Signature, b: Signature) -> float:
     if long_names >= 2 and numbers >= 1 and (title >= 0.2 or _other_tongue(a, b)):
         return score  # the same count, people and places (told alike, or in another tongue)
     if only_a or only_b:  # a name on one side only: near-copies, or a shared count
-        near = title >= 0.6 or text >= 0.5 or (title >= 0.3 and numbers >= 1 and names >= 1)
+        near = (
+            title >= 0.6
+            or (text >= 0.5 and title >= _SOME_TITLE)
+            or (title >= 0.3 and numbers >= 1 and names >= 1)
+        )
         return score if near else 0.0
-    if title >= 0.5 or text >= 0.4 or (title >= 0.4 and names >= 3):
+    if title >= 0.5 or (text >= 0.4 and title >= _SOME_TITLE) or (title >= 0.4 and names >= 3):
         return score
     if title >= 0.25 and numbers >= 1 and names + numbers >= 3:
         return score

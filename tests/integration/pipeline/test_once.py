@@ -9,6 +9,7 @@ from pathlib import Path
 from bot.config.load import Config
 from bot.service.app import ONCE_RETRY_WINDOW, OnceResult, Undelivered, run_once
 from bot.store import Store
+from tests.factories import distinct
 from tests.integration.pipeline.harness import (
     FakeNotifier,
     FakeTime,
@@ -25,7 +26,10 @@ OLD = Entry("Budget tabled", "Nothing.", "https://news.example/old")
 
 
 def _stories(n: int) -> list[Entry]:
-    return [Entry(f"police story {i}", "police", f"https://news.example/{i}") for i in range(n)]
+    return [
+        Entry(f"police story {i} {distinct(i)}", "police", f"https://news.example/{i}")
+        for i in range(n)
+    ]
 
 
 class Once:

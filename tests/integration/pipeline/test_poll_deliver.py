@@ -16,6 +16,7 @@ from bot.errors import StoreError
 from bot.model import Alert
 from bot.notify import Attempt
 from bot.store import PollOutcome, PollRecord, Store
+from tests.factories import distinct
 from tests.integration.pipeline.harness import (
     T0,
     Harness,
@@ -43,7 +44,8 @@ POLICE = rule("police", "RCMP")
 
 def _stories(n: int, word: str = "RCMP") -> list[Entry]:
     return [
-        Entry(f"{word} story {i}", f"{word} news.", f"https://news.example/{i}") for i in range(n)
+        Entry(f"{word} story {i} {distinct(i)}", f"{word} news.", f"https://news.example/{i}")
+        for i in range(n)
     ]
 
 
@@ -222,7 +224,9 @@ def test_digest_alerts_wait_for_their_batch_and_go_as_one_message(store: Store) 
     h.time.skip(3600)  # T0 is on the hour: the batch closes an hour later
     assert h.deliver().sent == 3
     (message,) = h.notifiers["digest"].alerts
-    assert sorted(a.title for a in message) == sorted([MOSUL.title, "RCMP story 0", "RCMP story 1"])
+    assert sorted(a.title for a in message) == sorted(
+        [MOSUL.title, *(e.title for e in _stories(2))]
+    )
 
 
 def test_a_flood_is_folded_into_one_overflow_message(store: Store) -> None:

@@ -72,6 +72,9 @@ SAME = [
     ),
 ]
 
+BOILERPLATE = (
+    "Read the full story on our website, with video and photos from our reporters in the field."
+)
 DIFFERENT = [
     pytest.param(
         ("RCMP officers to train Iraqi police in Mosul", ""),
@@ -131,6 +134,16 @@ DIFFERENT = [
         ("RCMP update 14: officers deployed", "RCMP news release."),
         ("RCMP update 15: officers deployed", "RCMP news release."),
         id="one recurring format, each with counts the other never gives",
+    ),
+    pytest.param(
+        ("RCMP officers deploy to Mosul", BOILERPLATE),
+        ("RCMP budget tabled in Ottawa", BOILERPLATE),
+        id="one boilerplate lead under two titles",
+    ),
+    pytest.param(
+        ("Police mission in Iraq announced", BOILERPLATE),
+        ("Police chief resigns after review", BOILERPLATE),
+        id="one boilerplate lead, a shared word in the titles",
     ),
 ]
 
@@ -351,3 +364,40 @@ def test_only_stories_seen_within_the_window_are_found_or_kept(
         assert index.find(probe, now) in open_stories | {None}
     index.expire(now)
     assert len(index) == len(open_stories)
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        (("Цитата #17722", "", "https://q.example/17722"), ("Цитата #17357", "", None), False),
+        (
+            ("League update: the early leader", BOILERPLATE, None),
+            ("League update: early trades", BOILERPLATE, None),
+            False,
+        ),
+        (
+            ("", "A post.", "https://blog.example/day"),
+            ("", "Another post.", "https://blog.example/day"),
+            False,
+        ),
+        (
+            ("RCMP officers head to Mosul", "", "https://n.example/1"),
+            ("RCMP officers head to Mosul", "", "https://n.example/1?v=2"),
+            True,
+        ),
+    ],
+    ids=[
+        "a numbered format",
+        "one format, other words",
+        "untitled posts of one page",
+        "a republished post",
+    ],
+)
+def test_two_items_of_one_feed_tell_one_story_only_when_one_repeats_the_other(
+    one: tuple[str, str, str | None], other: tuple[str, str, str | None], same: bool
+) -> None:
+    a, b = signature(*one, feed="f"), signature(*other, feed="f")
+    assert same_story(a, b) is same and same_story(b, a) is same
+    # From two feeds, the same link is one story.
+    if one[2] and one[2] == other[2]:
+        assert same_story(signature(*one, feed="f"), signature(*other, feed="g"))
