@@ -18,6 +18,7 @@ from bot.store import (
     Store,
 )
 from bot.store.sql import STATS_DAYS
+from tests.factories import distinct
 from tests.integration.test_postgres_concurrency import _in_threads
 from tests.integration.test_store import T0, _engines, alert, claim_all, item, told
 
@@ -176,7 +177,12 @@ def _replica(n: int, store: Store) -> int:
     polled = 0
     for feed in [f"f{k:02d}" for k in range(n, FEEDS, 2)]:
         items = [item(f"{feed}-0", "http://n/shared", "Shared story", feed=feed)] + [
-            item(f"{feed}-{i}", title=f"{feed} story {i}", feed=feed) for i in range(1, ITEMS)
+            item(
+                f"{feed}-{i}",
+                title=f"{feed} story {i} {distinct(100 * int(feed[1:]) + i)}",
+                feed=feed,
+            )
+            for i in range(1, ITEMS)
         ]
         matched = [("r1", i.key) for i in items] + [("r2", i.key) for i in items[::2]]
         alerts = [alert(i, rule="r1", source=feed) for i in items] + [
