@@ -7,8 +7,10 @@ Per item, each field is tokenized once into a space-joined, space-padded text
 A :class:`RuleSet` reduces every rule to *clauses* of keys (a word of a term,
 the first letters of a prefix, a literal run a regex cannot match without, the
 word or a stem key of a ``word~`` term), one alternative of which must occur
-for the rule to match -- ``(a OR "b c") d`` needs {a} or {b, c}, and {d}. Per item, one C-level set intersection of the
-tokens with all known words gives the keys present; each rule is indexed by
+for the rule to match -- ``(a OR "b c") d`` needs {a} or {b, c}, and {d}. Per
+item, one C-level set intersection of the tokens with all known words gives the
+keys present (and, when some rule has a ``word~`` term, of the tokens with those
+whose stem keys are in use, each token stemmed once per rule set); each rule is indexed by
 the clause whose keys are rarest in the items seen so far (any clause is exact,
 so the pick only changes speed), and only rules whose index key occurs are
 evaluated, by closures built from the rule's query tree: a word is a set

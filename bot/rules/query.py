@@ -6,7 +6,12 @@ Grammar, loosest binding first::
     and   := near (["AND"] near)*           adjacent operands are an implicit AND
     near  := unary ("NEAR/n" unary)*        each side: a term, phrase or prefix, or an OR of them
     unary := ("NOT" | "-") unary | primary
-    primary := "(" or ")" | FIELD ":" primary | word | "phrase" | /regex/ | @group
+    primary := "(" or ")" | FIELD ":" primary | word | word~ | word~xx | "phrase" | /regex/
+             | @group
+
+``word~`` matches the word's inflections: every token whose Snowball stem equals the
+word's in some language of :data:`bot.rules.stem.DEFAULT_LANGUAGES` (``word~fr``: in
+French only). It applies to one word; on a phrase, prefix, regex or group it is an error.
 
 A ``@group`` stands for the OR of a named group's terms (``groups:`` in a rule file), so
 the matcher and its index see plain terms: :func:`resolve_groups` flattens the groups,
@@ -51,9 +56,10 @@ class Term:
 
     @property
     def text(self) -> str:
-        """How the term is reported: ``canadian police``, ``train*``, ``police~``."""
+        """How the term is reported: ``canadian police``, ``train*``, ``policière~`` (as
+        written, lower-cased)."""
         if self.stem is not None:
-            return f"{self.tokens[0]}~{self.stem}"
+            return f"{self.written}~{self.stem}"
         return " ".join(self.tokens) + ("*" if self.prefix else "")
 
     @property
