@@ -47,7 +47,7 @@ from bot.rules.query import (
     parse,
 )
 from bot.rules.regex import Pattern, RegexSet, compile_regex, regex_set
-from bot.rules.stem import stem_keys
+from bot.rules.stem import stem_keys, term_keys
 from bot.text import accented_tokens, normalize, tokens
 
 Path = tuple[str | int, ...]
@@ -182,7 +182,7 @@ def term_pattern(term: Term) -> str:
 
 def stem_term_keys(term: Term) -> frozenset[str]:
     """The stem keys of a ``word~`` term: an item token sharing one is one of its forms."""
-    return stem_keys(term.written, term.languages)
+    return term_keys(term.written, term.languages)
 
 
 def leaves(node: Node, negated: bool = False) -> Iterable[tuple[Term | Regex, bool]]:

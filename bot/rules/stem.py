@@ -10,15 +10,15 @@ sees it), and each stem is then normalized, so ``policière`` (French ``polici``
 Stemming every word in every language merges words across languages; one merge is
 harmful enough to rule out: a stemmer that cuts a word down to a few letters
 (Spanish ``canada`` -> ``can``) would make ``canada~`` match English "can". A stem
-shorter than :data:`MIN_STEM` letters (3 in Arabic script, where stems are roots of
-three letters) is therefore not used, unless it is the word itself.
+of a rule's word shorter than :data:`MIN_STEM` letters (3 in Arabic script, where
+stems are roots of three letters) is therefore not used, unless it is the word itself
+(the text's stems are all kept: ``war~`` matches "wars", stemmed "war").
 """
 
 from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Iterable
 
 import Stemmer
 
@@ -91,21 +91,26 @@ def _min_stem(language: str) -> int:
 
 @functools.lru_cache(maxsize=1 << 16)
 def stem_keys(word: str, languages: tuple[str, ...]) -> frozenset[str]:
-    """The keys of ``word`` (a token, or a token's written form) in each of ``languages``.
+    """The keys of an item's ``word`` (a token, or a token's written form) in each of
+    ``languages``.
 
     News vocabulary repeats, so a word is stemmed once per set of languages in use.
     """
     folded = normalize(word)
-    keys = set()
-    for language in languages:
-        stemmer = _stemmer(language)
-        for form in {word, folded}:
-            stem = normalize(stemmer.stemWord(form))
-            if stem and (stem == folded or len(stem) >= _min_stem(language)):
-                keys.add(f"{STEM_MARK}{language}:{stem}")
-    return frozenset(keys)
+    return frozenset(
+        f"{STEM_MARK}{language}:{normalize(_stemmer(language).stemWord(form))}"
+        for language in languages
+        for form in {word, folded}
+    )
 
 
-def keys_of_forms(forms: Iterable[str], languages: tuple[str, ...]) -> frozenset[str]:
-    """The keys of a word written in several ways (as written and as normalized)."""
-    return frozenset().union(*(stem_keys(form, languages) for form in forms))
+def term_keys(word: str, languages: tuple[str, ...]) -> frozenset[str]:
+    """The keys of a ``word~`` term's word as written: those of :func:`stem_keys` but the
+    stems cut shorter than :data:`MIN_STEM` (the word itself always matches)."""
+    folded = normalize(word)
+    kept = set()
+    for key in stem_keys(word, languages):
+        language, _, stem = key[len(STEM_MARK) :].partition(":")
+        if len(stem) >= _min_stem(language) or stem == folded:
+            kept.add(key)
+    return frozenset(kept)
