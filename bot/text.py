@@ -192,10 +192,16 @@ def accented_tokens(text: str) -> list[tuple[str, str]]:
     if text.isascii():
         return []
     found: list[tuple[str, str]] = []
-    for word in _ASCII_SEPARATOR.split(text):
-        if not word.isascii():
-            found += _accented(word) if len(word) > _CACHED_WORD else _cached_accented(word)
+    for word in _NONASCII_WORD.findall(text):
+        found += _accented(word) if len(word) > _CACHED_WORD else _cached_accented(word)
     return found
+
+
+# A word (a run between ASCII separators) holding a non-ASCII character: from a word
+# start, ASCII letters and digits are skipped without backtracking, so this is linear.
+_NONASCII_WORD = re.compile(
+    r"(?<![0-9A-Za-z\x80-\U0010ffff])[0-9A-Za-z]*+[^\x00-\x7f][^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]*"
+)
 
 
 def _accented(word: str) -> list[tuple[str, str]]:

@@ -213,31 +213,56 @@ class _ItemState:
     Called as ``R(regex_id, field)``: whether a regex matches a field.
     """
 
-    __slots__ = ("fields", "item", "normalized", "regex_results", "regexes", "stems")
+    __slots__ = (
+        "fields",
+        "item",
+        "keys",
+        "normalized",
+        "regex_results",
+        "regexes",
+        "stem_index",
+        "stems",
+    )
 
     def __init__(
         self,
         item: Item,
         regexes: _Regexes,
         fields: list[list[str]],
+        keys: list[frozenset[str]],
         stems: list[StemTokens] = _NO_STEMS,
     ) -> None:
         self.item = item
         self.regexes = regexes
         self.fields = fields
+        self.keys = keys  # each field's known words and stem keys
         self.stems = stems
+        self.stem_index: list[dict[str, list[str]] | None] = [None, None, None]
         self.normalized: list[str | None] = [None, None, None]
         self.regex_results: dict[int, frozenset[int] | dict[int, bool]] = {}
 
-    def forms(self, field: int, word: str, keys: frozenset[str]) -> list[str]:
-        """The tokens of ``field`` that are forms of a ``word~`` term (the word itself, or a
-        token sharing a stem key), in the order they first occur."""
-        stems = self.stems[field]
-        return [
-            token
-            for token in dict.fromkeys(self.fields[field])
-            if token == word or (token in stems and not keys.isdisjoint(stems[token]))
-        ]
+    def forms(self, field: int, words: frozenset[str], keys: frozenset[str]) -> list[str]:
+        """The tokens of ``field`` that are forms of ``word~`` terms (one of their ``words``
+        itself, or a token sharing one of their stem ``keys``), in the order they first occur.
+
+        Only the field's tokens with stem keys in use are looked at, not every token.
+        """
+        present = keys.intersection(self.keys[field])
+        found = dict.fromkeys(t for key in present for t in self._by_key(field)[key])
+        found.update(dict.fromkeys(words.intersection(self.keys[field])))
+        if len(found) > 1:
+            return sorted(found, key=self.fields[field].index)
+        return list(found)
+
+    def _by_key(self, field: int) -> dict[str, list[str]]:
+        """The field's tokens by stem key, built on first use."""
+        by_key = self.stem_index[field]
+        if by_key is None:
+            by_key = self.stem_index[field] = {}
+            for token, keys in self.stems[field].items():
+                for key in keys:
+                    by_key.setdefault(key, []).append(token)
+        return by_key
 
     def __call__(self, regex_id: int, field: int) -> bool:
         """Whether regex ``regex_id`` matches ``field``'s normalized text.
@@ -437,7 +462,12 @@ class RuleSet:
                 if self._stem_keys:
                     if stems is _NO_STEMS:
                         stems = [{}, {}, {}]
-                    stems[field] = found = self._present_stems(words, text)
+                    same = next(
+                        (f for f in self._fields if f < field and item.text(FIELDS[f]) == text),
+                        None,
+                    )
+                    found = stems[same] if same is not None else self._present_stems(words, text)
+                    stems[field] = found
                     if found:
                         keys_by_field[field] = keys_by_field[field].union(*found.values())
         keys = keys_by_field[0].union(keys_by_field[1], keys_by_field[2])
@@ -446,10 +476,8 @@ class RuleSet:
             self._sample(keys, fields)
         index = self._index
         candidates = set(self._always)
-        for key in keys:
-            rules = index.get(key)
-            if rules is not None:
-                candidates.update(rules)
+        for key in keys.intersection(self._index_keys):  # in C: most keys index no rule
+            candidates.update(index[key])
         if self._heads:
             for head in self._present_heads(self._heads, fields):
                 candidates.update(index[head])
@@ -462,7 +490,7 @@ class RuleSet:
             return []
         padded = [f" {' '.join(words)} " if words else "" for words in fields]
         whole = "\n".join(padded)
-        regex = _ItemState(item, self._regexes, fields, stems)
+        regex = _ItemState(item, self._regexes, fields, keys_by_field, stems)
         conditions = self._conditions
         matches = []
         for i in sorted(candidates):
@@ -553,6 +581,7 @@ class RuleSet:
             for key in _pick(choices, weights):
                 index.setdefault(key, []).append(i)
         self._index = index
+        self._index_keys = frozenset(index)
         self._literals_indexed = any(map(_is_literal, index))
         self._heads = frozenset(k[len(PREFIX_MARK) :] for k in index if _is_head(k))
 
@@ -866,9 +895,9 @@ def _stem_check(term: Term) -> Check:
 
 def _stem_hits(term: Term, field: int) -> Found:
     """A ``word~`` term's hits in one field: one per form of the word the field holds."""
-    word = term.tokens[0]
+    word = frozenset(term.tokens)
     stems = stem_term_keys(term)
-    keys = stems | {word}
+    keys = stems | word
     name = FIELDS[field]
 
     def found(F: list[frozenset[str]], P: list[str], R: RegexCheck) -> tuple[Hit, ...]:
@@ -936,21 +965,24 @@ def _near_check(near: Near) -> Check:
     return check
 
 
-Stemmed = tuple[tuple[str, frozenset[str]], ...]  # each ``word~`` term's word and stem keys
+Stemmed = tuple[frozenset[str], frozenset[str]] | None  # the words~ of a side, their keys
 
 
 def _stemmed(terms: Iterable[Term]) -> Stemmed:
-    return tuple((t.tokens[0], stem_term_keys(t)) for t in terms if t.stem is not None)
+    stemmed = [t for t in terms if t.stem is not None]
+    if not stemmed:
+        return None
+    words = frozenset(t.tokens[0] for t in stemmed)
+    return words, frozenset().union(*map(stem_term_keys, stemmed))
 
 
-def _form_patterns(R: RegexCheck, field: int, stemmed: Stemmed) -> NearSide:
-    """The patterns of the other forms of each ``word~`` term found in a field."""
-    return tuple(
-        (f" {form} ", 1)
-        for word, keys in stemmed
-        for form in R.forms(field, word, keys)
-        if form != word
-    )
+def _form_patterns(
+    R: RegexCheck, field: int, stemmed: tuple[frozenset[str], frozenset[str]]
+) -> NearSide:
+    """The patterns of the other forms of a side's ``word~`` terms found in a field (the
+    words themselves are patterns of the side already)."""
+    words, keys = stemmed
+    return tuple((f" {form} ", 1) for form in R.forms(field, _NO_KEYS, keys) if form not in words)
 
 
 def _clause_words(clause: Clause) -> tuple[frozenset[str], ...]:
