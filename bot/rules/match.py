@@ -776,7 +776,10 @@ class _Builder:
             case And(children=children):
                 return _all(tuple(self.condition(c) for c in sorted(children, key=_cost)))
             case Or(children=children):
-                return _any(tuple(self.condition(c) for c in sorted(children, key=_cost)))
+                words, others = _word_alternatives(children)
+                checks = [_words_check(keys, fields) for fields, keys in words.items()]
+                checks += [self.condition(c) for c in sorted(others, key=_cost)]
+                return checks[0] if len(checks) == 1 else _any(tuple(checks))
         raise TypeError(node)
 
     def hits(self, reported: list[Term | Regex]) -> Hits:
@@ -882,6 +885,31 @@ def _term_check(term: Term) -> Check:
     if fields == _ALL_FIELDS:
         return lambda K, F, A, P, R: words <= K and pattern in A
     return lambda K, F, A, P, R: words <= K and any(pattern in P[f] for f in fields)
+
+
+def _word_alternatives(
+    children: Iterable[Node],
+) -> tuple[dict[tuple[int, ...], frozenset[str]], list[Node]]:
+    """An OR's one-word and ``word~`` terms as the keys any of which makes it hold, by
+    fields (one set lookup for a whole OR-list or group), and its other children."""
+    words: dict[tuple[int, ...], frozenset[str]] = {}
+    others: list[Node] = []
+    for child in children:
+        if isinstance(child, Term) and len(child.tokens) == 1 and not child.prefix:
+            keys = frozenset(child.tokens)
+            if child.stem is not None:
+                keys |= stem_term_keys(child)
+            fields = _fields(child)
+            words[fields] = words.get(fields, frozenset()) | keys
+        else:
+            others.append(child)
+    return words, others
+
+
+def _words_check(keys: frozenset[str], fields: tuple[int, ...]) -> Check:
+    if fields == _ALL_FIELDS:
+        return lambda K, F, A, P, R: not keys.isdisjoint(K)
+    return lambda K, F, A, P, R: any(not keys.isdisjoint(F[f]) for f in fields)
 
 
 def _stem_check(term: Term) -> Check:

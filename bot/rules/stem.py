@@ -97,11 +97,36 @@ def stem_keys(word: str, languages: tuple[str, ...]) -> frozenset[str]:
     News vocabulary repeats, so a word is stemmed once per set of languages in use.
     """
     folded = normalize(word)
+    script = _script(folded)
     return frozenset(
         f"{STEM_MARK}{language}:{normalize(_stemmer(language).stemWord(form))}"
         for language in languages
+        if script in _SCRIPTS[language]
         for form in {word, folded}
     )
+
+
+# The alphabets each stemmer reads: a stemmer leaves a word of another alphabet as it is,
+# a stem that only the word itself has, so the word is not stemmed in that language.
+_SCRIPTS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(_ALGORITHMS, ("LATIN",)),
+    "ar": ("ARABIC",),
+    "fa": ("ARABIC",),
+    "el": ("GREEK",),
+    "hi": ("DEVANAGARI",),
+    "hy": ("ARMENIAN",),
+    "ne": ("DEVANAGARI",),
+    "ru": ("CYRILLIC",),
+    "sr": ("CYRILLIC", "LATIN"),
+    "ta": ("TAMIL",),
+    "yi": ("HEBREW",),
+}
+
+
+def _script(word: str) -> str | None:
+    """The alphabet of a word's first letter (``LATIN``, ``CYRILLIC``, ...)."""
+    letter = next((c for c in word if c.isalpha()), None)
+    return unicodedata.name(letter, "").partition(" ")[0] if letter else None
 
 
 def term_keys(word: str, languages: tuple[str, ...]) -> frozenset[str]:
