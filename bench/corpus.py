@@ -733,6 +733,7 @@ def make_queries(
     seed: int = 5,
     vocabulary: Vocabulary | None = None,
     groups: dict[str, list[str]] | None = None,
+    stem_share: float = 1.0,
 ) -> list[str]:
     """``count`` rule queries: terms, phrases, prefixes, NEAR, NOT, a few regexes.
 
@@ -741,25 +742,29 @@ def make_queries(
     85% from the long tail of names: most rules watch rare things, as real ones do.
 
     With ``groups`` (a dict the function fills), the same rules (the same draws) are
-    written as the issue-16 rule language allows: every word is ``word~``, and each
-    OR-list of two or more words and each NEAR's right side is a term group, ``@gN``.
+    written as the issue-16 rule language allows: ``stem_share`` of the words (all by
+    default) are ``word~``, and each OR-list of two or more words and each NEAR's right
+    side is a term group, ``@gN``.
     """
     v = vocabulary or Vocabulary()
     rng = random.Random(seed)
-    stem = "~" if groups is not None else ""
+    stems = random.Random(seed + 1)  # its own draws, so the rules stay the same
+
+    def stem() -> str:
+        return "~" if groups is not None and stems.random() < stem_share else ""
 
     def word() -> str:
         # Rules watch specific things: mostly names and places, seldom the commonest nouns.
         # Never the few commonest entities, which a Zipf law puts in a third of all items.
         r = rng.random()
         if r < 0.85:
-            return rng.choice(v.names[200:]) + stem
+            return rng.choice(v.names[200:]) + stem()
         if r < 0.95:
-            return rng.choice(v.places[25:]) + stem
-        return rng.choice(v.orgs[12:]) + stem
+            return rng.choice(v.places[25:]) + stem()
+        return rng.choice(v.orgs[12:]) + stem()
 
     def noun() -> str:
-        return v.noun(rng) + stem
+        return v.noun(rng) + stem()
 
     def phrase() -> str:
         if rng.random() < 0.3:

@@ -2,6 +2,7 @@
 
 .venv/bin/python -m bench.stemming                  # 100 and 1,000 rules, 7 passes
 .venv/bin/python -m bench.stemming --rules 1000 --repeats 3
+.venv/bin/python -m bench.stemming --share 0.3       # a third of the words stemmed
 
 Three rule sets of the same size run in this one process on the same items, passes
 alternating: the matcher before ``word~`` existed (``bot/rules/match.py`` at
@@ -45,12 +46,14 @@ BASELINE_REF = "9dcf58f"  # main before word~ (issue 16)
 RULE_COUNTS = (100, 1000)
 
 
-def stemmed_rules(count: int, vocabulary: Vocabulary) -> list[Rule]:
-    """The shipped rules plus generated ones with groups and ``word~``, ``count`` in all,
-    their groups written out as the loader hands them to the matcher."""
+def stemmed_rules(count: int, vocabulary: Vocabulary, share: float = 1.0) -> list[Rule]:
+    """The shipped rules plus generated ones with groups and ``word~`` (``share`` of their
+    words), ``count`` in all, their groups written out as the loader hands them over."""
     shipped = shipped_rules()
     defined: dict[str, list[str]] = {}
-    queries = make_queries(count - len(shipped), seed=5, vocabulary=vocabulary, groups=defined)
+    queries = make_queries(
+        count - len(shipped), seed=5, vocabulary=vocabulary, groups=defined, stem_share=share
+    )
     groups, problems = resolve_groups(defined)
     assert not problems, problems
     generated = [
@@ -75,7 +78,7 @@ def measure(args: argparse.Namespace) -> int:
         variants: dict[str, Any] = {
             "baseline plain": baseline.RuleSet(plain),
             "current plain": current.RuleSet(plain),
-            "current stemmed": current.RuleSet(stemmed_rules(count, vocabulary)),
+            "current stemmed": current.RuleSet(stemmed_rules(count, vocabulary, args.share)),
         }
         found = {name: every_match(rs, docs) for name, rs in variants.items()}
         if found["baseline plain"] != found["current plain"]:
@@ -111,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=BASELINE_REF, help="git revision")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--rules", type=int, nargs="+", default=list(RULE_COUNTS))
+    parser.add_argument(
+        "--share", type=float, default=1.0, help="of the words written word~ (default all)"
+    )
     return measure(parser.parse_args(argv))
 
 

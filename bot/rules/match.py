@@ -784,7 +784,8 @@ class _Builder:
 
     def hits(self, reported: list[Term | Regex]) -> Hits:
         """The hits of a matched rule, in report order: each positive leaf in each field."""
-        finders: list[Found] = []
+        checks: list[tuple[Hit, HitCheck]] = []
+        finders: list[Found] = []  # a word~ term's hits are the item's words: found per item
         for leaf in reported:
             for field in _fields(leaf):
                 if isinstance(leaf, Term) and leaf.stem is not None:
@@ -796,15 +797,19 @@ class _Builder:
                     check = _word_in_field(leaf.tokens[0], field)
                 else:
                     check = _pattern_in_field(term_pattern(leaf), field)
-                finders.append(_hit_if(Hit(leaf.text, FIELDS[field]), check))
+                checks.append((Hit(leaf.text, FIELDS[field]), check))
+                finders.append(_hit_if(checks[-1][0], check))
         texts = [leaf.text for leaf in reported]
-        # Else a hit may repeat (a word~ term reports the item's words): keep its first place.
-        unique = len(set(texts)) == len(texts) and not any(
-            isinstance(leaf, Term) and leaf.stem is not None for leaf in reported
-        )
+        unique = len(set(texts)) == len(texts)  # else a hit may repeat: keep its first place
+        if len(checks) < len(finders):
+
+            def stemmed(F: list[frozenset[str]], P: list[str], R: RegexCheck) -> tuple[Hit, ...]:
+                return tuple(dict.fromkeys(hit for finder in finders for hit in finder(F, P, R)))
+
+            return stemmed
 
         def hits(F: list[frozenset[str]], P: list[str], R: RegexCheck) -> tuple[Hit, ...]:
-            found = tuple([hit for finder in finders for hit in finder(F, P, R)])
+            found = tuple([hit for hit, check in checks if check(F, P, R)])
             return found if unique else tuple(dict.fromkeys(found))
 
         return hits
