@@ -5,7 +5,9 @@ matches an item's token when, in some language of the term, their keys are equal
 word is stemmed twice, as written (lower-cased, accents kept: Snowball's French and
 Russian rules read ``è`` and ``й``) and as normalized (accents removed, as the matcher
 sees it), and each stem is then normalized, so ``policière`` (French ``polici``) meets
-``policiers`` and a text written without accents still meets its rule.
+``policiers`` and a text written without accents still meets its rule. A word is only
+stemmed by the stemmers of its alphabet (a Latin word by en, fr, es, it, de; a Cyrillic
+one by ru; an Arabic-script one by ar and fa): the others would leave it as it is.
 
 Stemming every word in every language merges words across languages; one merge is
 harmful enough to rule out: a stemmer that cuts a word down to a few letters
