@@ -728,25 +728,43 @@ def render_json(feed: int, items: list[FeedItem]) -> bytes:
 # ------------------------------------------------------------------ rule sets
 
 
-def make_queries(count: int, seed: int = 5, vocabulary: Vocabulary | None = None) -> list[str]:
+def make_queries(
+    count: int,
+    seed: int = 5,
+    vocabulary: Vocabulary | None = None,
+    groups: dict[str, list[str]] | None = None,
+    stem_share: float = 1.0,
+) -> list[str]:
     """``count`` rule queries: terms, phrases, prefixes, NEAR, NOT, a few regexes.
 
     Mix per 100 rules: 35 OR-lists of words, 20 phrase AND word, 15 prefix AND
     word, 15 NEAR, 10 with a NOT, 5 with an RE2 regex. Words are drawn uniformly,
     85% from the long tail of names: most rules watch rare things, as real ones do.
+
+    With ``groups`` (a dict the function fills), the same rules (the same draws) are
+    written as the issue-16 rule language allows: ``stem_share`` of the words (all by
+    default) are ``word~``, and each OR-list of two or more words and each NEAR's right
+    side is a term group, ``@gN``.
     """
     v = vocabulary or Vocabulary()
     rng = random.Random(seed)
+    stems = random.Random(seed + 1)  # its own draws, so the rules stay the same
+
+    def stem() -> str:
+        return "~" if groups is not None and stems.random() < stem_share else ""
 
     def word() -> str:
         # Rules watch specific things: mostly names and places, seldom the commonest nouns.
         # Never the few commonest entities, which a Zipf law puts in a third of all items.
         r = rng.random()
         if r < 0.85:
-            return rng.choice(v.names[200:])
+            return rng.choice(v.names[200:]) + stem()
         if r < 0.95:
-            return rng.choice(v.places[25:])
-        return rng.choice(v.orgs[12:])
+            return rng.choice(v.places[25:]) + stem()
+        return rng.choice(v.orgs[12:]) + stem()
+
+    def noun() -> str:
+        return v.noun(rng) + stem()
 
     def phrase() -> str:
         if rng.random() < 0.3:
@@ -757,22 +775,31 @@ def make_queries(count: int, seed: int = 5, vocabulary: Vocabulary | None = None
         w = rng.choice([rng.choice(v.nouns), rng.choice(v.names), rng.choice(v.places)])
         return w[: max(4, len(w) - 3)].lower() + "*"
 
+    def either(terms: list[str]) -> str:
+        """``a OR b``, or with ``groups`` a group of those terms."""
+        if groups is None or len(terms) < 2:
+            return " OR ".join(terms)
+        name = f"g{len(groups)}"
+        groups[name] = terms
+        return "@" + name
+
     out = []
     for i in range(count):
         kind = i % 20
         if kind < 7:
-            out.append(" OR ".join(word() for _ in range(rng.randint(1, 4))))
+            out.append(either([word() for _ in range(rng.randint(1, 4))]))
         elif kind < 11:
-            out.append(f"{phrase()} AND ({word()} OR {word()})")
+            out.append(f"{phrase()} AND ({either([word(), word()])})")
         elif kind < 14:
             out.append(f"{prefix()} AND {word()}")
         elif kind < 17:
-            out.append(f"{word()} NEAR/{rng.randint(3, 8)} ({v.noun(rng)} OR {prefix()})")
+            near = f"{word()} NEAR/{rng.randint(3, 8)}"
+            out.append(f"{near} ({either([noun(), prefix()])})")
         elif kind < 19:
-            out.append(f"({word()} OR {phrase()}) -{v.noun(rng)}")
+            out.append(f"({word()} OR {phrase()}) -{noun()}")
         else:
-            stem = rng.choice(v.names).lower()
-            out.append(f"/{stem[:-1]}{stem[-1]}?s?\\b/ AND {v.noun(rng)}")
+            name = rng.choice(v.names).lower()
+            out.append(f"/{name[:-1]}{name[-1]}?s?\\b/ AND {noun()}")
     return out
 
 

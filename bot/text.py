@@ -185,6 +185,40 @@ def tokens(text: str) -> list[str]:
     return found
 
 
+def accented_tokens(text: str) -> list[tuple[str, str]]:
+    """``(token, form)`` for each token of ``tokens(text)`` that normalization changed
+    beyond case: ``form`` is the word as written, lower-cased, accents kept (``policière``
+    for ``policiere``), which stemmers of accented languages need."""
+    if text.isascii():
+        return []
+    found: list[tuple[str, str]] = []
+    for word in _NONASCII_WORD.findall(text):
+        found += _accented(word) if len(word) > _CACHED_WORD else _cached_accented(word)
+    return found
+
+
+# A word (a run between ASCII separators) holding a non-ASCII character: from a word
+# start, ASCII letters and digits are skipped without backtracking, so this is linear.
+_NONASCII_WORD = re.compile(
+    r"(?<![0-9A-Za-z\x80-\U0010ffff])[0-9A-Za-z]*+[^\x00-\x7f][^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]*"
+)
+
+
+def _accented(word: str) -> list[tuple[str, str]]:
+    """:func:`accented_tokens` of one word without ASCII separators."""
+    written = unicodedata.normalize("NFC", word.casefold())
+    forms = _token_regex(written).findall(written)
+    folded = _nonascii_word_tokens(word)
+    if len(forms) != len(folded):  # normalization joined or split tokens: pair what is one
+        pairs = [(one[0], form) for form in forms if len(one := _word_tokens(form).split()) == 1]
+    else:
+        pairs = list(zip(folded, forms, strict=True))
+    return [(token, form) for token, form in pairs if token != form]
+
+
+_cached_accented = functools.lru_cache(maxsize=65536)(_accented)
+
+
 def _token_regex(normalized: str) -> re.Pattern[str]:
     return _ASTRAL_TOKEN if normalized and max(normalized) > "\uffff" else _TOKEN
 

@@ -325,16 +325,21 @@ def _check_match_depth(rule: Rule, where: Path_, doc: _Document, problems: _Prob
 
 
 def _compile(rule: Rule, where: Path_, doc: _Document, groups: Groups, problems: _Problems) -> bool:
-    from bot.rules.match import compile_rule
+    from bot.rules.match import compile_rule, rule_queries
 
     try:
         compile_rule(rule, groups)
     except QueryError as err:
         path = (*where, *err.path)
-        problems.add(
-            doc.file,
-            doc.line(path),
-            f"rule {rule.id!r}: {dotted(err.path)}: column {err.column}: {err.message}",
+        line, column = doc.line(path), 0
+        query = dict(rule_queries(rule)).get(err.path, "")
+        if query[err.column - 1 : err.column] == "~":  # a misplaced ~: point at it in the file
+            line, column = _position(doc, path, query, "~", err.column)
+        problems.items.append(
+            ConfigProblem(
+                Location(doc.file, line, column),
+                f"rule {rule.id!r}: {dotted(err.path)}: column {err.column}: {err.message}",
+            )
         )
         return False
     return True

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from bot.config.schema import Rule
 from bot.model import FIELDS, Field, Item
-from bot.rules.match import RuleSet, compile_rule, leaves
+from bot.rules.match import RuleSet, compile_rule, leaves, stem_term_keys
 from bot.rules.query import Regex, Term
 from bot.rules.regex import compile_regex
+from bot.rules.stem import stem_keys, written
 from bot.text import normalized_offsets, token_spans
 
 Span = tuple[int, int]
@@ -22,13 +23,15 @@ Span = tuple[int, int]
 class TermHit:
     """One term of the rule found in one field, with where it occurs in that field's text.
 
-    ``negated`` terms count against the rule (under NOT, ``-``, or in ``none:``).
+    ``negated`` terms count against the rule (under NOT, ``-``, or in ``none:``);
+    ``forms`` are the words of the item a ``word~`` term found, as the item writes them.
     """
 
     term: str
     field: Field
     spans: tuple[Span, ...]
     negated: bool = False
+    forms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +64,15 @@ def explain(rule: Rule, item: Item, tags: frozenset[str] = frozenset()) -> Expla
     for leaf, negated in leaves(compiled.condition):
         found = False
         for field in leaf.fields or FIELDS:
-            spans = _spans(leaf, item.text(field))
+            text = item.text(field)
+            spans = _spans(leaf, text)
             if spans:
                 found = True
+                forms = (
+                    _forms(text, spans) if isinstance(leaf, Term) and leaf.stem is not None else ()
+                )
                 hits.setdefault(
-                    (leaf.text, field, negated), TermHit(leaf.text, field, spans, negated)
+                    (leaf.text, field, negated), TermHit(leaf.text, field, spans, negated, forms)
                 )
         if not found and not negated:
             missing[leaf.text] = None
@@ -81,11 +88,18 @@ def explain(rule: Rule, item: Item, tags: frozenset[str] = frozenset()) -> Expla
 
 
 def found_terms(explanation: Explanation) -> str:
-    """``rcmp (title, summary), NOT soldiers (summary)``: every term found, with its fields."""
+    """``rcmp (title, summary), NOT soldiers (summary), police~ = Policières (title)``: every
+    term found, with its fields; a ``word~`` term with the item's words it found."""
     fields_of: dict[str, list[str]] = {}
+    forms_of: dict[str, dict[str, None]] = {}
     for hit in explanation.hits:
-        fields_of.setdefault(("NOT " if hit.negated else "") + hit.term, []).append(hit.field)
-    return ", ".join(f"{t} ({', '.join(f)})" for t, f in fields_of.items())
+        term = ("NOT " if hit.negated else "") + hit.term
+        fields_of.setdefault(term, []).append(hit.field)
+        forms_of.setdefault(term, {}).update(dict.fromkeys(hit.forms))
+    return ", ".join(
+        t + (f" = {', '.join(forms_of[t])}" if forms_of[t] else "") + f" ({', '.join(f)})"
+        for t, f in fields_of.items()
+    )
 
 
 def _spans(leaf: Term | Regex, text: str) -> tuple[Span, ...]:
@@ -95,8 +109,17 @@ def _spans(leaf: Term | Regex, text: str) -> tuple[Span, ...]:
 
 
 def _term_spans(term: Term, text: str) -> tuple[Span, ...]:
-    """Where the term's tokens occur consecutively (the last one as a prefix for ``x*``)."""
+    """Where the term's tokens occur consecutively (the last one as a prefix for ``x*``);
+    for ``word~``, each token that is the word or shares one of its stem keys."""
     spans = token_spans(text)
+    if term.stem is not None:
+        keys = stem_term_keys(term)
+        return tuple(
+            (start, end)
+            for token, start, end in spans
+            if token == term.tokens[0]
+            or not keys.isdisjoint(stem_keys(written(text[start:end]), term.languages))
+        )
     words = [word for word, _, _ in spans]
     n = len(term.tokens)
     found = []
@@ -107,6 +130,11 @@ def _term_spans(term: Term, text: str) -> tuple[Span, ...]:
         ):
             found.append((spans[i][1], spans[i + n - 1][2]))
     return tuple(found)
+
+
+def _forms(text: str, spans: tuple[Span, ...]) -> tuple[str, ...]:
+    """The distinct words at ``spans``, as the text writes them."""
+    return tuple(dict.fromkeys(text[start:end] for start, end in spans))
 
 
 def _regex_spans(regex: Regex, text: str) -> tuple[Span, ...]:

@@ -5,10 +5,12 @@ Per item, each field is tokenized once into a space-joined, space-padded text
 `` police ``, a phrase `` canadian police ``, a prefix `` train``.
 
 A :class:`RuleSet` reduces every rule to *clauses* of keys (a word of a term,
-the first letters of a prefix, a literal run a regex cannot match without), one
-alternative of which must occur for the rule to match -- ``(a OR "b c") d``
-needs {a} or {b, c}, and {d}. Per item, one C-level set intersection of the
-tokens with all known words gives the keys present; each rule is indexed by
+the first letters of a prefix, a literal run a regex cannot match without, the
+word or a stem key of a ``word~`` term), one alternative of which must occur
+for the rule to match -- ``(a OR "b c") d`` needs {a} or {b, c}, and {d}. Per
+item, one C-level set intersection of the tokens with all known words gives the
+keys present (and, when some rule has a ``word~`` term, of the tokens with those
+whose stem keys are in use, each token stemmed once per rule set); each rule is indexed by
 the clause whose keys are rarest in the items seen so far (any clause is exact,
 so the pick only changes speed), and only rules whose index key occurs are
 evaluated, by closures built from the rule's query tree: a word is a set
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import itemgetter
 
 from bot.config.schema import MatchGroup, Rule
@@ -45,7 +47,8 @@ from bot.rules.query import (
     parse,
 )
 from bot.rules.regex import Pattern, RegexSet, compile_regex, regex_set
-from bot.text import normalize, tokens
+from bot.rules.stem import stem_keys, term_keys
+from bot.text import accented_tokens, normalize, tokens
 
 Path = tuple[str | int, ...]
 _KINDS = ("all", "any", "none")  # a match group's lists
@@ -154,7 +157,7 @@ def scope(node: Node, fields: tuple[Field, ...]) -> Node:
     """Give every leaf without an explicit ``field:`` the rule's ``fields``."""
     match node:
         case Term(fields=None):
-            return Term(node.tokens, node.prefix, fields)
+            return replace(node, fields=fields)
         case Regex(fields=None):
             return Regex(node.pattern, fields)
         case Term() | Regex():
@@ -175,12 +178,18 @@ def scope(node: Node, fields: tuple[Field, ...]) -> Node:
 
 
 def _scoped_term(term: Term, fields: tuple[Field, ...]) -> Term:
-    return term if term.fields is not None else Term(term.tokens, term.prefix, fields)
+    return term if term.fields is not None else replace(term, fields=fields)
 
 
 def term_pattern(term: Term) -> str:
-    """The substring a term is, in a space-joined, space-padded token text."""
+    """The substring a term is, in a space-joined, space-padded token text (a ``word~``
+    term's word itself)."""
     return " " + " ".join(term.tokens) + ("" if term.prefix else " ")
+
+
+def stem_term_keys(term: Term) -> frozenset[str]:
+    """The stem keys of a ``word~`` term: an item token sharing one is one of its forms."""
+    return term_keys(term.written, term.languages)
 
 
 def leaves(node: Node, negated: bool = False) -> Iterable[tuple[Term | Regex, bool]]:
@@ -201,18 +210,68 @@ def leaves(node: Node, negated: bool = False) -> Iterable[tuple[Term | Regex, bo
 # ---------------------------------------------------------------- per-item state
 
 
+StemTokens = dict[str, frozenset[str]]  # an item field's tokens with stem keys -> those keys
+_NO_STEMS: list[StemTokens] = [{}, {}, {}]
+
+
 class _ItemState:
-    """One item's regex results, computed on demand."""
+    """One item's regex results, computed on demand, and its tokens' stem keys.
 
-    __slots__ = ("item", "normalized", "regex_results", "regexes")
+    Called as ``R(regex_id, field)``: whether a regex matches a field.
+    """
 
-    def __init__(self, item: Item, regexes: _Regexes) -> None:
+    __slots__ = (
+        "fields",
+        "item",
+        "keys",
+        "normalized",
+        "regex_results",
+        "regexes",
+        "stem_index",
+        "stems",
+    )
+
+    def __init__(
+        self,
+        item: Item,
+        regexes: _Regexes,
+        fields: list[list[str]],
+        keys: list[frozenset[str]],
+        stems: list[StemTokens] = _NO_STEMS,
+    ) -> None:
         self.item = item
         self.regexes = regexes
+        self.fields = fields
+        self.keys = keys  # each field's known words and stem keys
+        self.stems = stems
+        self.stem_index: list[dict[str, list[str]] | None] = [None, None, None]
         self.normalized: list[str | None] = [None, None, None]
         self.regex_results: dict[int, frozenset[int] | dict[int, bool]] = {}
 
-    def regex(self, regex_id: int, field: int) -> bool:
+    def forms(self, field: int, words: frozenset[str], keys: frozenset[str]) -> list[str]:
+        """The tokens of ``field`` that are forms of ``word~`` terms (one of their ``words``
+        itself, or a token sharing one of their stem ``keys``), in the order they first occur.
+
+        Only the field's tokens with stem keys in use are looked at, not every token.
+        """
+        present = keys.intersection(self.keys[field])
+        found = dict.fromkeys(t for key in present for t in self._by_key(field)[key])
+        found.update(dict.fromkeys(words.intersection(self.keys[field])))
+        if len(found) > 1:
+            return sorted(found, key=self.fields[field].index)
+        return list(found)
+
+    def _by_key(self, field: int) -> dict[str, list[str]]:
+        """The field's tokens by stem key, built on first use."""
+        by_key = self.stem_index[field]
+        if by_key is None:
+            by_key = self.stem_index[field] = {}
+            for token, keys in self.stems[field].items():
+                for key in keys:
+                    by_key.setdefault(key, []).append(token)
+        return by_key
+
+    def __call__(self, regex_id: int, field: int) -> bool:
         """Whether regex ``regex_id`` matches ``field``'s normalized text.
 
         With a compiled set, the first regex asked for a field runs every regex of
@@ -252,8 +311,9 @@ class _Regexes(list[Pattern]):
         self.regex_set = regex_set(self)
 
 
-# Trigger keys: a token, PREFIX_MARK + the first PREFIX_HEAD letters of a prefix, or
-# LITERAL_MARK + a run of at least MIN_LITERAL characters a regex cannot match without.
+# Trigger keys: a token, PREFIX_MARK + the first PREFIX_HEAD letters of a prefix,
+# LITERAL_MARK + a run of at least MIN_LITERAL characters a regex cannot match without,
+# or a stem key (bot.rules.stem.STEM_MARK + language + ":" + stem) of a word~ term.
 PREFIX_MARK = "\x00"
 LITERAL_MARK = "\x01"
 MIN_LITERAL = 3
@@ -357,7 +417,12 @@ class RuleSet:
         self._regexes.seal()
         clauses = [_clauses(r.condition) for r in self.rules]
         terms = [leaf for r in self.rules for leaf, _ in leaves(r.condition)]
-        self._words = frozenset(w for t in terms if isinstance(t, Term) for w in _words(t))
+        self._words = frozenset(w for t in terms if isinstance(t, Term) for w in _known_words(t))
+        stemmed = [t for t in terms if isinstance(t, Term) and t.stem is not None]
+        self._stem_languages = tuple(sorted({lang for t in stemmed for lang in t.languages}))
+        self._stem_keys = frozenset().union(*map(stem_term_keys, stemmed))
+        self._token_stems: dict[str, frozenset[str]] = {}  # token or form -> its keys in use
+        self._stem_tokens: set[str] = set()  # the tokens and forms having some key in use
         self._priors = _priors(terms, clauses)
         self._all_heads = frozenset(k[len(PREFIX_MARK) :] for k in self._priors if _is_head(k))
         self._all_literals = frozenset(
@@ -394,22 +459,32 @@ class RuleSet:
         """Every rule the item matches, in rule order, each with the positive terms found."""
         fields: list[list[str]] = [[], [], []]
         keys_by_field = [_NO_KEYS, _NO_KEYS, _NO_KEYS]
+        stems = _NO_STEMS
         known = self._words
         for field in self._fields:
             text = item.text(FIELDS[field])
             if text:
                 words = fields[field] = tokens(text)
                 keys_by_field[field] = known.intersection(words)
+                if self._stem_keys:
+                    if stems is _NO_STEMS:
+                        stems = [{}, {}, {}]
+                    same = next(
+                        (f for f in self._fields if f < field and item.text(FIELDS[f]) == text),
+                        None,
+                    )
+                    found = stems[same] if same is not None else self._present_stems(words, text)
+                    stems[field] = found
+                    if found:
+                        keys_by_field[field] = keys_by_field[field].union(*found.values())
         keys = keys_by_field[0].union(keys_by_field[1], keys_by_field[2])
         self._countdown -= 1
         if not self._countdown:
             self._sample(keys, fields)
         index = self._index
         candidates = set(self._always)
-        for key in keys:
-            rules = index.get(key)
-            if rules is not None:
-                candidates.update(rules)
+        for key in keys.intersection(self._index_keys):  # in C: most keys index no rule
+            candidates.update(index[key])
         if self._heads:
             for head in self._present_heads(self._heads, fields):
                 candidates.update(index[head])
@@ -422,7 +497,7 @@ class RuleSet:
             return []
         padded = [f" {' '.join(words)} " if words else "" for words in fields]
         whole = "\n".join(padded)
-        regex = _ItemState(item, self._regexes).regex
+        regex = _ItemState(item, self._regexes, fields, keys_by_field, stems)
         conditions = self._conditions
         matches = []
         for i in sorted(candidates):
@@ -440,6 +515,36 @@ class RuleSet:
             if words:
                 found.update(heads.intersection(map(_HEAD, words)))
         return {PREFIX_MARK + head for head in found}
+
+    def _present_stems(self, words: list[str], text: str) -> StemTokens:
+        """The tokens of one field that have stem keys some rule uses, with those keys.
+
+        A token's keys are looked up once per rule set (set operations in C do the rest),
+        and a token written with accents adds the keys of its written form.
+        """
+        unique = set(words)
+        known = self._token_stems
+        if len(known) > TOKEN_CACHE:
+            known.clear()
+            self._stem_tokens.clear()
+        for word in unique.difference(known):
+            self._remember_stems(word)
+        found = {word: known[word] for word in unique.intersection(self._stem_tokens)}
+        for token, form in accented_tokens(text):
+            keys = known.get(form)
+            if keys is None:
+                keys = self._remember_stems(form)
+            if keys:
+                found[token] = found[token] | keys if token in found else keys
+        return found
+
+    def _remember_stems(self, word: str) -> frozenset[str]:
+        keys = self._token_stems[word] = self._stem_keys.intersection(
+            stem_keys(word, self._stem_languages)
+        )
+        if keys:
+            self._stem_tokens.add(word)
+        return keys
 
     def _present_literals(self, fields: list[list[str]]) -> set[str]:
         """The literal keys of the regexes that occur inside some token of the item."""
@@ -483,6 +588,7 @@ class RuleSet:
             for key in _pick(choices, weights):
                 index.setdefault(key, []).append(i)
         self._index = index
+        self._index_keys = frozenset(index)
         self._literals_indexed = any(map(_is_literal, index))
         self._heads = frozenset(k[len(PREFIX_MARK) :] for k in index if _is_head(k))
 
@@ -509,8 +615,15 @@ def _fields(leaf: Term | Regex) -> tuple[int, ...]:
 
 
 def _words(term: Term) -> tuple[str, ...]:
-    """The tokens of a term that must occur whole (all but a prefix)."""
+    """The tokens of a term that must occur whole (all but a prefix; none of ``word~``)."""
+    if term.stem is not None:
+        return ()
     return term.tokens[:-1] if term.prefix else term.tokens
+
+
+def _known_words(term: Term) -> tuple[str, ...]:
+    """The tokens of a term the matcher looks for in an item (``word~``: the word itself)."""
+    return term.tokens if term.stem is not None else _words(term)
 
 
 # ---------------------------------------------------------------- requirements
@@ -530,21 +643,27 @@ def _is_literal(key: str) -> bool:
     return key.startswith(LITERAL_MARK)
 
 
-def _term_keys(term: Term) -> Alternative | None:
-    """Keys that all occur when ``term`` does: its whole words, else its prefix's head."""
+def _term_clause(term: Term) -> Clause | None:
+    """Keys that all occur when ``term`` does: its whole words, else its prefix's head; a
+    ``word~`` term, the word or one of its stem keys."""
+    if term.stem is not None:
+        keys = (term.tokens[0], *stem_term_keys(term))
+        return frozenset(frozenset((key,)) for key in keys)
     words = _words(term)
     if words:
-        return frozenset(words)
+        return frozenset((frozenset(words),))
     head = term.tokens[-1]
-    return frozenset((PREFIX_MARK + head[:PREFIX_HEAD],)) if len(head) >= PREFIX_HEAD else None
+    if len(head) < PREFIX_HEAD:
+        return None
+    return frozenset((frozenset((PREFIX_MARK + head[:PREFIX_HEAD],)),))
 
 
 def _clauses(node: Node) -> list[Clause]:
     """Clauses that all hold whenever ``node`` holds (none when nothing is known)."""
     match node:
         case Term():
-            keys = _term_keys(node)
-            return [frozenset((keys,))] if keys else []
+            clause = _term_clause(node)
+            return [clause] if clause else []
         case Near(left=left, right=right):
             return _clauses(Or(left)) + _clauses(Or(right))
         case Not(child=Not(child=child)):
@@ -631,14 +750,17 @@ def _pick(choices: list[Choice], weights: dict[str, float]) -> frozenset[str]:
 # ---------------------------------------------------------------- evaluation
 
 # Every rule's condition becomes one closure of (K, F, A, P, R), built from its tree:
-# K the item's known words in any field, F those of each field, A the padded texts
-# of all fields joined by newlines, P each field's padded text, R the regex check.
-# A one-word term is a set lookup; a phrase looks its words up before searching A;
-# a regex searches the literals it cannot match without before running.
-RegexCheck = Callable[[int, int], bool]
+# K the item's known words (and stem keys) in any field, F those of each field, A the
+# padded texts of all fields joined by newlines, P each field's padded text, R the
+# item's state (R(regex_id, field) the regex check, R.forms the forms of a word~ term).
+# A one-word term is a set lookup, a word~ term a disjointness test of its word and stem
+# keys; a phrase looks its words up before searching A; a regex searches the literals
+# it cannot match without before running.
+RegexCheck = _ItemState
 Check = Callable[[frozenset[str], list[frozenset[str]], str, list[str], RegexCheck], bool]
 HitCheck = Callable[[list[frozenset[str]], list[str], RegexCheck], bool]
 Hits = Callable[[list[frozenset[str]], list[str], RegexCheck], tuple[Hit, ...]]
+Found = Hits  # the hits of one leaf in one field
 
 
 class _Builder:
@@ -661,14 +783,21 @@ class _Builder:
             case And(children=children):
                 return _all(tuple(self.condition(c) for c in sorted(children, key=_cost)))
             case Or(children=children):
-                return _any(tuple(self.condition(c) for c in sorted(children, key=_cost)))
+                words, others = _word_alternatives(children)
+                checks = [_words_check(keys, fields) for fields, keys in words.items()]
+                checks += [self.condition(c) for c in sorted(others, key=_cost)]
+                return checks[0] if len(checks) == 1 else _any(tuple(checks))
         raise TypeError(node)
 
     def hits(self, reported: list[Term | Regex]) -> Hits:
         """The hits of a matched rule, in report order: each positive leaf in each field."""
         checks: list[tuple[Hit, HitCheck]] = []
+        finders: list[Found] = []  # a word~ term's hits are the item's words: found per item
         for leaf in reported:
             for field in _fields(leaf):
+                if isinstance(leaf, Term) and leaf.stem is not None:
+                    finders.append(_stem_hits(leaf, field))
+                    continue
                 if isinstance(leaf, Regex):
                     check = _regex_field_check(self.regex_id(leaf.pattern), leaf.pattern, field)
                 elif len(leaf.tokens) == 1 and not leaf.prefix:
@@ -676,8 +805,15 @@ class _Builder:
                 else:
                     check = _pattern_in_field(term_pattern(leaf), field)
                 checks.append((Hit(leaf.text, FIELDS[field]), check))
+                finders.append(_hit_if(checks[-1][0], check))
         texts = [leaf.text for leaf in reported]
         unique = len(set(texts)) == len(texts)  # else a hit may repeat: keep its first place
+        if len(checks) < len(finders):
+
+            def stemmed(F: list[frozenset[str]], P: list[str], R: RegexCheck) -> tuple[Hit, ...]:
+                return tuple(dict.fromkeys(hit for finder in finders for hit in finder(F, P, R)))
+
+            return stemmed
 
         def hits(F: list[frozenset[str]], P: list[str], R: RegexCheck) -> tuple[Hit, ...]:
             found = tuple([hit for hit, check in checks if check(F, P, R)])
@@ -689,7 +825,7 @@ class _Builder:
 def _cost(node: Node) -> int:
     """A rough evaluation cost, so cheap checks run first and often decide alone."""
     match node:
-        case Term(tokens=(_,), prefix=False):
+        case Term(tokens=(_,), prefix=False, stem=None):
             return 1
         case Term():
             return 2
@@ -749,6 +885,8 @@ def _term_check(term: Term) -> Check:
     """A word is a lookup in the known words of its fields; a phrase or prefix needs its
     whole words known before one substring search of its fields' padded text."""
     fields = _fields(term)
+    if term.stem is not None:
+        return _stem_check(term)
     words = frozenset(_words(term))
     if len(term.tokens) == 1 and not term.prefix:
         (word,) = words
@@ -759,6 +897,59 @@ def _term_check(term: Term) -> Check:
     if fields == _ALL_FIELDS:
         return lambda K, F, A, P, R: words <= K and pattern in A
     return lambda K, F, A, P, R: words <= K and any(pattern in P[f] for f in fields)
+
+
+def _word_alternatives(
+    children: Iterable[Node],
+) -> tuple[dict[tuple[int, ...], frozenset[str]], list[Node]]:
+    """An OR's one-word and ``word~`` terms as the keys any of which makes it hold, by
+    fields (one set lookup for a whole OR-list or group), and its other children."""
+    words: dict[tuple[int, ...], frozenset[str]] = {}
+    others: list[Node] = []
+    for child in children:
+        if isinstance(child, Term) and len(child.tokens) == 1 and not child.prefix:
+            keys = frozenset(child.tokens)
+            if child.stem is not None:
+                keys |= stem_term_keys(child)
+            fields = _fields(child)
+            words[fields] = words.get(fields, frozenset()) | keys
+        else:
+            others.append(child)
+    return words, others
+
+
+def _words_check(keys: frozenset[str], fields: tuple[int, ...]) -> Check:
+    if fields == _ALL_FIELDS:
+        return lambda K, F, A, P, R: not keys.isdisjoint(K)
+    return lambda K, F, A, P, R: any(not keys.isdisjoint(F[f]) for f in fields)
+
+
+def _stem_check(term: Term) -> Check:
+    """``word~``: the word itself or one of its stem keys among the keys of its fields."""
+    fields = _fields(term)
+    keys = frozenset((term.tokens[0], *stem_term_keys(term)))
+    if fields == _ALL_FIELDS:
+        return lambda K, F, A, P, R: not keys.isdisjoint(K)
+    return lambda K, F, A, P, R: any(not keys.isdisjoint(F[f]) for f in fields)
+
+
+def _stem_hits(term: Term, field: int) -> Found:
+    """A ``word~`` term's hits in one field: one per form of the word the field holds."""
+    word = frozenset(term.tokens)
+    stems = stem_term_keys(term)
+    keys = stems | word
+    name = FIELDS[field]
+
+    def found(F: list[frozenset[str]], P: list[str], R: RegexCheck) -> tuple[Hit, ...]:
+        if keys.isdisjoint(F[field]):
+            return ()
+        return tuple([Hit(form, name) for form in R.forms(field, word, stems)])
+
+    return found
+
+
+def _hit_if(hit: Hit, check: HitCheck) -> Found:
+    return lambda F, P, R: (hit,) if check(F, P, R) else ()
 
 
 def _regex_check(regex_id: int, regex: Regex) -> Check:
@@ -781,19 +972,57 @@ def _regex_field_check(regex_id: int, pattern: str, field: int) -> HitCheck:
 def _near_check(near: Near) -> Check:
     """NEAR holds in one field, looking only at the terms scoped to it; its clauses go first."""
     sides = []
+    stemmed = []
     for field in range(len(FIELDS)):
-        a = _near_side(t for t in near.left if field in _fields(t))
-        b = _near_side(t for t in near.right if field in _fields(t))
-        if a and b:
-            sides.append((field, a, b))
+        left = [t for t in near.left if field in _fields(t)]
+        right = [t for t in near.right if field in _fields(t)]
+        if left and right:
+            sides.append((field, _near_side(left), _near_side(right)))
+            stemmed.append((field, _stemmed(left), _stemmed(right)))
     if not sides:
         return lambda K, F, A, P, R: False
     clauses = tuple(c for c in map(_clause_words, _clauses(near)) if c)
     distance = near.distance
-    return lambda K, F, A, P, R: (
-        all(any(words <= K for words in clause) for clause in clauses)
-        and any(_near_in(P[f], a, b, distance) for f, a, b in sides)
-    )
+    if not any(a or b for _, a, b in stemmed):
+        return lambda K, F, A, P, R: (
+            all(any(words <= K for words in clause) for clause in clauses)
+            and any(_near_in(P[f], a, b, distance) for f, a, b in sides)
+        )
+    both = tuple((f, a, b, sa, sb) for (f, a, b), (_, sa, sb) in zip(sides, stemmed, strict=True))
+
+    def check(
+        K: frozenset[str], F: list[frozenset[str]], A: str, P: list[str], R: RegexCheck
+    ) -> bool:
+        if not all(any(words <= K for words in clause) for clause in clauses):
+            return False
+        for f, a, b, sa, sb in both:
+            left = a + _form_patterns(R, f, sa) if sa else a
+            right = b + _form_patterns(R, f, sb) if sb else b
+            if _near_in(P[f], left, right, distance):
+                return True
+        return False
+
+    return check
+
+
+Stemmed = tuple[frozenset[str], frozenset[str]] | None  # the words~ of a side, their keys
+
+
+def _stemmed(terms: Iterable[Term]) -> Stemmed:
+    stemmed = [t for t in terms if t.stem is not None]
+    if not stemmed:
+        return None
+    words = frozenset(t.tokens[0] for t in stemmed)
+    return words, frozenset().union(*map(stem_term_keys, stemmed))
+
+
+def _form_patterns(
+    R: RegexCheck, field: int, stemmed: tuple[frozenset[str], frozenset[str]]
+) -> NearSide:
+    """The patterns of the other forms of a side's ``word~`` terms found in a field (the
+    words themselves are patterns of the side already)."""
+    words, keys = stemmed
+    return tuple((f" {form} ", 1) for form in R.forms(field, _NO_KEYS, keys) if form not in words)
 
 
 def _clause_words(clause: Clause) -> tuple[frozenset[str], ...]:

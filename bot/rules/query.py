@@ -6,7 +6,12 @@ Grammar, loosest binding first::
     and   := near (["AND"] near)*           adjacent operands are an implicit AND
     near  := unary ("NEAR/n" unary)*        each side: a term, phrase or prefix, or an OR of them
     unary := ("NOT" | "-") unary | primary
-    primary := "(" or ")" | FIELD ":" primary | word | "phrase" | /regex/ | @group
+    primary := "(" or ")" | FIELD ":" primary | word | word~ | word~xx | "phrase" | /regex/
+             | @group
+
+``word~`` matches the word's inflections: every token whose Snowball stem equals the
+word's in some language of :data:`bot.rules.stem.DEFAULT_LANGUAGES` (``word~fr``: in
+French only). It applies to one word; on a phrase, prefix, regex or group it is an error.
 
 A ``@group`` stands for the OR of a named group's terms (``groups:`` in a rule file), so
 the matcher and its index see plain terms: :func:`resolve_groups` flattens the groups,
@@ -27,6 +32,7 @@ from typing import cast
 from bot.errors import QueryError
 from bot.model import FIELDS, Field
 from bot.rules.regex import compile_regex
+from bot.rules.stem import DEFAULT_LANGUAGES, LANGUAGES, written
 from bot.text import normalize, tokens
 
 MAX_NEAR = 1000
@@ -37,17 +43,31 @@ MAX_DEPTH = 100  # nested parentheses and NOTs: the parser and every tree walk r
 class Term:
     """Consecutive tokens; with ``prefix`` the last one need only start the item token.
 
-    ``fields`` is ``None`` when the rule's own ``fields`` apply.
+    ``fields`` is ``None`` when the rule's own ``fields`` apply. ``stem`` is set on a
+    ``word~`` term (one token): ``""`` to stem it in :data:`DEFAULT_LANGUAGES`, a language
+    code for ``word~fr``; ``written`` is then the word as written, accents kept.
     """
 
     tokens: tuple[str, ...]
     prefix: bool = False
     fields: tuple[Field, ...] | None = None
+    stem: str | None = None
+    written: str = ""
 
     @property
     def text(self) -> str:
-        """How the term is reported in a match: ``canadian police`` or ``train*``."""
+        """How the term is reported: ``canadian police``, ``train*``, ``policière~`` (as
+        written, lower-cased)."""
+        if self.stem is not None:
+            return f"{self.written}~{self.stem}"
         return " ".join(self.tokens) + ("*" if self.prefix else "")
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages a ``word~`` term is stemmed in (none for other terms)."""
+        if self.stem is None:
+            return ()
+        return (self.stem,) if self.stem else DEFAULT_LANGUAGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +264,10 @@ _LOWER_NEAR = re.compile(r"near/\d+", re.IGNORECASE)
 _WORD = re.compile(r"[^\s()\"]+")
 _OPERATORS = {"AND", "OR", "NOT"}
 _GROUP_NAME = re.compile(r"@([a-z0-9][a-z0-9_.-]*)(?=[\s()\"]|$)")
+_NO_STEM = "~ stems one word, not {what}: put it on a word (police~)"
+_STEMMED_GROUP = re.compile(r"@[a-z0-9][a-z0-9_.-]*~")
+_STEM = re.compile(r"~([A-Za-z]*)$")  # police~, police~fr: the end of a word
+_STEM_IN_PHRASE = re.compile(r"(?<=\w)~[A-Za-z]*(?=\s|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +305,8 @@ def _lex_one(query: str, i: int) -> tuple[_Token | None, int]:
         end = query.find('"', i + 1)
         if end < 0:
             raise QueryError(f"unclosed quote opened at column {column}", column)
+        if query.startswith("~", end + 1):
+            raise QueryError(_NO_STEM.format(what="a phrase"), end + 2)
         return _Token("phrase", column, query[i + 1 : end]), end + 1
     if char == "/":
         return _lex_regex(query, i)
@@ -359,6 +385,8 @@ def _lex_regex(query: str, i: int) -> tuple[_Token, int]:
     pattern = query[i + 1 : j].replace("\\/", "/")
     if not pattern:
         raise QueryError("empty regex //", column)
+    if query.startswith("~", j + 1):
+        raise QueryError(_NO_STEM.format(what="a regex"), j + 2)
     if _continues(query, j + 1) and query[j + 1] != ")":
         raise QueryError(
             f"unexpected {query[j + 1]!r} right after a regex: regex flags are not "
@@ -374,6 +402,11 @@ def _lex_regex(query: str, i: int) -> tuple[_Token, int]:
 
 def _lex_group(query: str, i: int) -> tuple[_Token, int]:
     group = _GROUP_NAME.match(query, i)
+    stemmed = _STEMMED_GROUP.match(query, i)
+    if group is None and stemmed is not None:
+        raise QueryError(
+            "~ stems one word, not a group: put ~ on the group's words (police~)", stemmed.end()
+        )
     if group is None:
         raise QueryError(
             "a group is @ and its name: lower-case letters, digits, '-', '_', '.' (@police);"
@@ -569,6 +602,15 @@ class _Parser:
 
     def term(self, token: _Token, scope: Scope, *, quoted: bool) -> Term:
         text = token.value.strip() if quoted else token.value
+        stem = _STEM_IN_PHRASE.search(text) if quoted else _STEM.search(text)
+        if quoted and stem:
+            raise QueryError(
+                "~ stems one word, not a phrase: write each word with ~ and join them with"
+                " NEAR/1 (police~ NEAR/1 officer~)",
+                token.column + token.value.index(stem.group()) + 1,
+            )
+        if stem:
+            return self.stemmed(token, text[: stem.start()], stem.group(1) or "", scope)
         prefix = text.endswith("*")
         body = text[:-1] if prefix else text
         if "*" in body:
@@ -580,6 +622,34 @@ class _Parser:
         if prefix and not normalize(body).endswith(words[-1]):
             raise QueryError("'*' must directly follow a letter or digit (train*)", token.column)
         return Term(words, prefix, scope)
+
+    def stemmed(self, token: _Token, body: str, language: str, scope: Scope) -> Term:
+        """``word~`` or ``word~fr``: one word, matched in all its Snowball inflections."""
+        column = token.column + len(body)
+        language = language.lower()
+        if language and language not in LANGUAGES:
+            raise QueryError(
+                f"~{language}: no stemmer for language {language!r}"
+                f" (known: {', '.join(LANGUAGES)}; a bare ~ stems in"
+                f" {', '.join(DEFAULT_LANGUAGES)})",
+                column,
+            )
+        if body.endswith("*"):
+            raise QueryError(
+                "~ cannot follow a prefix: train* already matches every ending; write train~"
+                " for the forms of one word",
+                column,
+            )
+        words = tokens(body)
+        if not words:
+            raise QueryError(f"{token.value!r}: ~ needs a word before it (police~)", column)
+        if len(words) > 1:
+            raise QueryError(
+                f"~ stems one word, and {body!r} is {len(words)} ({' '.join(words)}): write"
+                " each word with ~ and join them with NEAR/1",
+                column,
+            )
+        return Term((words[0],), False, scope, language, written(body))
 
     def check_not_everything(self, node: Node) -> None:
         """Refuse queries an empty item satisfies: they would alert on nearly every item."""

@@ -282,3 +282,27 @@ def test_group_problems_are_located_in_their_file(tmp_path: Path) -> None:
         " (known: @a, @b, @empty, @police)",
         "rules.yaml:12: rule 'empty': query: column 10: group @empty has errors (see them above)",
     ]
+
+
+def test_a_misplaced_tilde_is_an_error_at_its_file_line_and_column(tmp_path: Path) -> None:
+    text = """\
+        groups:
+          police: [police~, officer~fr]
+        rules:
+          - id: phrase
+            title: P
+            query: '@police AND "police officers"~'
+          - id: prefix
+            title: X
+            match:
+              any: ['canada~', 'train*~']
+        """
+    directory = _rules_dir(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_rules(directory, Settings(), {})
+    source = (directory / "rules.yaml").read_text().splitlines()
+    located = [(p.location.line, p.location.column, p.message) for p in caught.value.problems]
+    assert [(line, column) for line, column, _ in located] == [(6, 42), (10, 31)]
+    for line, column, _ in located:
+        assert source[line - 1][column - 1] == "~"
+    assert "not a phrase" in located[0][2] and "cannot follow a prefix" in located[1][2]
