@@ -309,7 +309,8 @@ def _label(case: Labelled) -> str:
     tags = ", ".join(t for t in (case.language, case.kind) if t)
     title = case.item.title or case.item.summary[:80]
     source = f"\n    source: {case.source}" if case.source else ""
-    return f"{case.where} {case.item.key}{f' [{tags}]' if tags else ''}: {title}{source}"
+    named = f" {case.item.key}" if case.item.key != case.where else ""  # an item's own id
+    return f"{case.where}{named}{f' [{tags}]' if tags else ''}: {title}{source}"
 
 
 def _explained(case: Labelled, rules: Sequence[Rule], *, quiet: bool) -> Iterable[str]:

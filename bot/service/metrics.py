@@ -176,7 +176,7 @@ class Metrics:
         )
         self.pruned = Counter(
             "newswatch_pruned_rows",
-            "Rows retention removed from the store, by table (outbox, story_alerts,"
+            "Rows retention removed from the store, by table (outbox, stories,"
             " rate_slots, items, feeds, stats: the daily counters of newswatch stats).",
             ["table"],
             registry=r,
@@ -187,7 +187,7 @@ class Metrics:
         r.register(self._silence)
 
     def count_pruned(self, report: PruneReport) -> None:
-        for table in ("outbox", "story_alerts", "rate_slots", "items", "feeds", "stats"):
+        for table in ("outbox", "stories", "rate_slots", "items", "feeds", "stats"):
             self.pruned.labels(table).inc(getattr(report, table))
 
     def watch_outbox(self, source: CountsSource | None) -> None:
