@@ -11,10 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.paths import REPO
 from tests.peers.feed_server import FeedServer
 from tests.peers.slack_emulator import TOKEN, SlackEmulator
+
+# Property tests judge outcomes, never time: no per-example deadline and no "too slow"
+# health check, which fail on a busy machine (CI shares its cores) without a bug.
+settings.register_profile("newswatch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("newswatch")
 
 
 @pytest.fixture

@@ -37,6 +37,9 @@ _CANDIDATES = 6
 # Leads alike join two tellings only if their titles share this much too: many feeds give
 # every item one boilerplate lead ("Read the full story on our website...").
 _SOME_TITLE = 0.2
+# Words two short texts must share for their overlap to say anything ("RCMP news." is not
+# a story).
+_FEW_WORDS = 3
 # Two items of one feed tell one story only with titles this alike (an update retitled).
 _SAME_FEED_TITLE = 0.8
 _MAX_SIGHTINGS = 64  # per story: the first and the latest are kept
@@ -98,7 +101,7 @@ class Signature:
     numbers: frozenset[str]
     script_words: frozenset[str]  # skeletons of Arabic-script words (no case: no names)
     feed: str = ""  # the feed it came from ("": not known)
-    title_numbers: frozenset[str] = frozenset()
+    title_numbers: frozenset[str] = frozenset()  # every number of the title, as written
     words: frozenset[str] = field(init=False, compare=False, repr=False)  # title | lead
     mentions: frozenset[str] = field(init=False, compare=False, repr=False)  # all names
     keys: frozenset[str] = field(init=False, compare=False, repr=False)
@@ -201,7 +204,7 @@ def signature(
         numbers=_numbers(title_words, title) | _numbers(lead_words, lead),
         script_words=script_words,
         feed=feed or "",
-        title_numbers=_numbers(title_words, title),
+        title_numbers=frozenset(w for w in title_words if w.isdigit()),
     )
 
 
@@ -426,6 +429,7 @@ def similarity(a: Signature, b: Signature) -> float:
     if numbers == 0 and names == 0 and title < 0.5 and not (a.words & b.words):
         return 0.0
     text = _jaccard(a.words, b.words)
+    common = len(a.words & b.words)
     score = title + text + 0.1 * (names + numbers)
     if numbers >= 2 and long_names >= 2:  # the same counts of the same people and places
         return score
@@ -437,11 +441,15 @@ def similarity(a: Signature, b: Signature) -> float:
     if only_a or only_b:  # a name on one side only: near-copies, or a shared count
         near = (
             title >= 0.6
-            or (text >= 0.5 and title >= _SOME_TITLE)
+            or (text >= 0.5 and title >= _SOME_TITLE and common >= _FEW_WORDS)
             or (title >= 0.3 and numbers >= 1 and names >= 1)
         )
         return score if near else 0.0
-    if title >= 0.5 or (text >= 0.4 and title >= _SOME_TITLE) or (title >= 0.4 and names >= 3):
+    if (
+        title >= 0.5
+        or (text >= 0.4 and title >= _SOME_TITLE and common >= _FEW_WORDS)
+        or (title >= 0.4 and names >= 3)
+    ):
         return score
     if title >= 0.25 and numbers >= 1 and names + numbers >= 3:
         return score

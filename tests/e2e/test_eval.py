@@ -121,9 +121,7 @@ def test_json_lines(config_dir: ConfigDir) -> None:
     assert result.code == 1
     assert "overall: recall 1.00 (1/1), precision 0.50 (1/2)" in result.stdout
     assert "  language fr: recall -, precision 0.00 (0/1)" in result.stdout  # detected
-    assert f"false alert: {path}:2 {path}:2 [fr]: La GRC envoie des policiers en Irak" in (
-        result.stdout
-    )
+    assert f"false alert: {path}:2 [fr]: La GRC envoie des policiers en Irak" in (result.stdout)
 
 
 def test_a_malformed_file_is_every_problem_located_and_exit_2(config_dir: ConfigDir) -> None:

@@ -145,6 +145,11 @@ DIFFERENT = [
         ("Police chief resigns after review", BOILERPLATE),
         id="one boilerplate lead, a shared word in the titles",
     ),
+    pytest.param(
+        ("RCMP update", "RCMP news."),
+        ("RCMP opens a new detachment", "RCMP news."),
+        id="two short texts sharing two words",
+    ),
 ]
 
 
