@@ -181,7 +181,6 @@ def bench_items(kind: str, dsn: str, per_poll: int, polls: int) -> str:
                     f"p{p}-k{i:05d}",
                     f"title {i}",
                     f"http://n/{p}/{i}",
-                    story_keys=(f"link:http://n/{p}/{i}",),
                 )
                 for i in range(per_poll)
             ]

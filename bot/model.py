@@ -21,8 +21,7 @@ class Item:
     """One entry of a feed, its text already converted from HTML to plain text.
 
     ``key`` identifies the item within its feed (guid, else canonical link, else
-    a hash); ``story_keys`` (canonical link, normalized title) are what the parser
-    knows of the story it tells. ``language`` is the ISO 639-1 code of its text
+    a hash). ``language`` is the ISO 639-1 code of its text
     (:mod:`bot.feeds.language`), None when unknown.
     """
 
@@ -34,7 +33,6 @@ class Item:
     content: str = ""
     published: datetime | None = None
     author: str | None = None
-    story_keys: tuple[str, ...] = ()
     language: str | None = None
 
     def text(self, name: Field) -> str:

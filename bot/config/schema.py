@@ -206,11 +206,11 @@ class Retention(Strict):
 
 
 class Stories(Strict):
-    """When items of different feeds (or one) count as one story: one alert, the others
-    listed as "also reported by".
+    """When items count as one story: one alert per destination, later tellings replying
+    to it (README: Stories).
 
-    ``window``: how long after its alert was queued a story takes later items with the same
-    link or normalised title; a later one is alerted as a new story.
+    ``window``: how long after its latest sighting a story takes more; a telling after
+    that starts a new story, alerted again.
     """
 
     window: Annotated[Duration, AfterValidator(_between("1h", "30d"))] = STORY_WINDOW
@@ -401,16 +401,18 @@ class Settings(Strict):
 
     @model_validator(mode="after")
     def _story_outlives_no_alert(self) -> Settings:
-        """A story's memory is pruned with its sent alert: a window set cannot outlast it
-        (the default one simply ends earlier under a ``retention.sent`` shorter than it)."""
+        """A story is pruned with its items, its alert with the sent ones: a window set
+        cannot outlast either (the default one simply ends earlier under a shorter one)."""
         window = self.stories.window
-        if "window" in self.stories.model_fields_set and window > self.retention.sent:
-            raise ValueError(
-                f"stories.window ({format_duration(window)}) must not be longer"
-                f" than retention.sent ({format_duration(self.retention.sent)}): a story is"
-                " forgotten"
-                " with its sent alert"
-            )
+        if "window" not in self.stories.model_fields_set:
+            return self
+        for name, kept in (("sent", self.retention.sent), ("seen", self.retention.seen)):
+            if window > kept:
+                raise ValueError(
+                    f"stories.window ({format_duration(window)}) must not be longer"
+                    f" than retention.{name} ({format_duration(kept)}): a story is"
+                    f" forgotten with its {'sent alert' if name == 'sent' else 'items'}"
+                )
         return self
 
     def feed_interval(self, feed: Feed) -> float:

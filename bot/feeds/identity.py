@@ -1,7 +1,8 @@
-"""Who an item is: its key within a feed, and the keys of the story it tells.
+"""Who an item is: its key within a feed, and whether a guid seen before now tells another
+story (which story an item tells across feeds is :mod:`bot.stories.cluster`'s to say).
 
-Keys are plain strings with a kind prefix (``guid:``, ``link:``, ``hash:``,
-``title:``) so that a guid can never collide with a link or a hash.
+Keys are plain strings with a kind prefix (``guid:``, ``link:``, ``hash:``) so that a
+guid can never collide with a link or a hash.
 """
 
 from __future__ import annotations
@@ -95,17 +96,6 @@ def item_key(
 def keyed_by_text(guid: str | None, link: str | None, title: str) -> bool:
     """Whether :func:`item_key` needs the item's text: no guid, link or title words."""
     return not (guid and guid.strip()) and not (link and link.strip()) and not tokens(title)
-
-
-def story_keys(link: str | None, title: str) -> tuple[str, ...]:
-    """Keys under which the same story is recognised across feeds (link, normalized title)."""
-    keys = []
-    if link and link.strip():
-        keys.append("link:" + canonical_link(link))
-    normalized = _normalized_title(title)
-    if normalized:
-        keys.append("title:" + _sha256(normalized))
-    return tuple(keys)
 
 
 def fingerprint(text: str) -> str:

@@ -31,7 +31,7 @@ from bot.config.schema import Limits
 from bot.errors import FetchError
 from bot.feeds.charset import detect
 from bot.feeds.htmltext import TITLE_LIMIT, bounded_text
-from bot.feeds.identity import fingerprint, item_key, keyed_by_text, story_keys
+from bot.feeds.identity import fingerprint, item_key, keyed_by_text
 from bot.feeds.jsonfeed import (
     Document,
     Entry,
@@ -142,7 +142,6 @@ class Draft:
             content="" if content == summary else content,
             published=self.published,
             author=bounded_text(self.entry.author or "", TITLE_LIMIT) or None,
-            story_keys=story_keys(self.link, self.title),
             language=item_language(self.title, summary or content, self.entry.language),
         )
 

@@ -152,7 +152,7 @@ class Deliverer:
             landed: set[int] = set()  # rows of the digest parts already posted and recorded
             try:
                 posted = await asyncio.to_thread(
-                    _send, notifier, batch, self._part_sent(landed, unsent)
+                    _send, notifier, batch, self._part_sent(landed, unsent), self._digest(dest_id)
                 )
             except DeliveryError as err:
                 sending.difference_update(ids)
@@ -194,6 +194,9 @@ class Deliverer:
 
         return record
 
+    def _digest(self, dest_id: str) -> bool:
+        return getattr(self.ctx.settings.destinations.get(dest_id), "digest", None) is not None
+
     def _batches(self, dest_id: str, entries: list[OutboxEntry]) -> list[list[OutboxEntry]]:
         """What one send takes: a digest destination's alerts and sightings all together,
         every other alert, sighting and notice on its own."""
@@ -201,8 +204,7 @@ class Deliverer:
         # A digest lists its alerts, then the sightings (the order its rows are told in).
         alerts = [e for e in entries if e.alert is not None]
         alerts += [e for e in entries if e.sighting is not None]
-        digest = getattr(self.ctx.settings.destinations.get(dest_id), "digest", None)
-        singles = [alerts] if digest is not None and alerts else [[e] for e in alerts]
+        singles = [alerts] if self._digest(dest_id) and alerts else [[e] for e in alerts]
         return notices + singles
 
     async def _fail(
@@ -246,7 +248,10 @@ class Deliverer:
 
 
 def _send(
-    notifier: Notifier, batch: Sequence[OutboxEntry], part_sent: Callable[[Sequence[int]], None]
+    notifier: Notifier,
+    batch: Sequence[OutboxEntry],
+    part_sent: Callable[[Sequence[int]], None],
+    digest: bool,
 ) -> Posted | None:
     """One blocking send (run in a worker thread): a notice, a sighting, or alerts and
     sightings as one message; returns where a single alert landed, when the destination
@@ -260,7 +265,7 @@ def _send(
     sightings = [e.sighting for e in batch if e.sighting is not None]
     if alerts and not sightings:
         return notifier.send(alerts, attempt)
-    if len(batch) > 1:
+    if digest or len(batch) > 1:
         notifier.send(alerts, attempt, sightings=sightings)
         return None
     if first.parent is None:

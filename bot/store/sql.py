@@ -72,7 +72,8 @@ PRUNE_ROUNDS = 50
 REFRESH_AFTER = 86400.0
 STATS_DAYS = 400  # days of daily counters kept for ``newswatch stats``: a year and a margin
 SLOT_GRACE = 86400.0  # a rate slot this far in the past says nothing more than no row
-MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock or lost race is raised
+MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock is raised
+FOLLOW_UP_MEMORY = 64  # a story's latest tellings a follow-up is judged new against
 
 
 def _never(_: BaseException) -> bool:
@@ -92,16 +93,14 @@ class Dialect:
     has_table: str  # counts the tables named ? (0 or 1) where the store's tables live
     migration_lock: str | None = None  # serialises concurrent migrations, where needed
     story_lock: str | None = None  # serialises story decisions to the commit, where needed
+    # A primary key whose values are never reused once deleted (ids read in order).
+    serial_key: str = "INTEGER PRIMARY KEY AUTOINCREMENT"
     lock_rows: str = ""  # appended to a select whose rows are then updated (" FOR UPDATE")
     greatest: str = "max"  # the scalar maximum of two values ("max" or "GREATEST")
     retryable: Callable[[BaseException], bool] = _never  # deadlocks, serialization failures
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
-
-
-class RaceLost(Exception):
-    """A concurrent transaction committed a row this one meant to insert: run it again."""
 
 
 _FEED_COLUMNS = (
@@ -247,13 +246,13 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         # (``story_posts``), and later sightings are outbox rows of kind ``sighting`` whose
         # ``parent_id`` is that alert's row, which keeps where it landed (``posted``).
         f"""CREATE TABLE IF NOT EXISTS stories (
-            id {d.serial} PRIMARY KEY,
+            id {d.serial_key},
             title TEXT NOT NULL,
             created_at {d.real} NOT NULL,
             last_at {d.real} NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS stories_last ON stories (last_at)",
         f"""CREATE TABLE IF NOT EXISTS sightings (
-            id {d.serial} PRIMARY KEY,
+            id {d.serial_key},
             story_id BIGINT NOT NULL,
             feed_id TEXT NOT NULL,
             item_key TEXT NOT NULL,
@@ -272,6 +271,7 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
             destination TEXT NOT NULL,
             outbox_id BIGINT NOT NULL,
             PRIMARY KEY (story_id, destination))""",
+        "CREATE INDEX IF NOT EXISTS story_posts_outbox ON story_posts (outbox_id)",
         "ALTER TABLE outbox ADD COLUMN parent_id BIGINT",
         "ALTER TABLE outbox ADD COLUMN posted TEXT",
         "CREATE INDEX IF NOT EXISTS outbox_parent ON outbox (parent_id)"
@@ -426,7 +426,7 @@ class SqlStore:
 
     def _transaction(self, body: Callable[[], T]) -> T:
         """Run ``body`` in one write transaction, re-running all of it after a deadlock,
-        a serialization failure or a lost insert race (so it must only touch the store)."""
+        or a serialization failure (so it must only touch the store)."""
         if self._read_only:
             raise PermissionError("this store was opened read-only")
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -436,9 +436,7 @@ class SqlStore:
                     result = body()
                 except BaseException as err:
                     self._rollback()
-                    if attempt == MAX_ATTEMPTS or not (
-                        isinstance(err, RaceLost) or self._d.retryable(err)
-                    ):
+                    if attempt == MAX_ATTEMPTS or not self._d.retryable(err):
                         raise
                 else:
                     self._conn.execute("COMMIT")
@@ -822,7 +820,7 @@ class SqlStore:
             if post is None:
                 new_posts[target] = len(new_rows)
                 new_rows.append(replace(q, alert=replace(a, outlets=story.outlets)))
-            elif post.open:
+            elif post.open and story.follow_up is None:
                 reported[post.outbox_id].append(a.source)
             else:
                 sightings.append((q, story.sighting(a, o.stories[a.item_key]), post.outbox_id))
@@ -844,37 +842,25 @@ class SqlStore:
         first: dict[str, Alert] = {}
         for q in told:
             first.setdefault(q.alert.item_key, q.alert)
+        rules: dict[str, set[str]] = defaultdict(set)
+        for rule_id, key in o.matched:
+            rules[key].add(rule_id)
         out: dict[str, _Told] = {}
         for key in sorted(first):
             alert, seen = first[key], o.stories[key]
-            story_id = index.find(seen.signature, now)
-            if story_id is None:
-                story_id = local.find(seen.signature, now)
-            earlier: list[str] = []
-            last_at = t
-            title = alert.title[:TITLE_KEPT]
-            if story_id is None:
+            found = index.find(seen.signature, now) or local.find(seen.signature, now)
+            known = self._story(found, t) if found is not None else None
+            if known is None:
                 (story_id,) = self._execute(
                     "INSERT INTO stories (title, created_at, last_at) VALUES (?, ?, ?)"
                     " RETURNING id",
                     (alert.title[:TITLE_KEPT], t, t),
                 ).fetchone()
+                title, reason = alert.title[:TITLE_KEPT], None
             else:
-                earlier = [
-                    r[0]
-                    for r in self._execute(
-                        "SELECT title FROM sightings WHERE story_id = ? ORDER BY id", (story_id,)
-                    ).fetchall()
-                ]
-                title, last_at = self._execute(
-                    "SELECT title, last_at FROM stories WHERE id = ?", (story_id,)
-                ).fetchone()
-                self._execute(
-                    f"UPDATE stories SET last_at = {self._d.greatest}(last_at, ?) WHERE id = ?",
-                    (t, story_id),
-                )
+                story_id, title, last_at, earlier = known
+                reason = follow_up(earlier, last_at, seen.title_terms, now)
             local.add(story_id, seen.signature, now)
-            rules = [q.alert.rule_id for q in told if q.alert.item_key == key]
             self._execute(
                 "INSERT INTO sightings (story_id, feed_id, item_key, source, title, link,"
                 " published, language, rules, signature, seen_at)"
@@ -888,7 +874,7 @@ class SqlStore:
                     alert.link,
                     to_epoch(alert.published),
                     seen.language,
-                    json.dumps(sorted(set(rules))),
+                    json.dumps(sorted(rules[key] or {alert.rule_id})),
                     seen.signature.to_json(),
                     t,
                 ),
@@ -896,13 +882,30 @@ class SqlStore:
             (outlets,) = self._execute(
                 "SELECT count(DISTINCT source) FROM sightings WHERE story_id = ?", (story_id,)
             ).fetchone()
-            reason = (
-                follow_up(earlier, from_epoch(last_at), seen.title_terms, now)  # type: ignore[arg-type]
-                if earlier
-                else None
-            )
             out[key] = _Told(story_id, title, int(outlets), reason)
         return out
+
+    def _story(self, story_id: int, t: float) -> tuple[int, str, datetime, list[Signature]] | None:
+        """An open story as a new sighting joins it: its title, its latest sighting and the
+        signatures of its latest tellings (what a follow-up is new against); None when it
+        was pruned meanwhile (the item then opens a story of its own)."""
+        row = self._execute(
+            "SELECT title, last_at FROM stories WHERE id = ?", (story_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        earlier = [
+            Signature.from_json(r[0])
+            for r in self._execute(
+                "SELECT signature FROM sightings WHERE story_id = ? ORDER BY id DESC LIMIT ?",
+                (story_id, FOLLOW_UP_MEMORY),
+            ).fetchall()
+        ]
+        self._execute(
+            f"UPDATE stories SET last_at = {self._d.greatest}(last_at, ?) WHERE id = ?",
+            (t, story_id),
+        )
+        return story_id, row[0], from_epoch(row[1]), earlier  # type: ignore[return-value]
 
     def _synced_stories(self, now: datetime, window: float) -> StoryIndex:
         """The open stories, as committed: read whole once, then only the sightings added
@@ -911,8 +914,8 @@ class SqlStore:
             self._index, self._index_window = StoryIndex(window), window
             (top,) = self._execute("SELECT COALESCE(max(id), 0) FROM sightings").fetchone()
             rows = self._execute(
-                "SELECT id, story_id, signature, seen_at FROM sightings WHERE seen_at >= ?"
-                " ORDER BY id",
+                "SELECT s.id, s.story_id, s.signature, s.seen_at FROM sightings s"
+                " JOIN stories t ON t.id = s.story_id WHERE t.last_at >= ? ORDER BY s.id",
                 (to_epoch(now) - window,),
             ).fetchall()
             self._synced = int(top)
@@ -928,34 +931,43 @@ class SqlStore:
         return self._index
 
     def _posts(self, targets: set[tuple[int, str]], t: float) -> dict[tuple[int, str], _Post]:
-        """The alerts already queued for these (story, destination)s, the unsent ones not
-        being sent locked until the commit: a sighting is added to such an alert's "also
-        reported by", never to one a deliverer may be sending (it gets a sighting row)."""
+        """The live alerts already queued for these (story, destination)s: an alert given up
+        on (dead) or pruned is none, and the story is alerted to that destination anew.
+        The unsent ones nobody is sending are locked until the commit: a sighting is added
+        to such an alert's "also reported by", never to one a deliverer may be sending (that
+        gets a sighting row, which waits for it)."""
         posts: dict[tuple[int, str], _Post] = {}
         for story_id, destination in sorted(targets):
             row = self._execute(
-                "SELECT outbox_id FROM story_posts WHERE story_id = ? AND destination = ?",
-                (story_id, destination),
+                "SELECT p.outbox_id, o.status = 'pending' AND o.sending = 0"
+                " AND (o.lease_until IS NULL OR o.lease_until < ?) FROM story_posts p"
+                " JOIN outbox o ON o.id = p.outbox_id AND o.status <> 'dead'"
+                " WHERE p.story_id = ? AND p.destination = ?",
+                (t, story_id, destination),
             ).fetchone()
             if row is not None:
-                posts[story_id, destination] = _Post(row[0])
-        ids = sorted({p.outbox_id for p in posts.values()})
-        open_ids: set[int] = set()
-        for chunk in _chunks(ids):
-            open_ids.update(
+                posts[story_id, destination] = _Post(row[0], bool(row[1]))
+        open_ids = sorted(p.outbox_id for p in posts.values() if p.open)
+        locked: set[int] = set()
+        for chunk in _chunks(open_ids):
+            locked.update(
                 r[0]
                 for r in self._execute(
                     f"SELECT id FROM outbox WHERE id IN {self._in(chunk)} AND status = 'pending'"
-                    " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id" + self._d.lock_rows,
+                    " AND sending = 0 AND (lease_until IS NULL OR lease_until < ?)"
+                    " ORDER BY id" + self._d.lock_rows,
                     (*chunk, t),
                 ).fetchall()
             )
-        return {k: _Post(p.outbox_id, p.outbox_id in open_ids) for k, p in posts.items()}
+        return {k: _Post(p.outbox_id, p.outbox_id in locked) for k, p in posts.items()}
 
     def _insert_posts(self, posts: Mapping[tuple[int, str], int]) -> None:
+        """Point each (story, destination) at its alert; one that pointed at an alert given
+        up on or pruned points at the new one."""
         for (story_id, destination), outbox_id in sorted(posts.items()):
             self._execute(
-                "INSERT INTO story_posts (story_id, destination, outbox_id) VALUES (?, ?, ?)",
+                "INSERT INTO story_posts (story_id, destination, outbox_id) VALUES (?, ?, ?)"
+                " ON CONFLICT (story_id, destination) DO UPDATE SET outbox_id = excluded.outbox_id",
                 (story_id, destination, outbox_id),
             )
 
@@ -1286,12 +1298,7 @@ class SqlStore:
         pruners at once only share the work.
         """
         t, sent, seen = to_epoch(now), to_epoch(sent_before), to_epoch(seen_before)
-        outbox = self._delete_batches(
-            "DELETE FROM outbox WHERE status <> 'pending' AND sent_at < ? AND id IN"
-            " (SELECT id FROM outbox WHERE status <> 'pending' AND sent_at < ?"
-            f" LIMIT ?{self._d.lock_claimed})",
-            (sent, sent),
-        )
+        outbox = self._prune_outbox(sent)
         stories = self._prune_stories(seen)
         lock = self._d.lock_claimed
         slots = self._delete_batches(
@@ -1331,6 +1338,30 @@ class SqlStore:
             lambda: (int(self._execute(statement, (*params, PRUNE_BATCH)).rowcount), 0)
         )
         return rows
+
+    def _prune_outbox(self, sent_before: float | None) -> int:
+        """Delete rows sent or dead before ``sent_before``, but an alert whose later sightings
+        still wait to reply to it, and the story links to the rows deleted (a SQLite id can
+        be given again to a new row: no story may point at it)."""
+
+        def batch() -> tuple[int, int]:
+            ids = sorted(
+                r[0]
+                for r in self._execute(
+                    "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o"
+                    " WHERE o.status <> 'pending' AND o.sent_at < ? AND NOT EXISTS"
+                    " (SELECT 1 FROM outbox s WHERE s.parent_id = o.id AND s.status = 'pending')"
+                    f" LIMIT ?{self._d.lock_claimed}) RETURNING id",
+                    (sent_before, PRUNE_BATCH),
+                ).fetchall()
+            )
+            for chunk in _chunks(ids):
+                self._execute(
+                    f"DELETE FROM story_posts WHERE outbox_id IN {self._in(chunk)}", chunk
+                )
+            return len(ids), 0
+
+        return self._batches(batch)[0]
 
     def _prune_stories(self, before: float | None) -> int:
         """Delete the stories last sighted before ``before`` (as old as the items they were

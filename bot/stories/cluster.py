@@ -257,6 +257,11 @@ def _google_news_target(article_id: str) -> str | None:
 # ---------------------------------------------------------------- features
 
 
+def stems(text: str) -> frozenset[str]:
+    """The stems of ``text``'s content words, as a signature keeps a title's or a lead's."""
+    return _stems(tokens(text))
+
+
 def _stems(words: list[str]) -> frozenset[str]:
     """The stems of the content words (no function words, numbers or single letters)."""
     content = set(words) - _STOPWORDS

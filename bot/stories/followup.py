@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from bot.text import tokens
+from bot.stories.cluster import Signature, stems
 from bot.timing import rough
 
 # A sighting this long after the story's latest one is news again: the story had gone quiet.
@@ -13,20 +13,23 @@ FOLLOW_UP_GAP = 86400.0
 
 
 def follow_up(
-    earlier_titles: Sequence[str],
+    earlier: Iterable[Signature],
     last_seen: datetime,
     title_terms: Sequence[str],
     now: datetime,
 ) -> str | None:
     """Why a later sighting is a follow-up, or None.
 
-    Its title carries a term the rules matched that no earlier title of the story had
-    (the mission "suspended"), or it comes more than :data:`FOLLOW_UP_GAP` after the
-    story's latest sighting. Terms are compared as the matcher normalised them, word
-    for word, so "police" in an earlier title does not hide "police officers".
+    Its title carries a term the rules matched that no earlier telling of the story had in
+    its title or lead (the mission "suspended"), or it comes more than
+    :data:`FOLLOW_UP_GAP` after the story's latest sighting. Words are compared by their
+    stems, as stories are: "policiers" is not new where "policier" was told, nor is
+    "Canadian police" where the lead said the RCMP's Canadian officers were police.
     """
-    seen = [f" {' '.join(tokens(title))} " for title in earlier_titles]
-    new = [term for term in dict.fromkeys(title_terms) if not any(f" {term} " in s for s in seen)]
+    told: set[str] = set()
+    for signature in earlier:
+        told |= signature.words
+    new = [term for term in dict.fromkeys(title_terms) if not stems(term) <= told]
     if new:
         return "new in the title: " + ", ".join(new)
     gap = (now - last_seen).total_seconds()

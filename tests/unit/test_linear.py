@@ -18,7 +18,7 @@ from bot.config.load import load_rules
 from bot.config.schema import Settings
 from bot.errors import FetchError
 from bot.feeds.htmltext import html_to_text
-from bot.feeds.identity import story_keys
+from bot.feeds.identity import item_key
 from bot.feeds.parse import read_feed
 from bot.model import Item, Summary
 from bot.rules.match import RuleSet
@@ -85,10 +85,10 @@ def test_html_to_text_is_linear(make: Callable[[int], str], size: int) -> None:
         pytest.param(repeat("ﾊﾞa"), id="half-width-kana"),
     ],
 )
-def test_tokens_spans_and_story_keys_are_linear(make: Callable[[int], str]) -> None:
+def test_tokens_spans_and_title_keys_are_linear(make: Callable[[int], str]) -> None:
     assert_linear(make, tokens, 40_000)
     assert_linear(make, token_spans, 1_000)
-    assert_linear(make, lambda title: story_keys("https://example.org/a", title), 40_000)
+    assert_linear(make, lambda title: item_key(None, None, title, None), 40_000)
 
 
 # ---------------------------------------------------------------- matching

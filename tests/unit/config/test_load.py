@@ -221,6 +221,10 @@ def test_the_story_window_defaults_to_72h_is_bounded_and_no_longer_than_retentio
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path, {})
     assert "stories.window (5d) must not be longer than retention.sent (4d)" in str(caught.value)
+    (tmp_path / "settings.yaml").write_text("stories: {window: 10d}\nretention: {seen: 7d}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, {})
+    assert "stories.window (10d) must not be longer than retention.seen (7d)" in str(caught.value)
     (tmp_path / "settings.yaml").write_text("stories: {window: 12h}\nretention: {sent: 1d}\n")
     assert load_config(tmp_path, {}).settings.stories.window == 12 * 3600
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.feeds import identity
-from bot.feeds.identity import canonical_link, item_key, story_keys
+from bot.feeds.identity import canonical_link, item_key
 
 
 @pytest.mark.parametrize(
@@ -52,16 +52,6 @@ def test_hash_key_uses_normalized_title_and_date() -> None:
     )
     assert item_key(None, None, "Same", when) != item_key(None, None, "Same", None)
     assert item_key(None, None, "Same", None) != item_key(None, None, "Other", None)
-
-
-def test_story_keys() -> None:
-    link, title = story_keys("https://x.org/a?utm_campaign=z", "RCMP in Iraq")
-    assert link == "link:https://x.org/a"
-    assert title.startswith("title:") and len(title) == len("title:") + 64
-    assert story_keys(None, "RCMP in Iraq") == (title,)
-    assert story_keys("https://X.org/a#top", "r.c.m.p. IN iraq!") != (link, title)
-    assert story_keys(None, "rcmp  IN iraq!")[0] == title
-    assert story_keys("", "   ") == ()
 
 
 def test_canonical_link_shortcut_equals_urlsplit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,7 +47,6 @@ def test_rss20_text_links_dates_and_ttl() -> None:
     assert first.link == (
         "https://news.example.org/en/news/2024/rcmp-iraq?utm_source=rss&utm_medium=feed&id=7#top"
     )
-    assert first.story_keys[0] == "link:https://news.example.org/en/news/2024/rcmp-iraq?id=7"
     assert first.summary == "Canadian police will train Iraqi officers.\nSecond paragraph & more."
     assert first.content == "Full story: the mission begins.\nOne\nTwo"
     assert first.published == at(2024, 3, 5, 19, 30)

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config.yamlfile import read_tree
-from bot.feeds.identity import story_keys
+from bot.feeds.identity import canonical_link
 from bot.stories.cluster import Signature, StoryIndex, signature
+from bot.text import tokens
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "stories"
 FIELDS = ("story", "title", "lead", "link", "language", "source", "published")
@@ -85,7 +86,9 @@ def by_exact_keys(items: list[Labelled]) -> list[set[str]]:
     """The clusters that identity by exact canonical link or normalised title gives."""
     clusters: list[tuple[set[str], set[str]]] = []  # (keys, items)
     for item in items:
-        keys = set(story_keys(item.link, item.title))
+        keys = {" ".join(tokens(item.title))} | (
+            {canonical_link(item.link)} if item.link else set()
+        )
         joined = [c for c in clusters if c[0] & keys]
         merged = (keys.union(*(c[0] for c in joined)), {item.where}.union(*(c[1] for c in joined)))
         clusters = [c for c in clusters if c not in joined] + [merged]
