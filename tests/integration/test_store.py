@@ -429,10 +429,16 @@ def test_a_story_stays_open_while_it_is_sighted_within_its_window(store: Store) 
     after = _later(store, item("k4", "http://n/4", "Police mission"), 73 + 73, "After")
     assert (after.queued, after.duplicates) == (1, 0)
     entries = store.claim_outbox("s", T0 + timedelta(days=7), 60, 10, due_only=True)
+    # "Inside" came after a day of quiet: a follow-up, which replies once the alert is out.
     assert [(e.alert.item_key, e.also_reported_by) for e in entries if e.alert] == [
-        ("k1", ("Inside", "Still")),
+        ("k1", ("Still",)),
         ("k4", ()),
     ]
+    assert [e for e in entries if e.sighting] == []
+    store.mark_sent([e.id for e in entries], "s", T0 + timedelta(days=7))
+    (reply,) = store.claim_outbox("s", T0 + timedelta(days=7), 60, 10, due_only=True)
+    assert reply.sighting is not None and reply.sighting.source == "Inside"
+    assert reply.sighting.follow_up == "first report in 71h"
 
 
 def test_a_story_window_is_the_polls(store: Store) -> None:
