@@ -438,7 +438,7 @@ def test_a_story_stays_open_while_it_is_sighted_within_its_window(store: Store) 
     store.mark_sent([e.id for e in entries], "s", T0 + timedelta(days=7))
     (reply,) = store.claim_outbox("s", T0 + timedelta(days=7), 60, 10, due_only=True)
     assert reply.sighting is not None and reply.sighting.source == "Inside"
-    assert reply.sighting.follow_up == "first report in 71h"
+    assert reply.sighting.follow_up == "first report in 3d"
 
 
 def test_a_story_window_is_the_polls(store: Store) -> None:
