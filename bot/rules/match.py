@@ -47,7 +47,14 @@ from bot.rules.query import (
     parse,
 )
 from bot.rules.regex import Pattern, RegexSet, compile_regex, regex_set
-from bot.rules.stem import NAMED_MARK, STEM_MARK, compared_in, stem_keys, term_keys
+from bot.rules.stem import (
+    NAMED_MARK,
+    READS_ACCENTS,
+    STEM_MARK,
+    compared_in,
+    stem_keys,
+    term_keys,
+)
 from bot.text import accented_tokens, normalize, tokens
 
 Path = tuple[str | int, ...]
@@ -234,6 +241,7 @@ class _ItemState:
         "item",
         "keys",
         "normalized",
+        "padded",
         "regex_results",
         "regexes",
         "stem_index",
@@ -247,12 +255,14 @@ class _ItemState:
         fields: list[list[str]],
         keys: list[frozenset[str]],
         stems: list[StemTokens] = _NO_STEMS,
+        padded: Sequence[str] = ("", "", ""),
     ) -> None:
         self.item = item
         self.regexes = regexes
         self.fields = fields
         self.keys = keys  # each field's known words and stem keys
         self.stems = stems
+        self.padded = padded
         self.stem_index: list[dict[str, list[str]] | None] = [None, None, None]
         self.normalized: list[str | None] = [None, None, None]
         self.regex_results: dict[int, frozenset[int] | dict[int, bool]] = {}
@@ -266,8 +276,9 @@ class _ItemState:
         present = keys.intersection(self.keys[field])
         found = dict.fromkeys(t for key in present for t in self._by_key(field)[key])
         found.update(dict.fromkeys(words.intersection(self.keys[field])))
-        if len(found) > 1:
-            return sorted(found, key=self.fields[field].index)
+        if len(found) > 1:  # by first place in the padded text, found in C
+            padded = self.padded[field]
+            return sorted(found, key=lambda token: padded.find(f" {token} "))
         return list(found)
 
     def _by_key(self, field: int) -> dict[str, list[str]]:
@@ -430,7 +441,9 @@ class RuleSet:
         stemmed = [t for t in terms if isinstance(t, Term) and t.stem is not None]
         # Bare word~ terms are stemmed in these languages (all in DEFAULT_LANGUAGES), word~xx
         # terms in these: an item's words get keys in each (bot.rules.stem.compared_in).
-        self._bare_languages = tuple(sorted({x for t in stemmed if not t.stem for x in t.languages}))
+        self._bare_languages = tuple(
+            sorted({x for t in stemmed if not t.stem for x in t.languages})
+        )
         self._named_languages = tuple(sorted({t.stem for t in stemmed if t.stem}))
         self._stem_keys = frozenset().union(*map(_stem_keys, stemmed))
         # Per language an item is read in (None: every language of the bare terms), the
@@ -488,7 +501,11 @@ class RuleSet:
                         (f for f in self._fields if f < field and item.text(FIELDS[f]) == text),
                         None,
                     )
-                    found = stems[same] if same is not None else self._present_stems(words, text, language)
+                    found = (
+                        stems[same]
+                        if same is not None
+                        else self._present_stems(words, text, language)
+                    )
                     stems[field] = found
                     if found:
                         keys_by_field[field] = keys_by_field[field].union(*found.values())
@@ -512,7 +529,7 @@ class RuleSet:
             return []
         padded = [f" {' '.join(words)} " if words else "" for words in fields]
         whole = "\n".join(padded)
-        regex = _ItemState(item, self._regexes, fields, keys_by_field, stems)
+        regex = _ItemState(item, self._regexes, fields, keys_by_field, stems, padded)
         conditions = self._conditions
         matches = []
         for i in sorted(candidates):
@@ -547,6 +564,8 @@ class RuleSet:
         for word in unique.difference(known):
             self._remember_stems(word, language, known, stem_tokens)
         found = {word: known[word] for word in unique.intersection(stem_tokens)}
+        if not self._reads_accents(language):
+            return found
         for token, form in accented_tokens(text):
             keys = known.get(form)
             if keys is None:
@@ -554,6 +573,12 @@ class RuleSet:
             if keys:
                 found[token] = found[token] | keys if token in found else keys
         return found
+
+    def _reads_accents(self, language: str | None) -> bool:
+        """Whether an item read in ``language`` is stemmed in some language that reads the
+        written forms of words."""
+        bare = compared_in(self._bare_languages, language)
+        return not READS_ACCENTS.isdisjoint((*bare, *self._named_languages))
 
     def _remember_stems(
         self, word: str, language: str | None, known: dict[str, frozenset[str]], has: set[str]
@@ -782,7 +807,10 @@ RegexCheck = _ItemState
 Check = Callable[[frozenset[str], list[frozenset[str]], str, list[str], RegexCheck], bool]
 HitCheck = Callable[[list[frozenset[str]], list[str], RegexCheck], bool]
 Hits = Callable[[list[frozenset[str]], list[str], RegexCheck], tuple[Hit, ...]]
-Found = Hits  # the hits of one leaf in one field
+# A step of a rule's hits: a leaf's hit and check in one field, or for a word~ term (no
+# check) the field, the word, its stem keys, both, and the field's name.
+_HitStep = tuple[Hit, HitCheck | None, int, frozenset[str], frozenset[str], frozenset[str], Field]
+_NO_HIT = Hit("", "title")
 
 
 class _Builder:
@@ -814,11 +842,15 @@ class _Builder:
     def hits(self, reported: list[Term | Regex]) -> Hits:
         """The hits of a matched rule, in report order: each positive leaf in each field."""
         checks: list[tuple[Hit, HitCheck]] = []
-        finders: list[Found] = []  # a word~ term's hits are the item's words: found per item
+        # Each leaf in each field, in report order: a plain leaf's hit and check, or (no
+        # check) a word~ term's field, word, stem keys and both, whose hits are the item's
+        # words, found per item (one loop, not a closure per leaf and field).
+        steps: list[_HitStep] = []
         for leaf in reported:
             for field in _fields(leaf):
                 if isinstance(leaf, Term) and leaf.stem is not None:
-                    finders.append(_stem_hits(leaf, field))
+                    word, stems = frozenset(leaf.tokens), _stem_keys(leaf)
+                    steps.append((_NO_HIT, None, field, word, stems, stems | word, FIELDS[field]))
                     continue
                 if isinstance(leaf, Regex):
                     check = _regex_field_check(self.regex_id(leaf.pattern), leaf.pattern, field)
@@ -827,13 +859,23 @@ class _Builder:
                 else:
                     check = _pattern_in_field(term_pattern(leaf), field)
                 checks.append((Hit(leaf.text, FIELDS[field]), check))
-                finders.append(_hit_if(checks[-1][0], check))
+                steps.append(
+                    (checks[-1][0], check, field, _NO_KEYS, _NO_KEYS, _NO_KEYS, FIELDS[field])
+                )
         texts = [leaf.text for leaf in reported]
         unique = len(set(texts)) == len(texts)  # else a hit may repeat: keep its first place
-        if len(checks) < len(finders):
+        if len(checks) < len(steps):
 
             def stemmed(F: list[frozenset[str]], P: list[str], R: RegexCheck) -> tuple[Hit, ...]:
-                return tuple(dict.fromkeys(hit for finder in finders for hit in finder(F, P, R)))
+                found: dict[Hit, None] = {}
+                for hit, check, field, word, stems, keys, name in steps:
+                    if check is not None:
+                        if check(F, P, R):
+                            found[hit] = None
+                    elif not keys.isdisjoint(F[field]):
+                        for form in R.forms(field, word, stems):
+                            found[Hit(form, name)] = None
+                return tuple(found)
 
             return stemmed
 
@@ -953,25 +995,6 @@ def _stem_check(term: Term) -> Check:
     if fields == _ALL_FIELDS:
         return lambda K, F, A, P, R: not keys.isdisjoint(K)
     return lambda K, F, A, P, R: any(not keys.isdisjoint(F[f]) for f in fields)
-
-
-def _stem_hits(term: Term, field: int) -> Found:
-    """A ``word~`` term's hits in one field: one per form of the word the field holds."""
-    word = frozenset(term.tokens)
-    stems = _stem_keys(term)
-    keys = stems | word
-    name = FIELDS[field]
-
-    def found(F: list[frozenset[str]], P: list[str], R: RegexCheck) -> tuple[Hit, ...]:
-        if keys.isdisjoint(F[field]):
-            return ()
-        return tuple([Hit(form, name) for form in R.forms(field, word, stems)])
-
-    return found
-
-
-def _hit_if(hit: Hit, check: HitCheck) -> Found:
-    return lambda F, P, R: (hit,) if check(F, P, R) else ()
 
 
 def _regex_check(regex_id: int, regex: Regex) -> Check:

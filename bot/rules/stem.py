@@ -108,9 +108,7 @@ def compared_in(languages: tuple[str, ...], item_language: str | None) -> tuple[
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def stem_keys(
-    word: str, languages: tuple[str, ...], mark: str = STEM_MARK
-) -> frozenset[str]:
+def stem_keys(word: str, languages: tuple[str, ...], mark: str = STEM_MARK) -> frozenset[str]:
     """The keys of an item's ``word`` (a token, or a token's written form) in each of
     ``languages``.
 
@@ -118,12 +116,19 @@ def stem_keys(
     """
     folded = normalize(word)
     script = _script(folded)
+    both = (word, folded) if word != folded else (folded,)
     return frozenset(
         f"{mark}{language}:{normalize(_stemmer(language).stemWord(form))}"
         for language in languages
         if script in _SCRIPTS[language]
-        for form in {word, folded}
+        for form in (both if language in READS_ACCENTS else (folded,))
     )
+
+
+READS_ACCENTS = frozenset(LANGUAGES) - {"en"}
+"""The stemmers that read a word as written: all but English's, whose alphabet is a-z and
+which reads a word as normalized only (``protégés`` as ``proteges``), so an item read in
+English alone needs no written forms."""
 
 
 # The alphabets each stemmer reads: a stemmer leaves a word of another alphabet as it is,
@@ -149,9 +154,7 @@ def _script(word: str) -> str | None:
     return unicodedata.name(letter, "").partition(" ")[0] if letter else None
 
 
-def term_keys(
-    word: str, languages: tuple[str, ...], mark: str = STEM_MARK
-) -> frozenset[str]:
+def term_keys(word: str, languages: tuple[str, ...], mark: str = STEM_MARK) -> frozenset[str]:
     """The keys of a ``word~`` term's word as written: those of :func:`stem_keys` but the
     stems cut shorter than :data:`MIN_STEM` (the word itself always matches)."""
     folded = normalize(word)
