@@ -10,7 +10,8 @@ word or a stem key of a ``word~`` term), one alternative of which must occur
 for the rule to match -- ``(a OR "b c") d`` needs {a} or {b, c}, and {d}. Per
 item, one C-level set intersection of the tokens with all known words gives the
 keys present (and, when some rule has a ``word~`` term, of the tokens with those
-whose stem keys are in use, each token stemmed once per rule set); each rule is indexed by
+whose stem keys are in use, each token stemmed once per rule set and item language: an
+item of known language is stemmed in that language only); each rule is indexed by
 the clause whose keys are rarest in the items seen so far (any clause is exact,
 so the pick only changes speed), and only rules whose index key occurs are
 evaluated, by closures built from the rule's query tree: a word is a set
