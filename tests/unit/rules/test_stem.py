@@ -13,7 +13,7 @@ from bot.config.schema import Rule
 from bot.errors import QueryError
 from bot.model import FIELDS, Hit, Item
 from bot.rules.explain import explain, found_terms
-from bot.rules.match import RuleSet, compile_rule, stem_term_keys
+from bot.rules.match import RuleSet, compile_rule
 from bot.rules.query import And, Near, Node, Not, Or, Term, parse
 from bot.rules.stem import compared_in, stem_keys, term_keys, written
 from bot.text import accented_tokens, token_spans, tokens
