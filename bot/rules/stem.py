@@ -17,9 +17,11 @@ stems are roots of three letters) is therefore not used, unless it is the word i
 (the text's stems are all kept: ``war~`` matches "wars", stemmed "war").
 
 An item whose language is known is read in that language only (:func:`compared_in`):
-a bare ``word~`` meets a French item's words through French stems alone, so English
-``policies`` (French ``polic``) no longer meets ``police~`` there, while ``word~en``,
-whose writer named the language, meets every item's words through English stems.
+a bare ``word~`` meets an English item's words through English stems alone, so
+``policies`` (which French, not English, cuts to ``polic`` like ``police``) no longer
+meets ``police~`` there, while ``word~en``, whose writer named the language, meets every
+item's words through English stems. English, whose stemmer knows only a-z, reads words
+as normalized only (:data:`READS_ACCENTS`).
 """
 
 from __future__ import annotations
