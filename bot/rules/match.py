@@ -1042,8 +1042,11 @@ def _near_check(near: Near) -> Check:
         if not all(any(words <= K for words in clause) for clause in clauses):
             return False
         for f, a, b, sa, sb in both:
-            left = a + _form_patterns(R, f, sa) if sa else a
-            right = b + _form_patterns(R, f, sb) if sb else b
+            if not P[f]:
+                continue
+            keys = F[f]  # a side's other forms are looked for only if the field has its keys
+            left = a + _form_patterns(R, f, sa) if sa and not sa[1].isdisjoint(keys) else a
+            right = b + _form_patterns(R, f, sb) if sb and not sb[1].isdisjoint(keys) else b
             if _near_in(P[f], left, right, distance):
                 return True
         return False
