@@ -10,7 +10,8 @@ word or a stem key of a ``word~`` term), one alternative of which must occur
 for the rule to match -- ``(a OR "b c") d`` needs {a} or {b, c}, and {d}. Per
 item, one C-level set intersection of the tokens with all known words gives the
 keys present (and, when some rule has a ``word~`` term, of the tokens with those
-whose stem keys are in use, each token stemmed once per rule set); each rule is indexed by
+whose stem keys are in use, each token stemmed once per rule set and item language: an
+item of known language is stemmed in that language only); each rule is indexed by
 the clause whose keys are rarest in the items seen so far (any clause is exact,
 so the pick only changes speed), and only rules whose index key occurs are
 evaluated, by closures built from the rule's query tree: a word is a set
@@ -47,7 +48,14 @@ from bot.rules.query import (
     parse,
 )
 from bot.rules.regex import Pattern, RegexSet, compile_regex, regex_set
-from bot.rules.stem import stem_keys, term_keys
+from bot.rules.stem import (
+    NAMED_MARK,
+    READS_ACCENTS,
+    STEM_MARK,
+    compared_in,
+    stem_keys,
+    term_keys,
+)
 from bot.text import accented_tokens, normalize, tokens
 
 Path = tuple[str | int, ...]
@@ -188,8 +196,17 @@ def term_pattern(term: Term) -> str:
 
 
 def stem_term_keys(term: Term) -> frozenset[str]:
-    """The stem keys of a ``word~`` term: an item token sharing one is one of its forms."""
+    """The stem keys of a ``word~`` term in every language it is stemmed in: a token sharing
+    one is one of its forms in some language (the matcher reads an item of known language
+    in that language only, :func:`bot.rules.stem.compared_in`)."""
     return term_keys(term.written, term.languages)
+
+
+def _stem_keys(term: Term) -> frozenset[str]:
+    """The keys the matcher looks up for a ``word~`` term: a bare ``word~``'s under
+    :data:`STEM_MARK`, met by an item's words in the item's language; a ``word~xx``'s under
+    :data:`NAMED_MARK`, met by every item's words in ``xx``."""
+    return term_keys(term.written, term.languages, NAMED_MARK if term.stem else STEM_MARK)
 
 
 def leaves(node: Node, negated: bool = False) -> Iterable[tuple[Term | Regex, bool]]:
@@ -225,6 +242,7 @@ class _ItemState:
         "item",
         "keys",
         "normalized",
+        "padded",
         "regex_results",
         "regexes",
         "stem_index",
@@ -238,12 +256,14 @@ class _ItemState:
         fields: list[list[str]],
         keys: list[frozenset[str]],
         stems: list[StemTokens] = _NO_STEMS,
+        padded: Sequence[str] = ("", "", ""),
     ) -> None:
         self.item = item
         self.regexes = regexes
         self.fields = fields
         self.keys = keys  # each field's known words and stem keys
         self.stems = stems
+        self.padded = padded
         self.stem_index: list[dict[str, list[str]] | None] = [None, None, None]
         self.normalized: list[str | None] = [None, None, None]
         self.regex_results: dict[int, frozenset[int] | dict[int, bool]] = {}
@@ -257,8 +277,9 @@ class _ItemState:
         present = keys.intersection(self.keys[field])
         found = dict.fromkeys(t for key in present for t in self._by_key(field)[key])
         found.update(dict.fromkeys(words.intersection(self.keys[field])))
-        if len(found) > 1:
-            return sorted(found, key=self.fields[field].index)
+        if len(found) > 1:  # by first place in the padded text, found in C
+            padded = self.padded[field]
+            return sorted(found, key=lambda token: padded.find(f" {token} "))
         return list(found)
 
     def _by_key(self, field: int) -> dict[str, list[str]]:
@@ -313,7 +334,7 @@ class _Regexes(list[Pattern]):
 
 # Trigger keys: a token, PREFIX_MARK + the first PREFIX_HEAD letters of a prefix,
 # LITERAL_MARK + a run of at least MIN_LITERAL characters a regex cannot match without,
-# or a stem key (bot.rules.stem.STEM_MARK + language + ":" + stem) of a word~ term.
+# or a stem key (STEM_MARK or NAMED_MARK + language + ":" + stem) of a word~ term.
 PREFIX_MARK = "\x00"
 LITERAL_MARK = "\x01"
 MIN_LITERAL = 3
@@ -419,10 +440,17 @@ class RuleSet:
         terms = [leaf for r in self.rules for leaf, _ in leaves(r.condition)]
         self._words = frozenset(w for t in terms if isinstance(t, Term) for w in _known_words(t))
         stemmed = [t for t in terms if isinstance(t, Term) and t.stem is not None]
-        self._stem_languages = tuple(sorted({lang for t in stemmed for lang in t.languages}))
-        self._stem_keys = frozenset().union(*map(stem_term_keys, stemmed))
-        self._token_stems: dict[str, frozenset[str]] = {}  # token or form -> its keys in use
-        self._stem_tokens: set[str] = set()  # the tokens and forms having some key in use
+        # Bare word~ terms are stemmed in these languages (all in DEFAULT_LANGUAGES), word~xx
+        # terms in these: an item's words get keys in each (bot.rules.stem.compared_in).
+        self._bare_languages = tuple(
+            sorted({x for t in stemmed if not t.stem for x in t.languages})
+        )
+        self._named_languages = tuple(sorted({t.stem for t in stemmed if t.stem}))
+        self._stem_keys = frozenset().union(*map(_stem_keys, stemmed))
+        # Per language an item is read in (None: every language of the bare terms), the
+        # tokens and written forms seen, with their keys in use, and those having some.
+        self._token_stems: dict[str | None, dict[str, frozenset[str]]] = {}
+        self._stem_tokens: dict[str | None, set[str]] = {}
         self._priors = _priors(terms, clauses)
         self._all_heads = frozenset(k[len(PREFIX_MARK) :] for k in self._priors if _is_head(k))
         self._all_literals = frozenset(
@@ -461,6 +489,7 @@ class RuleSet:
         keys_by_field = [_NO_KEYS, _NO_KEYS, _NO_KEYS]
         stems = _NO_STEMS
         known = self._words
+        language = item.language if item.language in self._bare_languages else None
         for field in self._fields:
             text = item.text(FIELDS[field])
             if text:
@@ -473,7 +502,11 @@ class RuleSet:
                         (f for f in self._fields if f < field and item.text(FIELDS[f]) == text),
                         None,
                     )
-                    found = stems[same] if same is not None else self._present_stems(words, text)
+                    found = (
+                        stems[same]
+                        if same is not None
+                        else self._present_stems(words, text, language)
+                    )
                     stems[field] = found
                     if found:
                         keys_by_field[field] = keys_by_field[field].union(*found.values())
@@ -497,7 +530,7 @@ class RuleSet:
             return []
         padded = [f" {' '.join(words)} " if words else "" for words in fields]
         whole = "\n".join(padded)
-        regex = _ItemState(item, self._regexes, fields, keys_by_field, stems)
+        regex = _ItemState(item, self._regexes, fields, keys_by_field, stems, padded)
         conditions = self._conditions
         matches = []
         for i in sorted(candidates):
@@ -516,34 +549,49 @@ class RuleSet:
                 found.update(heads.intersection(map(_HEAD, words)))
         return {PREFIX_MARK + head for head in found}
 
-    def _present_stems(self, words: list[str], text: str) -> StemTokens:
-        """The tokens of one field that have stem keys some rule uses, with those keys.
+    def _present_stems(self, words: list[str], text: str, language: str | None) -> StemTokens:
+        """The tokens of one field that have stem keys some rule uses, with those keys, for
+        an item read in ``language`` (None: in every language of the bare ``word~`` terms).
 
-        A token's keys are looked up once per rule set (set operations in C do the rest),
-        and a token written with accents adds the keys of its written form.
+        A token's keys are looked up once per rule set and language (set operations in C
+        do the rest), and a token written with accents adds the keys of its written form.
         """
         unique = set(words)
-        known = self._token_stems
-        if len(known) > TOKEN_CACHE:
-            known.clear()
-            self._stem_tokens.clear()
+        known = self._token_stems.get(language)
+        if known is None or len(known) > TOKEN_CACHE:
+            known = self._token_stems[language] = {}
+            self._stem_tokens[language] = set()
+        stem_tokens = self._stem_tokens[language]
         for word in unique.difference(known):
-            self._remember_stems(word)
-        found = {word: known[word] for word in unique.intersection(self._stem_tokens)}
+            self._remember_stems(word, language, known, stem_tokens)
+        found = {word: known[word] for word in unique.intersection(stem_tokens)}
+        if not self._reads_accents(language):
+            return found
         for token, form in accented_tokens(text):
             keys = known.get(form)
             if keys is None:
-                keys = self._remember_stems(form)
+                keys = self._remember_stems(form, language, known, stem_tokens)
             if keys:
                 found[token] = found[token] | keys if token in found else keys
         return found
 
-    def _remember_stems(self, word: str) -> frozenset[str]:
-        keys = self._token_stems[word] = self._stem_keys.intersection(
-            stem_keys(word, self._stem_languages)
-        )
+    def _reads_accents(self, language: str | None) -> bool:
+        """Whether an item read in ``language`` is stemmed in some language that reads the
+        written forms of words."""
+        bare = compared_in(self._bare_languages, language)
+        return not READS_ACCENTS.isdisjoint((*bare, *self._named_languages))
+
+    def _remember_stems(
+        self, word: str, language: str | None, known: dict[str, frozenset[str]], has: set[str]
+    ) -> frozenset[str]:
+        bare = compared_in(self._bare_languages, language)
+        keys = self._stem_keys.intersection(stem_keys(word, bare)) if bare else _NO_KEYS
+        if self._named_languages:
+            named = stem_keys(word, self._named_languages, NAMED_MARK)
+            keys = keys.union(self._stem_keys.intersection(named))
+        known[word] = keys
         if keys:
-            self._stem_tokens.add(word)
+            has.add(word)
         return keys
 
     def _present_literals(self, fields: list[list[str]]) -> set[str]:
@@ -647,7 +695,7 @@ def _term_clause(term: Term) -> Clause | None:
     """Keys that all occur when ``term`` does: its whole words, else its prefix's head; a
     ``word~`` term, the word or one of its stem keys."""
     if term.stem is not None:
-        keys = (term.tokens[0], *stem_term_keys(term))
+        keys = (term.tokens[0], *_stem_keys(term))
         return frozenset(frozenset((key,)) for key in keys)
     words = _words(term)
     if words:
@@ -760,7 +808,10 @@ RegexCheck = _ItemState
 Check = Callable[[frozenset[str], list[frozenset[str]], str, list[str], RegexCheck], bool]
 HitCheck = Callable[[list[frozenset[str]], list[str], RegexCheck], bool]
 Hits = Callable[[list[frozenset[str]], list[str], RegexCheck], tuple[Hit, ...]]
-Found = Hits  # the hits of one leaf in one field
+# A step of a rule's hits: a leaf's hit and check in one field, or for a word~ term (no
+# check) the field, the word, its stem keys, both, and the field's name.
+_HitStep = tuple[Hit, HitCheck | None, int, frozenset[str], frozenset[str], frozenset[str], Field]
+_NO_HIT = Hit("", "title")
 
 
 class _Builder:
@@ -792,11 +843,15 @@ class _Builder:
     def hits(self, reported: list[Term | Regex]) -> Hits:
         """The hits of a matched rule, in report order: each positive leaf in each field."""
         checks: list[tuple[Hit, HitCheck]] = []
-        finders: list[Found] = []  # a word~ term's hits are the item's words: found per item
+        # Each leaf in each field, in report order: a plain leaf's hit and check, or (no
+        # check) a word~ term's field, word, stem keys and both, whose hits are the item's
+        # words, found per item (one loop, not a closure per leaf and field).
+        steps: list[_HitStep] = []
         for leaf in reported:
             for field in _fields(leaf):
                 if isinstance(leaf, Term) and leaf.stem is not None:
-                    finders.append(_stem_hits(leaf, field))
+                    word, stems = frozenset(leaf.tokens), _stem_keys(leaf)
+                    steps.append((_NO_HIT, None, field, word, stems, stems | word, FIELDS[field]))
                     continue
                 if isinstance(leaf, Regex):
                     check = _regex_field_check(self.regex_id(leaf.pattern), leaf.pattern, field)
@@ -805,13 +860,23 @@ class _Builder:
                 else:
                     check = _pattern_in_field(term_pattern(leaf), field)
                 checks.append((Hit(leaf.text, FIELDS[field]), check))
-                finders.append(_hit_if(checks[-1][0], check))
+                steps.append(
+                    (checks[-1][0], check, field, _NO_KEYS, _NO_KEYS, _NO_KEYS, FIELDS[field])
+                )
         texts = [leaf.text for leaf in reported]
         unique = len(set(texts)) == len(texts)  # else a hit may repeat: keep its first place
-        if len(checks) < len(finders):
+        if len(checks) < len(steps):
 
             def stemmed(F: list[frozenset[str]], P: list[str], R: RegexCheck) -> tuple[Hit, ...]:
-                return tuple(dict.fromkeys(hit for finder in finders for hit in finder(F, P, R)))
+                found: dict[Hit, None] = {}
+                for hit, check, field, word, stems, keys, name in steps:
+                    if check is not None:
+                        if check(F, P, R):
+                            found[hit] = None
+                    elif not keys.isdisjoint(F[field]):
+                        for form in R.forms(field, word, stems):
+                            found[Hit(form, name)] = None
+                return tuple(found)
 
             return stemmed
 
@@ -910,7 +975,7 @@ def _word_alternatives(
         if isinstance(child, Term) and len(child.tokens) == 1 and not child.prefix:
             keys = frozenset(child.tokens)
             if child.stem is not None:
-                keys |= stem_term_keys(child)
+                keys |= _stem_keys(child)
             fields = _fields(child)
             words[fields] = words.get(fields, frozenset()) | keys
         else:
@@ -927,29 +992,10 @@ def _words_check(keys: frozenset[str], fields: tuple[int, ...]) -> Check:
 def _stem_check(term: Term) -> Check:
     """``word~``: the word itself or one of its stem keys among the keys of its fields."""
     fields = _fields(term)
-    keys = frozenset((term.tokens[0], *stem_term_keys(term)))
+    keys = frozenset((term.tokens[0], *_stem_keys(term)))
     if fields == _ALL_FIELDS:
         return lambda K, F, A, P, R: not keys.isdisjoint(K)
     return lambda K, F, A, P, R: any(not keys.isdisjoint(F[f]) for f in fields)
-
-
-def _stem_hits(term: Term, field: int) -> Found:
-    """A ``word~`` term's hits in one field: one per form of the word the field holds."""
-    word = frozenset(term.tokens)
-    stems = stem_term_keys(term)
-    keys = stems | word
-    name = FIELDS[field]
-
-    def found(F: list[frozenset[str]], P: list[str], R: RegexCheck) -> tuple[Hit, ...]:
-        if keys.isdisjoint(F[field]):
-            return ()
-        return tuple([Hit(form, name) for form in R.forms(field, word, stems)])
-
-    return found
-
-
-def _hit_if(hit: Hit, check: HitCheck) -> Found:
-    return lambda F, P, R: (hit,) if check(F, P, R) else ()
 
 
 def _regex_check(regex_id: int, regex: Regex) -> Check:
@@ -996,8 +1042,11 @@ def _near_check(near: Near) -> Check:
         if not all(any(words <= K for words in clause) for clause in clauses):
             return False
         for f, a, b, sa, sb in both:
-            left = a + _form_patterns(R, f, sa) if sa else a
-            right = b + _form_patterns(R, f, sb) if sb else b
+            if not P[f]:
+                continue
+            keys = F[f]  # a side's other forms are looked for only if the field has its keys
+            left = a + _form_patterns(R, f, sa) if sa and not sa[1].isdisjoint(keys) else a
+            right = b + _form_patterns(R, f, sb) if sb and not sb[1].isdisjoint(keys) else b
             if _near_in(P[f], left, right, distance):
                 return True
         return False
@@ -1013,7 +1062,7 @@ def _stemmed(terms: Iterable[Term]) -> Stemmed:
     if not stemmed:
         return None
     words = frozenset(t.tokens[0] for t in stemmed)
-    return words, frozenset().union(*map(stem_term_keys, stemmed))
+    return words, frozenset().union(*map(_stem_keys, stemmed))
 
 
 def _form_patterns(

@@ -15,6 +15,13 @@ harmful enough to rule out: a stemmer that cuts a word down to a few letters
 of a rule's word shorter than :data:`MIN_STEM` letters (3 in Arabic script, where
 stems are roots of three letters) is therefore not used, unless it is the word itself
 (the text's stems are all kept: ``war~`` matches "wars", stemmed "war").
+
+An item whose language is known is read in that language only (:func:`compared_in`):
+a bare ``word~`` meets an English item's words through English stems alone, so
+``policies`` (which French, not English, cuts to ``polic`` like ``police``) no longer
+meets ``police~`` there, while ``word~en``, whose writer named the language, meets every
+item's words through English stems. English, whose stemmer knows only a-z, reads words
+as normalized only (:data:`READS_ACCENTS`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ import Stemmer
 from bot.text import normalize
 
 STEM_MARK = "\x02"
+NAMED_MARK = "\x03"
+"""The mark of the keys of ``word~xx`` terms (named language), which an item's words get in
+``xx`` whatever the item's language, apart from the keys of bare ``word~`` terms."""
 MIN_STEM = 4
 _MIN_STEM_BY_LANGUAGE = {"ar": 3, "fa": 3}
 
@@ -91,8 +101,16 @@ def _min_stem(language: str) -> int:
     return _MIN_STEM_BY_LANGUAGE.get(language, MIN_STEM)
 
 
+def compared_in(languages: tuple[str, ...], item_language: str | None) -> tuple[str, ...]:
+    """The languages in which a ``word~`` term stemmed in ``languages`` meets the words of
+    an item in ``item_language``: that language alone when it is one of the term's (a
+    French item is read as French), else all of them (an unknown language, or one the
+    term is not stemmed in, such as Dutch for a bare ``word~``)."""
+    return (item_language,) if item_language in languages else languages
+
+
 @functools.lru_cache(maxsize=1 << 16)
-def stem_keys(word: str, languages: tuple[str, ...]) -> frozenset[str]:
+def stem_keys(word: str, languages: tuple[str, ...], mark: str = STEM_MARK) -> frozenset[str]:
     """The keys of an item's ``word`` (a token, or a token's written form) in each of
     ``languages``.
 
@@ -100,12 +118,19 @@ def stem_keys(word: str, languages: tuple[str, ...]) -> frozenset[str]:
     """
     folded = normalize(word)
     script = _script(folded)
+    both = (word, folded) if word != folded else (folded,)
     return frozenset(
-        f"{STEM_MARK}{language}:{normalize(_stemmer(language).stemWord(form))}"
+        f"{mark}{language}:{normalize(_stemmer(language).stemWord(form))}"
         for language in languages
         if script in _SCRIPTS[language]
-        for form in {word, folded}
+        for form in (both if language in READS_ACCENTS else (folded,))
     )
+
+
+READS_ACCENTS = frozenset(LANGUAGES) - {"en"}
+"""The stemmers that read a word as written: all but English's, whose alphabet is a-z and
+which reads a word as normalized only (``protégés`` as ``proteges``), so an item read in
+English alone needs no written forms."""
 
 
 # The alphabets each stemmer reads: a stemmer leaves a word of another alphabet as it is,
@@ -131,13 +156,13 @@ def _script(word: str) -> str | None:
     return unicodedata.name(letter, "").partition(" ")[0] if letter else None
 
 
-def term_keys(word: str, languages: tuple[str, ...]) -> frozenset[str]:
+def term_keys(word: str, languages: tuple[str, ...], mark: str = STEM_MARK) -> frozenset[str]:
     """The keys of a ``word~`` term's word as written: those of :func:`stem_keys` but the
     stems cut shorter than :data:`MIN_STEM` (the word itself always matches)."""
     folded = normalize(word)
     kept = set()
-    for key in stem_keys(word, languages):
-        language, _, stem = key[len(STEM_MARK) :].partition(":")
+    for key in stem_keys(word, languages, mark):
+        language, _, stem = key[len(mark) :].partition(":")
         if len(stem) >= _min_stem(language) or stem == folded:
             kept.add(key)
     return frozenset(kept)

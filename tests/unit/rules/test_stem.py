@@ -13,9 +13,9 @@ from bot.config.schema import Rule
 from bot.errors import QueryError
 from bot.model import FIELDS, Hit, Item
 from bot.rules.explain import explain, found_terms
-from bot.rules.match import RuleSet, compile_rule, stem_term_keys
+from bot.rules.match import RuleSet, compile_rule
 from bot.rules.query import And, Near, Node, Not, Or, Term, parse
-from bot.rules.stem import stem_keys, term_keys, written
+from bot.rules.stem import compared_in, stem_keys, term_keys, written
 from bot.text import accented_tokens, token_spans, tokens
 
 
@@ -200,8 +200,11 @@ def test_a_stemmed_word_matches_any_text_holding_the_word_itself(
     assert _matches(f"{word}~", text)
 
 
-def _occurs(node: Term, words: list[tuple[str, str]]) -> list[tuple[int, int]]:
-    """Positions of a term among (token, written form) pairs, by brute force."""
+def _occurs(
+    node: Term, words: list[tuple[str, str]], language: str | None = None
+) -> list[tuple[int, int]]:
+    """Positions of a term among (token, written form) pairs of an item in ``language``, by
+    brute force: every form stemmed afresh in the languages the term reads it in."""
     if node.stem is None:
         n = len(node.tokens)
         return [
@@ -209,32 +212,46 @@ def _occurs(node: Term, words: list[tuple[str, str]]) -> list[tuple[int, int]]:
             for i in range(len(words) - n + 1)
             if [t for t, _ in words[i : i + n]] == list(node.tokens)
         ]
-    keys = stem_term_keys(node)
+    languages = compared_in(node.languages, language)
+    keys = term_keys(node.written, languages)
     return [
         (i, i)
         for i, (token, form) in enumerate(words)
-        if token == node.tokens[0] or not keys.isdisjoint(stem_keys(form, node.languages))
+        if token == node.tokens[0] or not keys.isdisjoint(stem_keys(form, languages))
     ]
 
 
-def _reference(node: Node, item: dict[str, list[tuple[str, str]]]) -> bool:
-    """The meaning of a compiled (scoped) condition, naively, stemming every token afresh."""
+def _reference(
+    node: Node, item: dict[str, list[tuple[str, str]]], language: str | None = None
+) -> bool:
+    """The meaning of a compiled (scoped) condition on an item in ``language``, naively,
+    stemming every token afresh."""
     match node:
         case Term():
-            return any(_occurs(node, item[f]) for f in node.fields or FIELDS)
+            return any(_occurs(node, item[f], language) for f in node.fields or FIELDS)
         case Near(left=left, right=right, distance=d):
             for f in FIELDS:
-                a = [o for t in left if f in (t.fields or FIELDS) for o in _occurs(t, item[f])]
-                b = [o for t in right if f in (t.fields or FIELDS) for o in _occurs(t, item[f])]
+                a = [
+                    o
+                    for t in left
+                    if f in (t.fields or FIELDS)
+                    for o in _occurs(t, item[f], language)
+                ]
+                b = [
+                    o
+                    for t in right
+                    if f in (t.fields or FIELDS)
+                    for o in _occurs(t, item[f], language)
+                ]
                 if any(max(s2 - e1, s1 - e2, 0) <= d for s1, e1 in a for s2, e2 in b):
                     return True
             return False
         case Not(child=child):
-            return not _reference(child, item)
+            return not _reference(child, item, language)
         case And(children=children):
-            return all(_reference(c, item) for c in children)
+            return all(_reference(c, item, language) for c in children)
         case Or(children=children):
-            return any(_reference(c, item) for c in children)
+            return any(_reference(c, item, language) for c in children)
     raise TypeError(node)
 
 
@@ -301,3 +318,67 @@ def test_stem_keys_survive_a_full_token_cache_and_retuning(monkeypatch: pytest.M
         assert [m.rule_id for m in ruleset.match(item)] == expected
         matched += len(expected)
     assert matched > 100
+
+
+# Items in the languages of the forms above, in one the bare word~ does not stem in (nl: read
+# in all of them), and of unknown language.
+_ITEM_LANGUAGES = [None, "en", "fr", "ru", "ar", "de", "nl"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_the_index_agrees_with_reading_each_item_in_its_language(rng: random.Random) -> None:
+    rules = [Rule(id=f"r{i}", title="t", query=_rule_query(rng)) for i in range(20)]
+    ruleset = RuleSet(rules)
+    conditions = [compile_rule(r).condition for r in rules]
+    for _ in range(6):
+        language = rng.choice(_ITEM_LANGUAGES)
+        item = Item("f", "k", _text(rng), summary=_text(rng), language=language)
+        fields = {f: _pairs(item.text(f)) for f in FIELDS}
+        expected = [
+            r.id for r, c in zip(rules, conditions, strict=True) if _reference(c, fields, language)
+        ]
+        assert [m.rule_id for m in ruleset.match(item)] == expected
+
+
+def _matches_in(query: str, text: str, language: str | None) -> bool:
+    rule = Rule(id="r", title="t", query=query)
+    return bool(RuleSet([rule]).match(Item("f", "k", text, language=language)))
+
+
+@pytest.mark.parametrize(("query", "word", "narrowed"), CROSS_LANGUAGE)
+def test_an_item_of_known_language_is_read_in_that_language_only(
+    query: str, word: str, narrowed: str
+) -> None:
+    language = narrowed[-2:]  # the merge comes from another language than this one
+    assert _matches_in(query, word, None)
+    assert not _matches_in(query, word, language)
+
+
+def test_a_french_item_still_meets_french_inflections() -> None:
+    assert _matches_in("policier~", "Policières", "fr")
+    assert _matches_in("police~", "policies", "fr")  # French cuts both to "polic"
+
+
+def test_an_item_in_a_language_the_word_is_not_stemmed_in_is_read_in_all_of_them() -> None:
+    assert _matches_in("police~", "policies", "nl")
+    assert _matches_in("police~", "policies", "ku")
+
+
+def test_a_named_language_is_read_whatever_the_item_language() -> None:
+    # English cuts both to "polici"; French reads "policy" otherwise.
+    assert _matches_in("policier~en", "policy", "fr")
+    assert not _matches_in("policier~", "policy", "fr")
+    rules = [
+        Rule(id="bare", title="t", query="police~"),
+        Rule(id="en", title="t", query="policier~en"),
+    ]
+    found = RuleSet(rules).match(Item("f", "k", "policy policies", language="fr"))
+    assert [m.rule_id for m in found] == ["bare", "en"]
+    assert found[0].hits == (Hit("policies", "title"),)  # not "policy": read in French
+    assert found[1].hits == (Hit("policy", "title"), Hit("policies", "title"))  # English
+
+
+def test_english_reads_a_word_as_normalized_only() -> None:
+    assert stem_keys("protégés", ("en",)) == stem_keys("proteges", ("en",))
+    assert _matches_in("protege~en", "Protégés", "en")
