@@ -46,10 +46,11 @@ from bot.rules.evaluate import evaluate, parse_labelled, report, score, shortfal
 from bot.service.app import close_all, config_secrets, open_notifiers, open_synced_store, run_once
 from bot.service.daemon import serve
 from bot.service.health import last_read
-from bot.store import DailyStats, DigestHeld, FeedState, store_error
+from bot.store import DailyStats, DigestHeld, FeedState, Store, store_error
 from bot.timing import rough
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 @dataclass
@@ -393,12 +394,10 @@ def feeds(ctx: click.Context) -> None:
         return
     obj: Context = ctx.obj
     config = obj.load()
-    store = open_synced_store(config, read_only=True)
-    try:
-        states = {s.feed_id: s for s in store.feed_states()}
-        counts = store.outbox_counts(utcnow())
-    finally:
-        store.close()
+    states, counts = _read(
+        config,
+        lambda store: ({s.feed_id: s for s in store.feed_states()}, store.outbox_counts(utcnow())),
+    )
     now = utcnow()
     rows: list[tuple[str, ...]] = [
         ("FEED", "STATUS", "LAST SUCCESS", "ERROR", "ITEMS", "NEXT POLL", "FAILURES")
@@ -466,11 +465,7 @@ def stats(obj: Context, days: int) -> None:
     per day. Read-only: changes nothing."""
     config = obj.load()
     today = utcnow().date()
-    store = open_synced_store(config, read_only=True)
-    try:
-        daily = store.daily_stats(today - timedelta(days=days - 1))
-    finally:
-        store.close()
+    daily = _read(config, lambda store: store.daily_stats(today - timedelta(days=days - 1)))
     data = _stats_input(
         daily,
         window(today, days),
@@ -479,6 +474,15 @@ def stats(obj: Context, days: int) -> None:
     )
     for line in stats_lines(data, _terminal_width(obj)):
         obj.echo(line)
+
+
+def _read(config: Config, read: Callable[[Store], T]) -> T:
+    """What ``read`` finds in the store, opened read-only (a command that changes nothing)."""
+    store = open_synced_store(config, read_only=True)
+    try:
+        return read(store)
+    finally:
+        store.close()
 
 
 def _stats_input(
@@ -512,11 +516,7 @@ def stories(obj: Context, hours: float) -> None:
     alert, its thread, its later sightings). Read-only: changes nothing."""
     config = obj.load()
     now = utcnow()
-    store = open_synced_store(config, read_only=True)
-    try:
-        recent = store.recent_stories(now - timedelta(hours=hours))
-    finally:
-        store.close()
+    recent = _read(config, lambda store: store.recent_stories(now - timedelta(hours=hours)))
     for line in story_lines(recent):
         obj.echo(line)
 
