@@ -46,7 +46,8 @@ from bot.timing import (
     with_note,
 )
 
-# Characters of an item's content that stand for its lead when it has no summary.
+# Characters of an item's summary (or content, without one) that stand for its lead: a story is
+# judged by how it is told first, and a signature costs in proportion to its text.
 LEAD_CHARS = 300
 
 
@@ -403,7 +404,7 @@ class Poller:
                 pairs.append((match.rule_id, item.key))
             matched[item.key] = item
             queued.extend(self._queue_item(item, matches, source, now))
-            lead = item.summary or item.content[:LEAD_CHARS]
+            lead = (item.summary or item.content)[:LEAD_CHARS]
             stories[item.key] = StorySighting(
                 signature(item.title, lead, item.link, item.language, item.feed_id),
                 source,
