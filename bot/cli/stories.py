@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.alerts.render import safe_url, shorten
+from bot.alerts.render import counted, safe_url, shorten
 from bot.store import DeliveryView, StoryView
 
 TITLE_WIDTH = 80
@@ -22,7 +22,7 @@ def story_lines(stories: Sequence[StoryView]) -> list[str]:
         outlets = len({s.source for s in story.sightings})
         lines.append(
             f"story {story.id}: {shorten(story.title, TITLE_WIDTH)}"
-            f" ({_count(len(story.sightings), 'sighting')}, {_count(outlets, 'outlet')},"
+            f" ({counted(len(story.sightings), 'sighting')}, {counted(outlets, 'outlet')},"
             f" {_stamp(story.created_at)} to {_stamp(story.last_at)})"
         )
         for s in story.sightings:
@@ -42,10 +42,6 @@ def _delivery(d: DeliveryView) -> str:
     where = "in a thread" if d.threaded else "not threaded"
     later = f"{d.sightings_sent}/{d.sightings} later sightings sent" if d.sightings else ""
     return ", ".join(filter(None, (f"{d.destination}: alert {d.status}", where, later)))
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def _stamp(moment: datetime) -> str:

@@ -936,20 +936,18 @@ class SqlStore:
         The unsent ones nobody is sending are locked until the commit: a sighting is added
         to such an alert's "also reported by", never to one a deliverer may be sending (that
         gets a sighting row, which waits for it)."""
-        posts: dict[tuple[int, str], _Post] = {}
+        posts: dict[tuple[int, str], int] = {}
         for story_id, destination in sorted(targets):
             row = self._execute(
-                "SELECT p.outbox_id, o.status = 'pending' AND o.sending = 0"
-                " AND (o.lease_until IS NULL OR o.lease_until < ?) FROM story_posts p"
+                "SELECT p.outbox_id FROM story_posts p"
                 " JOIN outbox o ON o.id = p.outbox_id AND o.status <> 'dead'"
                 " WHERE p.story_id = ? AND p.destination = ?",
-                (t, story_id, destination),
+                (story_id, destination),
             ).fetchone()
             if row is not None:
-                posts[story_id, destination] = _Post(row[0], bool(row[1]))
-        open_ids = sorted(p.outbox_id for p in posts.values() if p.open)
+                posts[story_id, destination] = row[0]
         locked: set[int] = set()
-        for chunk in _chunks(open_ids):
+        for chunk in _chunks(sorted(set(posts.values()))):
             locked.update(
                 r[0]
                 for r in self._execute(
@@ -959,7 +957,7 @@ class SqlStore:
                     (*chunk, t),
                 ).fetchall()
             )
-        return {k: _Post(p.outbox_id, p.outbox_id in locked) for k, p in posts.items()}
+        return {k: _Post(outbox_id, outbox_id in locked) for k, outbox_id in posts.items()}
 
     def _insert_posts(self, posts: Mapping[tuple[int, str], int]) -> None:
         """Point each (story, destination) at its alert; one that pointed at an alert given
