@@ -15,6 +15,11 @@ FIELDS: tuple[Field, ...] = ("title", "summary", "content")
 # story queued later than this after its alert is alerted again, as a story of its own.
 STORY_WINDOW = 72 * 3600.0
 
+Priority = Literal["urgent", "normal", "digest"]
+Held = Literal["quiet", "cap"]
+"""Why an alert that would have gone out on its own waits for a digest: the destination's
+quiet hours, or a cap reached."""
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
@@ -88,6 +93,16 @@ class Folded:
 
 
 @dataclass(frozen=True, slots=True)
+class SpikeFacts:
+    """What made a spike alert: the rule's stories in the last ``window`` seconds, against
+    its usual (median) count over the same span in the past 14 days."""
+
+    count: int
+    usual: float
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """Everything needed to render one alert, stored in the outbox before it is sent.
 
@@ -100,6 +115,11 @@ class Alert:
 
     ``language`` is the item's language (ISO 639-1) when it is not the destination's, for
     the alert to say so; None when they are the same or the item's is unknown.
+
+    ``priority`` is the lead rule's (urgent alerts carry the destination's mention);
+    ``held`` says why the alert waited for a digest instead of going out at once. A *spike*
+    alert (``spike`` set) says a rule's stories suddenly outnumber their usual count; its
+    ``folded`` are the top stories, ``folded_count`` the stories in the window.
     """
 
     rule_id: str
@@ -121,6 +141,9 @@ class Alert:
     language: str | None = None
     also_matched: tuple[str, ...] = field(default=())
     outlets: int = 1
+    priority: Priority = "normal"
+    held: Held | None = None
+    spike: SpikeFacts | None = None
 
     @property
     def rule_titles(self) -> tuple[str, ...]:
@@ -135,7 +158,7 @@ class Alert:
 
     @property
     def is_overflow(self) -> bool:
-        return self.folded_count > 0
+        return self.folded_count > 0 and self.spike is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +195,24 @@ class Sighting:
 
 
 @dataclass(frozen=True, slots=True)
+class CapCount:
+    """A cap an alert sent on its own counts against: at most ``max`` under ``key`` per
+    period (the one ending at ``period_end``). An alert past it waits until ``release_at``
+    (the period's end, or the end of quiet hours then) and goes out with the period's others
+    as one "N more" digest."""
+
+    key: str
+    max: int
+    period_end: datetime
+    release_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedAlert:
-    """An alert to queue, when and how: ``digest`` rows wait for their batch to close."""
+    """An alert to queue, when and how: ``digest`` rows wait for their batch to close;
+    ``caps`` are counted by the store when the alert is to go out on its own."""
 
     alert: Alert
     deliver_at: datetime
     digest: bool = False
+    caps: tuple[CapCount, ...] = ()

@@ -262,6 +262,80 @@ class DigestCron(Strict):
 
 Digest = DigestEvery | DigestCron
 
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def _check_clock(value: str) -> str:
+    if not _CLOCK.match(value):
+        raise ValueError(f'{value!r} is not a time of day (HH:MM, 24-hour: "22:00")')
+    return value
+
+
+ClockTime = Annotated[
+    str, AfterValidator(_check_clock), WithJsonSchema({"type": "string", "pattern": _CLOCK.pattern})
+]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
+
+
+class Quiet(Strict):
+    """Quiet hours: normal alerts are held and sent as one digest when they end; urgent ones
+    still go out at once."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: ClockTime = Field(alias="from")
+    """When quiet hours begin, local time ("22:00")."""
+    to: ClockTime
+    """When they end ("07:00": the next morning when earlier than from; equal to from: 24 h)."""
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+    """An IANA time zone, such as America/Toronto: quiet hours follow its clock changes."""
+    days: tuple[Weekday, ...] = Field(WEEKDAYS, min_length=1)
+    """The days quiet hours begin on (default: every day)."""
+
+    @model_validator(mode="after")
+    def _ends(self) -> Quiet:
+        if self.from_ == self.to and set(self.days) == set(WEEKDAYS):
+            raise ValueError("quiet hours all day every day would hold every alert for ever")
+        return self
+
+
+class Cap(Strict):
+    """At most ``max`` alerts on their own per period; the rest of the period's alerts wait
+    for its end and go out as one "N more" message, each listed."""
+
+    per: Annotated[Duration, AfterValidator(_between("1m", "7d"))]
+    """The period, counted from the epoch in UTC (1h: on the hour)."""
+    max: int = Field(ge=1, le=100_000)
+
+
+class Spike(Strict):
+    """One message when a rule's stories in ``window`` number more than ``factor`` times
+    their median over the past 14 days, and at least ``min``; at most one per window."""
+
+    window: Annotated[Duration, AfterValidator(_between("1h", "3d"))] = 6 * 3600.0
+    factor: float = Field(3.0, gt=1, le=1_000)
+    min: int = Field(5, ge=1, le=100_000)
+
+
+_MENTION = re.compile(r"^(@here|@channel|<!subteam\^[A-Z0-9]+>|<@[UW][A-Z0-9]+>)$")
+
+
+def _check_mention(value: str) -> str:
+    if not _MENTION.match(value):
+        raise ValueError(
+            f"{value!r} is not a mention: write @here, @channel, <!subteam^S0123ABC> (a user"
+            " group) or <@U0123ABC> (a user)"
+        )
+    return value
+
+
+Mention = Annotated[
+    str,
+    AfterValidator(_check_mention),
+    WithJsonSchema({"type": "string", "pattern": _MENTION.pattern}),
+]
+
 
 class ConsoleDestination(Strict):
     """Prints alerts on standard output."""
@@ -269,6 +343,8 @@ class ConsoleDestination(Strict):
     type: Literal["console"]
     language: Language = "en"
     """The language its readers read: an alert on an item in another says which."""
+    quiet: Quiet | None = None
+    cap: Cap | None = None
 
 
 class SlackDestination(Strict):
@@ -293,6 +369,10 @@ class SlackDestination(Strict):
     digest: Digest | None = None
     language: Language = "en"
     """The language its readers read: an alert on an item in another says which."""
+    quiet: Quiet | None = None
+    cap: Cap | None = None
+    mention: Mention | None = None
+    """Who urgent alerts notify: @here, @channel, <!subteam^ID> or <@USER_ID>."""
 
     @model_validator(mode="after")
     def _one_way_in(self) -> SlackDestination:
@@ -335,6 +415,8 @@ class EmailDestination(Strict):
     digest: Digest | None = None
     language: Language = "en"
     """The language its readers read: an alert on an item in another says which."""
+    quiet: Quiet | None = None
+    cap: Cap | None = None
 
 
 Destination = Annotated[
@@ -470,6 +552,12 @@ class Rule(Strict):
     languages: tuple[Language, ...] = ()
     """Match only items in these languages (ISO 639-1: fr, en, ...); an item whose language
     is unknown still matches. Default: every language."""
+    priority: Literal["urgent", "normal", "digest"] = "normal"
+    """urgent: at once, even in quiet hours; normal: at once outside quiet hours; digest:
+    only in digests."""
+    cap: Cap | None = None
+    """At most so many of this rule's alerts on their own, per destination and period."""
+    spike: Spike | None = None
     enabled: bool = True
 
     @model_validator(mode="after")

@@ -110,6 +110,18 @@ class StorySighting:
 
 
 @dataclass(frozen=True, slots=True)
+class SpikeWatch:
+    """A rule watched for spikes (its ``spike:``), and its spike alert for each destination
+    as :func:`bot.alerts.attention.spike_alert` completes it (routed by the rule's priority)."""
+
+    rule_id: str
+    window: float
+    factor: float
+    min: int
+    alerts: tuple[QueuedAlert, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PollOutcome:
     """Everything one poll of one feed writes, applied in one transaction.
 
@@ -160,6 +172,9 @@ class PollOutcome:
     # Items of ``items`` keyed anew because their guid was reused for another story: their
     # key → the reused key, whose row then describes the new story (its title, fingerprint).
     reused: Mapping[str, str] = field(default_factory=dict)
+    # The rules watched for spikes: the store counts their stories by the hour and queues a
+    # spike alert when this poll's stories make one.
+    spikes: Sequence[SpikeWatch] = ()
 
 
 TITLE_KEPT = 500  # characters of an item's title the store keeps (to tell a reused guid)
@@ -195,6 +210,9 @@ class RuleDay:
     day: date
     matches: int
     alerts: int
+    urgent: int = 0  # alerts sent at once as urgent
+    held: int = 0  # alerts held by quiet hours
+    capped: int = 0  # alerts folded into a cap's "N more"
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +259,7 @@ class OutboxEntry:
     notice: Notice | None = None
     sighting: Sighting | None = None
     parent: Parent | None = None
+    digest: bool = False  # sent with the destination's other digest rows due, as one message
 
     @property
     def destination(self) -> str:

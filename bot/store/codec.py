@@ -7,7 +7,7 @@ from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from bot.model import Alert, Folded, Posted, Sighting, Summary
+from bot.model import Alert, Folded, Posted, Sighting, SpikeFacts, Summary
 
 _ALERT_FIELDS = frozenset(f.name for f in fields(Alert))  # what this version can read
 _SIGHTING_FIELDS = frozenset(f.name for f in fields(Sighting))
@@ -43,6 +43,7 @@ def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
     summary = data.pop("summary")
     published = data.pop("published")
     folded = data.pop("folded", ())
+    spike = data.pop("spike", None)
     return Alert(
         **{
             **data,
@@ -56,6 +57,7 @@ def alert_from_json(text: str, also_reported_by: tuple[str, ...] = ()) -> Alert:
                 dict.fromkeys((*data["also_reported_by"], *also_reported_by))
             ),
             "folded": tuple(Folded(f["title"], f["link"], tuple(f["rule_titles"])) for f in folded),
+            "spike": SpikeFacts(**spike) if spike else None,
         }
     )
 
