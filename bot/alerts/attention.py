@@ -21,6 +21,8 @@ _DAY = DigestEvery(every=86400.0)
 BASELINE_DAYS = 14
 """How far back a rule's usual story count is taken from (``spike``)."""
 HOUR = 3600
+URGENCY: Mapping[Priority, int] = {"urgent": 0, "normal": 1, "digest": 2}
+"""Priorities, most urgent first: of the rules matching one item, the most urgent leads."""
 
 
 @dataclass(frozen=True, slots=True)

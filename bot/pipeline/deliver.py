@@ -139,7 +139,7 @@ class Deliverer:
             self.ctx.events.delivered(dest_id, outcome, len(entries))
             unsent.difference_update(e.id for e in entries)
             return
-        for claimed in self._batches(dest_id, entries):
+        for claimed in self._batches(entries):
             held = await self.ctx.db.start_attempt(
                 [e.id for e in claimed], self.ctx.owner, self.ctx.clock()
             )
@@ -152,7 +152,7 @@ class Deliverer:
             landed: set[int] = set()  # rows of the digest parts already posted and recorded
             try:
                 posted = await asyncio.to_thread(
-                    _send, notifier, batch, self._part_sent(landed, unsent), self._digest(dest_id)
+                    _send, notifier, batch, self._part_sent(landed, unsent)
                 )
             except DeliveryError as err:
                 sending.difference_update(ids)
@@ -194,18 +194,16 @@ class Deliverer:
 
         return record
 
-    def _digest(self, dest_id: str) -> bool:
-        return getattr(self.ctx.settings.destinations.get(dest_id), "digest", None) is not None
-
-    def _batches(self, dest_id: str, entries: list[OutboxEntry]) -> list[list[OutboxEntry]]:
-        """What one send takes: a digest destination's alerts and sightings all together,
-        every other alert, sighting and notice on its own."""
+    @staticmethod
+    def _batches(entries: list[OutboxEntry]) -> list[list[OutboxEntry]]:
+        """What one send takes: the digest rows due (a digest's, or alerts held by quiet hours
+        or a cap) all together, every other alert, sighting and notice on its own."""
         notices = [[e] for e in entries if e.notice is not None]
         # A digest lists its alerts, then the sightings (the order its rows are told in).
-        alerts = [e for e in entries if e.alert is not None]
-        alerts += [e for e in entries if e.sighting is not None]
-        singles = [alerts] if self._digest(dest_id) and alerts else [[e] for e in alerts]
-        return notices + singles
+        held = [e for e in entries if e.digest and e.alert is not None]
+        held += [e for e in entries if e.digest and e.sighting is not None]
+        singles = [[e] for e in entries if not e.digest and e.notice is None]
+        return notices + ([held] if held else []) + singles
 
     async def _fail(
         self, batch: list[OutboxEntry], err: DeliveryError, report: DeliveryReport, level: int
@@ -248,10 +246,7 @@ class Deliverer:
 
 
 def _send(
-    notifier: Notifier,
-    batch: Sequence[OutboxEntry],
-    part_sent: Callable[[Sequence[int]], None],
-    digest: bool,
+    notifier: Notifier, batch: Sequence[OutboxEntry], part_sent: Callable[[Sequence[int]], None]
 ) -> Posted | None:
     """One blocking send (run in a worker thread): a notice, a sighting, or alerts and
     sightings as one message; returns where a single alert landed, when the destination
@@ -263,9 +258,9 @@ def _send(
     attempt = _attempt(batch, part_sent)
     alerts = [e.alert for e in batch if e.alert is not None]
     sightings = [e.sighting for e in batch if e.sighting is not None]
-    if alerts and not sightings:
+    if not sightings:
         return notifier.send(alerts, attempt)
-    if digest or len(batch) > 1:
+    if first.digest:
         notifier.send(alerts, attempt, sightings=sightings)
         return None
     if first.parent is None:

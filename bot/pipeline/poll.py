@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot.alerts.digest import next_digest_at
+from bot.alerts.attention import URGENCY, caps, route
 from bot.alerts.flood import fold
 from bot.alerts.summarize import as_written, summarize
 from bot.config.schema import Feed, Rule
@@ -33,6 +33,7 @@ from bot.store import (
     PollOutcome,
     PollRecord,
     SilenceState,
+    SpikeWatch,
     StorySighting,
 )
 from bot.stories.cluster import signature
@@ -315,6 +316,7 @@ class Poller:
                 for d in items
             },
             reused=reused,
+            spikes=self._spike_watches(matched, now),
             **await self._health(feed, state, now, published=bool(items)),
         )
         if not record.applied:
@@ -439,8 +441,9 @@ class Poller:
         self, item: Item, matches: Sequence[Match], source: str, now: datetime
     ) -> list[QueuedAlert]:
         """One alert per destination of the rules ``item`` matched, naming each rule that
-        notifies it (the first, in rule order, leads), its summary still to be made; it names the
-        item's language when that is not the destination's."""
+        notifies it (the most urgent, then the first in rule order, leads: its priority routes
+        the alert), its summary still to be made; it names the item's language when that is
+        not the destination's."""
         by_destination: dict[str, list[Match]] = {}
         for match in matches:
             rule = self.rules[match.rule_id]
@@ -448,9 +451,10 @@ class Poller:
                 by_destination.setdefault(dest_id, []).append(match)
         out = []
         for dest_id, found in by_destination.items():
+            found = sorted(found, key=lambda m: URGENCY[self.rules[m.rule_id].priority])
             lead = self.rules[found[0].rule_id]
             destination = self.settings.destinations[dest_id]
-            digest = getattr(destination, "digest", None)
+            plan = route(lead.priority, destination, now)
             alert = Alert(
                 rule_id=lead.id,
                 rule_title=lead.title,
@@ -466,10 +470,46 @@ class Poller:
                 terms=tuple(dict.fromkeys(t for m in found for t in m.terms)),
                 also_matched=tuple(self.rules[m.rule_id].title for m in found[1:]),
                 language=None if item.language == destination.language else item.language,
+                priority=lead.priority,
+                held=plan.held,
             )
-            deliver_at = next_digest_at(digest, now) if digest is not None else now
-            out.append(QueuedAlert(alert, deliver_at, digest=digest is not None))
+            counted = () if plan.digest else caps(lead, dest_id, destination, now)
+            out.append(QueuedAlert(alert, plan.deliver_at, plan.digest, counted))
         return out
+
+    def _spike_watches(self, matched: Sequence[tuple[str, str]], now: datetime) -> list[SpikeWatch]:
+        """The rules this poll matched that are watched for spikes, each with its spike alert
+        routed to every destination it notifies (the store fills in what the spike is)."""
+        watches = []
+        for rule_id in dict.fromkeys(rule_id for rule_id, _ in matched):
+            rule = self.rules[rule_id]
+            if rule.spike is None:
+                continue
+            templates = []
+            for dest_id in rule.notify if rule.notify is not None else self.settings.destinations:
+                plan = route(rule.priority, self.settings.destinations[dest_id], now)
+                alert = Alert(
+                    rule_id=rule.id,
+                    rule_title=rule.title,
+                    destination=dest_id,
+                    feed_id="",
+                    source="newswatch",
+                    item_key="",
+                    title="",
+                    link=None,
+                    published=None,
+                    first_seen=now,
+                    summary=Summary(""),
+                    terms=(),
+                    priority=rule.priority,
+                    held=plan.held,
+                )
+                templates.append(QueuedAlert(alert, plan.deliver_at, plan.digest))
+            spike = rule.spike
+            watches.append(
+                SpikeWatch(rule.id, spike.window, spike.factor, spike.min, tuple(templates))
+            )
+        return watches
 
     async def _record_failure(self, feed: Feed, state: FeedState, err: FetchError) -> None:
         now = self.ctx.clock()
