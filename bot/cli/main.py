@@ -21,7 +21,7 @@ from bot import __version__
 from bot.alerts.render import counted, relative_time, span, text_message
 from bot.alerts.stats import StatsInput, fit_column, stats_lines, table_lines, window
 from bot.cli.progress import Progress
-from bot.cli.rule_test import explain_all, query_lines, read_sources, render
+from bot.cli.rule_test import budget_lines, explain_all, query_lines, read_sources, render
 from bot.cli.stories import story_lines
 from bot.config.edit import add_feeds
 from bot.config.load import SETTINGS_FILE, Config, load_config
@@ -321,12 +321,17 @@ def test_rule(
     for source in sources:
         if source.error:
             obj.echo(f"{source.name}: {source.error}", err=True)
+    matched_items = [item for _, item, e in results if e.matched]
+    fates, totals = budget_lines(rule, config.settings.destinations, matched_items, utcnow())
+    budget = iter(fates)
     for _, item, explanation in results:
         if explanation.matched or show_all:
             for line in render(explanation, item, highlight, show_fields=True):
                 obj.echo(line)
+            for line in next(budget) if explanation.matched else ():
+                obj.echo(line)
             obj.echo()
-    matched = sum(1 for _, _, e in results if e.matched)
+    matched = len(matched_items)
     failed = sum(1 for source in sources if source.error)
     unread = f", {failed} unreadable" if failed else ""
     obj.echo(
@@ -334,6 +339,8 @@ def test_rule(
         f" ({counted(len(sources), 'source')}{unread})",
         err=True,
     )
+    for line in totals if matched else ():
+        obj.echo(line, err=True)
     if sources and failed == len(sources):
         raise SystemExit(EXIT_FAILED)  # nothing was tested: "0 of 0 match" is no answer
 
