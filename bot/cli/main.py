@@ -8,7 +8,7 @@ import shutil
 import sys
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from pathlib import Path
@@ -19,7 +19,14 @@ import click
 
 from bot import __version__
 from bot.alerts.render import counted, relative_time, span, text_message
-from bot.alerts.stats import StatsInput, fit_column, stats_lines, table_lines, window
+from bot.alerts.stats import (
+    StatsInput,
+    budget_settings,
+    fit_column,
+    stats_lines,
+    table_lines,
+    window,
+)
 from bot.cli.progress import Progress
 from bot.cli.rule_test import budget_lines, explain_all, query_lines, read_sources, render
 from bot.cli.stories import story_lines
@@ -479,6 +486,7 @@ def stats(obj: Context, days: int) -> None:
         [r.id for r in config.rules],
         [f.id for f in config.settings.feeds],
     )
+    data = replace(data, settings=budget_settings(config.rules, config.settings.destinations))
     for line in stats_lines(data, _terminal_width(obj)):
         obj.echo(line)
 
@@ -499,12 +507,20 @@ def _stats_input(
     matches: dict[str, dict[date, int]] = defaultdict(dict)
     alerts: dict[str, dict[date, int]] = defaultdict(dict)
     items: dict[str, dict[date, int]] = defaultdict(dict)
+    urgent: dict[str, dict[date, int]] = defaultdict(dict)
+    held: dict[str, dict[date, int]] = defaultdict(dict)
+    capped: dict[str, dict[date, int]] = defaultdict(dict)
     for r in daily.rules:
         matches[r.rule_id][r.day] = r.matches
         alerts[r.rule_id][r.day] = r.alerts
+        urgent[r.rule_id][r.day] = r.urgent
+        held[r.rule_id][r.day] = r.held
+        capped[r.rule_id][r.day] = r.capped
     for f in daily.feeds:
         items[f.feed_id][f.day] = f.items
-    return StatsInput(days, rules, feeds, matches, alerts, items, daily.last_match)
+    return StatsInput(
+        days, rules, feeds, matches, alerts, items, daily.last_match, urgent, held, capped
+    )
 
 
 @main.command()
