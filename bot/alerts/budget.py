@@ -71,7 +71,9 @@ def replay(
                     owners = tuple(_owner(c.key) for c in over)
                     fate = Fate(dest_id, "cap", max(c.release_at for c in over), owners)
             fates[index].append(fate)
-    batches = Counter((f.destination, f.deliver_at) for f in _flat(fates) if f.outcome == "cap")
+    batches = Counter(
+        (f.destination, f.deliver_at) for row in fates for f in row if f.outcome == "cap"
+    )
     return [
         tuple(
             replace(f, batch=batches[f.destination, f.deliver_at]) if f.outcome == "cap" else f
@@ -83,10 +85,6 @@ def replay(
 
 def _owner(key: str) -> CapOwner:
     return "rule" if key.startswith("rule:") else "destination"
-
-
-def _flat(rows: Iterable[Iterable[Fate]]) -> Iterable[Fate]:
-    return (fate for row in rows for fate in row)
 
 
 def fate_text(fate: Fate, rule: Rule, destination: Destination) -> str:

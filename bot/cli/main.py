@@ -310,7 +310,8 @@ def run_daemon(obj: Context) -> None:
 def test_rule(
     obj: Context, rule_id: str, locations: tuple[str, ...], text: str | None, show_all: bool
 ) -> None:
-    """Show which items RULE_ID matches and why. Changes nothing, sends nothing."""
+    """Show which items RULE_ID matches and why, and what its priority and the destinations'
+    quiet hours and caps would do with each. Changes nothing, sends nothing."""
     config = obj.load()
     rule = next((r for r in config.rules if r.id == rule_id), None)
     if rule is None:
@@ -475,8 +476,8 @@ def _terminal_width(obj: Context) -> int | None:
 @click.pass_obj
 @handles_errors
 def stats(obj: Context, days: int) -> None:
-    """Per rule: matches and alerts per day, and the rules with none; per feed: new items
-    per day. Read-only: changes nothing."""
+    """Per rule: matches and alerts per day (urgent, held, capped once any is), and the rules
+    with none; the attention budget's settings; per feed: new items per day. Read-only."""
     config = obj.load()
     today = utcnow().date()
     daily = _read(config, lambda store: store.daily_stats(today - timedelta(days=days - 1)))
