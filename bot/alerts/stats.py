@@ -11,12 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from bot.alerts.budget import cap_text, quiet_text, spike_text
 from bot.alerts.flood import OVERFLOW_RULE
+from bot.config.schema import Destination, Rule
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 """A sparkline's levels: the lowest is a day with nothing, the highest the busiest day."""
 MIN_FITTED = 20  # characters of a cut column that stay, however narrow the terminal
 OVERFLOW_NOTE = "flood overflow messages"
+BUDGET_COUNTS = ("urgent", "held", "capped")
+"""The attention budget's day counters, shown beside a rule's alerts once any is counted."""
 
 PerDay = Mapping[date, int]
 
@@ -74,6 +78,36 @@ class StatsInput:
     alerts: Mapping[str, PerDay] = field(default_factory=dict)
     items: Mapping[str, PerDay] = field(default_factory=dict)
     last_match: Mapping[str, date] = field(default_factory=dict)
+    urgent: Mapping[str, PerDay] = field(default_factory=dict)
+    held: Mapping[str, PerDay] = field(default_factory=dict)
+    capped: Mapping[str, PerDay] = field(default_factory=dict)
+    settings: Sequence[tuple[str, str, str]] = ()
+    """The attention budget's settings (:func:`budget_settings`)."""
+
+    def budget(self, rule: str) -> tuple[int, int, int]:
+        """The rule's urgent, held and capped alerts in the window."""
+        urgent, held, capped = (
+            _total(counts.get(rule), self.days) for counts in (self.urgent, self.held, self.capped)
+        )
+        return urgent, held, capped
+
+
+def budget_settings(
+    rules: Sequence[Rule], destinations: Mapping[str, Destination]
+) -> list[tuple[str, str, str]]:
+    """Each rule's priority (when not normal), cap and spike, and each destination's quiet
+    hours and cap, as (``rule``/``destination``, id, settings); those with none left out."""
+    found = []
+    for rule in rules:
+        parts: list[str] = [rule.priority] if rule.priority != "normal" else []
+        parts += [f"cap {cap_text(rule.cap)}"] if rule.cap else []
+        parts += [f"spike {spike_text(rule.spike)}"] if rule.spike else []
+        found += [("rule", rule.id, "; ".join(parts))] if parts else []
+    for dest_id, destination in destinations.items():
+        parts = [f"quiet {quiet_text(destination.quiet)}"] if destination.quiet else []
+        parts += [f"cap {cap_text(destination.cap)}"] if destination.cap else []
+        found += [("destination", dest_id, "; ".join(parts))] if parts else []
+    return found
 
 
 def stats_lines(data: StatsInput, width: int | None = None) -> list[str]:
@@ -89,8 +123,10 @@ def stats_lines(data: StatsInput, width: int | None = None) -> list[str]:
         key=lambda r: (-_total(data.matches.get(r), data.days), r),
     )
     if busy:
+        counters = any(any(data.budget(rule)) for rule in busy)
+        extra = tuple(c.upper() for c in BUDGET_COUNTS) if counters else ()
         rows: list[tuple[str, ...]] = [
-            ("RULE", "MATCHES", "ALERTS", "MATCHES PER DAY", "LAST MATCH")
+            ("RULE", "MATCHES", "ALERTS", *extra, "MATCHES PER DAY", "LAST MATCH")
         ]
         for rule in busy:
             per_day = _series(data.matches.get(rule), data.days)
@@ -99,11 +135,13 @@ def stats_lines(data: StatsInput, width: int | None = None) -> list[str]:
                     rule,
                     str(sum(per_day)),
                     str(_total(data.alerts.get(rule), data.days)),
+                    *(map(str, data.budget(rule)) if counters else ()),
                     sparkline(per_day),
                     str(data.last_match.get(rule, "-")),
                 )
             )
-        out += _fitted(rows, 3, width, frozenset({1, 2}))
+        numbers = 3 + len(extra)
+        out += _fitted(rows, numbers, width, frozenset(range(1, numbers)))
     else:
         out.append("  no rule matched")
     if quiet:
@@ -117,9 +155,19 @@ def stats_lines(data: StatsInput, width: int | None = None) -> list[str]:
         alerts = _total(data.alerts.get(rule), data.days)
         if matches or alerts:
             note = f" ({OVERFLOW_NOTE})" if rule == OVERFLOW_RULE else ""
-            gone.append(f"  {rule}{note}: matches {matches}, alerts {alerts}")
+            budget = data.budget(rule)
+            counts = "".join(
+                f", {name} {count}" for name, count in zip(BUDGET_COUNTS, budget, strict=True)
+            )
+            gone.append(
+                f"  {rule}{note}: matches {matches}, alerts {alerts}"
+                + (counts if any(budget) else "")
+            )
     if gone:
         out += ["", "Counted for rules not configured now (renamed or removed):", *gone]
+    if data.settings:
+        out += ["", "Attention budget settings"]
+        out += ["  " + line for line in table_lines(data.settings)]
     out += ["", "Feeds, new items per day (a feed's first read not counted)"]
     rows = [("FEED", "ITEMS", "PER DAY")]
     for feed in data.feeds:

@@ -8,7 +8,7 @@ import shutil
 import sys
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from pathlib import Path
@@ -19,9 +19,16 @@ import click
 
 from bot import __version__
 from bot.alerts.render import counted, relative_time, span, text_message
-from bot.alerts.stats import StatsInput, fit_column, stats_lines, table_lines, window
+from bot.alerts.stats import (
+    StatsInput,
+    budget_settings,
+    fit_column,
+    stats_lines,
+    table_lines,
+    window,
+)
 from bot.cli.progress import Progress
-from bot.cli.rule_test import explain_all, query_lines, read_sources, render
+from bot.cli.rule_test import budget_lines, explain_all, query_lines, read_sources, render
 from bot.cli.stories import story_lines
 from bot.config.edit import add_feeds
 from bot.config.load import SETTINGS_FILE, Config, load_config
@@ -303,7 +310,8 @@ def run_daemon(obj: Context) -> None:
 def test_rule(
     obj: Context, rule_id: str, locations: tuple[str, ...], text: str | None, show_all: bool
 ) -> None:
-    """Show which items RULE_ID matches and why. Changes nothing, sends nothing."""
+    """Show which items RULE_ID matches and why, and what its priority and the destinations'
+    quiet hours and caps would do with each. Changes nothing, sends nothing."""
     config = obj.load()
     rule = next((r for r in config.rules if r.id == rule_id), None)
     if rule is None:
@@ -321,12 +329,17 @@ def test_rule(
     for source in sources:
         if source.error:
             obj.echo(f"{source.name}: {source.error}", err=True)
+    matched_items = [item for _, item, e in results if e.matched]
+    fates, totals = budget_lines(rule, config.settings.destinations, matched_items, utcnow())
+    budget = iter(fates)
     for _, item, explanation in results:
         if explanation.matched or show_all:
             for line in render(explanation, item, highlight, show_fields=True):
                 obj.echo(line)
+            for line in next(budget) if explanation.matched else ():
+                obj.echo(line)
             obj.echo()
-    matched = sum(1 for _, _, e in results if e.matched)
+    matched = len(matched_items)
     failed = sum(1 for source in sources if source.error)
     unread = f", {failed} unreadable" if failed else ""
     obj.echo(
@@ -334,6 +347,8 @@ def test_rule(
         f" ({counted(len(sources), 'source')}{unread})",
         err=True,
     )
+    for line in totals if matched else ():
+        obj.echo(line, err=True)
     if sources and failed == len(sources):
         raise SystemExit(EXIT_FAILED)  # nothing was tested: "0 of 0 match" is no answer
 
@@ -461,8 +476,8 @@ def _terminal_width(obj: Context) -> int | None:
 @click.pass_obj
 @handles_errors
 def stats(obj: Context, days: int) -> None:
-    """Per rule: matches and alerts per day, and the rules with none; per feed: new items
-    per day. Read-only: changes nothing."""
+    """Per rule: matches and alerts per day (urgent, held, capped once any is), and the rules
+    with none; the attention budget's settings; per feed: new items per day. Read-only."""
     config = obj.load()
     today = utcnow().date()
     daily = _read(config, lambda store: store.daily_stats(today - timedelta(days=days - 1)))
@@ -472,6 +487,7 @@ def stats(obj: Context, days: int) -> None:
         [r.id for r in config.rules],
         [f.id for f in config.settings.feeds],
     )
+    data = replace(data, settings=budget_settings(config.rules, config.settings.destinations))
     for line in stats_lines(data, _terminal_width(obj)):
         obj.echo(line)
 
@@ -492,12 +508,20 @@ def _stats_input(
     matches: dict[str, dict[date, int]] = defaultdict(dict)
     alerts: dict[str, dict[date, int]] = defaultdict(dict)
     items: dict[str, dict[date, int]] = defaultdict(dict)
+    urgent: dict[str, dict[date, int]] = defaultdict(dict)
+    held: dict[str, dict[date, int]] = defaultdict(dict)
+    capped: dict[str, dict[date, int]] = defaultdict(dict)
     for r in daily.rules:
         matches[r.rule_id][r.day] = r.matches
         alerts[r.rule_id][r.day] = r.alerts
+        urgent[r.rule_id][r.day] = r.urgent
+        held[r.rule_id][r.day] = r.held
+        capped[r.rule_id][r.day] = r.capped
     for f in daily.feeds:
         items[f.feed_id][f.day] = f.items
-    return StatsInput(days, rules, feeds, matches, alerts, items, daily.last_match)
+    return StatsInput(
+        days, rules, feeds, matches, alerts, items, daily.last_match, urgent, held, capped
+    )
 
 
 @main.command()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from bot.alerts.budget import arrival_text, fate_text, notified, replay, tally_text
 from bot.alerts.render import merge_spans
 from bot.config.load import Config, dotted
-from bot.config.schema import Feed, Rule
+from bot.config.schema import Destination, Feed, Rule
 from bot.errors import FetchError
 from bot.feeds.htmltext import TITLE_LIMIT, cut_text
 from bot.feeds.language import item_language
@@ -153,3 +155,32 @@ def _highlighted(text: str, hits: Sequence[TermHit], highlight: Highlight, width
 
 def explain_all(rule: Rule, sources: Sequence[Source]) -> list[tuple[Source, Item, Explanation]]:
     return [(s, item, explain(rule, item, s.tags)) for s in sources for item in s.items]
+
+
+def budget_lines(
+    rule: Rule, destinations: Mapping[str, Destination], items: Sequence[Item], now: datetime
+) -> tuple[list[list[str]], list[str]]:
+    """What the rule's priority and its destinations' quiet hours and caps would do with the
+    alert of each item (matched ones, arriving at their published time, undated ones ``now``),
+    and each destination's total: lines per item, and a line per destination."""
+    fates = replay(rule, destinations, [item.published or now for item in items])
+    per_item = []
+    for item, row in zip(items, fates, strict=True):
+        came = "published" if item.published else "undated: now"
+        lines = [f"  arrives:  {arrival_text(item.published or now)} ({came})"]
+        lines += [
+            f"  → {_named(f.destination, destinations)}: "
+            + fate_text(f, rule, destinations[f.destination])
+            for f in row
+        ]
+        per_item.append(lines)
+    totals = [
+        f"  → {_named(dest_id, destinations)}: "
+        + tally_text(f for row in fates for f in row if f.destination == dest_id)
+        for dest_id in notified(rule, destinations)
+    ]
+    return per_item, totals
+
+
+def _named(dest_id: str, destinations: Mapping[str, Destination]) -> str:
+    return f"{dest_id} ({destinations[dest_id].type})"

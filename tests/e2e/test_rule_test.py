@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from bot.cli.rule_test import text_item
-from tests.conftest import ConfigDir, run_cli
+from tests.conftest import ConfigDir, Result, run_cli
 from tests.e2e.test_once import MOSUL, UNRELATED
 from tests.peers.feed_server import FeedServer
-from tests.peers.rss import rss
+from tests.peers.rss import Entry, rss
 
 RULES = """
     rules:
@@ -155,3 +157,122 @@ def test_text_in_a_language_the_rule_does_not_read_says_so(config_dir: ConfigDir
     french = "Le Canada enverra vingt policiers et la police fédérale en Irak"
     result = run_cli("--config", str(config_dir.path), "test", "fr", "--text", french)
     assert result.stdout.startswith("MATCH"), result.stdout
+
+
+BUDGET_SETTINGS = """
+    store: sqlite:{store}
+    destinations:
+      desk:
+        type: slack
+        channel: "#iraq"
+        token: ${{SLACK_TEST_TOKEN}}
+        mention: "@here"
+        quiet:
+          from: "22:00"
+          to: "07:00"
+          timezone: America/Toronto
+          days: [mon, tue, wed, thu, fri]
+        cap: {{per: 1h, max: 2}}
+      log: {{type: console}}
+"""
+
+# Saturday 7 March 2026, 17:00 UTC: noon in Toronto (EST); it springs forward the next night.
+SATURDAY = datetime(2026, 3, 7, 17, 0, tzinfo=UTC)
+
+
+def police(n: int, at: datetime) -> Entry:
+    return Entry(
+        f"RCMP officers in Mosul, report {n}", link=f"https://news.example/{n}", published=at
+    )
+
+
+def budget_run(cfg: ConfigDir, priority: str, entries: list[Entry]) -> Result:
+    cfg.write("settings.yaml", BUDGET_SETTINGS.format(store=cfg.store))
+    cfg.write(
+        "rules.yaml",
+        f"""
+        rules:
+          - id: mission
+            title: Police mission
+            query: RCMP AND Mosul
+            priority: {priority}
+            cap: {{per: 1h, max: 3}}
+        """,
+    )
+    feed = cfg.path.parent / "saved.xml"
+    feed.write_text(rss(entries))
+    result = run_cli("--config", str(cfg.path), "test", "mission", "--feed", str(feed))
+    assert result.code == 0, result.stderr
+    return result
+
+
+def budget_lines(stdout: str) -> list[list[str]]:
+    """Each matched item's arrival and fate lines, as printed under it."""
+    return [
+        [line for line in block.splitlines() if line.startswith(("  arrives:", "  → "))]
+        for block in stdout.strip().split("\n\n")
+    ]
+
+
+def test_what_priority_quiet_hours_and_caps_would_do_with_each_match(
+    config_dir: ConfigDir,
+) -> None:
+    monday_night = datetime(2026, 3, 10, 3, 30, tzinfo=UTC)  # 23:30 Monday in Toronto (EDT)
+    burst = [police(n, SATURDAY + timedelta(minutes=n)) for n in range(4)]
+    result = budget_run(config_dir, "normal", [*reversed(burst), police(9, monday_night)])
+    blocks = budget_lines(result.stdout)
+    assert blocks[3] == [  # the first to arrive, read fourth
+        "  arrives:  Sat 2026-03-07 17:00 UTC (published)",
+        "  → desk (slack): at once",
+        "  → log (console): at once",
+    ]
+    assert blocks[1] == [
+        "  arrives:  Sat 2026-03-07 17:02 UTC (published)",
+        '  → desk (slack): past the cap (2 per 1h): in the "2 more" message at'
+        " Sat 13:00 America/Toronto (18:00 UTC)",
+        "  → log (console): at once",
+    ]
+    assert blocks[0][2:] == [
+        '  → log (console): past the rule\'s cap (3 per 1h): in the "1 more" message at'
+        " Sat 18:00 UTC"
+    ]
+    assert blocks[4] == [  # quiet hours on a weekday, after the change to summer time
+        "  arrives:  Tue 2026-03-10 03:30 UTC (published)",
+        "  → desk (slack): held: quiet hours until Tue 07:00 America/Toronto (11:00 UTC)",
+        "  → log (console): at once",
+    ]
+    assert result.stderr.splitlines()[-2:] == [
+        "  → desk (slack): 2 at once (0 urgent), 1 held in quiet hours, 2 past caps,"
+        " 0 into digests",
+        "  → log (console): 4 at once (0 urgent), 0 held in quiet hours, 1 past caps,"
+        " 0 into digests",
+    ]
+
+
+def test_urgent_and_digest_rules_in_the_budget(config_dir: ConfigDir) -> None:
+    monday_night = datetime(2026, 3, 10, 3, 30, tzinfo=UTC)
+    entries = [police(n, monday_night + timedelta(minutes=n)) for n in range(4)]
+    urgent = budget_run(config_dir, "urgent", [*entries, Entry("RCMP back from Mosul")])
+    blocks = budget_lines(urgent.stdout)
+    assert {line for block in blocks for line in block[1:]} == {
+        "  → desk (slack): urgent, at once, mentions @here",
+        "  → log (console): urgent, at once",
+    }
+    assert blocks[4][0].startswith("  arrives:  ") and blocks[4][0].endswith(" UTC (undated: now)")
+    assert "  → desk (slack): 5 at once (5 urgent)" in urgent.stderr
+    digest = budget_run(config_dir, "digest", entries[:1])
+    assert budget_lines(digest.stdout)[0][1:] == [
+        "  → desk (slack): into the digest at Tue 07:00 America/Toronto (11:00 UTC)",
+        "  → log (console): into the digest at Wed 00:00 UTC",
+    ]
+
+
+def test_no_budget_lines_for_items_that_do_not_match(config_dir: ConfigDir) -> None:
+    config_dir.write("settings.yaml", f"store: sqlite:{config_dir.store}\n")
+    config_dir.write("rules.yaml", RULES)
+    result = run_cli(
+        "--config", str(config_dir.path), "test", "mission", "--all", "--text", "Hockey night"
+    )
+    assert result.code == 0, result.stderr
+    assert "→" not in result.stdout + result.stderr
+    assert "arrives:" not in result.stdout

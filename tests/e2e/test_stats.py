@@ -124,3 +124,56 @@ def test_stats_before_any_poll_lists_every_rule_as_never_matched(
         "zanzibar (never matched)",
     ]
     assert not config_dir.store.exists()  # read-only: nothing created
+
+
+def test_stats_shows_the_attention_budget_settings_of_rules_and_destinations(
+    config_dir: ConfigDir, feed_server: FeedServer
+) -> None:
+    news = feed_server.serve("/news.xml", rss([OLD]))
+    configure(config_dir, {"news": news})
+    assert "Attention budget settings" not in stats(config_dir)  # none set: as before
+    config_dir.write(
+        "settings.yaml",
+        f"""
+        store: sqlite:{config_dir.store}
+        feeds: [{{id: news, url: '{news}'}}]
+        destinations:
+          console:
+            type: console
+            quiet: {{from: "23:00", to: "06:30", timezone: Europe/Paris, days: [sat, sun]}}
+            cap: {{per: 30m, max: 5}}
+          log: {{type: console}}
+        """,
+    )
+    config_dir.write(
+        "rules.yaml",
+        """
+        rules:
+          - id: canada-police-iraq
+            title: Canadian police mission in Iraq
+            query: '(RCMP OR "Canadian police") AND (Iraq OR Mosul)'
+            priority: urgent
+            spike: {window: 12h, factor: 2.5, min: 3}
+          - id: hockey
+            title: Hockey
+            query: Leafs
+            cap: {per: 1d, max: 2}
+          - id: zanzibar
+            title: Zanzibar
+            query: Zanzibar
+        """,
+    )
+    assert run_cli("--config", str(config_dir.path), "once").code == 0  # the baseline
+    feed_server.serve("/news.xml", rss([MOSUL, UNRELATED, OLD]))
+    assert run_cli("--config", str(config_dir.path), "once").code == 0
+    lines = stats(config_dir)
+    assert lines[1].split()[:3] == ["RULE", "MATCHES", "ALERTS"]
+    assert "URGENT" not in lines[1]  # nothing counted yet
+    start = lines.index("Attention budget settings")
+    assert lines[start + 1 : start + 5] == [
+        "  rule         canada-police-iraq  urgent; spike over 2.5× usual in 12h, at least 3",
+        "  rule         hockey              cap 2 per 1d",
+        "  destination  console             quiet 23:00–06:30 Europe/Paris, sat sun; cap 5 per 30m",
+        "",
+    ]
+    assert lines[start + 5] == "Feeds, new items per day (a feed's first read not counted)"

@@ -7,7 +7,8 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.alerts.stats import BLOCKS, StatsInput, sparkline, stats_lines, window
+from bot.alerts.stats import BLOCKS, StatsInput, budget_settings, sparkline, stats_lines, window
+from bot.config.schema import Rule, Settings
 
 counts = st.lists(st.integers(0, 10**9), max_size=400)
 LAST = date(2026, 12, 3)
@@ -138,3 +139,68 @@ def test_nothing_counted_yet_still_names_every_rule_and_feed() -> None:
     assert [line.strip() for line in lines[4:8]] == [
         f"{rule} (never matched)" for rule in ("quiet", "busy", "rare", "never")
     ]
+
+
+def test_the_attention_budgets_counters_stand_beside_the_alerts_once_any_is_counted() -> None:
+    assert "URGENT" not in stats_lines(report(urgent={"busy": {LAST - timedelta(days=40): 3}}))[1]
+    lines = stats_lines(
+        report(
+            urgent={"busy": {LAST: 2}},
+            held={"busy": {LAST: 1}, "rare": {LAST - timedelta(days=3): 1}},
+            capped={"busy": {LAST: 12, LAST - timedelta(days=40): 5}, "gone": {LAST: 3}},
+        )
+    )
+    header, busy, rare = lines[1:4]
+    assert header.split()[:6] == ["RULE", "MATCHES", "ALERTS", "URGENT", "HELD", "CAPPED"]
+    assert busy.split() == ["busy", "9", "5", "2", "1", "12", "▃" + "▁" * 28 + "█", "2026-12-03"]
+    assert rare.split() == ["rare", "1", "2", "0", "1", "0", "▁" * 26 + "█▁▁▁", "2026-11-30"]
+    end = header.index("CAPPED") + len("CAPPED")
+    assert busy[:end].endswith(" 12") and rare[:end].endswith("  0")  # right-aligned
+    assert "  gone: matches 4, alerts 4, urgent 0, held 0, capped 3" in lines
+    narrow = stats_lines(report(capped={"busy": {LAST: 1}}), width=80)
+    assert all(len(line) <= 80 for line in narrow) and narrow[2].split()[6].startswith("…")
+
+
+def test_the_attention_budgets_settings_in_a_compact_form() -> None:
+    rules = [
+        Rule.model_validate({"id": "plain", "title": "Plain", "query": "x"}),
+        Rule.model_validate(
+            {"id": "alarm", "title": "Alarm", "query": "x", "priority": "urgent", "spike": {}}
+        ),
+        Rule.model_validate(
+            {
+                "id": "slow",
+                "title": "Slow",
+                "query": "x",
+                "priority": "digest",
+                "cap": {"per": "2h", "max": 4},
+            }
+        ),
+    ]
+    settings = Settings.model_validate(
+        {
+            "store": "sqlite::memory:",
+            "destinations": {
+                "desk": {
+                    "type": "console",
+                    "quiet": {"from": "22:00", "to": "07:00", "timezone": "America/Toronto"},
+                    "cap": {"per": "1h", "max": 10},
+                },
+                "log": {"type": "console"},
+            },
+        }
+    )
+    found = budget_settings(rules, settings.destinations)
+    assert found == [
+        ("rule", "alarm", "urgent; spike over 3× usual in 6h, at least 5"),
+        ("rule", "slow", "digest; cap 4 per 2h"),
+        ("destination", "desk", "quiet 22:00–07:00 America/Toronto; cap 10 per 1h"),
+    ]
+    lines = stats_lines(report(settings=found))
+    shown = lines[lines.index("Attention budget settings") + 1 :][:3]
+    assert shown == [
+        "  rule         alarm  urgent; spike over 3× usual in 6h, at least 5",
+        "  rule         slow   digest; cap 4 per 2h",
+        "  destination  desk   quiet 22:00–07:00 America/Toronto; cap 10 per 1h",
+    ]
+    assert "Attention budget settings" not in stats_lines(report())
