@@ -403,10 +403,120 @@ def _plain_text(text: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": _slack_line(text, limit) or "-", "emoji": True}
 
 
-def slack_message(alert: Alert, now: datetime) -> SlackMessage:
-    """One alert as Block Kit: rule title, linked item title, source, time, terms, summary."""
+# --- the attention budget: urgent alerts, held digests, spikes ---------------------------
+#
+# A mention is the one thing newswatch puts in a message that Slack acts on, so it comes
+# only from the destination's settings (``mention``, validated there), is turned into a
+# mention element here, and is refused in any other form.
+
+URGENT = "Urgent"
+_URGENT_MARK = "[URGENT] "
+_BROADCASTS = {"@here": "here", "@channel": "channel"}
+_USERGROUP = re.compile(r"<!subteam\^([A-Z0-9]+)>")
+_USER = re.compile(r"<@([UW][A-Z0-9]+)>")
+_SPIKE = "Spike:"
+_SPIKE_INTRO = "usually: the median over the past 14 days · top stories, most reported first"
+
+
+def mention_parts(mention: str) -> tuple[RichElement, str]:
+    """A configured mention as a rich_text mention element and as the Slack syntax that
+    notifies from the ``text`` fallback (``<!here>``, ``<!subteam^ID>``, ``<@ID>``)."""
+    if mention in _BROADCASTS:
+        wide = _BROADCASTS[mention]
+        return {"type": "broadcast", "range": wide}, f"<!{wide}>"
+    if (group := _USERGROUP.fullmatch(mention)) is not None:
+        return {"type": "usergroup", "usergroup_id": group[1]}, mention
+    if (user := _USER.fullmatch(mention)) is not None:
+        return {"type": "user", "user_id": user[1]}, mention
+    raise ValueError("a mention is @here, @channel, <!subteam^ID> or <@USER_ID>")
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """What a Slack message starts with: for an urgent alert, a block with the mention and
+    the urgent mark, and the same (``prefix``) before its ``text`` fallback."""
+
+    blocks: tuple[dict[str, Any], ...] = ()
+    prefix: str = ""
+
+    def message(self, fallback: str, blocks: list[dict[str, Any]]) -> SlackMessage:
+        """``fallback`` (feed text: escaped, cut to fit after the prefix) and ``blocks``,
+        led by this lead."""
+        text = self.prefix + _slack_line(fallback, SLACK_TEXT_MAX - len(self.prefix))
+        return SlackMessage(text, [*self.blocks, *blocks])
+
+
+NO_LEAD = Lead()
+
+
+def urgent_lead(alert: Alert, mention: str | None) -> Lead:
+    """An urgent alert's lead: ``mention`` (when configured) and the urgent mark; others
+    start as before."""
+    if alert.priority != "urgent":
+        return NO_LEAD
+    elements, prefix = [rich_text(URGENT, bold=True)], f"{URGENT}: "
+    if mention is not None:
+        element, syntax = mention_parts(mention)
+        elements = [element, rich_text(" "), *elements]
+        prefix = f"{syntax} {prefix}"
+    return Lead((_rich_block(_section(elements)),), prefix)
+
+
+def urgent_mark(alert: Alert) -> str:
+    """``[URGENT] `` before an urgent alert's first line in plain text and email, else nothing."""
+    return _URGENT_MARK if alert.priority == "urgent" else ""
+
+
+def is_single(alerts: Sequence[Alert], sightings: Sequence[Sighting] = ()) -> bool:
+    """Whether a batch is one alert's own message. A held alert, even alone, goes out as a
+    digest saying why it waited."""
+    return len(alerts) == 1 and not sightings and alerts[0].held is None
+
+
+def digest_title(alerts: Sequence[Alert]) -> str | None:
+    """``3 more alerts (cap reached)`` when every alert of a digest waited for a cap,
+    ``3 alerts held during quiet hours`` when every one waited for quiet hours to end;
+    None for any other digest."""
+    held = {alert.held for alert in alerts}
+    if held == {"cap"}:
+        return f"{counted(len(alerts), 'more alert')} (cap reached)"
+    if held == {"quiet"}:
+        return f"{counted(len(alerts), 'alert')} held during quiet hours"
+    return None
+
+
+def spike_heading(alert: Alert) -> str:
+    """``Spike: RULE — 12 stories in 6 hours (usually 2)``, not yet escaped."""
+    return f"{_SPIKE} {one_line(alert.rule_title)} — {_spike_tail(alert)}"
+
+
+def _spike_tail(alert: Alert) -> str:
+    facts = alert.spike
+    assert facts is not None, "a spike alert carries its facts"
+    hours = max(1, round(facts.window / 3600))
+    usual = f"{facts.usual:.0f}" if facts.usual.is_integer() else f"{facts.usual:.1f}"
+    stories = counted(facts.count, "story", "stories")
+    return f"{stories} in {counted(hours, 'hour')} (usually {usual})"
+
+
+def list_heading(alert: Alert) -> str | None:
+    """The heading of an alert that lists items (a spike's top stories, an overflow's
+    matches), not yet escaped; None for an alert about one item."""
+    if alert.spike is not None:
+        return spike_heading(alert)
+    return overflow_heading(alert) if alert.is_overflow else None
+
+
+def slack_message(alert: Alert, now: datetime, mention: str | None = None) -> SlackMessage:
+    """One alert as Block Kit: rule title, linked item title, source, time, terms, summary.
+
+    An urgent alert starts with ``mention`` (the destination's, from the settings: never
+    from feed text) as a real mention, and is marked urgent."""
+    lead = urgent_lead(alert, mention)
+    if alert.spike is not None:
+        return slack_spike(alert, now, lead)
     if alert.is_overflow:
-        return slack_overflow(alert, now)
+        return slack_overflow(alert, now, lead)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain_text(rules_line(alert), SLACK_HEADER_MAX)},
         _rich_block(
@@ -422,7 +532,7 @@ def slack_message(alert: Alert, now: datetime) -> SlackMessage:
     fallback = f"{rules_line(alert)}: {alert.title} ({_source(alert)})"
     if alert.outlets > 1:
         fallback += f" · {outlets_line(alert.outlets).lower()}"
-    return SlackMessage(_slack_line(fallback, SLACK_TEXT_MAX), blocks)
+    return lead.message(fallback, blocks)
 
 
 def _slack_outlets(count: int) -> list[RichElement]:
@@ -446,11 +556,14 @@ def _overflow_intro(alert: Alert, now: datetime) -> str:
     return f"{_at(alert.first_seen, now)} · {_OVERFLOW_INTRO}"
 
 
-def _slack_folded(folded: Folded) -> RichElement:
+def _slack_folded(folded: Folded, rules: bool = True) -> RichElement:
+    """One listed item: its linked title, and (``rules``) the rules it matched."""
     # At most 300 + 3 + 300 characters: one line always fits in a block.
-    rules = _run(", ".join(folded.rule_titles), FOLDED_TITLE_MAX)
+    title = [slack_link(folded.link, folded.title, FOLDED_TITLE_MAX)]
+    if not rules or not folded.rule_titles:
+        return _section(title)
     return _section(
-        [slack_link(folded.link, folded.title, FOLDED_TITLE_MAX)], [rich_text(" · ")], rules
+        title, [rich_text(" · ")], _run(", ".join(folded.rule_titles), FOLDED_TITLE_MAX)
     )
 
 
@@ -476,34 +589,63 @@ def _pack(
     return lists, used
 
 
-def slack_overflow(alert: Alert, now: datetime) -> SlackMessage:
-    """An overflow alert as one message: what fits of its list, then how many more.
-
-    Header, intro and the closing count take three blocks; the list packs its
-    lines into the other 47 bulleted ``rich_text`` blocks of at most 3,000 characters.
-    """
+def slack_overflow(alert: Alert, now: datetime, lead: Lead | None = None) -> SlackMessage:
+    """An overflow alert as one message: what fits of its list, then how many more."""
     count = alert.folded_count
-    header = fit(
-        one_line(_source(alert)),
-        SLACK_HEADER_MAX,
-        lambda prefix, cut: slack_escape(f"{count} more matches from {_plain(prefix, cut)}"),
-    )
     intro = _section(
         _run(_source(alert), 300),
         [rich_text(" · "), slack_date(alert.first_seen), rich_text(f" · {_OVERFLOW_INTRO}:")],
     )
-    lists, listed = _pack(map(_slack_folded, alert.folded), SLACK_SECTION_MAX, SLACK_BLOCKS_MAX - 3)
+    header = _fitted_header(_source(alert), lambda source: f"{count} more matches from {source}")
+    return _slack_list(alert, header, intro, overflow_heading(alert), lead or NO_LEAD)
+
+
+def slack_spike(alert: Alert, now: datetime, lead: Lead | None = None) -> SlackMessage:
+    """A spike alert as one message: what the spike is, then the top stories, linked."""
+    tail = _spike_tail(alert)
+    header = _fitted_header(alert.rule_title, lambda rule: f"{_SPIKE} {rule} — {tail}")
+    intro = _section([slack_date(alert.first_seen), rich_text(f" · {_SPIKE_INTRO}:")])
+    return _slack_list(alert, header, intro, spike_heading(alert), lead or NO_LEAD, rules=False)
+
+
+def _fitted_header(variable: str, template: Callable[[str], str]) -> dict[str, Any]:
+    """A header block of ``template(variable)``, the variable part cut so the whole fits."""
+    text = fit(
+        one_line(variable),
+        SLACK_HEADER_MAX,
+        lambda prefix, cut: slack_escape(template(_plain(prefix, cut))),
+    )
+    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
+
+
+def _slack_list(
+    alert: Alert,
+    header: dict[str, Any],
+    intro: RichElement,
+    fallback: str,
+    lead: Lead,
+    *,
+    rules: bool = True,
+) -> SlackMessage:
+    """A message listing an alert's folded items: header, intro, what fits of the list,
+    then how many more.
+
+    The lead (urgent), header, intro and the closing count take at most four blocks; the
+    list packs its lines into the others, bulleted ``rich_text`` blocks of at most 3,000
+    characters.
+    """
+    count = alert.folded_count
+    room = SLACK_BLOCKS_MAX - 3 - len(lead.blocks)
+    lines = (_slack_folded(folded, rules) for folded in alert.folded)
+    lists, listed = _pack(lines, SLACK_SECTION_MAX, room)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+        header,
         _rich_block(intro),
-        *(
-            _rich_block({"type": "rich_text_list", "style": "bullet", "elements": lines})
-            for lines in lists
-        ),
+        *(_rich_block(_bullets(items)) for items in lists),
     ]
     if count > listed:
         blocks.append(_rich_block(_section([rich_text(f"and {count - listed} more")])))
-    return SlackMessage(_slack_line(overflow_heading(alert), SLACK_TEXT_MAX), blocks)
+    return lead.message(fallback, blocks)
 
 
 def slack_notice(title: str, text: str) -> SlackMessage:
@@ -530,6 +672,9 @@ def _rule_groups(alerts: Sequence[Alert]) -> list[list[int]]:
 
 
 def _digest_item(alert: Alert) -> dict[str, Any]:
+    heading = list_heading(alert)
+    if heading is not None:
+        return _digest_list(alert, heading)
     # At most 500 + 860 + 300 + 520 characters shown: well within a block's 3,000.
     sections = [_section([slack_link(alert.link, alert.title)]), _slack_meta(alert, 500)]
     if alert.also_matched:
@@ -540,6 +685,17 @@ def _digest_item(alert: Alert) -> dict[str, Any]:
     if alert.also_reported_by:
         sections.append(_section([rich_text(_also_reported(alert, 500))]))
     return _rich_block(*sections)
+
+
+def _digest_list(alert: Alert, heading: str) -> dict[str, Any]:
+    """A spike (or overflow) alert in a digest: its heading, then what fits of its list in
+    the one block (at most 500 + 2,400 + a count of characters), then how many more."""
+    lines = (_slack_folded(folded, rules=alert.spike is None) for folded in alert.folded)
+    lists, listed = _pack(lines, SLACK_SECTION_MAX - 600, 1)
+    parts = [_section(_run(heading, TITLE_MAX, bold=True)), *map(_bullets, lists)]
+    if alert.folded_count > listed:
+        parts.append(_section([rich_text(f"and {alert.folded_count - listed} more")]))
+    return _rich_block(*parts)
 
 
 def _rule_header(alerts: Sequence[Alert], continued: bool) -> dict[str, Any]:
@@ -574,30 +730,35 @@ def slack_digest(
     A part's ``indexes`` count the alerts first, then the sightings (sighting ``i`` is
     index ``len(alerts) + i``). The split depends only on what is sent, so what the parts
     not yet sent carry splits the same way again when retried."""
-    pages: list[list[dict[str, Any]]] = [[]]
+    title = digest_title(alerts)
+    # A titled digest (every alert held for a cap, or for quiet hours) repeats its title
+    # at the top of every part, so the rows of the parts not yet sent split the same way.
+    top = [{"type": "header", "text": _plain_text(title, SLACK_HEADER_MAX)}] if title else []
+    pages: list[list[dict[str, Any]]] = [[*top]]
     carried: list[list[int]] = [[]]
+
+    def new_page(*blocks: dict[str, Any]) -> None:
+        pages.append([*top, *blocks])
+        carried.append([])
+
     for numbers in _rule_groups(alerts):
         group = [alerts[i] for i in numbers]
         if len(pages[-1]) > SLACK_BLOCKS_MAX - 2:
-            pages.append([])
-            carried.append([])
+            new_page()
         pages[-1].append(_rule_header(group, continued=False))
         for i in numbers:
             if len(pages[-1]) >= SLACK_BLOCKS_MAX:
-                pages.append([_rule_header(group, continued=True)])
-                carried.append([])
+                new_page(_rule_header(group, continued=True))
             pages[-1].append(_digest_item(alerts[i]))
             carried[-1].append(i)
     for heading, numbers in sighting_sections(sightings):
         lines = [(len(alerts) + i, _slack_sighting(sightings[i], story=True)) for i in numbers]
         if len(pages[-1]) > SLACK_BLOCKS_MAX - 2:
-            pages.append([])
-            carried.append([])
+            new_page()
         pages[-1].append(_group_header(heading, len(numbers), continued=False))
         for indexes, section in _pack_indexed(lines, SLACK_SECTION_MAX):
             if len(pages[-1]) >= SLACK_BLOCKS_MAX:
-                pages.append([_group_header(heading, len(numbers), continued=True)])
-                carried.append([])
+                new_page(_group_header(heading, len(numbers), continued=True))
             pages[-1].append(_rich_block(_bullets(section)))
             carried[-1].extend(indexes)
     kept = [(page, ids) for page, ids in zip(pages, carried, strict=True) if page]
@@ -614,10 +775,11 @@ def _digest_fallback(
 ) -> str:
     part = f" (part {number}/{total})" if total > 1 else ""
     rules = ", ".join(f"{g[0].rule_title} ({len(g)})" for g in group_by_rule(alerts))
-    what = [f"{counted(len(alerts), 'alert')}: {rules}"] if alerts else []
+    title = digest_title(alerts)
+    what = [rules if title else f"{counted(len(alerts), 'alert')}: {rules}"] if alerts else []
     if sightings:
         what.append(counted(len(sightings), "later report") + " of earlier stories")
-    return _slack_line(f"newswatch digest{part}: {'; '.join(what)}", SLACK_TEXT_MAX)
+    return _slack_line(f"{title or 'newswatch digest'}{part}: {'; '.join(what)}", SLACK_TEXT_MAX)
 
 
 def _bullets(sections: list[RichElement]) -> RichElement:
@@ -736,6 +898,9 @@ def _text_summary(summary: Summary) -> str:
 
 
 def _text_block(alert: Alert, now: datetime, *, with_rule: bool) -> list[str]:
+    if (heading := list_heading(alert)) is not None:
+        # In a digest: the heading, then the list (the rule is the group's heading).
+        return [shorten(heading, TITLE_MAX), *_text_list(alert)]
     lines = [shorten(rules_line(alert), TITLE_MAX)] if with_rule else []
     lines.append(shorten(alert.title, TITLE_MAX) or "(untitled)")
     if (url := safe_url(alert.link)) is not None:
@@ -756,29 +921,49 @@ def _text_block(alert: Alert, now: datetime, *, with_rule: bool) -> list[str]:
 
 
 def text_message(alert: Alert, now: datetime) -> str:
-    """One alert as plain text (console, email): no control characters, terms in ``*stars*``."""
-    if alert.is_overflow:
-        return text_overflow(alert, now)
-    return "\n".join(_text_block(alert, now, with_rule=True))
+    """One alert as plain text (console, email): no control characters, terms in ``*stars*``;
+    an urgent one starts ``[URGENT]``."""
+    if alert.spike is not None:
+        text = text_spike(alert, now)
+    elif alert.is_overflow:
+        text = text_overflow(alert, now)
+    else:
+        text = "\n".join(_text_block(alert, now, with_rule=True))
+    return urgent_mark(alert) + text
 
 
 def text_overflow(alert: Alert, now: datetime) -> str:
     """An overflow alert as plain text: each listed item's title, link and rules."""
-    lines = [shorten(overflow_heading(alert), TITLE_MAX), _overflow_intro(alert, now) + ":"]
+    intro = _overflow_intro(alert, now) + ":"
+    return "\n".join([shorten(overflow_heading(alert), TITLE_MAX), intro, *_text_list(alert)])
+
+
+def text_spike(alert: Alert, now: datetime) -> str:
+    """A spike alert as plain text: what the spike is, then each top story's title and link."""
+    intro = f"{_at(alert.first_seen, now)} · {_SPIKE_INTRO}:"
+    return "\n".join([shorten(spike_heading(alert), TITLE_MAX), intro, *_text_list(alert)])
+
+
+def _text_list(alert: Alert) -> list[str]:
+    """An alert's folded items, each title, link and (but a spike's stories) rules, then how
+    many more."""
+    lines = []
     for folded in alert.folded:
         lines += ["", "- " + (shorten(folded.title, FOLDED_TITLE_MAX) or "(untitled)")]
         if (url := safe_url(folded.link)) is not None:
             lines.append("  " + url)
-        lines.append("  Rules: " + shorten(", ".join(folded.rule_titles), FOLDED_TITLE_MAX))
+        if alert.spike is None and folded.rule_titles:
+            lines.append("  Rules: " + shorten(", ".join(folded.rule_titles), FOLDED_TITLE_MAX))
     if (more := alert.folded_count - len(alert.folded)) > 0:
         lines += ["", f"and {more} more"]
-    return "\n".join(lines)
+    return lines
 
 
 def text_digest(alerts: Sequence[Alert], now: datetime, sightings: Sequence[Sighting] = ()) -> str:
     """Several alerts as plain text, grouped by rule, then the later sightings of earlier
-    stories, one line each."""
-    parts = []
+    stories, one line each; titled when every alert waited for a cap or for quiet hours."""
+    title = digest_title(alerts)
+    parts = [_underlined(title)] if title else []
     for group in group_by_rule(alerts):
         parts.append(_underlined(f"{shorten(group[0].rule_title, TITLE_MAX)} ({len(group)})"))
         parts += ["\n".join(_text_block(alert, now, with_rule=False)) for alert in group]
@@ -882,7 +1067,7 @@ def _html_alert(alert: Alert, now: datetime, *, with_rule: bool) -> Markup:
     rendered = _emphasised(summary, len(summary.text) + 200, html.escape, _html_strong)
     return html_template(
         _ALERT_HTML if with_rule else _ALERT_HTML.replace("<h3>$rule</h3>\n", ""),
-        rule=shorten(rules_line(alert), TITLE_MAX),
+        rule=urgent_mark(alert) + shorten(rules_line(alert), TITLE_MAX),
         title=_html_link(alert.link, alert.title),
         source=shorten(_source(alert), 300) + in_language(alert),
         when=when(alert, now),
@@ -896,28 +1081,41 @@ def _html_alert(alert: Alert, now: datetime, *, with_rule: bool) -> Markup:
     )
 
 
-_OVERFLOW_HTML = """<div>
+_LIST_HTML = """<div>
 <h3>$heading</h3>
-<p><small>$intro</small></p>
-$items$more</div>
+$intro$items$more</div>
 """
-_FOLDED_HTML = "<p>$title<br>\n<small>$rules</small></p>\n"
+_FOLDED_HTML = "<p>$title$rules</p>\n"
 
 
-def _html_overflow(alert: Alert, now: datetime) -> Markup:
+def _html_list(alert: Alert, now: datetime | None) -> Markup:
+    """An alert listing items (a spike's top stories, an overflow's matches): its heading,
+    (on its own, ``now`` given) when and why, each item linked, then how many more."""
+    spike = alert.spike is not None
     items = "".join(
         html_template(
             _FOLDED_HTML,
             title=_html_link(folded.link, folded.title),
-            rules=shorten(", ".join(folded.rule_titles), FOLDED_TITLE_MAX),
+            rules=html_template(
+                "<br>\n<small>$rules</small>",
+                rules=shorten(", ".join(folded.rule_titles), FOLDED_TITLE_MAX),
+            )
+            if not spike and folded.rule_titles
+            else "",
         )
         for folded in alert.folded
     )
+    intro = ""
+    if now is not None:
+        why = _SPIKE_INTRO if spike else _OVERFLOW_INTRO
+        intro = html_template(
+            "<p><small>$when · $why:</small></p>\n", when=_at(alert.first_seen, now), why=why
+        )
     more = alert.folded_count - len(alert.folded)
     return html_template(
-        _OVERFLOW_HTML,
-        heading=shorten(overflow_heading(alert), TITLE_MAX),
-        intro=_overflow_intro(alert, now) + ":",
+        _LIST_HTML,
+        heading=urgent_mark(alert) + shorten(list_heading(alert) or "", TITLE_MAX),
+        intro=intro,
         items=Markup(items),
         more=html_template("<p>and $more more</p>\n", more=str(more)) if more > 0 else "",
     )
@@ -933,7 +1131,10 @@ def _html_paragraph(text: str, present: Sequence[str]) -> Markup:
 
 def _html_group(alerts: Sequence[Alert], now: datetime) -> str:
     rule = f"{shorten(alerts[0].rule_title, 300)} ({len(alerts)})"
-    items = "<hr>\n".join(_html_alert(alert, now, with_rule=False) for alert in alerts)
+    items = "<hr>\n".join(
+        _html_list(alert, None) if list_heading(alert) else _html_alert(alert, now, with_rule=False)
+        for alert in alerts
+    )
     return html_template("<h2>$rule</h2>\n", rule=rule) + items
 
 
@@ -989,13 +1190,15 @@ def _html_follow_up(sighting: Sighting, parent: Alert, now: datetime) -> Markup:
 def _html_document(
     alerts: Sequence[Alert], now: datetime, sightings: Sequence[Sighting] = ()
 ) -> str:
-    if len(alerts) == 1 and not sightings and alerts[0].is_overflow:
-        body = _html_overflow(alerts[0], now)
-    elif len(alerts) == 1 and not sightings:
+    if is_single(alerts, sightings) and list_heading(alerts[0]) is not None:
+        body = _html_list(alerts[0], now)
+    elif is_single(alerts, sightings):
         body = _html_alert(alerts[0], now, with_rule=True)
     else:
+        title = digest_title(alerts)
+        top = html_template("<h2>$title</h2>\n", title=title) if title else ""
         groups = "".join(_html_group(group, now) for group in group_by_rule(alerts))
-        body = Markup(groups + _html_sightings(sightings, now))
+        body = Markup(top + groups + _html_sightings(sightings, now))
     return _html_page(body)
 
 
@@ -1013,17 +1216,21 @@ def header_value(text: str, limit: int = SUBJECT_MAX) -> str:
 
 
 def email_subject(alerts: Sequence[Alert], sightings: Sequence[Sighting] = ()) -> str:
+    """``[newswatch] …``: the rule and title, a list's heading, or what a digest holds; an
+    urgent alert's subject starts ``[urgent] ``."""
     later = counted(len(sightings), "later report")
-    if len(alerts) == 1 and not sightings and alerts[0].is_overflow:
-        raw = f"[newswatch] {overflow_heading(alerts[0])}"
-    elif len(alerts) == 1 and not sightings:
-        raw = f"[newswatch] {rules_line(alerts[0])}: {one_line(alerts[0].title)}"
+    if is_single(alerts, sightings):
+        alert = alerts[0]
+        what = list_heading(alert) or f"{rules_line(alert)}: {one_line(alert.title)}"
+        urgent = "[urgent] " if alert.priority == "urgent" else ""
+        raw = f"{urgent}[newswatch] {what}"
     elif not alerts:
         raw = f"[newswatch] {later} of earlier stories"
     else:
         rules = ", ".join(one_line(g[0].rule_title) for g in group_by_rule(alerts))
         more = f" (+{later})" if sightings else ""
-        raw = f"[newswatch] {counted(len(alerts), 'alert')}{more}: {rules}"
+        what = digest_title(alerts) or counted(len(alerts), "alert")
+        raw = f"[newswatch] {what}{more}: {rules}"
     return header_value(raw)
 
 
@@ -1057,7 +1264,10 @@ def email_message(
         raise ValueError("an email needs at least one alert or sighting")
     message = _email(email_subject(batch, sightings), now, sender, recipients)
     message["Message-ID"] = message_id(batch, sightings)
-    single = len(batch) == 1 and not sightings
+    single = is_single(batch, sightings)
+    if single and batch[0].priority == "urgent":
+        message["Importance"] = "high"
+        message["X-Priority"] = "1"
     plain = text_message(batch[0], now) if single else text_digest(batch, now, sightings)
     message.set_content(plain + "\n")
     message.add_alternative(_html_document(batch, now, sightings), subtype="html")

@@ -7,7 +7,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from bot.alerts.render import clean_text, one_line, text_digest, text_message, text_sighting
+from bot.alerts.render import (
+    clean_text,
+    digest_title,
+    is_single,
+    one_line,
+    text_digest,
+    text_message,
+    text_sighting,
+)
 from bot.config.schema import ConsoleDestination
 from bot.model import Alert, Posted, Sighting
 from bot.notify import Attempt
@@ -15,7 +23,8 @@ from bot.notify import Attempt
 
 class ConsoleNotifier:
     """Prints each alert as a plain-text block, blocks separated by a blank line, and each
-    later sighting of a story as one ``↳`` line."""
+    later sighting of a story as one ``↳`` line. An urgent alert starts ``[URGENT]``; a
+    digest held for a cap or for quiet hours starts with a line saying so."""
 
     threads = False
 
@@ -39,7 +48,9 @@ class ConsoleNotifier:
     ) -> Posted | None:
         """Prints the alerts; stdout cannot be asked what it showed, so a resend repeats them."""
         now = self._clock()
-        text = "".join(text_message(alert, now) + "\n\n" for alert in alerts)
+        title = None if is_single(alerts, sightings) else digest_title(alerts)
+        text = f"{title}\n\n" if title else ""
+        text += "".join(text_message(alert, now) + "\n\n" for alert in alerts)
         if sightings:
             text += text_digest((), now, sightings) + "\n\n"
         self._write(text)

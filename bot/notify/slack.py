@@ -48,6 +48,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.alerts.render import (
     SlackMessage,
+    is_single,
     message_id,
     slack_digest,
     slack_follow_up,
@@ -162,7 +163,8 @@ def _base_url(destination: SlackDestination) -> str:
 
 
 class SlackNotifier:
-    """Posts alerts to one Slack channel; one message per alert, or a digest in parts."""
+    """Posts alerts to one Slack channel; one message per alert, or a digest in parts. An
+    urgent alert starts with the destination's ``mention``, when it has one."""
 
     def __init__(
         self,
@@ -183,6 +185,7 @@ class SlackNotifier:
         self._history_off: str | None = None  # why the history cannot be read, once known
         self._warned: set[str] = set()
         self._clock = clock
+        self._mention = destination.mention  # from the settings only, never from feed text
         self._client: WebClient | None = None
         self._webhook: WebhookClient | None = None
         if destination.token is not None:
@@ -214,9 +217,9 @@ class SlackNotifier:
         now = self._clock()
         ids = attempt.outbox_ids if attempt is not None else ()
         since = attempt.check_since if attempt is not None else None
-        if len(alerts) == 1 and not sightings:
+        if is_single(alerts, sightings):
             marker = _marker(ids, message_id(alerts))
-            return self._deliver(slack_message(alerts[0], now), marker, since)
+            return self._deliver(slack_message(alerts[0], now, self._mention), marker, since)
         parts = slack_digest(alerts, now, sightings)
         for part in parts:
             # Marked with its own rows: a retry after a crash mid-part finds it in the
@@ -258,7 +261,7 @@ class SlackNotifier:
             )
             return
         edited = replace(parent, outlets=max(parent.outlets, sighting.outlets))
-        self._update(posted, slack_message(edited, self._clock()))
+        self._update(posted, slack_message(edited, self._clock(), self._mention))
         self._post(slack_reply(sighting), marker, channel=posted.channel, thread_ts=posted.ts)
 
     def send_notice(self, title: str, text: str) -> None:

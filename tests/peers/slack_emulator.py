@@ -142,14 +142,19 @@ _STYLES = {
     "underline",
     "unlink",
 }
-# The inline elements newswatch may send, with their required fields and types. Mentions
-# (user, channel, usergroup, broadcast) are refused here too: newswatch never pings.
+# The inline elements newswatch may send, with their required fields and types: text, and
+# the mentions an urgent alert starts with (the destination's, from its settings). Channel
+# mentions are refused here: newswatch never sends one.
 _RICH_ELEMENTS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "text": {"text": str},
     "link": {"url": str},
     "date": {"timestamp": int, "format": str},
     "emoji": {"name": str},
+    "broadcast": {"range": str},
+    "usergroup": {"usergroup_id": str},
+    "user": {"user_id": str},
 }
+_BROADCAST_RANGES = ("here", "channel", "everyone")
 # newswatch's bound for the text one rich_text block shows (dates as their fallback), as
 # for a section: Slack documents no number of its own.
 RICH_TEXT_MAX = 3000
@@ -200,6 +205,8 @@ def _inline_violations(element: dict[str, Any]) -> list[str]:
     ]
     if kind == "link" and not str(element.get("url", "")).startswith(("http://", "https://")):
         problems.append("link to something other than http(s)")
+    if kind == "broadcast" and element.get("range") not in _BROADCAST_RANGES:
+        problems.append(f"broadcast of range {element.get('range')!r}")
     style = element.get("style", {})
     if not isinstance(style, dict) or any(
         k not in _STYLES or not isinstance(v, bool) for k, v in style.items()
