@@ -415,7 +415,9 @@ _BROADCASTS = {"@here": "here", "@channel": "channel"}
 _USERGROUP = re.compile(r"<!subteam\^([A-Z0-9]+)>")
 _USER = re.compile(r"<@([UW][A-Z0-9]+)>")
 _SPIKE = "Spike:"
-_SPIKE_INTRO = "usually: the median over the past 14 days · top stories, most reported first"
+_SPIKE_INTRO = (
+    "the usual count is the median over the past 14 days · top stories, most reported first"
+)
 
 
 def mention_parts(mention: str) -> tuple[RichElement, str]:

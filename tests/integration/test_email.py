@@ -249,6 +249,39 @@ def test_digest_is_one_message_grouped_by_rule(plain: SmtpServer) -> None:
     assert text.index("One") < text.index("Three") < text.index("Rule B (1)") < text.index("Two")
 
 
+def test_an_urgent_alert_is_marked_important(plain: SmtpServer) -> None:
+    mailer = notifier(plain, "none")
+    mailer.send([alert(priority="urgent", title="Officers\r\nBcc: victim@example.org")])
+    mailer.send([alert()])
+    urgent, normal = (received.message for received in plain.messages)
+    assert urgent["Subject"].strip() == (
+        "[urgent] [newswatch] Canadian police mission in Iraq: Officers Bcc: victim@example.org"
+    )
+    assert (urgent["Importance"], urgent["X-Priority"], urgent["Bcc"]) == ("high", "1", None)
+    assert (
+        urgent.get_body(("plain",))
+        .get_content()
+        .startswith("[URGENT] Canadian police mission in Iraq\n")
+    )
+    assert normal["Importance"] is None and normal["X-Priority"] is None
+    assert not normal["Subject"].strip().startswith("[urgent]")
+
+
+def test_capped_alerts_are_one_n_more_alerts_mail_listing_every_one(plain: SmtpServer) -> None:
+    capped = [
+        alert(item_key=str(i), title=f"Item {i}", link=f"https://news.example/{i}", held="cap")
+        for i in range(5)
+    ]
+    notifier(plain, "none").send(capped)
+    message = sent(plain).message
+    subject = " ".join(message["Subject"].split())
+    assert subject == "[newswatch] 5 more alerts (cap reached): Canadian police mission in Iraq"
+    assert message["Importance"] is None
+    text = message.get_body(("plain",)).get_content()
+    assert text.startswith("5 more alerts (cap reached)\n")
+    assert all(f"https://news.example/{i}\n" in text for i in range(5))
+
+
 def test_send_notice_through_the_factory(plain: SmtpServer) -> None:
     destination = EmailDestination.model_validate(
         {

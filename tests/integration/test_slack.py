@@ -13,9 +13,10 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.alerts.attention import spike_alert
 from bot.config.schema import SlackDestination
 from bot.errors import DeliveryError
-from bot.model import Alert, Posted, Summary
+from bot.model import Alert, Folded, Posted, QueuedAlert, SpikeFacts, Summary
 from bot.notify import Attempt, build_notifier
 from bot.notify.slack import ChannelLimiter, SlackNotifier
 from bot.timing import DELIVERY_MAX_WAIT
@@ -36,10 +37,11 @@ def api(
     timeout: int = 30,
     *,
     paced: bool = True,
+    mention: str | None = None,
 ) -> SlackNotifier:
     """A notifier posting with a token; ``paced=False`` for tests not about pacing."""
     destination = SlackDestination(
-        type="slack", channel=channel, token=token, base_url=slack.base_url
+        type="slack", channel=channel, token=token, base_url=slack.base_url, mention=mention
     )
     limiter = None if paced else ChannelLimiter(0)
     return SlackNotifier(
@@ -47,8 +49,10 @@ def api(
     )
 
 
-def webhook(slack: SlackEmulator, timeout: int = 30) -> SlackNotifier:
-    destination = SlackDestination(type="slack", webhook_url=slack.webhook_url)
+def webhook(
+    slack: SlackEmulator, timeout: int = 30, *, mention: str | None = None
+) -> SlackNotifier:
+    destination = SlackDestination(type="slack", webhook_url=slack.webhook_url, mention=mention)
     return SlackNotifier("hook", destination, clock=lambda: NOW, timeout=timeout)
 
 
@@ -297,6 +301,98 @@ def test_each_digest_part_reports_its_rows_as_it_lands(slack: SlackEmulator) -> 
     assert posted.text.startswith("newswatch digest (part 1/2)")
     assert posted.metadata is not None
     assert posted.metadata["event_payload"]["outbox_ids"] == list(ids[:49])
+
+
+MENTIONS = [
+    ("@here", "<!here>", {"type": "broadcast", "range": "here"}),
+    ("@channel", "<!channel>", {"type": "broadcast", "range": "channel"}),
+    (
+        "<!subteam^S0123ABC>",
+        "<!subteam^S0123ABC>",
+        {"type": "usergroup", "usergroup_id": "S0123ABC"},
+    ),
+    ("<@U0123ABC>", "<@U0123ABC>", {"type": "user", "user_id": "U0123ABC"}),
+]
+
+
+@pytest.mark.parametrize("make", [api, webhook])
+@pytest.mark.parametrize(("mention", "syntax", "element"), MENTIONS)
+def test_an_urgent_alert_notifies_the_configured_mention_and_no_one_feed_text_names(
+    slack: SlackEmulator, make: Any, mention: str, syntax: str, element: dict[str, str]
+) -> None:
+    hostile = alert(priority="urgent", title=HOSTILE, source=HOSTILE, summary=Summary(HOSTILE))
+    make(slack, mention=mention).send([hostile])
+    (posted,) = slack.wait_for(1)
+    assert not block_kit_violations(posted.payload)
+    assert posted.blocks[0]["elements"][0]["elements"] == [
+        element,
+        {"type": "text", "text": " "},
+        {"type": "text", "text": "Urgent", "style": {"bold": True}},
+    ]
+    assert posted.text.startswith(
+        f"{syntax} Urgent: Canadian police mission in Iraq: &lt;!channel&gt;"
+    )
+    assert posted.entities == [
+        syntax,  # the fallback's, for the notification
+        f"{element['type']}:{element}",  # the message's own
+        "link:https://www.rcmp-grc.gc.ca/en/news/1",
+    ]
+
+
+def test_the_mention_is_configured_in_the_settings_and_only_urgent_alerts_carry_it(
+    slack: SlackEmulator,
+) -> None:
+    settings = {"type": "slack", "channel": "#iraq", "token": TOKEN, "base_url": slack.base_url}
+    notifier = build_notifier(
+        "iraq-desk", SlackDestination.model_validate({**settings, "mention": "@here"})
+    )
+    notifier.send([alert()])
+    notifier.send([alert(item_key="2", priority="digest"), alert(item_key="3")])
+    notifier.send([alert(item_key="4", priority="urgent")])
+    normal, digest, urgent = slack.wait_for(3)
+    assert [e for e in normal.entities + digest.entities if not e.startswith("link:")] == []
+    assert [e for e in urgent.entities if not e.startswith("link:")] == [
+        "<!here>",
+        "broadcast:{'type': 'broadcast', 'range': 'here'}",
+    ]
+
+
+@pytest.mark.parametrize("make", [api, webhook])
+def test_a_spike_lists_its_top_stories_and_hostile_titles_cannot_ping(
+    slack: SlackEmulator, make: Any
+) -> None:
+    top = [Folded(f"{HOSTILE} {n}", f"https://news.example/{n}", ()) for n in range(10)]
+    template = QueuedAlert(alert(priority="urgent"), NOW)
+    spike = spike_alert(template, SpikeFacts(14, 3.0, 6 * 3600), top).alert
+    make(slack, mention="<!subteam^S0123ABC>").send([spike])
+    (posted,) = slack.wait_for(1)
+    assert not block_kit_violations(posted.payload)
+    assert posted.text == (
+        "<!subteam^S0123ABC> Urgent: Spike: Canadian police mission in Iraq"
+        " — 14 stories in 6 hours (usually 3)"
+    )
+    assert posted.entities == [
+        "<!subteam^S0123ABC>",
+        "usergroup:{'type': 'usergroup', 'usergroup_id': 'S0123ABC'}",
+        *(f"link:https://news.example/{n}" for n in range(10)),
+    ]
+    assert f"{HOSTILE} 3" in posted.rich_texts()
+    assert posted.rich_texts()[-1] == "and 4 more"
+
+
+def test_capped_alerts_go_out_as_one_n_more_message_listing_every_one(
+    slack: SlackEmulator,
+) -> None:
+    capped = [
+        alert(item_key=str(i), title=f"Item {i}", link=f"https://news.example/{i}", held="cap")
+        for i in range(12)
+    ]
+    api(slack, mention="@here").send(capped, Attempt(tuple(range(12))))
+    (posted,) = slack.wait_for(1)
+    assert not block_kit_violations(posted.payload)
+    assert posted.text == "12 more alerts (cap reached): Canadian police mission in Iraq (12)"
+    assert posted.blocks[0]["text"]["text"] == "12 more alerts (cap reached)"
+    assert posted.entities == [f"link:https://news.example/{i}" for i in range(12)]
 
 
 def test_send_notice(slack: SlackEmulator) -> None:
