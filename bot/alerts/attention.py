@@ -170,7 +170,8 @@ def spike_alert(template: QueuedAlert, facts: SpikeFacts, top: Sequence[Folded])
         template,
         alert=replace(
             template.alert,
-            title=f"{facts.count} stories in {_hours(facts.window)}",
+            title=f"{facts.count} {'story' if facts.count == 1 else 'stories'}"
+            f" in {_hours(facts.window)}",
             spike=facts,
             folded=tuple(top[:SPIKE_LISTED]),
             folded_count=facts.count,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,9 +97,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def desk(
-    config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, store: str
-) -> Desk:
+def desk(config_dir: ConfigDir, feed_server: FeedServer, slack: SlackEmulator, store: str) -> Desk:
     return Desk(config_dir, feed_server, slack, store)
 
 
