@@ -93,7 +93,8 @@ def next_quiet_end(quiet: Quiet, now: datetime) -> datetime:
     inside = quiet_until(quiet, now)
     if inside is not None:
         return inside
-    start = min(s for s, _ in _periods(quiet, now, ahead=8) if s > now)
+    # two weeks ahead: a week's only quiet hours may fall in an hour the clock skips
+    start = min(s for s, _ in _periods(quiet, now, ahead=15) if s > now)
     end = quiet_until(quiet, start)
     assert end is not None, "quiet hours hold their own start"
     return end
@@ -116,7 +117,9 @@ def _periods(quiet: Quiet, at: datetime, ahead: int = 1) -> Iterator[tuple[datet
         if WEEKDAYS[day.weekday()] not in quiet.days:
             continue
         end_day = day if finish > begin else day + timedelta(days=1)
-        yield _local(day, begin, zone), _local(end_day, finish, zone)
+        start, end = _local(day, begin, zone), _local(end_day, finish, zone)
+        if start < end:  # none when the clock skips them all (02:30-03:00 spring forward)
+            yield start, end
 
 
 def _local(day: date, clock: time, zone: ZoneInfo) -> datetime:
@@ -156,6 +159,8 @@ def usual(counts: list[int]) -> float:
 
 
 def is_spike(count: int, baseline: float, spike: Spike) -> bool:
+    """More than ``factor`` times the usual count, and at least ``min``: a quiet rule's
+    first few stories are no spike."""
     return count >= spike.min and count > spike.factor * baseline
 
 
