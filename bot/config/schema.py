@@ -278,6 +278,12 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
 
 
+def _some_days(value: tuple[Weekday, ...]) -> tuple[Weekday, ...]:
+    if not value:
+        raise ValueError(f"name at least one day ({', '.join(WEEKDAYS)})")
+    return value
+
+
 class Quiet(Strict):
     """Quiet hours: normal alerts are held and sent as one digest when they end; urgent ones
     still go out at once."""
@@ -290,7 +296,9 @@ class Quiet(Strict):
     """When they end ("07:00": the next morning when earlier than from; equal to from: 24 h)."""
     timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
     """An IANA time zone, such as America/Toronto: quiet hours follow its clock changes."""
-    days: tuple[Weekday, ...] = Field(WEEKDAYS, min_length=1)
+    days: Annotated[tuple[Weekday, ...], AfterValidator(_some_days)] = Field(
+        WEEKDAYS, json_schema_extra={"minItems": 1}
+    )
     """The days quiet hours begin on (default: every day)."""
 
     @model_validator(mode="after")
@@ -309,11 +317,22 @@ class Cap(Strict):
     max: int = Field(ge=1, le=100_000)
 
 
+def _hours(value: float) -> float:
+    if value % 3600:
+        raise ValueError(
+            f"must be whole hours (stories are counted by the hour), not {format_duration(value)}"
+        )
+    return value
+
+
 class Spike(Strict):
     """One message when a rule's stories in ``window`` number more than ``factor`` times
     their median over the past 14 days, and at least ``min``; at most one per window."""
 
-    window: Annotated[Duration, AfterValidator(_between("1h", "3d"))] = 6 * 3600.0
+    window: Annotated[Duration, AfterValidator(_between("1h", "3d")), AfterValidator(_hours)] = (
+        6 * 3600.0
+    )
+    """Whole hours: stories are counted by the hour."""
     factor: float = Field(3.0, gt=1, le=1_000)
     min: int = Field(5, ge=1, le=100_000)
 
