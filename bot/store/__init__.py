@@ -285,7 +285,9 @@ class PruneReport:
     rate_slots: int = 0
     items: int = 0
     feeds: int = 0
-    stats: int = 0  # daily counters (of ``newswatch stats``) older than STATS_DAYS
+    # Counters: daily ones (of ``newswatch stats``) older than STATS_DAYS, and the attention
+    # budget's (caps of periods ended, spike counts and firings no baseline reads any more).
+    stats: int = 0
 
     @property
     def total(self) -> int:

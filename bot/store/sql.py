@@ -11,6 +11,7 @@ global order (no deadlock) and never duplicate.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -21,8 +22,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
+from bot.alerts.attention import (
+    BASELINE_DAYS,
+    HOUR,
+    SPIKE_LISTED,
+    hour_of,
+    is_spike,
+    spike_alert,
+    usual,
+    window_counts,
+)
+from bot.config.schema import Spike
 from bot.errors import StoreError
-from bot.model import Alert, Posted, QueuedAlert, Sighting
+from bot.model import Alert, CapCount, Folded, Posted, QueuedAlert, Sighting, SpikeFacts
 from bot.store import (
     TITLE_KEPT,
     DailyStats,
@@ -61,7 +73,7 @@ from bot.stories.followup import follow_up
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 CHUNK = 500  # rows per multi-row statement: 500 x 6 parameters is far below every engine's limit
 PRUNE_BATCH = 1000  # rows one pruning transaction deletes at most: short locks on a shared store
 # Batches one step of a prune runs at most: a first prune of a large store spreads over several
@@ -74,6 +86,8 @@ STATS_DAYS = 400  # days of daily counters kept for ``newswatch stats``: a year 
 SLOT_GRACE = 86400.0  # a rate slot this far in the past says nothing more than no row
 MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock is raised
 FOLLOW_UP_MEMORY = 64  # a story's latest tellings a follow-up is judged new against
+RULE_HOURS_KEPT = (BASELINE_DAYS + 1) * 24  # hours of spike counts kept: the baseline and a margin
+SPIKES_KEPT = 3 * 86400.0  # a spike's firing is kept this long: the longest window a spike may have
 
 
 def _never(_: BaseException) -> bool:
@@ -279,7 +293,49 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         # Stories by exact link or title: superseded by ``stories``.
         "DROP TABLE IF EXISTS story_alerts",
     ]
-    return [(1, v1), (2, v2), (3, v3), (4, v4), (5, v5), (6, v6), (7, v7), (8, v8), (9, v9)]
+    v10 = [
+        # Caps: the alerts counted against each cap in each period (``count`` past the cap's
+        # ``max`` folds an alert into the period's "N more"), one atomic upsert per alert.
+        f"""CREATE TABLE IF NOT EXISTS cap_counts (
+            cap_key TEXT NOT NULL,
+            period_end {d.real} NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (cap_key, period_end))""",
+        "CREATE INDEX IF NOT EXISTS cap_counts_end ON cap_counts (period_end)",
+        # Spikes: each story a spike-watched rule matched, once (``story_rules``), counted in
+        # the hour it first did (``rule_hours``, hours since the epoch); ``spikes`` is when
+        # each rule's spike alert was last queued (at most one per window).
+        """CREATE TABLE IF NOT EXISTS story_rules (
+            story_id BIGINT NOT NULL,
+            rule_id TEXT NOT NULL,
+            PRIMARY KEY (story_id, rule_id))""",
+        "CREATE INDEX IF NOT EXISTS story_rules_rule ON story_rules (rule_id)",
+        """CREATE TABLE IF NOT EXISTS rule_hours (
+            rule_id TEXT NOT NULL,
+            hour INTEGER NOT NULL,
+            stories INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (rule_id, hour))""",
+        "CREATE INDEX IF NOT EXISTS rule_hours_hour ON rule_hours (hour)",
+        f"""CREATE TABLE IF NOT EXISTS spikes (
+            rule_id TEXT PRIMARY KEY,
+            fired_at {d.real} NOT NULL)""",
+        # What the attention budget did to each rule's alerts, by day (``newswatch stats``).
+        "ALTER TABLE rule_days ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE rule_days ADD COLUMN held INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE rule_days ADD COLUMN capped INTEGER NOT NULL DEFAULT 0",
+    ]
+    return [
+        (1, v1),
+        (2, v2),
+        (3, v3),
+        (4, v4),
+        (5, v5),
+        (6, v6),
+        (7, v7),
+        (8, v8),
+        (9, v9),
+        (10, v10),
+    ]
 
 
 def _version_mismatch(current: int) -> str:
@@ -330,7 +386,8 @@ def _feed_state(row: Sequence[Any]) -> FeedState:
 
 def _outbox_entry(row: Sequence[Any], parents: Mapping[int, Parent]) -> OutboxEntry:
     """An outbox row as claimed: id, payload, attempts, created_at, next_attempt_at,
-    also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id, parent_id."""
+    also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id, parent_id,
+    digest."""
     also = tuple(json.loads(row[5]))
     notice = sighting = None
     if row[8] == "notice":
@@ -350,7 +407,13 @@ def _outbox_entry(row: Sequence[Any], parents: Mapping[int, Parent]) -> OutboxEn
         uncertain=bool(row[6]),
         first_attempt_at=from_epoch(row[7]),
         notice=notice,
+        digest=bool(row[12]),
     )
+
+
+def _row_key(q: QueuedAlert) -> tuple[str, str, str]:
+    """What identifies an alert row (and orders rows alike in every replica)."""
+    return q.alert.rule_id, q.alert.destination, q.alert.item_key
 
 
 def _chunks(rows: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -641,9 +704,10 @@ class SqlStore:
         self._insert_notices(o.notices, o.at)
         wanted = sorted(
             (q for q in o.alerts if q.alert.item_key in new),
-            key=lambda q: (q.alert.rule_id, q.alert.destination, q.alert.item_key),
+            key=_row_key,
         )
-        queued, duplicates = self._queue(wanted, o)
+        queued, duplicates, gained = self._queue(wanted, o)
+        queued += self._spike_alerts(o, gained)
         if new:
             self._execute(
                 "UPDATE feeds SET item_count = item_count + ?, last_new_at = ? WHERE feed_id = ?",
@@ -653,15 +717,17 @@ class SqlStore:
         return PollRecord(
             applied=True,
             new_items=len(new),
-            queued=queued.total(),
+            queued=len(queued),
             duplicates=duplicates,
-            queued_by_rule=dict(queued),
+            queued_by_rule=dict(Counter(q.alert.rule_id for q in queued)),
         )
 
-    def _count_day(self, o: PollOutcome, new: set[str], queued: Mapping[str, int]) -> None:
-        """Add this poll to its UTC day's counters. Last in the transaction, and rules in id
-        order: every poll adds to the same rule rows, so they are held as briefly as can be
-        and always taken in one order (no deadlock between replicas)."""
+    def _count_day(self, o: PollOutcome, new: set[str], queued: Sequence[QueuedAlert]) -> None:
+        """Add this poll to its UTC day's counters: per rule its matches, and its alert rows
+        as queued (how many urgent, held by quiet hours, folded by a cap). Last in the
+        transaction, and rules in id order: every poll adds to the same rule rows, so they
+        are held as briefly as can be and always taken in one order (no deadlock between
+        replicas)."""
         day = o.at.astimezone(UTC).date().isoformat()
         if new and not o.baseline:
             self._execute(
@@ -671,15 +737,23 @@ class SqlStore:
                 (o.feed_id, day, len(new)),
             )
         matches = Counter(rule_id for rule_id, key in set(o.matched) if key in new)
+        alerts = Counter(q.alert.rule_id for q in queued)
+        urgent = Counter(q.alert.rule_id for q in queued if q.alert.priority == "urgent")
+        held = Counter(q.alert.rule_id for q in queued if q.alert.held == "quiet")
+        capped = Counter(q.alert.rule_id for q in queued if q.alert.held == "cap")
         rows = [
-            (r, day, matches[r], queued.get(r, 0)) for r in sorted(matches.keys() | queued.keys())
+            (r, day, matches[r], alerts[r], urgent[r], held[r], capped[r])
+            for r in sorted(matches.keys() | alerts.keys())
         ]
         for chunk in _chunks(rows):
             self._execute(
-                f"INSERT INTO rule_days (rule_id, day, matches, alerts) VALUES"
-                f" {_values(len(chunk), 4)} ON CONFLICT (rule_id, day) DO UPDATE SET"
+                "INSERT INTO rule_days (rule_id, day, matches, alerts, urgent, held, capped)"
+                f" VALUES {_values(len(chunk), 7)} ON CONFLICT (rule_id, day) DO UPDATE SET"
                 " matches = rule_days.matches + excluded.matches,"
-                " alerts = rule_days.alerts + excluded.alerts",
+                " alerts = rule_days.alerts + excluded.alerts,"
+                " urgent = rule_days.urgent + excluded.urgent,"
+                " held = rule_days.held + excluded.held,"
+                " capped = rule_days.capped + excluded.capped",
                 [v for row in chunk for v in row],
             )
 
@@ -785,9 +859,13 @@ class SqlStore:
                 params,
             )
 
-    def _queue(self, wanted: Sequence[QueuedAlert], o: PollOutcome) -> tuple[Counter[str], int]:
-        """Queue ``wanted`` once per story and destination; returns the alert rows queued per
-        rule, and the sightings of stories alerted before (replies, or "also reported by").
+    def _queue(
+        self, wanted: Sequence[QueuedAlert], o: PollOutcome
+    ) -> tuple[list[QueuedAlert], int, set[str]]:
+        """Queue ``wanted`` once per story and destination, each new row counted against its
+        caps (:meth:`_cap`); returns the alert rows queued (as queued), the sightings of
+        stories alerted before (replies, or "also reported by"), and the spike-watched rules
+        that matched a story new to them.
 
         Story decisions read what other polls committed, so they are made under a lock
         that every poll queuing story alerts takes (PostgreSQL: an advisory lock held to
@@ -798,11 +876,12 @@ class SqlStore:
         told = [q for q in wanted if not q.alert.is_overflow and q.alert.item_key in o.stories]
         new_rows = [q for q in wanted if q.alert.is_overflow or q.alert.item_key not in o.stories]
         if not told:
-            self._insert_outbox(new_rows, {}, o.at)
-            return Counter(q.alert.rule_id for q in new_rows), 0
+            rows = self._cap(new_rows)
+            self._insert_outbox(rows, {}, o.at)
+            return rows, 0, set()
         if self._d.story_lock:
             self._execute(self._d.story_lock)
-        stories = self._stories_of(told, o)
+        stories, gained = self._stories_of(told, o)
         posts = self._posts(
             {(stories[q.alert.item_key].story_id, q.alert.destination) for q in told}, t
         )
@@ -824,18 +903,130 @@ class SqlStore:
                 reported[post.outbox_id].append(a.source)
             else:
                 sightings.append((q, story.sighting(a, o.stories[a.item_key]), post.outbox_id))
+        rows = self._cap(new_rows)
         ids = self._insert_outbox(
-            new_rows, {-1 - n: sources for n, sources in reported.items() if n < 0}, o.at
+            rows, {-1 - n: sources for n, sources in reported.items() if n < 0}, o.at
         )
         self._insert_posts({target: ids[n] for target, n in new_posts.items()})
         self._insert_sightings(sightings, o.at)
         self._note_also_reported({n: sources for n, sources in reported.items() if n >= 0})
-        return Counter(q.alert.rule_id for q in new_rows), len(wanted) - len(new_rows)
+        return rows, len(wanted) - len(new_rows), gained
 
-    def _stories_of(self, told: Sequence[QueuedAlert], o: PollOutcome) -> dict[str, _Told]:
+    def _cap(self, rows: Sequence[QueuedAlert]) -> list[QueuedAlert]:
+        """``rows`` as they are queued once counted against their caps: a row going out on
+        its own now (not a digest row, not urgent, not an overflow) adds one to each of its
+        caps' counters, and a row past any cap's ``max`` waits for the latest release of the
+        caps it exceeds, as a digest row held by the cap.
+
+        Each counter is one upsert adding all of this poll's rows at once (in key order, so
+        replicas lock the counters in one order), atomic without the story lock: the rows
+        take the numbers from the old count on, in (rule, destination, item) order."""
+        counted = sorted(
+            (
+                n
+                for n, q in enumerate(rows)
+                if q.caps
+                and not q.digest
+                and not q.alert.is_overflow
+                and q.alert.priority != "urgent"
+            ),
+            key=lambda n: _row_key(rows[n]),
+        )
+        counters: dict[tuple[str, float], list[tuple[int, CapCount]]] = defaultdict(list)
+        for n in counted:
+            for cap in rows[n].caps:
+                counters[cap.key, to_epoch(cap.period_end)].append((n, cap))
+        exceeded: dict[int, list[CapCount]] = defaultdict(list)
+        for (key, period_end), users in sorted(counters.items()):
+            (total,) = self._execute(
+                "INSERT INTO cap_counts (cap_key, period_end, count) VALUES (?, ?, ?)"
+                " ON CONFLICT (cap_key, period_end) DO UPDATE"
+                " SET count = cap_counts.count + excluded.count RETURNING count",
+                (key, period_end, len(users)),
+            ).fetchone()
+            for count, (n, cap) in enumerate(users, int(total) - len(users) + 1):
+                if count > cap.max:
+                    exceeded[n].append(cap)
+        queued = list(rows)
+        for n, caps in exceeded.items():
+            q = rows[n]
+            queued[n] = replace(
+                q,
+                digest=True,
+                deliver_at=max(c.release_at for c in caps),
+                alert=replace(q.alert, held="cap"),
+            )
+        return queued
+
+    def _spike_alerts(self, o: PollOutcome, gained: set[str]) -> list[QueuedAlert]:
+        """Queue the spike alerts this poll's stories make: for each watched rule that matched
+        a story new to it, its stories in the window against their usual count (the median
+        of the earlier windows of the past 14 days, an hour without a story counting 0).
+        A rule fires at most once per window across replicas: the upsert of its firing time
+        changes a row only when the last firing is a window old, and says whether it did."""
+        t = to_epoch(o.at)
+        now_hour = hour_of(o.at)
+        queued: list[QueuedAlert] = []
+        for watch in sorted(o.spikes, key=lambda w: w.rule_id):
+            if watch.rule_id not in gained or not watch.alerts:
+                continue
+            oldest = now_hour - BASELINE_DAYS * 24 - math.ceil(watch.window / HOUR) - 1
+            hours = {
+                int(hour): int(stories)
+                for hour, stories in self._execute(
+                    "SELECT hour, stories FROM rule_hours WHERE rule_id = ? AND hour > ?",
+                    (watch.rule_id, oldest),
+                ).fetchall()
+            }
+            count, earlier = window_counts(hours, o.at, watch.window)
+            baseline = usual(earlier)
+            spike = Spike(window=watch.window, factor=watch.factor, min=watch.min)
+            if not is_spike(count, baseline, spike):
+                continue
+            fired = self._execute(
+                "INSERT INTO spikes (rule_id, fired_at) VALUES (?, ?) ON CONFLICT (rule_id)"
+                " DO UPDATE SET fired_at = excluded.fired_at WHERE spikes.fired_at <= ?"
+                " RETURNING rule_id",
+                (watch.rule_id, t, t - watch.window),
+            ).fetchone()
+            if fired is None:
+                continue
+            top = self._top_stories(watch.rule_id, t - watch.window)
+            facts = SpikeFacts(count, baseline, watch.window)
+            for template in sorted(watch.alerts, key=lambda q: q.alert.destination):
+                q = spike_alert(
+                    template,
+                    facts,
+                    [Folded(title, link, (template.alert.rule_title,)) for title, link in top],
+                )
+                key = f"spike:{watch.rule_id}:{int(t)}"
+                queued.append(replace(q, alert=replace(q.alert, item_key=key)))
+        self._insert_outbox(queued, {}, o.at)
+        return queued
+
+    def _top_stories(self, rule_id: str, since: float) -> list[tuple[str, str | None]]:
+        """The rule's stories sighted since ``since``: (title, link of the first sighting),
+        told by the most outlets first, then the latest sighted."""
+        rows = self._execute(
+            "SELECT s.title, (SELECT f.link FROM sightings f WHERE f.story_id = s.id"
+            "  ORDER BY f.seen_at, f.id LIMIT 1),"
+            " (SELECT count(DISTINCT g.source) FROM sightings g WHERE g.story_id = s.id) AS outlets"
+            " FROM story_rules r JOIN stories s ON s.id = r.story_id"
+            " WHERE r.rule_id = ? AND s.last_at >= ?"
+            " ORDER BY outlets DESC, s.last_at DESC, s.id DESC LIMIT ?",
+            (rule_id, since, SPIKE_LISTED),
+        ).fetchall()
+        return [(title, link) for title, link, _ in rows]
+
+    def _stories_of(
+        self, told: Sequence[QueuedAlert], o: PollOutcome
+    ) -> tuple[dict[str, _Told], set[str]]:
         """Each matched item's story: the open story its signature joins, else a new one;
         records the item as a sighting of it. Items go in key order (one order in every
-        replica); an item may join a story an earlier item of this poll opened."""
+        replica); an item may join a story an earlier item of this poll opened.
+
+        A story is counted once for each spike-watched rule that matched it, in the hour
+        of the poll; returns the stories by item key and the rules that gained one."""
         now, t = o.at, to_epoch(o.at)
         index = self._synced_stories(now, o.story_window)
         local = StoryIndex(o.story_window)  # this transaction's: committed, it is synced
@@ -846,6 +1037,8 @@ class SqlStore:
         for rule_id, key in o.matched:
             rules[key].add(rule_id)
         out: dict[str, _Told] = {}
+        watched = {w.rule_id for w in o.spikes}
+        gained: Counter[str] = Counter()
         for key in sorted(first):
             alert, seen = first[key], o.stories[key]
             found = index.find(seen.signature, now) or local.find(seen.signature, now)
@@ -883,7 +1076,22 @@ class SqlStore:
                 "SELECT count(DISTINCT source) FROM sightings WHERE story_id = ?", (story_id,)
             ).fetchone()
             out[key] = _Told(story_id, title, int(outlets), reason)
-        return out
+            for rule_id in sorted((rules[key] or {alert.rule_id}) & watched):
+                if self._execute(
+                    "INSERT INTO story_rules (story_id, rule_id) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (story_id, rule_id),
+                ).rowcount:
+                    gained[rule_id] += 1
+        hour = hour_of(now)
+        for rule_id in sorted(gained):
+            self._execute(
+                "INSERT INTO rule_hours (rule_id, hour, stories) VALUES (?, ?, ?)"
+                " ON CONFLICT (rule_id, hour) DO UPDATE"
+                " SET stories = rule_hours.stories + excluded.stories",
+                (rule_id, hour, gained[rule_id]),
+            )
+        return out, set(gained)
 
     def _story(self, story_id: int, t: float) -> tuple[int, str, datetime, list[Signature]] | None:
         """An open story as a new sighting joins it: its title, its latest sighting and the
@@ -1021,7 +1229,7 @@ class SqlStore:
                 params,
             ).fetchall():
                 ids[row[1], row[2], row[3]] = row[0]
-        return [ids[q.alert.rule_id, q.alert.destination, q.alert.item_key] for q in rows]
+        return [ids[_row_key(q)] for q in rows]
 
     def _note_also_reported(self, sources_by_id: dict[int, list[str]]) -> None:
         """Add sources to existing outbox rows, locked in id order (no lost update, no deadlock)."""
@@ -1074,7 +1282,7 @@ class SqlStore:
                 + self._d.lock_claimed
                 + ") RETURNING id, payload, attempts, created_at, next_attempt_at,"
                 " also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id,"
-                " parent_id",
+                " parent_id, digest",
                 (owner, t + lease_seconds, after_id, t, t, limit),
             ).fetchall()
         )
@@ -1208,7 +1416,8 @@ class SqlStore:
     def daily_stats(self, since: date) -> DailyStats:
         first = since.isoformat()
         rules = self._query(
-            "SELECT rule_id, day, matches, alerts FROM rule_days WHERE day >= ?"
+            "SELECT rule_id, day, matches, alerts, urgent, held, capped FROM rule_days"
+            " WHERE day >= ?"
             " ORDER BY rule_id, day",
             (first,),
         )
@@ -1220,7 +1429,9 @@ class SqlStore:
             "SELECT rule_id, max(day) FROM rule_days WHERE matches > 0 GROUP BY rule_id"
         )
         return DailyStats(
-            rules=tuple(RuleDay(r[0], date.fromisoformat(r[1]), r[2], r[3]) for r in rules),
+            rules=tuple(
+                RuleDay(r[0], date.fromisoformat(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rules
+            ),
             feeds=tuple(FeedDay(r[0], date.fromisoformat(r[1]), r[2]) for r in feeds),
             last_match={r[0]: date.fromisoformat(r[1]) for r in last},
         )
@@ -1236,6 +1447,30 @@ class SqlStore:
             )
 
         return self._transaction(body)
+
+    def _prune_attention(self, now: datetime) -> int:
+        """Delete the caps' counters of periods ended, the spike counts older than any
+        baseline reads, and spike firings older than the longest window."""
+        lock = self._d.lock_claimed
+        t = to_epoch(now)
+        caps = self._delete_batches(
+            "DELETE FROM cap_counts WHERE period_end < ? AND (cap_key, period_end) IN"
+            f" (SELECT cap_key, period_end FROM cap_counts WHERE period_end < ? LIMIT ?{lock})",
+            (t, t),
+        )
+        first = hour_of(now) - RULE_HOURS_KEPT
+        hours = self._delete_batches(
+            "DELETE FROM rule_hours WHERE hour < ? AND (rule_id, hour) IN"
+            f" (SELECT rule_id, hour FROM rule_hours WHERE hour < ? LIMIT ?{lock})",
+            (first, first),
+        )
+        fired = t - SPIKES_KEPT
+        spikes = self._delete_batches(
+            "DELETE FROM spikes WHERE fired_at < ? AND rule_id IN"
+            f" (SELECT rule_id FROM spikes WHERE fired_at < ? LIMIT ?{lock})",
+            (fired, fired),
+        )
+        return caps + hours + spikes
 
     def held_for_digest(self, now: datetime) -> list[DigestHeld]:
         rows = self._query(
@@ -1316,7 +1551,7 @@ class SqlStore:
             " WHERE NOT EXISTS (SELECT 1 FROM feeds f WHERE f.feed_id = i.feed_id)"
         ):
             items += self._prune_items(feed_id, seen, orphan=True)
-        stats = self._prune_stats(now - timedelta(days=STATS_DAYS))
+        stats = self._prune_stats(now - timedelta(days=STATS_DAYS)) + self._prune_attention(now)
         return PruneReport(outbox, stories, slots, items, feeds, stats)
 
     def _batches(self, batch: Callable[[], tuple[int, int]]) -> tuple[int, int]:
@@ -1375,7 +1610,7 @@ class SqlStore:
                 ).fetchall()
             )
             for chunk in _chunks(ids):
-                for table in ("sightings", "story_posts"):
+                for table in ("sightings", "story_posts", "story_rules"):
                     self._execute(f"DELETE FROM {table} WHERE story_id IN {self._in(chunk)}", chunk)
             return len(ids), 0
 

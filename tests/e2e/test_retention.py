@@ -49,7 +49,10 @@ def test_the_daemon_prunes_soon_after_start_logs_it_and_counts_it(
     config_dir.write("rules.yaml", RULE.format(query="RCMP"))
     seed(f"sqlite:{config_dir.store}", feed_url)
     with sqlite3.connect(config_dir.store) as db:  # a day of stats counted 400+ days ago
-        db.execute("INSERT INTO rule_days VALUES ('iraq', '2020-01-01', 1, 1)")
+        db.execute(
+            "INSERT INTO rule_days (rule_id, day, matches, alerts)"
+            " VALUES ('iraq', '2020-01-01', 1, 1)"
+        )
     db.close()
     daemon = start(config_dir)
     daemon.wait_event("feed_polled", feed="news")

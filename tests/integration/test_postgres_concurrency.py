@@ -288,7 +288,7 @@ def test_a_story_a_rival_is_recording_is_joined_once_the_rival_commits(url: str)
         [_alert(taken, "Feed B")],
         PollOutcome("b", "w", T0, T0, stories=_told([taken], "Feed B")),
     )
-    assert rival_record[0]["r1"] == 1
+    assert [q.alert.item_key for q in rival_record[0]] == ["kb"]
     it = Item("a", "ka", "Story", "http://n/1")
     outcome: list[Any] = []
     recorder = threading.Thread(
