@@ -167,8 +167,8 @@ def test_stats_shows_the_attention_budget_settings_of_rules_and_destinations(
     feed_server.serve("/news.xml", rss([MOSUL, UNRELATED, OLD]))
     assert run_cli("--config", str(config_dir.path), "once").code == 0
     lines = stats(config_dir)
-    assert lines[1].split()[:3] == ["RULE", "MATCHES", "ALERTS"]
-    assert "URGENT" not in lines[1]  # nothing counted yet
+    assert lines[1].split()[:6] == ["RULE", "MATCHES", "ALERTS", "URGENT", "HELD", "CAPPED"]
+    assert lines[2].split()[:6] == ["canada-police-iraq", "1", "2", "2", "0", "0"]  # two consoles
     start = lines.index("Attention budget settings")
     assert lines[start + 1 : start + 5] == [
         "  rule         canada-police-iraq  urgent; spike over 2.5× usual in 12h, at least 3",

@@ -63,8 +63,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def _queue(store: Store, count: int) -> list[int]:
-    """``count`` alerts for destination ``desk``, as a poll queues them; returns their row ids."""
+def _queue(store: Store, count: int, *, digest: bool = False) -> list[int]:
+    """``count`` alerts for destination ``desk``, as a poll queues them (rows of a digest,
+    due at once, with ``digest``); returns their row ids."""
     store.sync_feeds([FeedRow("a", "http://x/a")], T0)
     store.claim_feeds("poller", T0, 60, 1, due_only=False)
     items = [Item("a", f"k{i}", f"Story {i}") for i in range(count)]
@@ -85,6 +86,7 @@ def _queue(store: Store, count: int) -> list[int]:
                 terms=("story",),
             ),
             T0,
+            digest,
         )
         for i in items
     ]
@@ -259,7 +261,7 @@ def test_a_digest_cut_short_after_part_two_of_four_sends_only_what_had_not_lande
 ) -> None:
     # One claim takes the whole digest, so it goes out as four messages of up to 49 alerts.
     monkeypatch.setattr("bot.pipeline.deliver.DELIVERY_BATCH", 200)
-    ids = _queue(store, 150)
+    ids = _queue(store, 150, digest=True)
     frozen, thawed = threading.Event(), threading.Event()
 
     def freeze() -> None:
