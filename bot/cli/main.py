@@ -9,7 +9,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -258,14 +258,26 @@ def once(obj: Context, dry_run: bool, backfill: float | None) -> None:
 
 
 def _held_note(held: DigestHeld, config: Config, now: datetime, destinations: int) -> str:
-    """ ", 5 held for the 09:00 UTC digest": when a destination's digest next closes, in its
-    schedule's time zone (with the date unless it is today there)."""
-    digest = getattr(config.settings.destinations.get(held.destination), "digest", None)
-    zone = ZoneInfo(digest.timezone) if isinstance(digest, DigestCron) else UTC
+    """ ", 5 held for the 09:00 UTC digest" (or, without a digest, alerts held by quiet hours or
+    a cap: ", 5 held until 07:00 EDT"): when they go, in the time zone of the destination's
+    digest schedule or quiet hours (with the date unless it is today there)."""
+    destination = config.settings.destinations.get(held.destination)
+    digest = getattr(destination, "digest", None)
+    quiet = getattr(destination, "quiet", None)
+    zone = ZoneInfo(
+        digest.timezone
+        if isinstance(digest, DigestCron)
+        else quiet.timezone
+        if digest is None and quiet is not None
+        else "UTC"
+    )
     closes = held.closes_at.astimezone(zone)
     day = "" if closes.date() == now.astimezone(zone).date() else f"{closes:%Y-%m-%d} "
     of = f" of {held.destination}" if destinations > 1 else ""
-    return f", {held.count} held for the {day}{closes:%H:%M} {closes.tzname()} digest{of}"
+    when = f"{day}{closes:%H:%M} {closes.tzname()}"
+    if digest is None:
+        return f", {held.count} held until {when}{of}"
+    return f", {held.count} held for the {when} digest{of}"
 
 
 def _first_fetch_note(cycle: CycleReport, backfill: float | None) -> str:

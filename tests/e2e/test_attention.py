@@ -16,7 +16,7 @@ import pytest
 
 from bot.config.load import load_config
 from bot.service.app import OnceResult, close_all, open_notifiers, open_synced_store, run_once
-from tests.conftest import ConfigDir
+from tests.conftest import ConfigDir, run_cli
 from tests.factories import distinct
 from tests.peers.feed_server import FeedServer
 from tests.peers.postgres import postgres_dsn, temporary_database
@@ -241,3 +241,27 @@ def test_a_spike_fires_once_per_window(desk: Desk) -> None:
 @pytest.mark.parametrize("store", ["postgresql"], indirect=True)
 def test_three_replicas_send_one_spike(desk: Desk) -> None:
     _spike(desk, replicas=3)
+
+
+def test_once_says_until_when_quiet_hours_hold_alerts(
+    config_dir: ConfigDir, feed_server: FeedServer
+) -> None:
+    now = datetime.now(UTC)
+    begin, end = now - timedelta(hours=2), now + timedelta(hours=2)
+    url = feed_server.serve("/news.xml", rss([OLD]))
+    config_dir.write(
+        "settings.yaml",
+        f"""
+        store: sqlite:{config_dir.store}
+        feeds: [{{id: news, url: '{url}'}}]
+        destinations:
+          desk: {{type: console, quiet: {{from: '{begin:%H:%M}', to: '{end:%H:%M}'}}}}
+        """,
+    )
+    config_dir.write("rules.yaml", MOSUL_RULE)
+    assert run_cli("--config", str(config_dir.path), "once").code == 0
+    feed_server.serve("/news.xml", rss([OLD, story(1, "Mosul", now)]))
+    held = run_cli("--config", str(config_dir.path), "once")
+    assert held.code == 0, held.stderr  # held is not undelivered
+    assert "Mosul" not in held.stdout
+    assert "1 held until " in held.stderr and f"{end:%H:%M} UTC" in held.stderr
