@@ -82,6 +82,12 @@ class Progress:
     def folded(self, feed_id: str, destination: str, count: int) -> None:
         """The pipeline logs a warning for each fold; the bar has nothing to add."""
 
+    def held(self, destination: str, reason: str, count: int) -> None:
+        """``once`` names what is held in its closing line."""
+
+    def spiked(self, rule_id: str) -> None:
+        """The pipeline logs each spike."""
+
     # -- drawing -------------------------------------------------------------
     def line(self) -> str:
         done = min(self.feeds, self.total) if self.total else self.feeds

@@ -67,6 +67,11 @@ class PipelineEvents(Protocol):
 
     def delivered(self, destination: str, outcome: str, count: int) -> None: ...
     def folded(self, feed_id: str, destination: str, count: int) -> None: ...
+    def held(self, destination: str, reason: str, count: int) -> None:
+        """``count`` alerts to ``destination`` wait for quiet hours or a cap to end."""
+        ...
+
+    def spiked(self, rule_id: str) -> None: ...
 
 
 class NoEvents:
@@ -83,6 +88,12 @@ class NoEvents:
         pass
 
     def folded(self, feed_id: str, destination: str, count: int) -> None:
+        pass
+
+    def held(self, destination: str, reason: str, count: int) -> None:
+        pass
+
+    def spiked(self, rule_id: str) -> None:
         pass
 
 

@@ -19,6 +19,7 @@ from bot.alerts.attention import URGENCY, caps, route
 from bot.alerts.flood import fold
 from bot.alerts.summarize import as_written, summarize
 from bot.config.schema import Feed, Rule
+from bot.config.units import format_duration
 from bot.errors import FetchError, StoreError
 from bot.feeds.identity import retitled, reused_key, rewritten, text_fingerprint
 from bot.feeds.parse import Draft, read_feed
@@ -324,6 +325,7 @@ class Poller:
             return FeedReport(feed.id, "lease_lost")
         for rule_id, count in record.queued_by_rule.items():
             self.ctx.events.queued(rule_id, count)
+        self._held(feed.id, record)
         log.info(
             "feed %s: %d new items, %d alerts queued",
             feed.id,
@@ -337,6 +339,35 @@ class Poller:
             },
         )
         return report
+
+    def _held(self, feed_id: str, record: PollRecord) -> None:
+        """Tell of the alerts held by quiet hours or caps, and of spikes."""
+        for (destination, reason), count in record.held.items():
+            self.ctx.events.held(destination, reason, count)
+            log.info(
+                "feed %s: %d alerts to %s held (%s)",
+                feed_id,
+                count,
+                destination,
+                "quiet hours" if reason == "quiet" else "cap reached",
+                extra={
+                    "feed": feed_id,
+                    "destination": destination,
+                    "reason": reason,
+                    "count": count,
+                    "event": "alerts_held",
+                },
+            )
+        for rule_id, spike in record.spikes.items():
+            self.ctx.events.spiked(rule_id)
+            log.info(
+                "rule %s: spike, %d stories in %s (usually %g)",
+                rule_id,
+                spike.count,
+                format_duration(spike.window),
+                spike.usual,
+                extra={"rule": rule_id, "stories": spike.count, "event": "spike"},
+            )
 
     async def _unseen(
         self, feed_id: str, drafts: Sequence[Draft]

@@ -150,6 +150,19 @@ class Metrics:
             ["destination"],
             registry=r,
         )
+        self.alerts_held = Counter(
+            "newswatch_alerts_held",
+            "Alerts queued to wait for the end of quiet hours (reason quiet) or of a cap's"
+            " period (reason cap) instead of going out at once.",
+            ["destination", "reason"],
+            registry=r,
+        )
+        self.spikes = Counter(
+            "newswatch_spikes",
+            "Spike alerts: a rule's stories far above their usual count.",
+            ["rule"],
+            registry=r,
+        )
         self.cycle_seconds = Histogram(
             "newswatch_cycle_duration_seconds",
             "Duration of one scheduler job run.",
@@ -218,6 +231,12 @@ class Metrics:
     def folded(self, feed_id: str, destination: str, count: int) -> None:
         self.folds.labels(destination).inc()
         self.alerts_folded.labels(destination).inc(count)
+
+    def held(self, destination: str, reason: str, count: int) -> None:
+        self.alerts_held.labels(destination, reason).inc(count)
+
+    def spiked(self, rule_id: str) -> None:
+        self.spikes.labels(rule_id).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every series."""

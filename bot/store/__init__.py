@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from bot.errors import StoreError
-from bot.model import STORY_WINDOW, Alert, Posted, QueuedAlert, Sighting
+from bot.model import STORY_WINDOW, Alert, Posted, QueuedAlert, Sighting, SpikeFacts
 from bot.stories.cluster import Signature
 
 
@@ -199,6 +199,10 @@ class PollRecord:
     queued: int = 0
     duplicates: int = 0
     queued_by_rule: Mapping[str, int] = field(default_factory=dict)
+    # Alerts queued to wait instead of going at once, by (destination, why: quiet or cap).
+    held: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # The rules whose spike alert this poll queued, with what made the spike.
+    spikes: Mapping[str, SpikeFacts] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -720,6 +720,8 @@ class SqlStore:
             queued=len(queued),
             duplicates=duplicates,
             queued_by_rule=dict(Counter(q.alert.rule_id for q in queued)),
+            held=dict(Counter((q.alert.destination, q.alert.held) for q in queued if q.alert.held)),
+            spikes={q.alert.rule_id: q.alert.spike for q in queued if q.alert.spike is not None},
         )
 
     def _count_day(self, o: PollOutcome, new: set[str], queued: Sequence[QueuedAlert]) -> None:

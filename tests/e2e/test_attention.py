@@ -7,6 +7,7 @@ restarted process does, so alerts held across runs are held in the store alone."
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -199,8 +200,13 @@ def _burst(desk: Desk, replicas: int) -> None:
     }
 
 
-def test_a_burst_past_the_cap_becomes_one_message_listing_the_rest(desk: Desk) -> None:
+def test_a_burst_past_the_cap_becomes_one_message_listing_the_rest(
+    desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="newswatch")
     _burst(desk, replicas=1)
+    (held,) = [r for r in caplog.records if getattr(r, "event", None) == "alerts_held"]
+    assert (held.destination, held.reason, held.count) == ("desk", "cap", 3)  # type: ignore[attr-defined]
 
 
 @ON_POSTGRES
@@ -233,8 +239,11 @@ def _spike(desk: Desk, replicas: int) -> None:
     assert len(desk.slack.top_level("#desk")) == 6 + 1
 
 
-def test_a_spike_fires_once_per_window(desk: Desk) -> None:
+def test_a_spike_fires_once_per_window(desk: Desk, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="newswatch")
     _spike(desk, replicas=1)
+    (spike,) = [r for r in caplog.records if getattr(r, "event", None) == "spike"]
+    assert spike.getMessage() == "rule mosul: spike, 4 stories in 1h (usually 0)"
 
 
 @ON_POSTGRES

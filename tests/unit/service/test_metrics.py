@@ -58,6 +58,18 @@ def test_folded_polls_and_alerts_are_counted_by_destination() -> None:
     assert got[("newswatch_alerts_folded_total", (("destination", "desk"),))] == 1985
 
 
+def test_held_alerts_and_spikes_are_counted() -> None:
+    m = Metrics()
+    m.held("desk", "quiet", 3)
+    m.held("desk", "cap", 2)
+    m.held("desk", "quiet", 1)
+    m.spiked("mosul")
+    got = samples(m)
+    assert got[("newswatch_alerts_held_total", (("destination", "desk"), ("reason", "quiet")))] == 4
+    assert got[("newswatch_alerts_held_total", (("destination", "desk"), ("reason", "cap")))] == 2
+    assert got[("newswatch_spikes_total", (("rule", "mosul"),))] == 1
+
+
 def test_every_series_is_prefixed_and_stays_out_of_the_global_registry() -> None:
     m = Metrics()
     m.feed_done("a", "ok", 0.1, 1)
