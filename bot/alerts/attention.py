@@ -140,16 +140,20 @@ def hour_of(moment: datetime) -> int:
     return int(_utc(moment).timestamp()) // HOUR
 
 
-def window_counts(hours: Mapping[int, int], now: datetime, window: float) -> tuple[int, list[int]]:
+def window_counts(
+    hours: Mapping[int, int], now: datetime, window: float, since: int | None = None
+) -> tuple[int, list[int]]:
     """A rule's stories in the window ending at ``now``'s hour, and in each earlier window of
-    the same length over the past 14 days, from its counts by hour (:func:`hour_of`)."""
+    the same length over the past 14 days (those beginning at or after the hour ``since``,
+    when the rule's stories began to be counted), from its counts by hour (:func:`hour_of`)."""
     current = hour_of(now)
     width = max(1, round(window / HOUR))
 
     def total(end: int) -> int:
         return sum(hours.get(h, 0) for h in range(end - width + 1, end + 1))
 
-    earlier = [total(current - i * width) for i in range(1, BASELINE_DAYS * 24 // width + 1)]
+    ends = [current - i * width for i in range(1, BASELINE_DAYS * 24 // width + 1)]
+    earlier = [total(end) for end in ends if since is None or end - width + 1 >= since]
     return total(current), earlier
 
 
@@ -164,6 +168,23 @@ def is_spike(count: int, baseline: float, spike: Spike) -> bool:
     return count >= spike.min and count > spike.factor * baseline
 
 
+BASELINE_MIN = 4
+"""Earlier windows a rule must have been counted for before its coverage can spike: without
+them every busy window of its first days would be one."""
+
+
+def spike_facts(
+    hours: Mapping[int, int], now: datetime, spike: Spike, since: int
+) -> SpikeFacts | None:
+    """What makes the window ending now a spike for a rule counted since the hour ``since``
+    (None when it is none, or the rule has not been counted for :data:`BASELINE_MIN` windows)."""
+    count, earlier = window_counts(hours, now, spike.window, since)
+    if len(earlier) < BASELINE_MIN:
+        return None
+    baseline = usual(earlier)
+    return SpikeFacts(count, baseline, spike.window) if is_spike(count, baseline, spike) else None
+
+
 SPIKE_LISTED = 10
 """Top stories a spike alert lists."""
 
@@ -175,15 +196,8 @@ def spike_alert(template: QueuedAlert, facts: SpikeFacts, top: Sequence[Folded])
         template,
         alert=replace(
             template.alert,
-            title=f"{facts.count} {'story' if facts.count == 1 else 'stories'}"
-            f" in {_hours(facts.window)}",
             spike=facts,
             folded=tuple(top[:SPIKE_LISTED]),
             folded_count=facts.count,
         ),
     )
-
-
-def _hours(seconds: float) -> str:
-    hours = max(1, round(seconds / HOUR))
-    return "1 hour" if hours == 1 else f"{hours} hours"

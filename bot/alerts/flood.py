@@ -40,14 +40,15 @@ def fold(
 ) -> tuple[list[QueuedAlert], list[Fold]]:
     """``queued`` with at most ``ceiling`` single alerts per destination, the rest folded.
 
-    Digest alerts pass through: a digest already sends a batch as a few messages.
+    Digest alerts pass through: a digest already sends a batch as a few messages; so do
+    urgent ones, which go out on their own whatever the flood.
     The newest matches stay single (the likeliest to be news when a feed floods
     with its archive); each destination over the ceiling gets one overflow alert
     after its singles. Alerts not folded keep their order.
     """
     by_destination: dict[str, list[int]] = {}
     for index, q in enumerate(queued):
-        if not q.digest:
+        if not q.digest and q.alert.priority != "urgent":
             by_destination.setdefault(q.alert.destination, []).append(index)
     dropped: set[int] = set()
     overflows: list[QueuedAlert] = []
@@ -123,5 +124,7 @@ def overflow_alert(folded: Sequence[QueuedAlert], now: datetime) -> QueuedAlert:
         also_matched=(),
         folded=listed,
         folded_count=len(alerts),
+        priority="normal",
+        held=None,
     )
     return QueuedAlert(overflow, folded[0].deliver_at)

@@ -470,9 +470,9 @@ def urgent_mark(alert: Alert) -> str:
 
 
 def is_single(alerts: Sequence[Alert], sightings: Sequence[Sighting] = ()) -> bool:
-    """Whether a batch is one alert's own message. A held alert, even alone, goes out as a
-    digest saying why it waited."""
-    return len(alerts) == 1 and not sightings and alerts[0].held is None
+    """Whether a batch is one alert's own message: a held alert alone is too, so that later
+    tellings of its story can reply in its thread."""
+    return len(alerts) == 1 and not sightings
 
 
 def digest_title(alerts: Sequence[Alert]) -> str | None:

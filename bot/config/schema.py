@@ -325,13 +325,19 @@ def _hours(value: float) -> float:
     return value
 
 
+_SPIKE_LONGEST = "3d"
+SPIKE_WINDOW_MAX = parse_duration(_SPIKE_LONGEST)
+
+
 class Spike(Strict):
     """One message when a rule's stories in ``window`` number more than ``factor`` times
     their median over the past 14 days, and at least ``min``; at most one per window."""
 
-    window: Annotated[Duration, AfterValidator(_between("1h", "3d")), AfterValidator(_hours)] = (
-        6 * 3600.0
-    )
+    window: Annotated[
+        Duration,
+        AfterValidator(_between("1h", format_duration(SPIKE_WINDOW_MAX))),
+        AfterValidator(_hours),
+    ] = 6 * 3600.0
     """Whole hours: stories are counted by the hour."""
     factor: float = Field(3.0, gt=1, le=1_000)
     min: int = Field(5, ge=1, le=100_000)

@@ -94,7 +94,8 @@ class Deliverer:
             after_id=cursor,
             sightings_only=sightings_only,
         ):
-            cursor = claimed[-1].id
+            # Due digest rows come whole with the first claim, whatever their ids.
+            cursor = max((e.id for e in claimed if not e.digest), default=cursor)
             again = [e.id for e in claimed if e.id in tried]
             if again:
                 await ctx.db.release(again, ctx.owner)

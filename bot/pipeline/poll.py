@@ -526,7 +526,7 @@ class Poller:
                     feed_id="",
                     source="newswatch",
                     item_key="",
-                    title="",
+                    title=f"Spike: {rule.title}",
                     link=None,
                     published=None,
                     first_seen=now,
@@ -536,10 +536,7 @@ class Poller:
                     held=plan.held,
                 )
                 templates.append(QueuedAlert(alert, plan.deliver_at, plan.digest))
-            spike = rule.spike
-            watches.append(
-                SpikeWatch(rule.id, spike.window, spike.factor, spike.min, tuple(templates))
-            )
+            watches.append(SpikeWatch(rule.id, rule.spike, tuple(templates)))
         return watches
 
     async def _record_failure(self, feed: Feed, state: FeedState, err: FetchError) -> None:

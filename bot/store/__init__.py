@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
+from bot.config.schema import Spike
 from bot.errors import StoreError
 from bot.model import STORY_WINDOW, Alert, Posted, QueuedAlert, Sighting, SpikeFacts
 from bot.stories.cluster import Signature
@@ -115,9 +116,7 @@ class SpikeWatch:
     as :func:`bot.alerts.attention.spike_alert` completes it (routed by the rule's priority)."""
 
     rule_id: str
-    window: float
-    factor: float
-    min: int
+    spike: Spike
     alerts: tuple[QueuedAlert, ...]
 
 

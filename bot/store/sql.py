@@ -11,7 +11,6 @@ global order (no deadlock) and never duplicate.
 from __future__ import annotations
 
 import json
-import math
 import random
 import threading
 import time
@@ -27,14 +26,12 @@ from bot.alerts.attention import (
     HOUR,
     SPIKE_LISTED,
     hour_of,
-    is_spike,
     spike_alert,
-    usual,
-    window_counts,
+    spike_facts,
 )
-from bot.config.schema import Spike
+from bot.config.schema import SPIKE_WINDOW_MAX
 from bot.errors import StoreError
-from bot.model import Alert, CapCount, Folded, Posted, QueuedAlert, Sighting, SpikeFacts
+from bot.model import Alert, CapCount, Folded, Posted, QueuedAlert, Sighting
 from bot.store import (
     TITLE_KEPT,
     DailyStats,
@@ -86,8 +83,11 @@ STATS_DAYS = 400  # days of daily counters kept for ``newswatch stats``: a year 
 SLOT_GRACE = 86400.0  # a rate slot this far in the past says nothing more than no row
 MAX_ATTEMPTS = 8  # runs of one transaction body before a deadlock is raised
 FOLLOW_UP_MEMORY = 64  # a story's latest tellings a follow-up is judged new against
-RULE_HOURS_KEPT = (BASELINE_DAYS + 1) * 24  # hours of spike counts kept: the baseline and a margin
-SPIKES_KEPT = 3 * 86400.0  # a spike's firing is kept this long: the longest window a spike may have
+# Hours of spike counts kept: the baseline behind the longest window a spike may have.
+RULE_HOURS_KEPT = BASELINE_DAYS * 24 + round(SPIKE_WINDOW_MAX / HOUR) + 1
+
+
+_ALL = 2**62  # a LIMIT every engine takes for "no limit"
 
 
 def _never(_: BaseException) -> bool:
@@ -303,8 +303,9 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
             PRIMARY KEY (cap_key, period_end))""",
         "CREATE INDEX IF NOT EXISTS cap_counts_end ON cap_counts (period_end)",
         # Spikes: each story a spike-watched rule matched, once (``story_rules``), counted in
-        # the hour it first did (``rule_hours``, hours since the epoch); ``spikes`` is when
-        # each rule's spike alert was last queued (at most one per window).
+        # the hour it first did (``rule_hours``, hours since the epoch); ``spikes`` is since
+        # when (the hour) each rule's stories are counted, and when its spike alert was last
+        # queued (at most one per window).
         """CREATE TABLE IF NOT EXISTS story_rules (
             story_id BIGINT NOT NULL,
             rule_id TEXT NOT NULL,
@@ -318,7 +319,8 @@ def migrations(d: Dialect) -> list[tuple[int, list[str]]]:
         "CREATE INDEX IF NOT EXISTS rule_hours_hour ON rule_hours (hour)",
         f"""CREATE TABLE IF NOT EXISTS spikes (
             rule_id TEXT PRIMARY KEY,
-            fired_at {d.real} NOT NULL)""",
+            since INTEGER NOT NULL,
+            fired_at {d.real})""",
         # What the attention budget did to each rule's alerts, by day (``newswatch stats``).
         "ALTER TABLE rule_days ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE rule_days ADD COLUMN held INTEGER NOT NULL DEFAULT 0",
@@ -962,39 +964,42 @@ class SqlStore:
 
     def _spike_alerts(self, o: PollOutcome, gained: set[str]) -> list[QueuedAlert]:
         """Queue the spike alerts this poll's stories make: for each watched rule that matched
-        a story new to it, its stories in the window against their usual count (the median
-        of the earlier windows of the past 14 days, an hour without a story counting 0).
-        A rule fires at most once per window across replicas: the upsert of its firing time
-        changes a row only when the last firing is a window old, and says whether it did."""
+        a story new to it, its stories in the window against their usual count
+        (:func:`bot.alerts.attention.spike_facts`; counted since the rule's first story).
+        A rule fires at most once per window across replicas: its firing time is updated
+        only when the last firing is a window old, and the update says whether it was."""
         t = to_epoch(o.at)
         now_hour = hour_of(o.at)
         queued: list[QueuedAlert] = []
         for watch in sorted(o.spikes, key=lambda w: w.rule_id):
             if watch.rule_id not in gained or not watch.alerts:
                 continue
-            oldest = now_hour - BASELINE_DAYS * 24 - math.ceil(watch.window / HOUR) - 1
+            window = watch.spike.window
+            self._execute(
+                "INSERT INTO spikes (rule_id, since) VALUES (?, ?)"
+                " ON CONFLICT (rule_id) DO NOTHING",
+                (watch.rule_id, now_hour),
+            )
+            (since,) = self._execute(
+                "SELECT since FROM spikes WHERE rule_id = ?", (watch.rule_id,)
+            ).fetchone()
             hours = {
                 int(hour): int(stories)
                 for hour, stories in self._execute(
-                    "SELECT hour, stories FROM rule_hours WHERE rule_id = ? AND hour > ?",
-                    (watch.rule_id, oldest),
+                    "SELECT hour, stories FROM rule_hours WHERE rule_id = ? AND hour >= ?",
+                    (watch.rule_id, now_hour - RULE_HOURS_KEPT),
                 ).fetchall()
             }
-            count, earlier = window_counts(hours, o.at, watch.window)
-            baseline = usual(earlier)
-            spike = Spike(window=watch.window, factor=watch.factor, min=watch.min)
-            if not is_spike(count, baseline, spike):
+            facts = spike_facts(hours, o.at, watch.spike, int(since))
+            if facts is None:
                 continue
-            fired = self._execute(
-                "INSERT INTO spikes (rule_id, fired_at) VALUES (?, ?) ON CONFLICT (rule_id)"
-                " DO UPDATE SET fired_at = excluded.fired_at WHERE spikes.fired_at <= ?"
-                " RETURNING rule_id",
-                (watch.rule_id, t, t - watch.window),
-            ).fetchone()
-            if fired is None:
+            if not self._execute(
+                "UPDATE spikes SET fired_at = ? WHERE rule_id = ?"
+                " AND (fired_at IS NULL OR fired_at <= ?)",
+                (t, watch.rule_id, t - window),
+            ).rowcount:
                 continue
-            top = self._top_stories(watch.rule_id, t - watch.window)
-            facts = SpikeFacts(count, baseline, watch.window)
+            top = self._top_stories(watch.rule_id, t - window)
             for template in sorted(watch.alerts, key=lambda q: q.alert.destination):
                 q = spike_alert(
                     template,
@@ -1270,24 +1275,30 @@ class SqlStore:
         )
         # A row still marked ``sending`` was in flight when its owner stopped answering:
         # whether that send landed is unknown, which the row now remembers.
-        rows = self._transaction(
-            lambda: self._execute(
-                "UPDATE outbox SET lease_owner = ?, lease_until = ?,"
-                f" uncertain = {self._d.greatest}(uncertain, sending), sending = 0 WHERE id IN ("
-                f" SELECT id FROM outbox o WHERE status = 'pending' AND id > ? AND {due}"
-                " AND (lease_until IS NULL OR lease_until < ?)"
-                # A story's later sighting waits for its alert: it replies to that message.
-                " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.id = o.parent_id"
-                " AND p.status = 'pending')"
-                + (" AND kind = 'sighting'" if sightings_only else "")
-                + " ORDER BY id LIMIT ?"
-                + self._d.lock_claimed
-                + ") RETURNING id, payload, attempts, created_at, next_attempt_at,"
-                " also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id,"
-                " parent_id, digest",
-                (owner, t + lease_seconds, after_id, t, t, limit),
-            ).fetchall()
+        claim = (
+            "UPDATE outbox SET lease_owner = ?, lease_until = ?,"
+            f" uncertain = {self._d.greatest}(uncertain, sending), sending = 0 WHERE id IN ("
+            f" SELECT id FROM outbox o WHERE status = 'pending' AND id > ? AND {due}"
+            " AND (lease_until IS NULL OR lease_until < ?)"
+            # A story's later sighting waits for its alert: it replies to that message.
+            " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.id = o.parent_id"
+            " AND p.status = 'pending')"
+            + (" AND kind = 'sighting'" if sightings_only else "")
+            + " AND digest = ? ORDER BY id LIMIT ?"
+            + self._d.lock_claimed
+            + ") RETURNING id, payload, attempts, created_at, next_attempt_at,"
+            " also_reported_by, uncertain, first_attempt_at, kind, destination, feed_id,"
+            " parent_id, digest"
         )
+
+        def body() -> list[Any]:
+            # Every due digest row at once, whatever ``limit``: a destination's digest (or what
+            # quiet hours or a cap held) goes out as one message, never cut by a batch's size.
+            held = self._execute(claim, (owner, t + lease_seconds, 0, t, t, 1, _ALL)).fetchall()
+            params = (owner, t + lease_seconds, after_id, t, t, 0, limit)
+            return [*held, *self._execute(claim, params).fetchall()]
+
+        rows = self._transaction(body)
         parents = self._parents(sorted({r[11] for r in rows if r[11] is not None}))
         entries = [_outbox_entry(r, parents) for r in rows]
         outlets = self._outlets(sorted({e.sighting.story_id for e in entries if e.sighting}))
@@ -1451,8 +1462,8 @@ class SqlStore:
         return self._transaction(body)
 
     def _prune_attention(self, now: datetime) -> int:
-        """Delete the caps' counters of periods ended, the spike counts older than any
-        baseline reads, and spike firings older than the longest window."""
+        """Delete the caps' counters of periods ended and the spike counts older than any
+        baseline reads (``spikes`` keeps one row per rule: since when it is counted)."""
         lock = self._d.lock_claimed
         t = to_epoch(now)
         caps = self._delete_batches(
@@ -1466,13 +1477,7 @@ class SqlStore:
             f" (SELECT rule_id, hour FROM rule_hours WHERE hour < ? LIMIT ?{lock})",
             (first, first),
         )
-        fired = t - SPIKES_KEPT
-        spikes = self._delete_batches(
-            "DELETE FROM spikes WHERE fired_at < ? AND rule_id IN"
-            f" (SELECT rule_id FROM spikes WHERE fired_at < ? LIMIT ?{lock})",
-            (fired, fired),
-        )
-        return caps + hours + spikes
+        return caps + hours
 
     def held_for_digest(self, now: datetime) -> list[DigestHeld]:
         rows = self._query(

@@ -226,8 +226,11 @@ rules:
 
 def _spike(desk: Desk, replicas: int) -> None:
     desk.configure("  desk: {SLACK channel: '#desk'}\n", SPIKY)
-    desk.once(AFTERNOON - timedelta(hours=1), replicas)
-    served: list[Entry] = []
+    desk.once(AFTERNOON - timedelta(days=1, hours=1), replicas)
+    # A story a day before: the rule's stories are counted from then on, a day of quiet hours.
+    served = [story(29, "Mosul", AFTERNOON - timedelta(days=1))]
+    desk.serve(*served)
+    desk.once(AFTERNOON - timedelta(days=1), replicas)
     for minute, count in ((0, 2), (15, 2), (30, 2)):
         at = AFTERNOON + timedelta(minutes=minute)
         served += [story(30 + len(served) + n, "Mosul", at) for n in range(count)]
@@ -236,7 +239,7 @@ def _spike(desk: Desk, replicas: int) -> None:
     spikes = [m for m in desk.slack.top_level("#desk") if "Spike" in titles([m])]
     (spike,) = spikes  # at the second poll (4 stories, at least 3), not again in the hour
     assert "4 stories" in titles([spike])
-    assert len(desk.slack.top_level("#desk")) == 6 + 1
+    assert len(desk.slack.top_level("#desk")) == 1 + 6 + 1
 
 
 def test_a_spike_fires_once_per_window(desk: Desk, caplog: pytest.LogCaptureFixture) -> None:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot.config.schema import Spike
 from bot.model import CapCount, Item, QueuedAlert
 from bot.store import (
     FeedRow,
@@ -243,7 +244,7 @@ def watch(*destinations: str, most: int = 3) -> SpikeWatch:
         replace(alert(Item("", "", "r1 spike"), dest=d), caps=(cap(f"destination:{d}", 1),))
         for d in destinations
     )
-    return SpikeWatch("r1", WINDOW, 3.0, most, templates)
+    return SpikeWatch("r1", Spike(window=WINDOW, factor=3.0, min=most), templates)
 
 
 def stories_at(
@@ -306,8 +307,22 @@ def test_a_spike_fires_once_per_window_past_the_usual_count(store: Store) -> Non
     assert again[0].alert.spike.count == 6
 
 
+def test_a_rule_counted_for_less_than_four_windows_never_spikes(store: Store) -> None:
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    # Counted for a day: three whole windows before this one, too few to know the usual.
+    start = T0 - 4 * timedelta(seconds=WINDOW)
+    stories_at(store, [0], start, spikes=[watch("desk", most=3)])
+    stories_at(store, [1, 2, 3, 4, 5], T0, spikes=[watch("desk", most=3)])
+    assert spike_rows(claim(store, T0)) == []
+    stories_at(store, [6], T0 + timedelta(seconds=WINDOW), spikes=[watch("desk", most=1)])
+    (spike,) = spike_rows(claim(store, T0 + timedelta(seconds=WINDOW)))  # the fourth is there
+    assert spike.alert is not None and spike.alert.spike is not None
+    assert spike.alert.spike.usual == 0.0
+
+
 def test_a_spike_needs_its_minimum_and_counts_only_watched_rules(store: Store) -> None:
     store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    stories_at(store, [0], T0 - timedelta(days=2), spikes=[watch("desk", most=3)])  # counted since
     stories_at(store, [1, 2], T0, spikes=[watch("desk", most=3)])
     assert spike_rows(claim(store, T0)) == []
     other = replace(watch("desk", most=1), rule_id="r9")  # r9 matches nothing here
@@ -320,6 +335,8 @@ def test_replicas_seeing_a_spike_together_alert_it_once_per_destination(
     store_url: str, store: Store
 ) -> None:
     replicas = 3
+    store.sync_feeds([FeedRow("a", "http://x/a")], T0)
+    stories_at(store, [99], T0 - timedelta(days=2), spikes=[watch("desk", "mail", most=5)])
     store.sync_feeds([FeedRow(f"f{n}", f"http://x/{n}") for n in range(replicas)], T0)
     for n in range(replicas):
         (claimed,) = store.claim_feeds(f"w{n}", T0, 300, 1, due_only=False)
@@ -369,16 +386,16 @@ def test_prune_lets_attention_counters_go_when_nothing_reads_them(
     )
     tables = ("cap_counts", "rule_hours", "story_rules", "spikes")
     assert [count(store_url, t) for t in tables] == [1, 1, 5, 1]
-    # A day on: the cap's period is over; the spike counts and firing are still read.
+    # A day on: the cap's period is over; the spike counts are still read.
     report = store.prune(T0 + timedelta(days=1), T0 - timedelta(days=1), T0 - timedelta(days=1))
     assert report.stats == 1
     assert [count(store_url, t) for t in tables] == [0, 1, 5, 1]
-    # Sixteen days on: the hour is past every baseline, the firing past every window, and
-    # the stories are pruned with what they counted for.
-    late = T0 + timedelta(days=16)
+    # Eighteen days on: the hour is past every baseline, and the stories are pruned with
+    # what they counted for; the rule's row (since when it is counted) stays.
+    late = T0 + timedelta(days=18)
     report = store.prune(late, late, late)
-    assert report.stats == 2 and report.stories == 5
-    assert [count(store_url, t) for t in tables] == [0, 0, 0, 0]
+    assert report.stats == 1 and report.stories == 5
+    assert [count(store_url, t) for t in tables] == [0, 0, 0, 1]
 
 
 def test_a_version_9_store_is_upgraded_and_keeps_its_day_counters(store_url: str) -> None:

@@ -23,6 +23,7 @@ from bot.alerts.attention import (
     quiet_until,
     route,
     spike_alert,
+    spike_facts,
     usual,
     window_counts,
 )
@@ -582,6 +583,28 @@ def test_a_spike_is_more_than_factor_times_usual_and_at_least_min(
     assert is_spike(count, baseline, Spike(factor=factor, min=least)) is spike
 
 
+@pytest.mark.parametrize(
+    ("counted_for", "now_count", "spike"),
+    [
+        (3, 9, False),  # three earlier windows counted: the usual count is not known yet
+        (4, 9, True),
+        (4, 2, False),  # under min
+        (56, 9, True),
+    ],
+)
+def test_spike_facts_need_four_earlier_windows_of_counting(
+    counted_for: int, now_count: int, spike: bool
+) -> None:
+    width = 6
+    current = hour_of(NOW)
+    since = current - width * counted_for - (width - 1)
+    hours = {current: now_count, since: 1}
+    facts = spike_facts(hours, NOW, Spike(window=width * 3600.0, factor=3, min=3), since)
+    assert (facts is not None) is spike
+    if facts is not None:
+        assert (facts.count, facts.usual, facts.window) == (now_count, 0.0, width * 3600.0)
+
+
 def test_a_spike_alert_is_the_template_with_its_facts_and_top_stories() -> None:
     template = QueuedAlert(sample_alert(priority="urgent"), deliver_at=NOW, digest=True, caps=())
     top = [Folded(f"Story {n}", f"https://news.example/{n}", ("Watch",)) for n in range(12)]
@@ -589,7 +612,6 @@ def test_a_spike_alert_is_the_template_with_its_facts_and_top_stories() -> None:
     queued = spike_alert(template, facts, top)
     assert queued.alert == replace(
         template.alert,
-        title="12 stories in 6 hours",
         spike=facts,
         folded=tuple(top[:SPIKE_LISTED]),
         folded_count=12,
@@ -598,7 +620,7 @@ def test_a_spike_alert_is_the_template_with_its_facts_and_top_stories() -> None:
     assert SPIKE_LISTED == 10 and not queued.alert.is_overflow
     one = spike_alert(template, SpikeFacts(count=5, usual=0.0, window=3600), top[:2])
     assert (one.alert.title, one.alert.folded, one.alert.folded_count) == (
-        "5 stories in 1 hour",
+        template.alert.title,
         tuple(top[:2]),
         5,
     )

@@ -93,6 +93,19 @@ def test_the_ceiling_is_per_destination_and_digests_are_left_alone() -> None:
     assert [f.destination for f in folds] == ["desk"]
 
 
+def test_urgent_alerts_are_never_folded_and_the_overflow_is_never_urgent() -> None:
+    urgent = [replace(q, alert=replace(q.alert, priority="urgent")) for q in map(queued, range(3))]
+    normal = [queued(n) for n in range(3, 8)]
+    out, _ = fold([*normal, *urgent], 2, NOW)
+    assert [a.item_key for a in singles(out) if a.priority == "urgent"] == [
+        "guid-0",
+        "guid-1",
+        "guid-2",
+    ]
+    (overflow,) = overflows(out)
+    assert overflow.folded_count == 3 and overflow.priority == "normal"
+
+
 def test_an_item_matching_several_rules_is_listed_once_with_every_rule() -> None:
     alerts = [queued(0), *(queued(n, rule=r) for n in (1, 2) for r in ("iraq", "rcmp"))]
     out, folds = fold(alerts, 1, NOW)
