@@ -6,7 +6,7 @@ Everything here is immutable and free of I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 Field = Literal["title", "summary", "content"]
@@ -14,6 +14,12 @@ FIELDS: tuple[Field, ...] = ("title", "summary", "content")
 # Seconds a story stays open to later sightings (``stories.window``): an item of the same
 # story queued later than this after its alert is alerted again, as a story of its own.
 STORY_WINDOW = 72 * 3600.0
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC: naive datetimes are UTC by convention throughout newswatch."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
 
 Priority = Literal["urgent", "normal", "digest"]
 Held = Literal["quiet", "cap"]

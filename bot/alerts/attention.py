@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from bot.alerts.digest import next_digest_at
 from bot.config.schema import WEEKDAYS, Cap, Destination, DigestEvery, Quiet, Rule, Spike
-from bot.model import CapCount, Folded, Held, Priority, QueuedAlert, SpikeFacts
+from bot.model import CapCount, Folded, Held, Priority, QueuedAlert, SpikeFacts, as_utc
 
 _DAY = DigestEvery(every=86400.0)
 BASELINE_DAYS = 14
@@ -39,7 +39,7 @@ def route(priority: Priority, destination: Destination, now: datetime) -> Route:
     """Urgent: at once. Normal: at once, or into the destination's digest when it has one,
     held to the end of quiet hours when it falls in them. Digest: into the destination's
     digest, else one at the end of its next quiet hours, else a daily one (UTC midnight)."""
-    now = _utc(now)
+    now = as_utc(now)
     if priority == "urgent":
         return Route(now, False)
     quiet = destination.quiet
@@ -56,6 +56,11 @@ def route(priority: Priority, destination: Destination, now: datetime) -> Route:
         return Route(_after_quiet(quiet, next_digest_at(schedule, now)), True)
     end = quiet_until(quiet, now) if quiet is not None else None
     return Route(now, False) if end is None else Route(end, True, "quiet")
+
+
+def notified(rule: Rule, destinations: Mapping[str, Destination]) -> list[str]:
+    """The destinations the rule's alerts go to (every one when it names none)."""
+    return list(rule.notify if rule.notify is not None else destinations)
 
 
 def caps(rule: Rule, dest_id: str, destination: Destination, now: datetime) -> tuple[CapCount, ...]:
@@ -77,7 +82,7 @@ def _count(key: str, cap: Cap, quiet: Quiet | None, now: datetime) -> CapCount:
 def quiet_until(quiet: Quiet, at: datetime) -> datetime | None:
     """The end (UTC) of the quiet hours ``at`` falls in, through any that follow without a
     break; None when ``at`` is outside them."""
-    at = _utc(at)
+    at = as_utc(at)
     end: datetime | None = None
     for _ in WEEKDAYS:  # quiet every day all day is refused by the schema
         later = next((e for s, e in _periods(quiet, at) if s <= at < e), None)
@@ -89,7 +94,7 @@ def quiet_until(quiet: Quiet, at: datetime) -> datetime | None:
 
 def next_quiet_end(quiet: Quiet, now: datetime) -> datetime:
     """The end of the quiet hours ``now`` is in, else of the next ones to begin."""
-    now = _utc(now)
+    now = as_utc(now)
     inside = quiet_until(quiet, now)
     if inside is not None:
         return inside
@@ -131,13 +136,9 @@ def _clock(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def hour_of(moment: datetime) -> int:
     """The hour (since the epoch, UTC) a story is counted in for spikes."""
-    return int(_utc(moment).timestamp()) // HOUR
+    return int(as_utc(moment).timestamp()) // HOUR
 
 
 def window_counts(

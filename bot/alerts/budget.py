@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from bot.alerts.attention import caps, route
+from bot.alerts.attention import caps, notified, route
 from bot.config.schema import WEEKDAYS, Cap, Destination, Quiet, Rule, Spike
 from bot.config.units import format_duration
+from bot.model import as_utc
 
 Outcome = Literal["urgent", "at once", "quiet", "digest", "cap"]
 CapOwner = Literal["destination", "rule"]
@@ -36,11 +37,6 @@ class Fate:
     batch: int = 0
 
 
-def notified(rule: Rule, destinations: Mapping[str, Destination]) -> list[str]:
-    """The destinations the rule's alerts go to (every one when it names none)."""
-    return list(rule.notify if rule.notify is not None else destinations)
-
-
 def replay(
     rule: Rule, destinations: Mapping[str, Destination], arrivals: Sequence[datetime]
 ) -> list[tuple[Fate, ...]]:
@@ -51,8 +47,8 @@ def replay(
     end. Only these arrivals are counted: the destination's other rules are not."""
     counts: Counter[tuple[str, datetime]] = Counter()
     fates: list[list[Fate]] = [[] for _ in arrivals]
-    for index in sorted(range(len(arrivals)), key=lambda i: _utc(arrivals[i])):
-        at = _utc(arrivals[index])
+    for index in sorted(range(len(arrivals)), key=lambda i: as_utc(arrivals[i])):
+        at = as_utc(arrivals[index])
         for dest_id in notified(rule, destinations):
             destination = destinations[dest_id]
             plan = route(rule.priority, destination, at)
@@ -122,13 +118,13 @@ def tally_text(fates: Iterable[Fate]) -> str:
 
 def arrival_text(at: datetime) -> str:
     """When an item arrives, dated: ``Tue 2026-12-01 03:10 UTC``."""
-    return f"{_utc(at):%a %Y-%m-%d %H:%M} UTC"
+    return f"{as_utc(at):%a %Y-%m-%d %H:%M} UTC"
 
 
 def moment_text(at: datetime, quiet: Quiet | None = None) -> str:
     """A time an alert goes out: ``Tue 11:00 UTC``, or on the clock of the destination's quiet
     hours, ``Tue 07:00 America/Toronto (11:00 UTC)`` (the UTC day too when it is not the same)."""
-    at = _utc(at)
+    at = as_utc(at)
     if quiet is None or quiet.timezone == "UTC":
         return f"{at:%a %H:%M} UTC"
     local = at.astimezone(ZoneInfo(quiet.timezone))
@@ -168,7 +164,3 @@ def _days(days: Sequence[str]) -> str:
         else:
             parts += [WEEKDAYS[i] for i in run]
     return " ".join(parts)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

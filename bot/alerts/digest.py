@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.config.schema import DigestCron, DigestEvery
+from bot.model import as_utc
 from bot.schedule import next_cron_fire
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -18,7 +19,7 @@ def next_digest_at(digest: DigestEvery | DigestCron, now: datetime) -> datetime:
     every restart agree on the boundaries. ``cron``: the next time the schedule
     fires in its time zone, after ``now``.
     """
-    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    now = as_utc(now)
     if isinstance(digest, DigestEvery):
         period = max(round(digest.every * 1_000_000), 1)
         elapsed = (now - _EPOCH) // _MICROSECOND

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from string import Template
@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import nh3
 
 from bot.languages import language_name
-from bot.model import Alert, Folded, Sighting, Summary
+from bot.model import Alert, Folded, Sighting, Summary, as_utc
 
 SLACK_HEADER_MAX = 150
 SLACK_SECTION_MAX = 3000
@@ -144,11 +144,6 @@ def safe_url(url: str | None) -> str | None:
     return encoded if len(encoded) <= URL_MAX else None
 
 
-def _utc(moment: datetime) -> datetime:
-    """Naive datetimes are UTC by convention throughout newswatch."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """``1 feed``, ``2 feeds``: lines users read should not say "1 destinations"."""
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
@@ -156,7 +151,7 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
 
 def relative_time(moment: datetime, now: datetime) -> str:
     """``3 h ago`` style distance from ``now`` (``in 5 min`` for a future time)."""
-    seconds = (_utc(now) - _utc(moment)).total_seconds()
+    seconds = (as_utc(now) - as_utc(moment)).total_seconds()
     if abs(seconds) < 60:
         return "just now" if seconds >= 0 else "in under a minute"
     amount = span(seconds)
@@ -179,13 +174,13 @@ def when(alert: Alert | Sighting, now: datetime) -> str:
     """Published time in UTC and relative; an undated item says so, and when it was first seen:
     a made-up publication time would mislead."""
     if alert.published is None:
-        seen = _utc(alert.first_seen)
+        seen = as_utc(alert.first_seen)
         return f"date unknown (first seen {seen:%Y-%m-%d %H:%M} UTC, {relative_time(seen, now)})"
     return _at(alert.published, now)
 
 
 def _at(moment: datetime, now: datetime) -> str:
-    moment = _utc(moment)
+    moment = as_utc(moment)
     return f"{moment:%Y-%m-%d %H:%M} UTC ({relative_time(moment, now)})"
 
 
@@ -335,7 +330,7 @@ def slack_link(url: str | None, label: str, limit: int = TITLE_MAX) -> RichEleme
 
 def slack_date(moment: datetime) -> RichElement:
     """A ``date`` element: every reader sees it in their own time zone, and it never goes stale."""
-    moment = _utc(moment)
+    moment = as_utc(moment)
     return {
         "type": "date",
         "timestamp": int(moment.timestamp()),
@@ -1296,7 +1291,7 @@ def _email(subject: str, now: datetime, sender: str, recipients: Sequence[str]) 
     message["Subject"] = subject
     message["From"] = header_value(sender, 998)
     message["To"] = ", ".join(header_value(r, 998) for r in recipients)
-    message["Date"] = format_datetime(_utc(now))
+    message["Date"] = format_datetime(as_utc(now))
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     return message
@@ -1310,7 +1305,7 @@ def notice_email(
     message["Subject"] = header_value(f"[newswatch] {one_line(title)}")
     message["From"] = header_value(sender, 998)
     message["To"] = ", ".join(header_value(r, 998) for r in recipients)
-    message["Date"] = format_datetime(_utc(now))
+    message["Date"] = format_datetime(as_utc(now))
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(clean_text(text) + "\n")
     return message

@@ -264,13 +264,12 @@ def _held_note(held: DigestHeld, config: Config, now: datetime, destinations: in
     destination = config.settings.destinations.get(held.destination)
     digest = getattr(destination, "digest", None)
     quiet = getattr(destination, "quiet", None)
-    zone = ZoneInfo(
-        digest.timezone
-        if isinstance(digest, DigestCron)
-        else quiet.timezone
-        if digest is None and quiet is not None
-        else "UTC"
-    )
+    if isinstance(digest, DigestCron):
+        zone = ZoneInfo(digest.timezone)
+    elif digest is None and quiet is not None:
+        zone = ZoneInfo(quiet.timezone)
+    else:
+        zone = ZoneInfo("UTC")
     closes = held.closes_at.astimezone(zone)
     day = "" if closes.date() == now.astimezone(zone).date() else f"{closes:%Y-%m-%d} "
     of = f" of {held.destination}" if destinations > 1 else ""

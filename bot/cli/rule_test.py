@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bot.alerts.budget import arrival_text, fate_text, notified, replay, tally_text
+from bot.alerts.attention import notified
+from bot.alerts.budget import arrival_text, fate_text, replay, tally_text
 from bot.alerts.render import merge_spans
 from bot.config.load import Config, dotted
 from bot.config.schema import Destination, Feed, Rule

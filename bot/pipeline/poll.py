@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot.alerts.attention import URGENCY, caps, route
+from bot.alerts.attention import URGENCY, caps, notified, route
 from bot.alerts.flood import fold
 from bot.alerts.summarize import as_written, summarize
 from bot.config.schema import Feed, Rule
@@ -478,7 +478,7 @@ class Poller:
         by_destination: dict[str, list[Match]] = {}
         for match in matches:
             rule = self.rules[match.rule_id]
-            for dest_id in rule.notify if rule.notify is not None else self.settings.destinations:
+            for dest_id in notified(rule, self.settings.destinations):
                 by_destination.setdefault(dest_id, []).append(match)
         out = []
         for dest_id, found in by_destination.items():
@@ -517,7 +517,7 @@ class Poller:
             if rule.spike is None:
                 continue
             templates = []
-            for dest_id in rule.notify if rule.notify is not None else self.settings.destinations:
+            for dest_id in notified(rule, self.settings.destinations):
                 plan = route(rule.priority, self.settings.destinations[dest_id], now)
                 alert = Alert(
                     rule_id=rule.id,

@@ -167,6 +167,26 @@ def test_three_replicas_deliver_the_night_exactly_once(desk: Desk) -> None:
     _quiet_night(desk, replicas=3)
 
 
+def test_a_story_held_alone_goes_as_its_own_alert_and_later_tellings_reply_in_its_thread(
+    desk: Desk,
+) -> None:
+    desk.configure(QUIET_DESKS, PRIORITY_RULES)
+    desk.once(SATURDAY)
+    held = story(5, "Mosul", NIGHT)
+    desk.serve(held)
+    desk.once(NIGHT)
+    assert desk.slack.top_level("#toronto") == []
+    desk.once(MORNING)
+    (alert,) = desk.slack.top_level("#toronto")
+    assert held.title in alert.text
+    retold = Entry(held.title + " again", held.summary, "https://news.example/5-again")
+    desk.serve(held, retold)
+    desk.once(MORNING + timedelta(minutes=30))
+    assert len(desk.slack.top_level("#toronto")) == 1
+    (reply,) = desk.slack.replies(alert.ts)
+    assert "https://news.example/5-again" in titles([reply])
+
+
 CAPPED = """
   desk: {SLACK channel: '#desk', cap: {per: 1h, max: 2}}
 """

@@ -229,6 +229,26 @@ def test_digest_alerts_wait_for_their_batch_and_go_as_one_message(store: Store) 
     )
 
 
+def test_every_alert_held_by_quiet_hours_goes_in_one_message_however_many(store: Store) -> None:
+    # Quiet 08:00-10:00 UTC; T0 is 09:00. Two destinations' held rows interleave in the outbox,
+    # and there are more of them than one delivery batch takes.
+    quiet = {"from": "08:00", "to": "10:00"}
+    config = settings(
+        destinations={"desk": {"type": "console", "quiet": quiet}, "mail": email(quiet=quiet)},
+        delivery={"max_alerts_per_poll": 200},
+    )
+    h = Harness(store, config, [POLICE])
+    _queued(h, _stories(70))
+    assert h.deliver(due_only=False).sent == 0
+    h.time.skip(3599)
+    assert h.deliver().sent == 0  # 09:59:59: still quiet
+    h.time.skip(1)
+    assert h.deliver().sent == 140
+    for destination in ("desk", "mail"):
+        (message,) = h.notifiers[destination].alerts
+        assert len(message) == 70 and {a.held for a in message} == {"quiet"}
+
+
 def test_a_flood_is_folded_into_one_overflow_message(store: Store) -> None:
     h = Harness(store, settings(delivery={"max_alerts_per_poll": 3}), [POLICE])
     _queued(h, _stories(10))

@@ -227,12 +227,12 @@ def test_any_other_digest_is_as_before(mix: list[str | None]) -> None:
     assert text_digest(alerts, NOW).startswith(f"{RULE} (2)\n")
 
 
-def test_one_held_alert_is_a_digest_of_one_saying_why() -> None:
+def test_one_held_alert_goes_as_its_own_alert_so_that_its_story_can_thread() -> None:
     (alone,) = held("cap", 1)
-    assert subject(mail(alone)) == f"[newswatch] 1 more alert (cap reached): {RULE}"
+    assert subject(mail(alone)) == f"[newswatch] {RULE}: Item 0"
     stream = io.StringIO()
     ConsoleNotifier("out", stream=stream, clock=lambda: NOW).send([alone])
-    assert stream.getvalue().startswith(f"1 more alert (cap reached)\n\n{RULE}\nItem 0\n")
+    assert stream.getvalue().startswith(f"{RULE}\nItem 0\n")
 
 
 def test_the_console_titles_a_held_digest() -> None:
