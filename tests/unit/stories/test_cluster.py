@@ -18,6 +18,7 @@ from bot.stories.cluster import (
     signature,
     similarity,
     skeleton,
+    stems,
     story_link,
     strip_publisher,
 )
@@ -229,6 +230,11 @@ def test_a_name_has_one_skeleton_in_each_script(spellings: tuple[str, ...]) -> N
     from bot.text import normalize
 
     assert len({skeleton(normalize(s)) for s in spellings}) == 1
+
+
+def test_an_arabic_word_is_one_stem_with_or_without_its_hamza() -> None:
+    """Writers put or leave out the hamza on an alef: "أوكرانية" and "اوكرانية" are one word."""
+    assert stems("طائرة أوكرانية") == stems("طائرة اوكرانية") == stems("الطائرة الأوكرانية")
 
 
 def test_names_and_numbers_come_from_the_original_text() -> None:
