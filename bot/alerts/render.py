@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import nh3
 
+from bot.alerts.attention import HOUR
 from bot.languages import language_name
 from bot.model import Alert, Folded, Sighting, Summary, as_utc
 
@@ -490,7 +491,7 @@ def spike_heading(alert: Alert) -> str:
 def _spike_tail(alert: Alert) -> str:
     facts = alert.spike
     assert facts is not None, "a spike alert carries its facts"
-    hours = max(1, round(facts.window / 3600))
+    hours = max(1, round(facts.window / HOUR))
     usual = f"{facts.usual:.0f}" if facts.usual.is_integer() else f"{facts.usual:.1f}"
     stories = counted(facts.count, "story", "stories")
     return f"{stories} in {counted(hours, 'hour')} (usually {usual})"

@@ -1000,13 +1000,13 @@ class SqlStore:
             ).rowcount:
                 continue
             top = self._top_stories(watch.rule_id, t - window)
+            key = f"spike:{watch.rule_id}:{int(t)}"
             for template in sorted(watch.alerts, key=lambda q: q.alert.destination):
                 q = spike_alert(
                     template,
                     facts,
                     [Folded(title, link, (template.alert.rule_title,)) for title, link in top],
                 )
-                key = f"spike:{watch.rule_id}:{int(t)}"
                 queued.append(replace(q, alert=replace(q.alert, item_key=key)))
         self._insert_outbox(queued, {}, o.at)
         return queued
@@ -1048,6 +1048,7 @@ class SqlStore:
         gained: Counter[str] = Counter()
         for key in sorted(first):
             alert, seen = first[key], o.stories[key]
+            matched = rules[key] or {alert.rule_id}
             found = index.find(seen.signature, now) or local.find(seen.signature, now)
             known = self._story(found, t) if found is not None else None
             if known is None:
@@ -1074,7 +1075,7 @@ class SqlStore:
                     alert.link,
                     to_epoch(alert.published),
                     seen.language,
-                    json.dumps(sorted(rules[key] or {alert.rule_id})),
+                    json.dumps(sorted(matched)),
                     seen.signature.to_json(),
                     t,
                 ),
@@ -1083,7 +1084,7 @@ class SqlStore:
                 "SELECT count(DISTINCT source) FROM sightings WHERE story_id = ?", (story_id,)
             ).fetchone()
             out[key] = _Told(story_id, title, int(outlets), reason)
-            for rule_id in sorted((rules[key] or {alert.rule_id}) & watched):
+            for rule_id in sorted(matched & watched):
                 if self._execute(
                     "INSERT INTO story_rules (story_id, rule_id) VALUES (?, ?)"
                     " ON CONFLICT DO NOTHING",
