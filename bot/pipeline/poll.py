@@ -439,7 +439,9 @@ class Poller:
             queued.extend(self._queue_item(item, matches, source, now))
             lead = (item.summary or item.content)[:LEAD_CHARS]
             stories[item.key] = StorySighting(
-                signature(item.title, lead, item.link, item.language, item.feed_id),
+                signature(
+                    item.title, lead, item.link, item.language, item.feed_id, item.published or now
+                ),
                 source,
                 tuple(h.term for m in matches for h in m.hits if h.field == "title"),
                 item.language,

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from bot.feeds.identity import canonical_link
+from bot.stories.places import Place, place
 from bot.text import normalize, tokens
 
 WINDOW = 72 * 3600.0  # seconds a story stays open after its latest sighting
@@ -40,6 +41,10 @@ _SOME_TITLE = 0.2
 # Words two short texts must share for their overlap to say anything ("RCMP news." is not
 # a story).
 _FEW_WORDS = 3
+# Tellings this close in time that share a few title words and names, and name nothing the
+# other does not, tell one story: wire copies and rewrites come within hours, while a like
+# event (a second rocket attack on the same base) comes days later.
+_CLOSE = 12 * 3600.0
 # Two items of one feed tell one story only with titles this alike (an update retitled).
 _SAME_FEED_TITLE = 0.8
 _MAX_SIGHTINGS = 64  # per story: the first and the latest are kept
@@ -78,6 +83,11 @@ _GROUPED_NUMBER = re.compile(r"\d+(?:[,.\u066b\u066c\u00a0\u202f]\d{3}(?!\d))*")
 _SEPARATOR = re.compile(r"\D")
 _HOME_PAGE = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#]*/?$")
 _NAME_JOINERS = frozenset({"and", "of", "the", "&", "de", "du", "des", "la", "le", "et"})
+# Words an acronym skips ("Department of National Defence", "Organisation du traité de
+# l'Atlantique Nord").
+_JOINERS = _NAME_JOINERS | {"for", "on", "The", "Of", "And", "La", "Le", "Les", "les"}
+_LETTERS = re.compile(r"[^\W\d_]+")
+_ACRONYM = range(3, 6)  # letters of an acronym worth looking for spelt out
 _EASTERN_DIGITS = str.maketrans(
     {**{chr(0x660 + i): str(i) for i in range(10)}, **{chr(0x6F0 + i): str(i) for i in range(10)}}
 )
@@ -86,6 +96,8 @@ _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]")
 _ALIASES = {"otan": "nato", "grc": "rcmp", "onu": "un", "ue": "eu", "oms": "who", "daech": "daesh"}
 # Demonym and plural endings, so "Canadians", "Canadiens" and "Canada" name one thing.
 _NAME_SUFFIX = re.compile(r"(?:iennes|ienne|iens|ien|ians|ian|ais|aise|ese|s)$")
+# The same in Arabic script: the adjective ("nisba") endings, "عراقي", "عراقية", "عراقيين".
+_ARABIC_ADJECTIVE = re.compile(r"(?:يين|يون|ية|ي)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +114,49 @@ class Signature:
     script_words: frozenset[str]  # skeletons of Arabic-script words (no case: no names)
     feed: str = ""  # the feed it came from ("": not known)
     title_numbers: frozenset[str] = frozenset()  # every number of the title, as written
+    # Where its names are: "KEY=cc" for a name of country cc, "KEY@cc" for a city in cc.
+    places: frozenset[str] = frozenset()
+    # "KEY stem" for each name of the title: the word that gives the key, as a stem (a name
+    # is mentioned where the word is, even uncapitalised), and an acronym's letters.
+    name_stems: frozenset[str] = frozenset()
+    # The first letter of each word of title and lead but joiners ("Department of National
+    # Defence" gives "DND"), as written: an acronym is spelt out where its letters are.
+    initials: str = ""
+    told: float | None = None  # when it was published (else first seen), epoch seconds
     words: frozenset[str] = field(init=False, compare=False, repr=False)  # title | lead
     mentions: frozenset[str] = field(init=False, compare=False, repr=False)  # all names
     keys: frozenset[str] = field(init=False, compare=False, repr=False)
+    regions: frozenset[str] = field(init=False, compare=False, repr=False)  # its countries
+    name_stems_all: frozenset[str] = field(init=False, compare=False, repr=False)
+    plain_title: frozenset[str] = field(init=False, compare=False, repr=False)  # not names
+    where: dict[str, frozenset[str]] = field(init=False, compare=False, repr=False)
+    stems_of: dict[str, frozenset[str]] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "words", self.title | self.lead)
         object.__setattr__(self, "mentions", self.names | self.script_words)
-        # What a story is looked up by: its link, names, numbers and title words (a link
-        # has "://", a number only digits, a stem never, a name key only consonants: no
-        # prefix is needed to keep them apart).
+        where: dict[str, set[str]] = {}
+        for entry in self.places:
+            key, mark, code = entry.partition("=")
+            if not mark:
+                key, _, code = entry.partition("@")
+                mark = "@"
+            where.setdefault(key, set()).add(mark + code)
+        object.__setattr__(self, "where", {k: frozenset(v) for k, v in where.items()})
+        stems_of: dict[str, set[str]] = {}
+        for entry in self.name_stems:
+            key, _, stem = entry.partition(" ")
+            stems_of.setdefault(key, set()).add(stem)
+        object.__setattr__(self, "stems_of", {k: frozenset(v) for k, v in stems_of.items()})
+        object.__setattr__(self, "name_stems_all", frozenset().union(*stems_of.values()))
+        object.__setattr__(self, "regions", frozenset(e[-2:] for e in self.places))
+        object.__setattr__(self, "plain_title", self.title - self.name_stems_all)
+        # What a story is looked up by: its link, names, numbers, title words and countries
+        # (a link has "://", a number only digits, a stem never, a name key only consonants,
+        # a country "^" and its code).
         long_names = (n for n in self.mentions if len(n) >= 3)
-        keys = self.numbers.union(self.title, long_names)
+        countries = ("^" + code for code in self.regions)
+        keys = self.numbers.union(self.title, long_names, countries)
         object.__setattr__(self, "keys", keys | {self.link} if self.link else keys)
 
     def to_json(self) -> str:
@@ -131,6 +174,10 @@ class Signature:
                 "s": sorted(self.script_words),
                 "f": self.feed,
                 "t#": sorted(self.title_numbers),
+                "p": sorted(self.places),
+                "ns": sorted(self.name_stems),
+                "i": self.initials,
+                "at": self.told,
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -169,6 +216,10 @@ class Signature:
             script_words=words("s"),
             feed=text_field("f") if "f" in data else "",
             title_numbers=words("t#") if "t#" in data else frozenset(),
+            places=words("p") if "p" in data else frozenset(),
+            name_stems=words("ns") if "ns" in data else frozenset(),
+            initials=text_field("i") if "i" in data else "",
+            told=_told(data.get("at")),
         )
 
 
@@ -178,9 +229,10 @@ def signature(
     link: str | None,
     language: str | None = None,
     feed: str | None = None,
+    told: datetime | None = None,
 ) -> Signature:
     """The signature of a sighting; ``lead`` is the item's summary (or its text's start),
-    ``feed`` the feed it came from."""
+    ``feed`` the feed it came from, ``told`` when the item was published (else first seen)."""
     title = strip_publisher(title)
     title_words, lead_words = tokens(title), tokens(lead)
     lead_names = _names(lead, words=lead_words)
@@ -205,7 +257,17 @@ def signature(
         script_words=script_words,
         feed=feed or "",
         title_numbers=frozenset(w for w in title_words if w.isdigit()),
+        places=_places(title_words + lead_words),
+        name_stems=_name_stems(title, title_names),
+        initials=_initials(title) + " " + _initials(lead),
+        told=told.timestamp() if told else None,
     )
+
+
+def _told(value: object) -> float | None:
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise ValueError("not a story signature: 'at' is not a time")
 
 
 def strip_publisher(title: str) -> str:
@@ -292,6 +354,67 @@ def _numbers(words: list[str], text: str) -> frozenset[str]:
 # Alef written with a hamza or madda, which writers put or leave out ("أوكرانية",
 # "اوكرانية"): one letter for comparing words, as Arabic search engines fold it.
 _ALEFS = str.maketrans("أإآ", "ااا")
+
+
+def _places(words: list[str]) -> frozenset[str]:
+    """The places among ``words``, as :attr:`Signature.places` keeps them."""
+    found: set[str] = set()
+    for word in set(words):
+        known = _place_of(word)
+        if known is None:
+            continue
+        key = skeleton(word)
+        found.update(f"{key}={code}" for code in known.names)
+        found.update(f"{key}@{code}" for code in known.cities_of)
+    return frozenset(found)
+
+
+def _name_stems(title: str, names: frozenset[str]) -> frozenset[str]:
+    found: set[str] = set()
+    for raw in _CAPITALISED.findall(title):
+        word = normalize(raw)
+        alias = _ALIASES.get(word)
+        key = skeleton(alias or word)
+        if key in names:
+            found.add(f"{key} {word[:_STEM]}")
+            if alias:
+                found.add(f"{key} {alias[:_STEM]}")
+    return frozenset(found)
+
+
+def _initials(text: str) -> str:
+    return "".join(w[0] for w in _LETTERS.findall(text) if len(w) > 1 and w not in _JOINERS)
+
+
+def _spelt(acronym: str, initials: str) -> bool:
+    """Whether ``initials`` spell ``acronym`` out from a capitalised word on."""
+    letters, upper = acronym.upper(), initials.upper()
+    start = upper.find(letters)
+    while start >= 0:
+        if initials[start].isupper():
+            return True
+        start = upper.find(letters, start + 1)
+    return False
+
+
+def _place_of(word: str) -> Place | None:
+    """The place ``word`` names, its demonym's or adjective's endings tried off when it is
+    not in the table as it is ("canadiens", "irakienne", "عراقيين", "الإيرانية")."""
+    key = place_word(word)
+    known = place(key)
+    if known is not None or len(key) <= 4:
+        return known
+    arabic = _ARABIC_SCRIPT.match(key)
+    root = (_ARABIC_ADJECTIVE if arabic else _NAME_SUFFIX).sub("", key)
+    if root == key:
+        return None
+    endings = ("", "ا") if arabic else ("", "a", "e")
+    return next((p for end in endings if (p := place(root + end)) is not None), None)
+
+
+def place_word(word: str) -> str:
+    """A token in the form the place table (bot/stories/places.tsv) is keyed by."""
+    return _arabic_stem(word) if _ARABIC_SCRIPT.match(word) else word
 
 
 def _arabic_stem(word: str) -> str:
@@ -406,8 +529,37 @@ def _jaccard(one: frozenset[str], other: frozenset[str]) -> float:
 
 
 def _unmatched(a: Signature, b: Signature) -> frozenset[str]:
-    """Names in ``a``'s title that ``b`` never mentions (one-letter keys say too little)."""
-    return frozenset(n for n in a.title_names - b.mentions if len(n) >= 2)
+    """Names in ``a``'s title that ``b`` never mentions, nor their place (one-letter keys
+    say too little)."""
+    return frozenset(
+        n
+        for n in a.title_names - b.mentions
+        if len(n) >= 2 and not _placed(a.where.get(n), b) and not _said(a.stems_of.get(n), b)
+    )
+
+
+def _said(stems: frozenset[str] | None, b: Signature) -> bool:
+    """Whether ``b`` has a name's word, uncapitalised maybe, or spells its acronym out."""
+    return stems is not None and any(
+        s in b.words or (len(s) in _ACRONYM and _spelt(s, b.initials)) for s in stems
+    )
+
+
+def _placed(marks: frozenset[str] | None, b: Signature) -> bool:
+    """Whether the country a name stands for (``marks``: "Iran", or a capital, "Ottawa") is
+    one ``b`` names or names a city of. A city that is not a capital is matched by nothing
+    but itself: "police in Mosul" is not "police in Iraq"."""
+    return marks is not None and any(m[0] == "=" and m[1:] in b.regions for m in marks)
+
+
+def _shared_places(a: Signature, b: Signature) -> int:
+    """Countries named on one side that the other names otherwise ("Canada" / "Ottawa",
+    "Iran" / "Téhéran"), among the names only one side gives."""
+    codes: set[str] = set()
+    for one, other in ((a, b), (b, a)):
+        for name in one.where.keys() - other.mentions:
+            codes.update(m[1:] for m in one.where[name] if m[0] == "=" and m[1:] in other.regions)
+    return len(codes)
 
 
 def _specific(numbers: frozenset[str]) -> int:
@@ -439,8 +591,9 @@ def similarity(a: Signature, b: Signature) -> float:
     if numbers == 0 and _specific(a.numbers) and _specific(b.numbers):
         return 0.0  # each gives counts the other never does: "story 1", "story 2"
     shared = a.mentions & b.mentions
-    names = sum(1 for n in shared if len(n) >= 2)
-    long_names = sum(1 for n in shared if len(n) >= 3)  # spelt alike in every script
+    placed = _shared_places(a, b) if a.places and b.places else 0
+    names = sum(1 for n in shared if len(n) >= 2) + placed
+    long_names = sum(1 for n in shared if len(n) >= 3) + placed  # spelt alike in every script
     if numbers == 0 and names == 0 and title < 0.5 and not (a.words & b.words):
         return 0.0
     text = _jaccard(a.words, b.words)
@@ -453,8 +606,14 @@ def similarity(a: Signature, b: Signature) -> float:
         return 0.0
     other_tongue = _other_tongue(a, b)
     title_words = len(a.title & b.title)  # "told alike": a fifth of the title, or two words
-    if long_names >= 2 and numbers >= 1 and (title >= 0.2 or title_words >= 2 or other_tongue):
-        return score  # the same count, people and places, told alike or in another tongue
+    if (
+        long_names >= 2
+        and numbers >= 1
+        and (title >= 0.2 or title_words >= 2 or other_tongue or common >= 2 * _FEW_WORDS)
+    ):
+        # The same count, people and places, told alike, in another tongue, or in many
+        # of the same words.
+        return score
     if only_a or only_b:  # a name on one side only: near-copies, or a shared count
         near = (
             title >= 0.6
@@ -469,6 +628,10 @@ def similarity(a: Signature, b: Signature) -> float:
     ):
         return score
     if title >= 0.25 and numbers >= 1 and names + numbers >= 3:
+        return score
+    close = a.told is not None and b.told is not None and abs(a.told - b.told) <= _CLOSE
+    plain = len(a.plain_title & b.plain_title)  # title words shared that are not names
+    if close and not other_tongue and plain >= 2 and (title_words >= 3 or names >= 2):
         return score
     # One language: both titles name the same two things and share a third word ("L'OTAN
     # suspend sa mission de formation en Irak" / "L'OTAN suspend ses activités

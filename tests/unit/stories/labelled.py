@@ -30,7 +30,7 @@ class Labelled:
 
     @property
     def signature(self) -> Signature:
-        return signature(self.title, self.lead, self.link, self.language)
+        return signature(self.title, self.lead, self.link, self.language, told=self.published)
 
 
 def load() -> list[Labelled]:

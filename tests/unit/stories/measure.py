@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from bot.errors import FetchError
 from bot.feeds.parse import parse_feed
 from bot.model import Item
-from bot.stories.cluster import Signature, StoryIndex, same_story, signature, similarity
+from bot.stories.cluster import (
+    Signature,
+    StoryIndex,
+    _unmatched,
+    same_story,
+    signature,
+    similarity,
+)
 from tests.paths import CORPUS
 
 from .labelled import Labelled, cluster, clusters_per_story, load, wrong_merges
@@ -75,9 +82,9 @@ def pairs() -> None:
             f"    title {sorted(sa.title & sb.title)} words {sorted(sa.words & sb.words)}\n"
             f"    names {sorted(sa.mentions & sb.mentions)}"
             f" numbers {sorted(sa.numbers & sb.numbers)}"
-            f" | only a {sorted(sa.title_names - sb.mentions)} only b"
-            f" {sorted(sb.title_names - sa.mentions)}"
+            f" | only a {sorted(_unmatched(sa, sb))} only b {sorted(_unmatched(sb, sa))}"
             f" | numbers a {sorted(sa.numbers)} b {sorted(sb.numbers)}"
+            f" | {abs(a.published - b.published).total_seconds() / 3600:.0f} h apart"
         )
 
 
@@ -100,7 +107,8 @@ def corpus() -> None:
     items = _corpus_items()
     for number, item in enumerate(items):
         lead = (item.summary or item.content)[:LEAD_CHARS]
-        sig = signature(item.title, lead, item.link, item.language, item.feed_id)
+        told = item.published or now
+        sig = signature(item.title, lead, item.link, item.language, item.feed_id, told)
         story = index.find(sig, now)
         story = number if story is None else story
         members[story].append((item, sig))
