@@ -114,7 +114,8 @@ class Signature:
     script_words: frozenset[str]  # skeletons of Arabic-script words (no case: no names)
     feed: str = ""  # the feed it came from ("": not known)
     title_numbers: frozenset[str] = frozenset()  # every number of the title, as written
-    # Where its names are: "KEY=cc" for a name of country cc, "KEY@cc" for a city in cc.
+    # Where its names are: "KEY=cc" for a name of country cc, "KEY*cc" for its capital,
+    # "KEY@cc" for a city in it.
     places: frozenset[str] = frozenset()
     # "KEY stem" for each name of the title: the word that gives the key, as a stem (a name
     # is mentioned where the word is, even uncapitalised), and an acronym's letters.
@@ -127,6 +128,7 @@ class Signature:
     mentions: frozenset[str] = field(init=False, compare=False, repr=False)  # all names
     keys: frozenset[str] = field(init=False, compare=False, repr=False)
     regions: frozenset[str] = field(init=False, compare=False, repr=False)  # its countries
+    countries: frozenset[str] = field(init=False, compare=False, repr=False)  # named as such
     name_stems_all: frozenset[str] = field(init=False, compare=False, repr=False)
     plain_title: frozenset[str] = field(init=False, compare=False, repr=False)  # not names
     where: dict[str, frozenset[str]] = field(init=False, compare=False, repr=False)
@@ -136,12 +138,8 @@ class Signature:
         object.__setattr__(self, "words", self.title | self.lead)
         object.__setattr__(self, "mentions", self.names | self.script_words)
         where: dict[str, set[str]] = {}
-        for entry in self.places:
-            key, mark, code = entry.partition("=")
-            if not mark:
-                key, _, code = entry.partition("@")
-                mark = "@"
-            where.setdefault(key, set()).add(mark + code)
+        for entry in self.places:  # "KEY" and a mark of two letters
+            where.setdefault(entry[:-3], set()).add(entry[-3:])
         object.__setattr__(self, "where", {k: frozenset(v) for k, v in where.items()})
         stems_of: dict[str, set[str]] = {}
         for entry in self.name_stems:
@@ -150,6 +148,9 @@ class Signature:
         object.__setattr__(self, "stems_of", {k: frozenset(v) for k, v in stems_of.items()})
         object.__setattr__(self, "name_stems_all", frozenset().union(*stems_of.values()))
         object.__setattr__(self, "regions", frozenset(e[-2:] for e in self.places))
+        object.__setattr__(
+            self, "countries", frozenset(e[-2:] for e in self.places if e[-3] == "=")
+        )
         object.__setattr__(self, "plain_title", self.title - self.name_stems_all)
         # What a story is looked up by: its link, names, numbers, title words and countries
         # (a link has "://", a number only digits, a stem never, a name key only consonants,
@@ -365,6 +366,7 @@ def _places(words: list[str]) -> frozenset[str]:
             continue
         key = skeleton(word)
         found.update(f"{key}={code}" for code in known.names)
+        found.update(f"{key}*{code}" for code in known.capital_of)
         found.update(f"{key}@{code}" for code in known.cities_of)
     return frozenset(found)
 
@@ -546,10 +548,15 @@ def _said(stems: frozenset[str] | None, b: Signature) -> bool:
 
 
 def _placed(marks: frozenset[str] | None, b: Signature) -> bool:
-    """Whether the country a name stands for (``marks``: "Iran", or a capital, "Ottawa") is
-    one ``b`` names or names a city of. A city that is not a capital is matched by nothing
-    but itself: "police in Mosul" is not "police in Iraq"."""
-    return marks is not None and any(m[0] == "=" and m[1:] in b.regions for m in marks)
+    """Whether ``b`` names a place in the country a name names ("Iran" / "Téhéran"), or the
+    country whose capital it is ("Ottawa" / "Canada"). Any other city is matched by nothing
+    but itself: "police in Mosul" is not "police in Iraq", nor "police in Baghdad"."""
+    return marks is not None and any(_matched(m, b) for m in marks)
+
+
+def _matched(mark: str, b: Signature) -> bool:
+    kind, code = mark[0], mark[1:]
+    return code in b.regions if kind == "=" else kind == "*" and code in b.countries
 
 
 def _shared_places(a: Signature, b: Signature) -> int:
@@ -558,7 +565,7 @@ def _shared_places(a: Signature, b: Signature) -> int:
     codes: set[str] = set()
     for one, other in ((a, b), (b, a)):
         for name in one.where.keys() - other.mentions:
-            codes.update(m[1:] for m in one.where[name] if m[0] == "=" and m[1:] in other.regions)
+            codes.update(m[1:] for m in one.where[name] if _matched(m, other))
     return len(codes)
 
 
