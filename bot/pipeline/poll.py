@@ -440,7 +440,13 @@ class Poller:
             lead = (item.summary or item.content)[:LEAD_CHARS]
             stories[item.key] = StorySighting(
                 signature(
-                    item.title, lead, item.link, item.language, item.feed_id, item.published or now
+                    item.title,
+                    lead,
+                    item.link,
+                    item.language,
+                    item.feed_id,
+                    item.published or now,
+                    (h.term for m in matches for h in m.hits),
                 ),
                 source,
                 tuple(h.term for m in matches for h in m.hits if h.field == "title"),

@@ -20,6 +20,7 @@ import heapq
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -114,8 +115,7 @@ class Signature:
     script_words: frozenset[str]  # skeletons of Arabic-script words (no case: no names)
     feed: str = ""  # the feed it came from ("": not known)
     title_numbers: frozenset[str] = frozenset()  # every number of the title, as written
-    # Where its names are: "KEY=cc" for a name of country cc, "KEY*cc" for its capital,
-    # "KEY@cc" for a city in it.
+    # Where its names are: "KEY=cc" for a name of country cc, "KEY@cc" for a city in it.
     places: frozenset[str] = frozenset()
     # "KEY stem" for each name of the title: the word that gives the key, as a stem (a name
     # is mentioned where the word is, even uncapitalised), and an acronym's letters.
@@ -124,11 +124,11 @@ class Signature:
     # Defence" gives "DND"), as written: an acronym is spelt out where its letters are.
     initials: str = ""
     told: float | None = None  # when it was published (else first seen), epoch seconds
+    topic: frozenset[str] = frozenset()  # stems of the words the watch rules matched
     words: frozenset[str] = field(init=False, compare=False, repr=False)  # title | lead
     mentions: frozenset[str] = field(init=False, compare=False, repr=False)  # all names
     keys: frozenset[str] = field(init=False, compare=False, repr=False)
     regions: frozenset[str] = field(init=False, compare=False, repr=False)  # its countries
-    countries: frozenset[str] = field(init=False, compare=False, repr=False)  # named as such
     name_stems_all: frozenset[str] = field(init=False, compare=False, repr=False)
     plain_title: frozenset[str] = field(init=False, compare=False, repr=False)  # not names
     where: dict[str, frozenset[str]] = field(init=False, compare=False, repr=False)
@@ -148,9 +148,6 @@ class Signature:
         object.__setattr__(self, "stems_of", {k: frozenset(v) for k, v in stems_of.items()})
         object.__setattr__(self, "name_stems_all", frozenset().union(*stems_of.values()))
         object.__setattr__(self, "regions", frozenset(e[-2:] for e in self.places))
-        object.__setattr__(
-            self, "countries", frozenset(e[-2:] for e in self.places if e[-3] == "=")
-        )
         object.__setattr__(self, "plain_title", self.title - self.name_stems_all)
         # What a story is looked up by: its link, names, numbers, title words and countries
         # (a link has "://", a number only digits, a stem never, a name key only consonants,
@@ -179,6 +176,7 @@ class Signature:
                 "ns": sorted(self.name_stems),
                 "i": self.initials,
                 "at": self.told,
+                "tp": sorted(self.topic),
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -221,6 +219,7 @@ class Signature:
             name_stems=words("ns") if "ns" in data else frozenset(),
             initials=text_field("i") if "i" in data else "",
             told=_told(data.get("at")),
+            topic=words("tp") if "tp" in data else frozenset(),
         )
 
 
@@ -231,9 +230,12 @@ def signature(
     language: str | None = None,
     feed: str | None = None,
     told: datetime | None = None,
+    topic: Iterable[str] = (),
 ) -> Signature:
     """The signature of a sighting; ``lead`` is the item's summary (or its text's start),
-    ``feed`` the feed it came from, ``told`` when the item was published (else first seen)."""
+    ``feed`` the feed it came from, ``told`` when the item was published (else first seen),
+    ``topic`` the words the watch rules matched in it (they say why the item matters, not
+    which story it tells)."""
     title = strip_publisher(title)
     title_words, lead_words = tokens(title), tokens(lead)
     lead_names = _names(lead, words=lead_words)
@@ -262,6 +264,7 @@ def signature(
         name_stems=_name_stems(title, title_names),
         initials=_initials(title) + " " + _initials(lead),
         told=told.timestamp() if told else None,
+        topic=frozenset().union(*map(stems, topic)),
     )
 
 
@@ -366,7 +369,6 @@ def _places(words: list[str]) -> frozenset[str]:
             continue
         key = skeleton(word)
         found.update(f"{key}={code}" for code in known.names)
-        found.update(f"{key}*{code}" for code in known.capital_of)
         found.update(f"{key}@{code}" for code in known.cities_of)
     return frozenset(found)
 
@@ -548,15 +550,14 @@ def _said(stems: frozenset[str] | None, b: Signature) -> bool:
 
 
 def _placed(marks: frozenset[str] | None, b: Signature) -> bool:
-    """Whether ``b`` names a place in the country a name names ("Iran" / "Téhéran"), or the
-    country whose capital it is ("Ottawa" / "Canada"). Any other city is matched by nothing
-    but itself: "police in Mosul" is not "police in Iraq", nor "police in Baghdad"."""
+    """Whether ``b`` names a place in the country a name names ("Iran" / "Téhéran"). A city
+    is matched by nothing but itself: "police in Mosul" is not "police in Iraq", nor
+    "police in Baghdad", and a capital is a place, whatever it stands for ("Ottawa says")."""
     return marks is not None and any(_matched(m, b) for m in marks)
 
 
 def _matched(mark: str, b: Signature) -> bool:
-    kind, code = mark[0], mark[1:]
-    return code in b.regions if kind == "=" else kind == "*" and code in b.countries
+    return mark[0] == "=" and mark[1:] in b.regions
 
 
 def _shared_places(a: Signature, b: Signature) -> int:
@@ -605,6 +606,15 @@ def similarity(a: Signature, b: Signature) -> float:
         return 0.0
     text = _jaccard(a.words, b.words)
     common = len(a.words & b.words)
+    if a.topic or b.topic:
+        # What the watch rules matched says why both matter, not that they are one story
+        # ("Canadian police ... Iraq" is in every title of the stream): three counts, names
+        # or words beyond it, or nothing.
+        topic = a.topic | b.topic
+        common = len(a.words & b.words - topic)
+        keys = {skeleton(t) for t in topic}
+        if numbers + common + sum(1 for n in shared - keys if len(n) >= 2) < _FEW_WORDS:
+            return 0.0
     score = title + text + 0.1 * (names + numbers)
     if numbers >= 2 and long_names >= 2:  # the same counts of the same people and places
         return score
@@ -636,15 +646,17 @@ def similarity(a: Signature, b: Signature) -> float:
         return score
     if title >= 0.25 and numbers >= 1 and names + numbers >= 3:
         return score
-    close = a.told is not None and b.told is not None and abs(a.told - b.told) <= _CLOSE
-    plain = len(a.plain_title & b.plain_title)  # title words shared that are not names
-    if close and not other_tongue and plain >= 2 and (title_words >= 3 or names >= 2):
+    if other_tongue or a.told is None or b.told is None or abs(a.told - b.told) > _CLOSE:
+        return 0.0
+    # Told within hours in one language, and sharing title words besides names.
+    plain = len(a.plain_title & b.plain_title)
+    if plain >= 2 and (title_words >= 3 or names >= 2):
         return score
-    # One language: both titles name the same two things and share a third word ("L'OTAN
-    # suspend sa mission de formation en Irak" / "L'OTAN suspend ses activités
-    # d'entraînement en Irak"), a rewording rather than another story.
+    # Both titles name the same two things and share a third word ("L'OTAN suspend sa
+    # mission de formation en Irak" / "L'OTAN suspend ses activités d'entraînement en
+    # Irak"): a rewording rather than another story.
     titled = sum(1 for n in a.title_names & b.title_names if len(n) >= 2)
-    if not other_tongue and titled >= 2 and title_words >= _FEW_WORDS:
+    if plain >= 1 and titled >= 2 and title_words >= _FEW_WORDS:
         return score
     return 0.0
 

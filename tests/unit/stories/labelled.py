@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.config.load import load_rules
+from bot.config.schema import Settings
 from bot.config.yamlfile import read_tree
 from bot.feeds.identity import canonical_link
+from bot.model import Item
+from bot.rules.match import RuleSet
 from bot.stories.cluster import Signature, StoryIndex, signature
 from bot.text import tokens
+from tests.paths import REPO
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "stories"
 FIELDS = ("story", "title", "lead", "link", "language", "source", "published")
@@ -30,7 +36,21 @@ class Labelled:
 
     @property
     def signature(self) -> Signature:
-        return signature(self.title, self.lead, self.link, self.language, told=self.published)
+        """As the poller makes it: with the words the shipped rules match as its topic."""
+        return signature(
+            self.title, self.lead, self.link, self.language, told=self.published, topic=self.topic
+        )
+
+    @functools.cached_property
+    def topic(self) -> tuple[str, ...]:
+        item = Item("labelled", self.where, self.title, summary=self.lead, language=self.language)
+        return tuple(h.term for m in _shipped_rules().match(item) for h in m.hits)
+
+
+@functools.cache
+def _shipped_rules() -> RuleSet:
+    rules, _ = load_rules(REPO / "config", Settings(), {})
+    return RuleSet(rules)
 
 
 def load() -> list[Labelled]:
