@@ -86,8 +86,7 @@ _HOME_PAGE = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#]*/?$")
 _NAME_JOINERS = frozenset({"and", "of", "the", "&", "de", "du", "des", "la", "le", "et"})
 # Words an acronym skips ("Department of National Defence", "Organisation du traité de
 # l'Atlantique Nord").
-_JOINERS = _NAME_JOINERS | {"for", "on", "The", "Of", "And", "La", "Le", "Les", "les"}
-_LETTERS = re.compile(r"[^\W\d_]+")
+_JOINERS = _NAME_JOINERS | {"for", "on", "les"}
 _ACRONYM = range(3, 6)  # letters of an acronym worth looking for spelt out
 _EASTERN_DIGITS = str.maketrans(
     {**{chr(0x660 + i): str(i) for i in range(10)}, **{chr(0x6F0 + i): str(i) for i in range(10)}}
@@ -121,7 +120,7 @@ class Signature:
     # is mentioned where the word is, even uncapitalised), and an acronym's letters.
     name_stems: frozenset[str] = frozenset()
     # The first letter of each word of title and lead but joiners ("Department of National
-    # Defence" gives "DND"), as written: an acronym is spelt out where its letters are.
+    # Defence" gives "dnd"): an acronym is spelt out where its letters are.
     initials: str = ""
     told: float | None = None  # when it was published (else first seen), epoch seconds
     topic: frozenset[str] = frozenset()  # stems of the words the watch rules matched
@@ -129,26 +128,16 @@ class Signature:
     mentions: frozenset[str] = field(init=False, compare=False, repr=False)  # all names
     keys: frozenset[str] = field(init=False, compare=False, repr=False)
     regions: frozenset[str] = field(init=False, compare=False, repr=False)  # its countries
-    name_stems_all: frozenset[str] = field(init=False, compare=False, repr=False)
     plain_title: frozenset[str] = field(init=False, compare=False, repr=False)  # not names
-    where: dict[str, frozenset[str]] = field(init=False, compare=False, repr=False)
-    stems_of: dict[str, frozenset[str]] = field(init=False, compare=False, repr=False)
+    topic_keys: frozenset[str] = field(init=False, compare=False, repr=False)  # as names
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "words", self.title | self.lead)
         object.__setattr__(self, "mentions", self.names | self.script_words)
-        where: dict[str, set[str]] = {}
-        for entry in self.places:  # "KEY" and a mark of two letters
-            where.setdefault(entry[:-3], set()).add(entry[-3:])
-        object.__setattr__(self, "where", {k: frozenset(v) for k, v in where.items()})
-        stems_of: dict[str, set[str]] = {}
-        for entry in self.name_stems:
-            key, _, stem = entry.partition(" ")
-            stems_of.setdefault(key, set()).add(stem)
-        object.__setattr__(self, "stems_of", {k: frozenset(v) for k, v in stems_of.items()})
-        object.__setattr__(self, "name_stems_all", frozenset().union(*stems_of.values()))
         object.__setattr__(self, "regions", frozenset(e[-2:] for e in self.places))
-        object.__setattr__(self, "plain_title", self.title - self.name_stems_all)
+        named = {e.partition(" ")[2] for e in self.name_stems}
+        object.__setattr__(self, "plain_title", self.title - named if named else self.title)
+        object.__setattr__(self, "topic_keys", frozenset(map(skeleton, self.topic)))
         # What a story is looked up by: its link, names, numbers, title words and countries
         # (a link has "://", a number only digits, a stem never, a name key only consonants,
         # a country "^" and its code).
@@ -262,7 +251,7 @@ def signature(
         title_numbers=frozenset(w for w in title_words if w.isdigit()),
         places=_places(title_words + lead_words),
         name_stems=_name_stems(title, title_names),
-        initials=_initials(title) + " " + _initials(lead),
+        initials=_initials(title_words) + " " + _initials(lead_words),
         told=told.timestamp() if told else None,
         topic=frozenset().union(*map(stems, topic)),
     )
@@ -386,21 +375,11 @@ def _name_stems(title: str, names: frozenset[str]) -> frozenset[str]:
     return frozenset(found)
 
 
-def _initials(text: str) -> str:
-    return "".join(w[0] for w in _LETTERS.findall(text) if len(w) > 1 and w not in _JOINERS)
+def _initials(words: list[str]) -> str:
+    return "".join([w[0] for w in words if len(w) > 1 and w not in _JOINERS and w.isalpha()])
 
 
-def _spelt(acronym: str, initials: str) -> bool:
-    """Whether ``initials`` spell ``acronym`` out from a capitalised word on."""
-    letters, upper = acronym.upper(), initials.upper()
-    start = upper.find(letters)
-    while start >= 0:
-        if initials[start].isupper():
-            return True
-        start = upper.find(letters, start + 1)
-    return False
-
-
+@functools.lru_cache(maxsize=65536)
 def _place_of(word: str) -> Place | None:
     """The place ``word`` names, its demonym's or adjective's endings tried off when it is
     not in the table as it is ("canadiens", "irakienne", "عراقيين", "الإيرانية")."""
@@ -538,35 +517,43 @@ def _unmatched(a: Signature, b: Signature) -> frozenset[str]:
     return frozenset(
         n
         for n in a.title_names - b.mentions
-        if len(n) >= 2 and not _placed(a.where.get(n), b) and not _said(a.stems_of.get(n), b)
+        if len(n) >= 2 and not _placed(a, n, b) and not _said(a, n, b)
     )
 
 
-def _said(stems: frozenset[str] | None, b: Signature) -> bool:
-    """Whether ``b`` has a name's word, uncapitalised maybe, or spells its acronym out."""
-    return stems is not None and any(
-        s in b.words or (len(s) in _ACRONYM and _spelt(s, b.initials)) for s in stems
-    )
+def _said(a: Signature, name: str, b: Signature) -> bool:
+    """Whether ``b`` has the word of ``a``'s title name, uncapitalised maybe, or spells its
+    acronym out."""
+    prefix = name + " "
+    for entry in a.name_stems:
+        if entry.startswith(prefix):
+            stem = entry[len(prefix) :]
+            if stem in b.words or (len(stem) in _ACRONYM and stem in b.initials):
+                return True
+    return False
 
 
-def _placed(marks: frozenset[str] | None, b: Signature) -> bool:
-    """Whether ``b`` names a place in the country a name names ("Iran" / "Téhéran"). A city
-    is matched by nothing but itself: "police in Mosul" is not "police in Iraq", nor
+def _placed(a: Signature, name: str, b: Signature) -> bool:
+    """Whether ``b`` names a place in the country ``a``'s name names ("Iran" / "Téhéran").
+    A city is matched by nothing but itself: "police in Mosul" is not "police in Iraq", nor
     "police in Baghdad", and a capital is a place, whatever it stands for ("Ottawa says")."""
-    return marks is not None and any(_matched(m, b) for m in marks)
+    return any(e[:-3] == name and _matched(e, b) for e in a.places)
 
 
-def _matched(mark: str, b: Signature) -> bool:
-    return mark[0] == "=" and mark[1:] in b.regions
+def _matched(entry: str, b: Signature) -> bool:
+    """Whether a place entry ("KEY=cc") is a country ``b`` names a place in."""
+    return entry[-3] == "=" and entry[-2:] in b.regions
 
 
 def _shared_places(a: Signature, b: Signature) -> int:
     """Countries named on one side that the other names otherwise ("Canada" / "Ottawa",
     "Iran" / "Téhéran"), among the names only one side gives."""
-    codes: set[str] = set()
-    for one, other in ((a, b), (b, a)):
-        for name in one.where.keys() - other.mentions:
-            codes.update(m[1:] for m in one.where[name] if _matched(m, other))
+    codes = {
+        e[-2:]
+        for one, other in ((a, b), (b, a))
+        for e in one.places
+        if e[:-3] not in other.mentions and _matched(e, other)
+    }
     return len(codes)
 
 
@@ -610,10 +597,9 @@ def similarity(a: Signature, b: Signature) -> float:
         # What the watch rules matched says why both matter, not that they are one story
         # ("Canadian police ... Iraq" is in every title of the stream): three counts, names
         # or words beyond it, or nothing.
-        topic = a.topic | b.topic
-        common = len(a.words & b.words - topic)
-        keys = {skeleton(t) for t in topic}
-        if numbers + common + sum(1 for n in shared - keys if len(n) >= 2) < _FEW_WORDS:
+        common = len(a.words & b.words - a.topic - b.topic)
+        names_beyond = shared - a.topic_keys - b.topic_keys
+        if numbers + common + sum(1 for n in names_beyond if len(n) >= 2) < _FEW_WORDS:
             return 0.0
     score = title + text + 0.1 * (names + numbers)
     if numbers >= 2 and long_names >= 2:  # the same counts of the same people and places
