@@ -46,6 +46,7 @@ _FEW_WORDS = 3
 # other does not, tell one story: wire copies and rewrites come within hours, while a like
 # event (a second rocket attack on the same base) comes days later.
 _CLOSE = 12 * 3600.0
+_MANY_WORDS = 4  # title words besides names that make a near-copy of tellings this close
 # Two items of one feed tell one story only with titles this alike (an update retitled).
 _SAME_FEED_TITLE = 0.8
 _MAX_SIGHTINGS = 64  # per story: the first and the latest are kept
@@ -557,6 +558,11 @@ def _shared_places(a: Signature, b: Signature) -> int:
     return len(codes)
 
 
+def _close(a: Signature, b: Signature) -> bool:
+    """Whether ``a`` and ``b`` were told within hours of each other."""
+    return a.told is not None and b.told is not None and abs(a.told - b.told) <= _CLOSE
+
+
 def _specific(numbers: frozenset[str]) -> int:
     """How many of ``numbers`` are counts or codes rather than years."""
     return sum(1 for n in numbers if not (len(n) == 4 and "1900" <= n <= "2099"))
@@ -617,11 +623,14 @@ def similarity(a: Signature, b: Signature) -> float:
         # The same count, people and places, told alike, in another tongue, or in many
         # of the same words.
         return score
+    close = not other_tongue and _close(a, b)
+    plain = len(a.plain_title & b.plain_title)  # title words shared besides names
     if only_a or only_b:  # a name on one side only: near-copies, or a shared count
         near = (
             title >= 0.6
             or (text >= 0.5 and title >= _SOME_TITLE and common >= _FEW_WORDS)
             or (title >= 0.3 and numbers >= 1 and names >= 1)
+            or (close and plain >= _MANY_WORDS)
         )
         return score if near else 0.0
     if (
@@ -632,10 +641,9 @@ def similarity(a: Signature, b: Signature) -> float:
         return score
     if title >= 0.25 and numbers >= 1 and names + numbers >= 3:
         return score
-    if other_tongue or a.told is None or b.told is None or abs(a.told - b.told) > _CLOSE:
+    if not close:
         return 0.0
     # Told within hours in one language, and sharing title words besides names.
-    plain = len(a.plain_title & b.plain_title)
     if plain >= 2 and (title_words >= 3 or names >= 2):
         return score
     # Both titles name the same two things and share a third word ("L'OTAN suspend sa
