@@ -469,22 +469,17 @@ def test_police_is_no_place() -> None:
 
 
 def test_an_acronym_is_matched_where_it_is_spelt_out() -> None:
-    short = signature(
-        "Rocket attack in Iraq: Canadian soldiers are safe, DND says",
+    """Each title names a thing the other does not (DND; Camp Taji) unless the second's
+    lead spells DND out: then only one side does, and near-copies join."""
+    short = sig(
+        "Canadian soldiers in Iraq safe after rocket attack, DND says",
         "None of the Canadians at the base was hurt.",
-        None,
-        "en",
-        told=T0,
     )
-
-    def told_with(lead: str) -> Signature:
-        title = "Canadian troops safe after deadly rocket attack kills three in Iraq"
-        return signature(title, lead, None, "en", told=T0)
-
-    spelt = told_with("The Department of National Defence said all Canadians were safe.")
+    title = "Canadian soldiers in Iraq safe after rocket attack on Camp Taji"
+    spelt = sig(title, "The Department of National Defence said all Canadians were safe.")
     assert "dnd" in spelt.initials
     assert same_story(short, spelt)
-    assert not same_story(short, told_with("The government said all Canadians were safe."))
+    assert not same_story(short, sig(title, "The government said all Canadians were safe."))
 
 
 def test_a_french_acronym_is_matched_where_it_is_spelt_out() -> None:
