@@ -75,6 +75,10 @@ _SENTENCE_ENDS = frozenset(".!?:;—–")
 # Cyrillic blocks): found in C, so a lead's lower-case words cost nothing.
 _UPPER = "".join(chr(c) for c in range(0x41, 0x530) if chr(c).isupper() and chr(c).isalpha())
 _CAPITALISED = re.compile(f"\\b[{re.escape(_UPPER)}][^\\W\\d_]*")
+# The same words, each with the three characters before it (in a text padded with three
+# spaces), which tell whether it opens a sentence: starting at the capital, not at \b, lets
+# the scan skip to the next capital.
+_CAPITALISED_IN_CONTEXT = re.compile(f"(?s)([{re.escape(_UPPER)}](?<!\\w.)(?<=(...).)[^\\W\\d_]*)")
 # " - Publisher", " | Publisher", " – CBC.ca" at the end of a title.
 _PUBLISHER = re.compile(r"\s+[-|–—]\s+([^-|–—]{1,40})$")
 # "COVID-19", "F-35", "G-20": part of a name, not a count ("Boeing-737", "PS-752" are kept:
@@ -480,28 +484,46 @@ def _names(
     names of its lead) written in Title Case or in capitals has only the acronyms and the
     names its lead confirms.
     """
-    found: list[tuple[str, bool]] = []  # (word, is an acronym)
+    found = _CAPITALISED_IN_CONTEXT.findall("   " + text)
+    if confirmed is None:
+        return frozenset(
+            key
+            for raw, before in found
+            for _, acronym, key in [_name_key(raw)]
+            if key and (acronym or not _opens(before))
+        )
+    kept: list[tuple[str, bool]] = []  # (key, is an acronym)
     capitalised = shouting = 0
-    for match in _CAPITALISED.finditer(text):
-        raw, start = match.group(), match.start()
-        long = len(raw) >= 4
+    for raw, before in found:
+        long, acronym, key = _name_key(raw)
         capitalised += long
-        acronym = len(raw) >= 2 and raw.isupper()
         shouting += long and acronym
-        before = text[max(0, start - 3) : start].rstrip()
-        opening = not before or before[-1] in _SENTENCE_ENDS or before[-1] == "-" != text[start - 1]
-        if acronym or not opening:
-            word = raw.lower() if raw.isascii() else normalize(raw)
-            word = _ALIASES.get(word, word)
-            if word not in _STOPWORDS:
-                found.append((word, acronym))
-    if confirmed is not None:
-        letters = sum(1 for w in words if len(w) >= 4 and not w.isdigit()) or 1
-        if shouting / letters > 0.5:
-            found = [(w, a) for w, a in found if skeleton(w) in confirmed]
-        elif letters >= 3 and capitalised / letters > 0.6:
-            found = [(w, a) for w, a in found if a or skeleton(w) in confirmed]
-    return frozenset(s for w, _ in found for s in [skeleton(w)] if s)
+        if key is not None and (acronym or not _opens(before)):
+            kept.append((key, acronym))
+    letters = sum(1 for w in words if len(w) >= 4 and not w.isdigit()) or 1
+    if shouting / letters > 0.5:
+        kept = [(k, a) for k, a in kept if k in confirmed]
+    elif letters >= 3 and capitalised / letters > 0.6:
+        kept = [(k, a) for k, a in kept if a or k in confirmed]
+    return frozenset(k for k, _ in kept if k)
+
+
+@functools.lru_cache(maxsize=65536)
+def _name_key(raw: str) -> tuple[bool, bool, str | None]:
+    """For a capitalised word as written: whether it is long, whether it is an acronym, and
+    its name key (``None`` for a function word, "" when it has no consonant)."""
+    acronym = len(raw) >= 2 and raw.isupper()
+    word = raw.lower() if raw.isascii() else normalize(raw)
+    word = _ALIASES.get(word, word)
+    return len(raw) >= 4, acronym, None if word in _STOPWORDS else skeleton(word)
+
+
+@functools.lru_cache(maxsize=4096)
+def _opens(before: str) -> bool:
+    """Whether a capitalised word after ``before`` (the three characters before it, spaces
+    where the text starts) opens a sentence."""
+    written = before.rstrip()
+    return not written or written[-1] in _SENTENCE_ENDS or written[-1] == "-" != before[-1]
 
 
 # ---------------------------------------------------------------- the decision
