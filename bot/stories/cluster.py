@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import chain
 from urllib.parse import urlsplit
 
 from bot.feeds.identity import canonical_link
@@ -715,8 +716,13 @@ class StoryIndex:
         self._next += 1
         keys = sig.keys
         self._sightings[number] = _Sighting(story_id, sig, keys)
+        postings = self._postings
         for key in keys:
-            self._postings.setdefault(key, set()).add(number)
+            posting = postings.get(key)
+            if posting is None:
+                postings[key] = {number}
+            else:
+                posting.add(number)
         sightings = self._by_story.setdefault(story_id, [])
         sightings.append(number)
         if len(sightings) > _MAX_SIGHTINGS:  # keep the first telling and the latest ones
@@ -730,20 +736,17 @@ class StoryIndex:
         """The open story ``sig`` retells, else ``None``; the best one when it is near two
         (most evidence; on a tie the earliest story id)."""
         opened = now - self._window
-        postings = [p for k in sig.keys if (p := self._postings.get(k))]
+        get = self._postings.get
+        postings = [p for k in sig.keys if (p := get(k)) and len(p) <= _MAX_POSTING]
         postings.sort(key=len)
-        hits: Counter[int] = Counter()
-        for posting in postings[:_RARE_KEYS]:
-            if len(posting) > _MAX_POSTING:
-                break
-            hits.update(posting)
+        hits = Counter(chain.from_iterable(postings[:_RARE_KEYS]))
         # The sightings sharing two features or more (or the link), most shared first.
-        linked = self._postings.get(sig.link, ()) if sig.link else ()
-        ranked = sorted(
-            (n for n, shared in hits.items() if shared >= 2 or n in linked),
-            key=hits.__getitem__,
-            reverse=True,
-        )
+        linked = get(sig.link, ()) if sig.link else ()
+        if linked:
+            shared = [n for n, count in hits.items() if count >= 2 or n in linked]
+        else:
+            shared = [n for n, count in hits.items() if count >= 2]
+        ranked = sorted(shared, key=hits.__getitem__, reverse=True)
         best: tuple[float, int] | None = None
         for number in ranked[:_CANDIDATES]:
             sighting = self._sightings[number]
