@@ -737,16 +737,17 @@ class StoryIndex:
         (most evidence; on a tie the earliest story id)."""
         opened = now - self._window
         get = self._postings.get
-        postings = [p for k in sig.keys if (p := get(k)) and len(p) <= _MAX_POSTING]
-        postings.sort(key=len)
-        hits = Counter(chain.from_iterable(postings[:_RARE_KEYS]))
+        # The rarest keys, ties broken by the key, so that every process (whatever its hash
+        # seed) reads the same postings.
+        rare = sorted((len(p), k) for k in sig.keys if (p := get(k)) and len(p) <= _MAX_POSTING)
+        hits = Counter(chain.from_iterable(self._postings[k] for _, k in rare[:_RARE_KEYS]))
         # The sightings sharing two features or more (or the link), most shared first.
         linked = get(sig.link, ()) if sig.link else ()
         if linked:
             shared = [n for n, count in hits.items() if count >= 2 or n in linked]
         else:
             shared = [n for n, count in hits.items() if count >= 2]
-        ranked = sorted(shared, key=hits.__getitem__, reverse=True)
+        ranked = sorted(shared, key=lambda n: (-hits[n], n))  # on a tie, the earliest
         best: tuple[float, int] | None = None
         for number in ranked[:_CANDIDATES]:
             sighting = self._sightings[number]

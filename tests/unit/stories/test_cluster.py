@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +25,7 @@ from bot.stories.cluster import (
     story_link,
     strip_publisher,
 )
+from tests.paths import REPO
 
 T0 = datetime(2020, 1, 8, 6, 0, tzinfo=UTC)
 
@@ -586,3 +590,35 @@ def test_close_in_time_two_names_need_two_more_title_words() -> None:
     praised = told("Commander honoured and praised", "A Canadian medal for work done in Iraq.")
     assert not same_story(resigns, honoured)
     assert same_story(honoured, praised)
+
+
+_FIND_ALL = """
+from datetime import UTC, datetime
+from bench.workloads import corpus_items
+from bot.stories.cluster import StoryIndex, signature
+now = datetime(2026, 1, 1, tzinfo=UTC)
+index = StoryIndex()
+for number, item in enumerate(corpus_items(3000)):
+    sig = signature(item.title, item.summary[:300], item.link)
+    found = index.find(sig, now)
+    print(number if found is None else found)
+    index.add(number if found is None else found, sig, now)
+"""
+
+
+def test_the_index_answers_alike_whatever_the_hash_seed() -> None:
+    """Replicas are processes with their own string hashing: ties among the rarest keys and
+    among candidate sightings are broken by key and by sighting, never by set order (the
+    synthetic corpus's wire copies make many ties)."""
+    found = {
+        subprocess.run(
+            [sys.executable, "-c", _FIND_ALL],
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(found) == 1
