@@ -27,9 +27,10 @@ from itertools import chain
 from urllib.parse import urlsplit
 
 from bot.feeds.identity import canonical_link
-from bot.stories.places import Place, place
+from bot.stories.places import known, place
 from bot.text import normalize, tokens
 
+_NONE: frozenset[str] = frozenset()
 WINDOW = 72 * 3600.0  # seconds a story stays open after its latest sighting
 _STEM = 5  # a word's stem is its first letters: "suspended", "suspends" -> "suspe"
 # A lookup reads the postings of the query's rarest features only, and compares it with
@@ -91,8 +92,8 @@ _SEPARATOR = re.compile(r"\D")
 _HOME_PAGE = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#]*/?$")
 _NAME_JOINERS = frozenset({"and", "of", "the", "&", "de", "du", "des", "la", "le", "et"})
 # Words an acronym skips ("Department of National Defence", "Organisation du traité de
-# l'Atlantique Nord").
-_JOINERS = _NAME_JOINERS | {"for", "on", "les"}
+# l'Atlantique Nord"), and single letters (the "l" of "l'Atlantique").
+_JOINERS = _NAME_JOINERS | {"for", "on", "les", *"abcdefghijklmnopqrstuvwxyz"}
 _ACRONYM = range(3, 6)  # letters of an acronym worth looking for spelt out
 _EASTERN_DIGITS = str.maketrans(
     {**{chr(0x660 + i): str(i) for i in range(10)}, **{chr(0x6F0 + i): str(i) for i in range(10)}}
@@ -102,8 +103,6 @@ _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]")
 _ALIASES = {"otan": "nato", "grc": "rcmp", "onu": "un", "ue": "eu", "oms": "who", "daech": "daesh"}
 # Demonym and plural endings, so "Canadians", "Canadiens" and "Canada" name one thing.
 _NAME_SUFFIX = re.compile(r"(?:iennes|ienne|iens|ien|ians|ian|ais|aise|ese|s)$")
-# The same in Arabic script: the adjective ("nisba") endings, "عراقي", "عراقية", "عراقيين".
-_ARABIC_ADJECTIVE = re.compile(r"(?:يين|يون|ية|ي)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,16 +139,18 @@ class Signature:
     def __post_init__(self) -> None:
         object.__setattr__(self, "words", self.title | self.lead)
         object.__setattr__(self, "mentions", self.names | self.script_words)
-        object.__setattr__(self, "regions", frozenset(e[-2:] for e in self.places))
-        named = {e.partition(" ")[2] for e in self.name_stems}
-        object.__setattr__(self, "plain_title", self.title - named if named else self.title)
-        object.__setattr__(self, "topic_keys", frozenset(map(skeleton, self.topic)))
+        regions = frozenset([e[-2:] for e in self.places]) if self.places else _NONE
+        object.__setattr__(self, "regions", regions)
+        plain = self.title - {e.partition(" ")[2] for e in self.name_stems}
+        object.__setattr__(self, "plain_title", plain if self.name_stems else self.title)
+        topic = frozenset(map(skeleton, self.topic)) if self.topic else _NONE
+        object.__setattr__(self, "topic_keys", topic)
         # What a story is looked up by: its link, names, numbers, title words and countries
         # (a link has "://", a number only digits, a stem never, a name key only consonants,
         # a country "^" and its code).
-        long_names = (n for n in self.mentions if len(n) >= 3)
-        countries = ("^" + code for code in self.regions)
-        keys = self.numbers.union(self.title, long_names, countries)
+        keys = self.numbers.union(self.title, [n for n in self.mentions if len(n) >= 3])
+        if regions:
+            keys |= {"^" + code for code in regions}
         object.__setattr__(self, "keys", keys | {self.link} if self.link else keys)
 
     def to_json(self) -> str:
@@ -255,7 +256,7 @@ def signature(
         script_words=script_words,
         feed=feed or "",
         title_numbers=frozenset(w for w in title_words if w.isdigit()),
-        places=_places(title_words + lead_words),
+        places=_places(title_words + lead_words, title.isascii() and lead.isascii()),
         name_stems=_name_stems(title, title_names),
         initials=_initials(title_words) + " " + _initials(lead_words),
         told=told.timestamp() if told else None,
@@ -355,50 +356,46 @@ def _numbers(words: list[str], text: str) -> frozenset[str]:
 _ALEFS = str.maketrans("أإآ", "ااا")
 
 
-def _places(words: list[str]) -> frozenset[str]:
+def _places(words: list[str], ascii_only: bool) -> frozenset[str]:
     """The places among ``words``, as :attr:`Signature.places` keeps them."""
-    found: set[str] = set()
-    for word in set(words):
-        known = _place_of(word)
-        if known is None:
-            continue
-        key = skeleton(word)
-        found.update(f"{key}={code}" for code in known.names)
-        found.update(f"{key}@{code}" for code in known.cities_of)
-    return frozenset(found)
-
-
-def _name_stems(title: str, names: frozenset[str]) -> frozenset[str]:
-    found: set[str] = set()
-    for raw in _CAPITALISED.findall(title):
-        word = normalize(raw)
-        alias = _ALIASES.get(word)
-        key = skeleton(alias or word)
-        if key in names:
-            found.add(f"{key} {word[:_STEM]}")
-            if alias:
-                found.add(f"{key} {alias[:_STEM]}")
-    return frozenset(found)
-
-
-def _initials(words: list[str]) -> str:
-    return "".join([w[0] for w in words if len(w) > 1 and w not in _JOINERS and w.isalpha()])
+    found = known(words)
+    if not ascii_only:  # Arabic-script words are looked up with their article off
+        found |= {w for w in words if _ARABIC_SCRIPT.match(w) and place_word(w) != w}
+    if not found:
+        return _NONE
+    return frozenset(entry for word in found for entry in _place_entries(word))
 
 
 @functools.lru_cache(maxsize=65536)
-def _place_of(word: str) -> Place | None:
-    """The place ``word`` names, its demonym's or adjective's endings tried off when it is
-    not in the table as it is ("canadiens", "irakienne", "عراقيين", "الإيرانية")."""
-    key = place_word(word)
-    known = place(key)
-    if known is not None or len(key) <= 4:
-        return known
-    arabic = _ARABIC_SCRIPT.match(key)
-    root = (_ARABIC_ADJECTIVE if arabic else _NAME_SUFFIX).sub("", key)
-    if root == key:
-        return None
-    endings = ("", "ا") if arabic else ("", "a", "e")
-    return next((p for end in endings if (p := place(root + end)) is not None), None)
+def _place_entries(word: str) -> tuple[str, ...]:
+    found = place(place_word(word))
+    if found is None:
+        return ()
+    key = skeleton(word)
+    return (*(f"{key}={c}" for c in found.names), *(f"{key}@{c}" for c in found.cities_of))
+
+
+def _name_stems(title: str, names: frozenset[str]) -> frozenset[str]:
+    return frozenset(
+        entry
+        for raw in _CAPITALISED.findall(title)
+        for key, entry in _stem_entries(raw)
+        if key in names
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _stem_entries(raw: str) -> tuple[tuple[str, str], ...]:
+    """A capitalised word's name key with the entries :attr:`Signature.name_stems` keeps."""
+    word = normalize(raw)
+    alias = _ALIASES.get(word)
+    key = skeleton(alias or word)
+    stems = (word[:_STEM], alias[:_STEM]) if alias else (word[:_STEM],)
+    return tuple((key, f"{key} {stem}") for stem in stems)
+
+
+def _initials(words: list[str]) -> str:
+    return "".join([w[0] for w in words if w not in _JOINERS])
 
 
 def place_word(word: str) -> str:

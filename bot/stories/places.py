@@ -8,6 +8,7 @@ scripts/places.py; words are in the form ``bot.stories.cluster.place_word`` give
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.resources import files
 
@@ -35,3 +36,13 @@ def _table() -> dict[str, Place]:
 def place(word: str) -> Place | None:
     """What the table knows of ``word``, else ``None``."""
     return _table().get(word)
+
+
+def known(words: Iterable[str]) -> frozenset[str]:
+    """Those of ``words`` the table knows."""
+    return _words().intersection(words)
+
+
+@functools.cache
+def _words() -> frozenset[str]:
+    return frozenset(_table())
