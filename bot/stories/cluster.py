@@ -18,6 +18,7 @@ import binascii
 import functools
 import heapq
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -27,10 +28,13 @@ from itertools import chain
 from urllib.parse import urlsplit
 
 from bot.feeds.identity import canonical_link
+from bot.model import as_utc
 from bot.stories.places import known, place
 from bot.text import normalize, tokens
 
 _NONE: frozenset[str] = frozenset()
+_PLACE_ENTRY = re.compile(r"\S+[=@][a-z]{2}")  # Signature.places: "trn@ir"
+_NAME_STEM_ENTRY = re.compile(r"\S+ \S+")  # Signature.name_stems: "knd canad", "rkmb GRC"
 WINDOW = 72 * 3600.0  # seconds a story stays open after its latest sighting
 _STEM = 5  # a word's stem is its first letters: "suspended", "suspends" -> "suspe"
 # A lookup reads the postings of the query's rarest features only, and compares it with
@@ -128,12 +132,13 @@ class Signature:
     # Defence" gives "dnd"): an acronym is spelt out where its letters are.
     initials: str = ""
     told: float | None = None  # when it was published (else first seen), epoch seconds
-    topic: frozenset[str] = frozenset()  # stems of the words the watch rules matched
+    topic: frozenset[str] = frozenset()  # the words the watch rules matched
     words: frozenset[str] = field(init=False, compare=False, repr=False)  # title | lead
     mentions: frozenset[str] = field(init=False, compare=False, repr=False)  # all names
     keys: frozenset[str] = field(init=False, compare=False, repr=False)
     regions: frozenset[str] = field(init=False, compare=False, repr=False)  # its countries
     plain_title: frozenset[str] = field(init=False, compare=False, repr=False)  # not names
+    topic_stems: frozenset[str] = field(init=False, compare=False, repr=False)
     topic_keys: frozenset[str] = field(init=False, compare=False, repr=False)  # as names
 
     def __post_init__(self) -> None:
@@ -141,10 +146,11 @@ class Signature:
         object.__setattr__(self, "mentions", self.names | self.script_words)
         regions = frozenset([e[-2:] for e in self.places]) if self.places else _NONE
         object.__setattr__(self, "regions", regions)
-        plain = self.title - {e.partition(" ")[2] for e in self.name_stems}
+        plain = self.title - {e.partition(" ")[2].lower()[:_STEM] for e in self.name_stems}
         object.__setattr__(self, "plain_title", plain if self.name_stems else self.title)
-        topic = frozenset(map(skeleton, self.topic)) if self.topic else _NONE
-        object.__setattr__(self, "topic_keys", topic)
+        topic = self.topic
+        object.__setattr__(self, "topic_stems", _stems(list(topic)) if topic else _NONE)
+        object.__setattr__(self, "topic_keys", frozenset(map(skeleton, topic)) if topic else _NONE)
         # What a story is looked up by: its link, names, numbers, title words and countries
         # (a link has "://", a number only digits, a stem never, a name key only consonants,
         # a country "^" and its code).
@@ -200,6 +206,12 @@ class Signature:
                 raise ValueError(f"not a story signature: {key!r} is not a list of words")
             return frozenset(value)
 
+        def entries(key: str, form: re.Pattern[str]) -> frozenset[str]:
+            found = words(key) if key in data else frozenset()
+            if not all(form.fullmatch(e) for e in found):
+                raise ValueError(f"not a story signature: {key!r} has a malformed entry")
+            return found
+
         return cls(
             link=text_field("l"),
             language=text_field("g"),
@@ -211,8 +223,8 @@ class Signature:
             script_words=words("s"),
             feed=text_field("f") if "f" in data else "",
             title_numbers=words("t#") if "t#" in data else frozenset(),
-            places=words("p") if "p" in data else frozenset(),
-            name_stems=words("ns") if "ns" in data else frozenset(),
+            places=entries("p", _PLACE_ENTRY),
+            name_stems=entries("ns", _NAME_STEM_ENTRY),
             initials=text_field("i") if "i" in data else "",
             told=_told(data.get("at")),
             topic=words("tp") if "tp" in data else frozenset(),
@@ -256,17 +268,19 @@ def signature(
         script_words=script_words,
         feed=feed or "",
         title_numbers=frozenset(w for w in title_words if w.isdigit()),
-        places=_places(title_words + lead_words, title.isascii() and lead.isascii()),
+        places=_places(title, lead, title_words + lead_words),
         name_stems=_name_stems(title, title_names),
         initials=_initials(title_words) + " " + _initials(lead_words),
-        told=told.timestamp() if told else None,
-        topic=frozenset().union(*map(stems, topic)),
+        told=as_utc(told).timestamp() if told else None,
+        topic=frozenset(w for term in topic for w in tokens(term)),
     )
 
 
 def _told(value: object) -> float | None:
-    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
     raise ValueError("not a story signature: 'at' is not a time")
 
 
@@ -356,14 +370,21 @@ def _numbers(words: list[str], text: str) -> frozenset[str]:
 _ALEFS = str.maketrans("أإآ", "ااا")
 
 
-def _places(words: list[str], ascii_only: bool) -> frozenset[str]:
-    """The places among ``words``, as :attr:`Signature.places` keeps them."""
-    found = known(words)
-    if not ascii_only:  # Arabic-script words are looked up with their article off
-        found |= {w for w in words if _ARABIC_SCRIPT.match(w) and place_word(w) != w}
+def _places(title: str, lead: str, words: list[str]) -> frozenset[str]:
+    """The places ``title`` and ``lead`` name, as :attr:`Signature.places` keeps them: the
+    capitalised words the table knows ("Iran", "Canadiens"; "part" or "male" written small
+    are words, not places) and the Arabic-script ones, looked up with their article off."""
+    found = known(map(_lower, _CAPITALISED.findall(title + " " + lead)))
+    if not (title.isascii() and lead.isascii()):
+        found |= {w for w in words if _ARABIC_SCRIPT.match(w)}
     if not found:
         return _NONE
     return frozenset(entry for word in found for entry in _place_entries(word))
+
+
+@functools.lru_cache(maxsize=65536)
+def _lower(raw: str) -> str:
+    return raw.lower() if raw.isascii() else normalize(raw)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -386,12 +407,16 @@ def _name_stems(title: str, names: frozenset[str]) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=65536)
 def _stem_entries(raw: str) -> tuple[tuple[str, str], ...]:
-    """A capitalised word's name key with the entries :attr:`Signature.name_stems` keeps."""
-    word = normalize(raw)
+    """A capitalised word's name key with the entries :attr:`Signature.name_stems` keeps:
+    its stem, or, for an acronym, its letters in capitals (and its alias's)."""
+    word = _lower(raw)
     alias = _ALIASES.get(word)
     key = skeleton(alias or word)
-    stems = (word[:_STEM], alias[:_STEM]) if alias else (word[:_STEM],)
-    return tuple((key, f"{key} {stem}") for stem in stems)
+    if len(raw) >= 2 and raw.isupper():
+        forms = (word.upper(), alias.upper()) if alias else (word.upper(),)
+    else:
+        forms = (word[:_STEM], alias[:_STEM]) if alias else (word[:_STEM],)
+    return tuple((key, f"{key} {form}") for form in forms)
 
 
 def _initials(words: list[str]) -> str:
@@ -544,12 +569,17 @@ def _unmatched(a: Signature, b: Signature) -> frozenset[str]:
 
 def _said(a: Signature, name: str, b: Signature) -> bool:
     """Whether ``b`` has the word of ``a``'s title name, uncapitalised maybe, or spells its
-    acronym out."""
+    acronym out (an acronym's entry is in capitals)."""
     prefix = name + " "
     for entry in a.name_stems:
         if entry.startswith(prefix):
-            stem = entry[len(prefix) :]
-            if stem in b.words or (len(stem) in _ACRONYM and stem in b.initials):
+            form = entry[len(prefix) :]
+            if not form.isupper():
+                if form in b.words:
+                    return True
+                continue
+            letters = form.lower()
+            if letters[:_STEM] in b.words or (len(form) in _ACRONYM and letters in b.initials):
                 return True
     return False
 
@@ -569,12 +599,15 @@ def _matched(entry: str, b: Signature) -> bool:
 def _shared_places(a: Signature, b: Signature) -> int:
     """Countries named on one side that the other names otherwise ("Canada" / "Ottawa",
     "Iran" / "Téhéran"), among the names only one side gives."""
+    shared = a.mentions & b.mentions
     codes = {
         e[-2:]
         for one, other in ((a, b), (b, a))
         for e in one.places
         if e[:-3] not in other.mentions and _matched(e, other)
     }
+    if codes:  # a place both name ("Baghdad" / "Bagdad") is counted already, not its country
+        codes -= {e[-2:] for e in a.places if e[:-3] in shared}
     return len(codes)
 
 
@@ -623,7 +656,9 @@ def similarity(a: Signature, b: Signature) -> float:
         # What the watch rules matched says why both matter, not that they are one story
         # ("Canadian police ... Iraq" is in every title of the stream): three counts, names
         # or words beyond it, or nothing.
-        common = len(a.words & b.words - a.topic - b.topic)
+        beyond = a.words & b.words - a.topic_stems - b.topic_stems
+        # a shared name is counted once, as a name, not also as a word
+        common = sum(1 for w in beyond if skeleton(w) not in shared)
         names_beyond = shared - a.topic_keys - b.topic_keys
         if numbers + common + sum(1 for n in names_beyond if len(n) >= 2) < _FEW_WORDS:
             return 0.0
