@@ -536,7 +536,7 @@ def _name_key(raw: str) -> tuple[bool, bool, str | None]:
     """For a capitalised word as written: whether it is long, whether it is an acronym, and
     its name key (``None`` for a function word, "" when it has no consonant)."""
     acronym = len(raw) >= 2 and raw.isupper()
-    word = raw.lower() if raw.isascii() else normalize(raw)
+    word = _lower(raw)
     word = _ALIASES.get(word, word)
     return len(raw) >= 4, acronym, None if word in _STOPWORDS else skeleton(word)
 
@@ -656,9 +656,8 @@ def similarity(a: Signature, b: Signature) -> float:
         # What the watch rules matched says why both matter, not that they are one story
         # ("Canadian police ... Iraq" is in every title of the stream): three counts, names
         # or words beyond it, or nothing.
-        beyond = a.words & b.words - a.topic_stems - b.topic_stems
-        # a shared name is counted once, as a name, not also as a word
-        common = sum(1 for w in beyond if skeleton(w) not in shared)
+        beyond = (a.words & b.words) - a.topic_stems - b.topic_stems
+        common = sum(1 for w in beyond if skeleton(w) not in shared)  # names count as names
         names_beyond = shared - a.topic_keys - b.topic_keys
         if numbers + common + sum(1 for n in names_beyond if len(n) >= 2) < _FEW_WORDS:
             return 0.0
