@@ -80,7 +80,6 @@ _SENTENCE_ENDS = frozenset(".!?:;—–")
 # A word starting with a capital letter (the upper-case letters of the Latin, Greek and
 # Cyrillic blocks): found in C, so a lead's lower-case words cost nothing.
 _UPPER = "".join(chr(c) for c in range(0x41, 0x530) if chr(c).isupper() and chr(c).isalpha())
-_CAPITALISED = re.compile(f"\\b[{re.escape(_UPPER)}][^\\W\\d_]*")
 # The same words, each with the three characters before it (in a text padded with three
 # spaces), which tell whether it opens a sentence: starting at the capital, not at \b, lets
 # the scan skip to the next capital.
@@ -246,10 +245,12 @@ def signature(
     which story it tells)."""
     title = strip_publisher(title)
     title_words, lead_words = tokens(title), tokens(lead)
-    lead_names = _names(lead, words=lead_words)
-    title_names = _names(title, words=title_words, confirmed=lead_names)
+    title_caps, lead_caps = _capitalised(title), _capitalised(lead)
+    ascii_text = title.isascii() and lead.isascii()
+    lead_names = _names(lead_caps, words=lead_words)
+    title_names = _names(title_caps, words=title_words, confirmed=lead_names)
     script_words: frozenset[str] = frozenset()
-    if not (title.isascii() and lead.isascii()):
+    if not ascii_text:
         script_words = frozenset(
             s
             for w in title_words + lead_words
@@ -268,8 +269,8 @@ def signature(
         script_words=script_words,
         feed=feed or "",
         title_numbers=frozenset(w for w in title_words if w.isdigit()),
-        places=_places(title, lead, title_words + lead_words),
-        name_stems=_name_stems(title, title_names),
+        places=_places(title_caps + lead_caps, title_words + lead_words, ascii_text),
+        name_stems=_name_stems(title_caps, title_names),
         initials=_initials(title_words) + " " + _initials(lead_words),
         told=as_utc(told).timestamp() if told else None,
         topic=frozenset(w for term in topic for w in tokens(term)),
@@ -370,12 +371,15 @@ def _numbers(words: list[str], text: str) -> frozenset[str]:
 _ALEFS = str.maketrans("أإآ", "ااا")
 
 
-def _places(title: str, lead: str, words: list[str]) -> frozenset[str]:
-    """The places ``title`` and ``lead`` name, as :attr:`Signature.places` keeps them: the
-    capitalised words the table knows ("Iran", "Canadiens"; "part" or "male" written small
-    are words, not places) and the Arabic-script ones, looked up with their article off."""
-    found = known(map(_lower, _CAPITALISED.findall(title + " " + lead)))
-    if not (title.isascii() and lead.isascii()):
+def _places(
+    capitalised: list[tuple[str, str]], words: list[str], ascii_text: bool
+) -> frozenset[str]:
+    """The places a text names (its ``capitalised`` words and its ``words``), as
+    :attr:`Signature.places` keeps them: the capitalised words the table knows ("Iran",
+    "Canadiens"; "part" or "male" written small are words, not places) and the Arabic-script
+    ones, looked up with their article off."""
+    found = known(_lower(raw) for raw, _ in capitalised)
+    if not ascii_text:
         found |= {w for w in words if _ARABIC_SCRIPT.match(w)}
     if not found:
         return _NONE
@@ -396,19 +400,21 @@ def _place_entries(word: str) -> tuple[str, ...]:
     return (*(f"{key}={c}" for c in found.names), *(f"{key}@{c}" for c in found.cities_of))
 
 
-def _name_stems(title: str, names: frozenset[str]) -> frozenset[str]:
+def _name_stems(capitalised: list[tuple[str, str]], names: frozenset[str]) -> frozenset[str]:
+    """:attr:`Signature.name_stems` of a title's ``capitalised`` words that are its ``names``."""
     return frozenset(
         entry
-        for raw in _CAPITALISED.findall(title)
-        for key, entry in _stem_entries(raw)
+        for raw, _ in capitalised
+        for key, entries in [_stem_entries(raw)]
         if key in names
+        for entry in entries
     )
 
 
 @functools.lru_cache(maxsize=65536)
-def _stem_entries(raw: str) -> tuple[tuple[str, str], ...]:
-    """A capitalised word's name key with the entries :attr:`Signature.name_stems` keeps:
-    its stem, or, for an acronym, its letters in capitals (and its alias's)."""
+def _stem_entries(raw: str) -> tuple[str, tuple[str, ...]]:
+    """A capitalised word's name key, with the entries :attr:`Signature.name_stems` keeps
+    for it: its stem, or, for an acronym, its letters in capitals (and its alias's)."""
     word = _lower(raw)
     alias = _ALIASES.get(word)
     key = skeleton(alias or word)
@@ -416,7 +422,7 @@ def _stem_entries(raw: str) -> tuple[tuple[str, str], ...]:
         forms = (word.upper(), alias.upper()) if alias else (word.upper(),)
     else:
         forms = (word[:_STEM], alias[:_STEM]) if alias else (word[:_STEM],)
-    return tuple((key, f"{key} {form}") for form in forms)
+    return key, tuple(f"{key} {form}" for form in forms)
 
 
 def _initials(words: list[str]) -> str:
@@ -497,17 +503,22 @@ def skeleton(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", consonants)
 
 
+def _capitalised(text: str) -> list[tuple[str, str]]:
+    """Each capitalised word of ``text`` as written, with the three characters before it
+    (spaces where the text starts): what names, places and name stems are read from."""
+    return _CAPITALISED_IN_CONTEXT.findall("   " + text)
+
+
 def _names(
-    text: str, *, words: list[str], confirmed: frozenset[str] | None = None
+    found: list[tuple[str, str]], *, words: list[str], confirmed: frozenset[str] | None = None
 ) -> frozenset[str]:
-    """Keys of the proper names and acronyms in ``text`` as written (case is the signal);
-    ``words`` are its tokens.
+    """Keys of the proper names and acronyms of a text, from its capitalised words as
+    written (``found``, case is the signal); ``words`` are its tokens.
 
     A capitalised word opening a sentence is not a name. A title (``confirmed`` given: the
     names of its lead) written in Title Case or in capitals has only the acronyms and the
     names its lead confirms.
     """
-    found = _CAPITALISED_IN_CONTEXT.findall("   " + text)
     if confirmed is None:
         return frozenset(
             key
@@ -596,10 +607,9 @@ def _matched(entry: str, b: Signature) -> bool:
     return entry[-3] == "=" and entry[-2:] in b.regions
 
 
-def _shared_places(a: Signature, b: Signature) -> int:
+def _shared_places(a: Signature, b: Signature, shared: frozenset[str]) -> int:
     """Countries named on one side that the other names otherwise ("Canada" / "Ottawa",
-    "Iran" / "Téhéran"), among the names only one side gives."""
-    shared = a.mentions & b.mentions
+    "Iran" / "Téhéran"), among the names only one side gives (``shared``: those both give)."""
     codes = {
         e[-2:]
         for one, other in ((a, b), (b, a))
@@ -645,7 +655,7 @@ def similarity(a: Signature, b: Signature) -> float:
     if numbers == 0 and _specific(a.numbers) and _specific(b.numbers):
         return 0.0  # each gives counts the other never does: "story 1", "story 2"
     shared = a.mentions & b.mentions
-    placed = _shared_places(a, b) if a.places and b.places else 0
+    placed = _shared_places(a, b, shared) if a.places and b.places else 0
     names = sum(1 for n in shared if len(n) >= 2) + placed
     long_names = sum(1 for n in shared if len(n) >= 3) + placed  # spelt alike in every script
     if numbers == 0 and names == 0 and title < 0.5 and not (a.words & b.words):
